@@ -1,0 +1,38 @@
+"""Time in one place: stored datetimes are UTC; users see Asia/Shanghai."""
+from datetime import datetime, timedelta, timezone
+
+# China has had no daylight saving since 1991, so a fixed offset is exact and needs no tzdata.
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC, truncated to milliseconds as BSON stores it."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A datetime read back from MongoDB (naive UTC) or given aware, as aware UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def shanghai_text(value: datetime | None) -> str:
+    """`YYYY-MM-DD HH:MM:SS` in Asia/Shanghai, the seed's `opentime` format."""
+    if value is None:
+        return ""
+    return as_utc(value).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 with offset, for the v1 API."""
+    return None if value is None else as_utc(value).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 (a `Z` or offset; a naive time means Asia/Shanghai) as aware UTC."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=SHANGHAI)
+    return value.astimezone(timezone.utc)

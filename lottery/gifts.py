@@ -1,0 +1,228 @@
+"""Gifts: creation, what a member may do with one, and joining."""
+import hashlib
+import logging
+import secrets
+from datetime import datetime, timedelta
+from typing import Callable, NamedTuple
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from lottery import clock, validate
+from lottery.accounts import Accounts
+from lottery.errors import (AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
+                            InvalidInput, LotteryError, NoItemsLeft, OwnGift)
+from lottery.storage import gifts as store
+from lottery.storage import members as member_store
+
+log = logging.getLogger(__name__)
+
+METHODS = ("direct", "full", "timed")
+# The seed's names, which the mini-program compares literally.
+LEGACY_METHOD_NAMES = {"direct": "直接送礼", "full": "满人开奖", "timed": "定时开奖"}
+# me.state values, exactly one per member and gift.
+STATES = ("can_join", "joined_waiting", "won", "lost", "full", "closed", "own_gift")
+
+MAX_ITEMS = 1000
+MAX_SEATS = 10000  # the seat list lives in the gift document, so it is bounded
+DEFAULT_FULL_DEADLINE = timedelta(hours=24)
+
+
+class JoinResult(NamedTuple):
+    gift: dict
+    state: str  # "joined_waiting", or "won" for a direct gift
+    item: dict | None
+
+
+def new_seed() -> tuple[str, str]:
+    """A secret 256-bit draw seed from the OS CSPRNG and its SHA-256 commitment (both hex)."""
+    seed = secrets.token_bytes(32)
+    return seed.hex(), hashlib.sha256(seed).hexdigest()
+
+
+def public_view(gift: dict) -> dict:
+    """The gift as anyone may see it."""
+    return {
+        "order_id": gift["_id"],
+        "sender": {"name": gift["sender"]["name"], "avatar": gift["sender"]["avatar"]},
+        "method": gift["method"],
+        "open_number": gift.get("open_number"),
+        "open_at": clock.iso(gift.get("open_at")),
+        "deadline_at": clock.iso(gift.get("deadline_at")),
+        "wish": gift["wish"],
+        "status": gift["status"],
+        "joined_count": gift["joined_count"],
+        "items_total": gift["items_total"],
+        "items_left": gift["items_left"],
+        "items": [{"name": i["name"], "image": i.get("image", "")} for i in gift["items"]],
+        "seed_commitment": gift["seed_commitment"],
+        "created_at": clock.iso(gift["created_at"]),
+        "opened_at": clock.iso(gift.get("opened_at")),
+        "version": gift["version"],
+    }
+
+
+def member_view(gift: dict, join: dict | None, member_id: str, now: datetime) -> dict:
+    """`me`: the one state this member is in for this gift, and their item if they won."""
+    if member_id == gift["sender_id"]:
+        return {"state": "own_gift"}
+    if join is not None:
+        if join.get("outcome") == "won":
+            return {"state": "won", "item": gift["items"][join["item_index"]],
+                    "joined_at": clock.iso(join["joined_at"])}
+        if join.get("outcome") == "lost":
+            return {"state": "lost", "joined_at": clock.iso(join["joined_at"])}
+        return {"state": "joined_waiting", "joined_at": clock.iso(join["joined_at"])}
+    return {"state": admission_state(gift, now)}
+
+
+def admission_state(gift: dict, now: datetime) -> str:
+    """For a member who has not joined: can_join, full or closed."""
+    status, method = gift["status"], gift["method"]
+    if status == "finished":
+        return "closed"
+    if method == "full" and (status != "open" or gift["seats_left"] <= 0):
+        return "full"
+    if status != "open":
+        return "closed"
+    if method == "direct" and gift["items_left"] <= 0:
+        return "closed"
+    if method == "timed" and clock.as_utc(gift["open_at"]) <= now:
+        return "closed"
+    return "can_join"
+
+
+class Gifts:
+    """Creating, reading and joining gifts."""
+
+    def __init__(self, db: AsyncDatabase, accounts: Accounts) -> None:
+        self.db = db
+        self.accounts = accounts
+        # Called with the order id when a join takes the last seat of an open-when-full gift;
+        # the draw engine sets it. Must not block: the joiner's answer does not wait for it.
+        self.on_ready: Callable[[str], None] | None = None
+
+    async def create(self, body: dict) -> dict:
+        """Create a paid gift from an admin request body; returns the stored document."""
+        sender_openid = validate.text(body, "sender_openid", 128)
+        method = validate.text(body, "method", 16)
+        if method not in METHODS:
+            raise InvalidInput("method 必须是 direct、full 或 timed")
+        items = _items(body.get("items"))
+        wish = validate.text(body, "wish", 100, required=False, default="恭喜发财，大吉大利")
+        now = clock.utcnow()
+        open_number = open_at = deadline_at = None
+        if method == "full":
+            open_number = validate.integer(body, "open_number", 1, MAX_SEATS)
+            hours = validate.integer(body, "deadline_hours", 1, 24 * 30, required=False)
+            deadline_at = now + (timedelta(hours=hours) if hours else DEFAULT_FULL_DEADLINE)
+        if method == "timed":
+            open_at = _future_time(validate.text(body, "open_at", 40), now)
+        sender_id = await self.accounts.ensure_member(sender_openid)
+        sender = await member_store.get_member(self.db, sender_id) or {}
+        seed, commitment = new_seed()
+        gift = {
+            "_id": secrets.token_hex(12),
+            "sender_id": sender_id,
+            "sender": {"name": sender.get("nickname") or "微信用户",
+                       "avatar": sender.get("avatar_url") or ""},
+            "method": method, "open_number": open_number, "open_at": open_at,
+            "deadline_at": deadline_at, "wish": wish, "items": items,
+            "items_total": len(items), "items_left": len(items),
+            "seats_left": open_number or 0, "claimants": [], "joined_count": 0,
+            "status": "open", "paid": True, "version": 1,
+            "seed": seed, "seed_commitment": commitment,
+            "created_at": now, "updated_at": now,
+        }
+        await store.insert_gift(self.db, gift)
+        log.info("gift %s created (%s, %d items)", gift["_id"], method, len(items))
+        return gift
+
+    async def get(self, order_id: str) -> dict:
+        """The gift, or GiftNotFound when unknown or unpaid."""
+        gift = await store.get_gift(self.db, validate.check_identifier(order_id))
+        if gift is None or not gift.get("paid"):
+            raise GiftNotFound()
+        return gift
+
+    async def look(self, order_id: str, member_id: str) -> tuple[dict, dict]:
+        """The gift and this member's view of it."""
+        gift = await self.get(order_id)
+        join = await store.get_join(self.db, order_id, member_id)
+        return gift, member_view(gift, join, member_id, clock.utcnow())
+
+    async def join(self, order_id: str, member_id: str, form_id: str = "",
+                   subscribed: list[str] | None = None) -> JoinResult:
+        """Join a gift. Three database round trips with the login lookup: the atomic claim,
+        then the join record. Refusals are explained with one more read."""
+        validate.check_identifier(order_id)
+        now = clock.utcnow()
+        gift = await store.claim_seat(self.db, order_id, member_id, now)
+        if gift is None:
+            raise await self._refusal(order_id, member_id, now)
+        join = {"_id": store.join_id(order_id, member_id), "order_id": order_id,
+                "member_id": member_id, "form_id": form_id, "subscribed": subscribed or [],
+                "joined_at": now, "outcome": None, "item_index": None}
+        item = None
+        if gift["method"] == "direct":
+            # Claims never give items back, so the n-th claim owns item n-1.
+            index = gift["items_total"] - gift["items_left"] - 1
+            join.update(outcome="won", item_index=index)
+            item = gift["items"][index]
+        try:
+            await store.insert_join(self.db, join)
+        except AlreadyJoined:
+            if gift["method"] == "timed":
+                await store.release_timed_seat(self.db, order_id)
+            raise
+        if gift["status"] == "ready" and self.on_ready is not None:
+            self.on_ready(order_id)
+        return JoinResult(gift, "won" if item else "joined_waiting", item)
+
+    async def _refusal(self, order_id: str, member_id: str, now: datetime) -> LotteryError:
+        """Why a claim was refused, read after the fact (the claim itself was atomic)."""
+        gift = await store.get_gift(self.db, order_id)
+        if gift is None or not gift.get("paid"):
+            return GiftNotFound()
+        if gift["sender_id"] == member_id:
+            return OwnGift()
+        if await store.get_join(self.db, order_id, member_id) is not None or (
+                gift["method"] != "timed" and await store.is_claimant(self.db, order_id, member_id)):
+            return AlreadyJoined()
+        if gift["method"] == "direct" and gift["items_left"] <= 0:
+            return NoItemsLeft()
+        if gift["status"] == "finished":
+            return GiftOpened()
+        if gift["method"] == "full":
+            return GiftFull()
+        if gift["status"] != "open" or clock.as_utc(gift["open_at"]) <= now:
+            return GiftClosed()
+        return LotteryError("参与失败，请重试")
+
+
+def _items(value: object) -> list[dict]:
+    if not isinstance(value, list) or not value:
+        raise InvalidInput("items 必须是非空列表")
+    if len(value) > MAX_ITEMS:
+        raise InvalidInput(f"items 最多 {MAX_ITEMS} 个")
+    items = []
+    for entry in value:
+        if not isinstance(entry, dict):
+            raise InvalidInput("items 的每一项必须是对象")
+        name = validate.text(entry, "name", 50)
+        image = validate.text(entry, "image", 500, required=False)
+        if image and not image.startswith(("https://", "http://", "/")):
+            raise InvalidInput("image 必须是 URL")
+        items.append({"name": name, "image": image})
+    return items
+
+
+def _future_time(text: str, now: datetime) -> datetime:
+    try:
+        when = clock.parse_time(text)
+    except ValueError as exc:
+        raise InvalidInput("open_at 必须是 ISO 8601 时间") from exc
+    if when <= now:
+        raise InvalidInput("open_at 必须在未来")
+    if when > now + timedelta(days=366):
+        raise InvalidInput("open_at 不能超过一年")
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)

@@ -1,0 +1,43 @@
+"""Members and their login keys. Login keys are stored only as SHA-256 digests."""
+from datetime import datetime
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    await db.members.create_index([("openid", ASCENDING)], unique=True)
+    # TTL: MongoDB removes expired keys in the background; lookups also check the time.
+    await db.login_keys.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
+
+
+async def upsert_member(db: AsyncDatabase, member_id: str, openid: str, fields: dict,
+                        now: datetime) -> None:
+    """Create the member or refresh it; `_id` is derived from the openid, so one write does it."""
+    await db.members.update_one(
+        {"_id": member_id},
+        {"$set": {"openid": openid, "updated_at": now, **fields},
+         "$setOnInsert": {"created_at": now}},
+        upsert=True)
+
+
+async def get_member(db: AsyncDatabase, member_id: str) -> dict | None:
+    return await db.members.find_one({"_id": member_id})
+
+
+async def update_member(db: AsyncDatabase, member_id: str, fields: dict) -> bool:
+    result = await db.members.update_one({"_id": member_id}, {"$set": fields})
+    return result.matched_count == 1
+
+
+async def insert_login_key(db: AsyncDatabase, key_digest: str, member_id: str,
+                           expires_at: datetime) -> None:
+    await db.login_keys.insert_one(
+        {"_id": key_digest, "member_id": member_id, "expires_at": expires_at})
+
+
+async def member_for_key(db: AsyncDatabase, key_digest: str, now: datetime) -> str | None:
+    """The member id behind a live login key, or None."""
+    doc = await db.login_keys.find_one({"_id": key_digest, "expires_at": {"$gt": now}},
+                                       {"member_id": 1})
+    return doc["member_id"] if doc else None

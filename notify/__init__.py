@@ -1,0 +1,1 @@
+"""Outbound WeChat calls: login sessions, access tokens, subscribe messages."""

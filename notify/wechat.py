@@ -1,0 +1,68 @@
+"""The WeChat HTTP API, with Tornado's async HTTP client (no threads, no blocking the loop).
+
+Every call answers JSON with `errcode` (0 or absent on success). Secrets are sent in query
+strings as WeChat requires, so URLs are never logged."""
+import json
+import logging
+from urllib.parse import urlencode
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from lottery.accounts import Session, UpstreamFailure
+
+log = logging.getLogger(__name__)
+
+
+class WeChatError(UpstreamFailure):
+    """WeChat answered, with a non-zero errcode (or not JSON / not 2xx: errcode None)."""
+
+    def __init__(self, errcode: int | None, errmsg: str) -> None:
+        super().__init__(f"errcode {errcode}: {errmsg}" if errcode is not None else errmsg)
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+class WeChatClient:
+    """One WeChat mini-program's API credentials and an HTTP client."""
+
+    def __init__(self, appid: str, secret: str, base_url: str = "https://api.weixin.qq.com",
+                 timeout: float = 5.0, http: AsyncHTTPClient | None = None) -> None:
+        self.appid = appid
+        self.secret = secret
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.http = http or AsyncHTTPClient()
+
+    async def call(self, path: str, query: dict | None = None, body: dict | None = None) -> dict:
+        """GET (no body) or POST JSON; returns the decoded answer or raises WeChatError."""
+        url = self.base_url + path + ("?" + urlencode(query) if query else "")
+        request = HTTPRequest(
+            url, method="POST" if body is not None else "GET",
+            body=json.dumps(body, ensure_ascii=False).encode() if body is not None else None,
+            headers={"Content-Type": "application/json"} if body is not None else None,
+            connect_timeout=self.timeout, request_timeout=self.timeout)
+        try:
+            response = await self.http.fetch(request)
+        except HTTPClientError as exc:
+            raise WeChatError(None, f"HTTP {exc.code} from WeChat {path}") from exc
+        except (OSError, TimeoutError) as exc:
+            raise WeChatError(None, f"WeChat {path} unreachable: {type(exc).__name__}") from exc
+        try:
+            answer = json.loads(response.body)
+        except ValueError as exc:
+            raise WeChatError(None, f"WeChat {path} answered something that is not JSON") from exc
+        if not isinstance(answer, dict):
+            raise WeChatError(None, f"WeChat {path} answered an unexpected shape")
+        if answer.get("errcode", 0) != 0:
+            raise WeChatError(answer.get("errcode"), str(answer.get("errmsg", "")))
+        return answer
+
+    async def code2session(self, code: str) -> Session:
+        """`sns/jscode2session`: a wx.login code to the member's openid and session key."""
+        answer = await self.call("/sns/jscode2session", query={
+            "appid": self.appid, "secret": self.secret, "js_code": code,
+            "grant_type": "authorization_code"})
+        openid, session_key = answer.get("openid"), answer.get("session_key")
+        if not isinstance(openid, str) or not openid or not isinstance(session_key, str):
+            raise WeChatError(None, "jscode2session answered without openid/session_key")
+        return Session(openid, session_key)

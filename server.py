@@ -1,0 +1,97 @@
+"""Gift-lottery realtime server: the seed mini-program's API and the v1 API over Tornado and
+MongoDB.
+
+    python server.py [--port=8888] [--mongodb_uri=...]   # see --help
+
+Without MONGODB_URI it starts the embedded MongoDB-wire engine with its data in ./data/."""
+import asyncio
+import logging
+import os
+import signal
+
+from pymongo.asynchronous.database import AsyncDatabase
+from tornado import web
+from tornado.options import define, options
+
+from handlers import admin, gifts, health, legacy
+from handlers.base import NotFoundHandler, log_request
+from lottery.accounts import Accounts
+from lottery.gifts import Gifts
+from lottery.storage.connection import client_for, database_name, ensure_indexes
+from lottery.storage.engine import EmbeddedEngine
+from notify.wechat import WeChatClient
+
+log = logging.getLogger("gift_lottery")
+
+define("port", default=int(os.environ.get("PORT", "8888")), help="HTTP port (env PORT)")
+define("mongodb_uri", default=os.environ.get("MONGODB_URI", ""),
+       help="MongoDB URI (env MONGODB_URI); unset: start the embedded engine")
+define("data_dir", default=os.environ.get("DATA_DIR", "./data"),
+       help="embedded engine data folder, kept across restarts (env DATA_DIR)")
+define("wechat_appid", default=os.environ.get("WECHAT_APPID", ""),
+       help="mini-program appid (env WECHAT_APPID)")
+define("wechat_secret", default="",
+       help="mini-program app secret (env WECHAT_SECRET; never printed)")
+define("wechat_api_base", default=os.environ.get("WECHAT_API_BASE", "https://api.weixin.qq.com"),
+       help="WeChat API base URL (env WECHAT_API_BASE)")
+define("admin_token", default="",
+       help="enables /api/admin/* with this bearer token (env ADMIN_TOKEN; never printed)")
+define("login_key_days", default=int(os.environ.get("LOGIN_KEY_DAYS", "30")),
+       help="login key lifetime in days (env LOGIN_KEY_DAYS)")
+
+
+def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "",
+             login_key_days: int = 30) -> web.Application:
+    """The Tornado application over a database and a WeChat client; no globals."""
+    from datetime import timedelta
+
+    accounts = Accounts(db, wechat.code2session, timedelta(days=login_key_days))
+    gift_service = Gifts(db, accounts)
+    routes = [
+        *legacy.default_handlers,
+        *gifts.default_handlers,
+        *admin.default_handlers,
+        *health.default_handlers,
+        (r".*", NotFoundHandler),
+    ]
+    return web.Application(routes, db=db, accounts=accounts, gifts=gift_service,
+                           admin_token=admin_token, log_function=log_request)
+
+
+async def serve(uri: str) -> None:
+    client = client_for(uri)
+    db = client[database_name(uri)]
+    await ensure_indexes(db)
+    wechat = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base)
+    app = make_app(db, wechat, options.admin_token, options.login_key_days)
+    server = app.listen(options.port, max_body_size=1024 * 1024)
+    log.info("listening on http://127.0.0.1:%d", options.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    server.stop()
+    await client.close()
+
+
+def main() -> None:
+    options.parse_command_line()
+    # Secrets come from the environment unless given; their defaults stay out of --help.
+    options.wechat_secret = options.wechat_secret or os.environ.get("WECHAT_SECRET", "")
+    options.admin_token = options.admin_token or os.environ.get("ADMIN_TOKEN", "")
+    engine = None
+    uri = options.mongodb_uri
+    if not uri:
+        engine = EmbeddedEngine(options.data_dir)
+        uri = engine.start()
+    try:
+        asyncio.run(serve(uri))
+    finally:
+        if engine is not None:
+            engine.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""A small HTTP client for the server's API, used by tests over real sockets."""
+import json
+from typing import Any
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+ADMIN_TOKEN = "admin-token-for-tests"
+
+
+class Api:
+    """Calls the server the way the mini-program and pages do."""
+
+    def __init__(self, base_url: str, admin_token: str = ADMIN_TOKEN, max_clients: int = 500) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.admin_token = admin_token
+        self.http = AsyncHTTPClient(force_instance=True, max_clients=max_clients)
+
+    def close(self) -> None:
+        self.http.close()
+
+    async def request(self, method: str, path: str, body: Any = None, token: str | None = None,
+                      raw: bytes | None = None) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if method == "POST" and data is None:
+            data = b""
+        response = await self.http.fetch(HTTPRequest(self.base_url + path, method=method, body=data,
+                                                     headers=headers, request_timeout=60),
+                                         raise_error=False)
+        text = response.body.decode() if response.body else ""
+        try:
+            return response.code, json.loads(text)
+        except ValueError:
+            return response.code, text
+
+    async def legacy(self, path: str, body: Any) -> dict:
+        """A legacy route: always HTTP 200 with the envelope."""
+        status, answer = await self.request("POST", path, body)
+        assert status == 200, (status, answer)
+        assert set(answer) == {"code", "message", "data"}, answer
+        return answer
+
+    async def login(self, code: str) -> str:
+        answer = await self.legacy("/api/member/code/login", {"code": code})
+        assert answer["code"] == "success", answer
+        return answer["data"]["login_key"]
+
+    async def create_gift(self, **fields: Any) -> str:
+        body = {"sender_openid": "o_sender", "items": [{"name": "礼物"}], "wish": "新年快乐"}
+        body.update(fields)
+        status, answer = await self.request("POST", "/api/admin/gifts", body, token=self.admin_token)
+        assert status == 201, answer
+        return answer["order_id"]
+
+    async def check(self, login_key: str, order_id: str) -> dict:
+        return await self.legacy("/api/sharagift/checkHasJoin",
+                                 {"login_key": login_key, "order_id": order_id})
+
+    async def join_gift(self, login_key: str, order_id: str, form_id: str = "form-1") -> dict:
+        return await self.legacy("/api/sharagift/JoinGift",
+                                 {"login_key": login_key, "order_id": order_id, "form_id": form_id})
+
+    async def gift(self, login_key: str, order_id: str) -> tuple[int, Any]:
+        return await self.request("GET", f"/api/v1/gifts/{order_id}", token=login_key)
+
+    async def join(self, login_key: str, order_id: str, body: Any = None) -> tuple[int, Any]:
+        return await self.request("POST", f"/api/v1/gifts/{order_id}/join", body or {}, token=login_key)
