@@ -1,0 +1,195 @@
+"""Join storm: U members join one hot gift with concurrency C.
+
+The server (the real app, in this process, with PyMongo command monitoring) and the load
+generator (a child process, real HTTP over loopback) run apart. Then the same database
+command sequence is replayed by a bare PyMongo loop at the same concurrency, for the ratio.
+
+    python bench/join_storm.py [--users 2000] [--concurrency 50] [--method full|timed]
+
+Last line: one JSON object with the figures."""
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from pymongo import monitoring  # noqa: E402
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts database round trips (commands sent) by name."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.counts[event.command_name] = self.counts.get(event.command_name, 0) + 1
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+async def load(url: str, order_id: str, users: int, concurrency: int, prefix: str) -> None:
+    """Child process: log users in, then fire their joins; print latencies as JSON."""
+    from tests.api import Api
+
+    api = Api(url, max_clients=concurrency)
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def limited(coro_fn, *args):
+        async with semaphore:
+            return await coro_fn(*args)
+
+    keys = await asyncio.gather(*(limited(api.login, f"{prefix}{i}") for i in range(users)))
+    print(json.dumps({"phase": "logged_in"}), flush=True)
+    sys.stdin.readline()  # the parent resets its counters, then says go
+
+    latencies: list[float] = []
+    codes: dict[str, int] = {}
+
+    async def one(key: str) -> None:
+        async with semaphore:
+            start = time.perf_counter()
+            answer = await api.join_gift(key, order_id)
+            latencies.append(time.perf_counter() - start)
+            codes[answer["code"]] = codes.get(answer["code"], 0) + 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(k) for k in keys))
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"phase": "done", "elapsed": elapsed, "latencies": latencies, "codes": codes}), flush=True)
+
+
+async def bare_driver(uri: str, users: int, concurrency: int, method: str) -> float:
+    """The join's command sequence (key lookup, claim, join insert) with PyMongo alone."""
+    from lottery import clock
+    from lottery.accounts import Accounts, key_digest
+    from lottery.gifts import Gifts
+    from lottery.storage import gifts as gift_store
+    from lottery.storage import members as member_store
+    from lottery.storage.connection import client_for, ensure_indexes
+
+    client = client_for(uri)
+    db = client["bench_bare"]
+    await client.drop_database("bench_bare")
+    await ensure_indexes(db)
+    accounts = Accounts(db, None)
+    gift = await Gifts(db, accounts).create(gift_body(method, users))
+    keys = []
+    for i in range(users):
+        keys.append(await accounts.issue_key(await accounts.ensure_member(f"bare{i}")))
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(key: str) -> None:
+        async with semaphore:
+            now = clock.utcnow()
+            member_id = await member_store.member_for_key(db, key_digest(key), now)
+            claimed = await gift_store.claim_seat(db, gift["_id"], member_id, now)
+            assert claimed is not None
+            await db.joins.insert_one({"_id": gift_store.join_id(gift["_id"], member_id),
+                                       "order_id": gift["_id"], "member_id": member_id,
+                                       "form_id": "f", "subscribed": [], "joined_at": now,
+                                       "outcome": None, "item_index": None})
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(k) for k in keys))
+    elapsed = time.perf_counter() - start
+    await client.close()
+    return users / elapsed
+
+
+def gift_body(method: str, users: int) -> dict:
+    from lottery import clock
+
+    body = {"sender_openid": "bench_sender", "method": method, "items": [{"name": "奖品"}]}
+    if method == "full":
+        body["open_number"] = users
+    else:
+        body["open_at"] = (clock.utcnow() + timedelta(hours=1)).isoformat()
+    return body
+
+
+async def run(args: argparse.Namespace) -> dict:
+    from lottery.storage.connection import client_for, ensure_indexes
+    from lottery.storage.engine import EmbeddedEngine, free_port
+    from notify.wechat import WeChatClient
+    from server import make_app
+    from tests.fakes.wechat import APPID, SECRET, FakeWeChat
+
+    engine = EmbeddedEngine(":memory:")
+    uri = engine.start()
+    fake = FakeWeChat().start()
+    counter = CommandCounter()
+    client = client_for(uri, event_listeners=[counter])
+    db = client["bench_join"]
+    try:
+        await ensure_indexes(db)
+        app = make_app(db, WeChatClient(APPID, SECRET, fake.url), admin_token="bench")
+        port = free_port()
+        server = app.listen(port, address="127.0.0.1")
+        gift = await app.settings["gifts"].create(gift_body(args.method, args.users))
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--load", f"http://127.0.0.1:{port}", gift["_id"],
+            "--users", str(args.users), "--concurrency", str(args.concurrency),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
+        await child.stdout.readline()  # logged in
+        counter.counts.clear()
+        child.stdin.write(b"go\n")
+        await child.stdin.drain()
+        result = json.loads(await child.stdout.readline())
+        await child.wait()
+        server.stop()
+        joins_per_s = args.users / result["elapsed"]
+        commands = dict(counter.counts)
+        bare = await bare_driver(uri, args.users, args.concurrency, args.method)
+    finally:
+        await client.close()
+        fake.stop()
+        engine.stop()
+    latencies = sorted(result["latencies"])
+    return {
+        "bench": "join_storm", "method": args.method, "users": args.users,
+        "concurrency": args.concurrency, "codes": result["codes"],
+        "joins_per_s": round(joins_per_s, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        "db_round_trips_per_join": round(sum(commands.values()) / args.users, 3),
+        "db_commands": commands,
+        "bare_driver_joins_per_s": round(bare, 1),
+        "ratio_to_bare_driver": round(joins_per_s / bare, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--method", choices=["full", "timed"], default="full")
+    parser.add_argument("--load", nargs=2, metavar=("URL", "ORDER_ID"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:
+        asyncio.run(load(args.load[0], args.load[1], args.users, args.concurrency, "storm"))
+        return
+    figures = asyncio.run(run(args))
+    print(f"{figures['users']} joins at concurrency {figures['concurrency']} ({figures['method']}): "
+          f"{figures['joins_per_s']}/s, p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms")
+    print(f"round trips per join: {figures['db_round_trips_per_join']} {figures['db_commands']}")
+    print(f"bare driver: {figures['bare_driver_joins_per_s']}/s, ratio {figures['ratio_to_bare_driver']}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Bad input gets a clear error and changes nothing: never a 500, never a query from it."""
+import json
+
+import pytest
+
+LEGACY_ROUTES = ["/api/sharagift/checkHasJoin", "/api/sharagift/JoinGift"]
+
+
+async def counts(db) -> tuple[int, int]:
+    return await db.joins.count_documents({}), await db.gifts.count_documents({"joined_count": {"$gt": 0}})
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("route", LEGACY_ROUTES)
+async def test_missing_fields_say_missing_params(api, route):
+    for body in ({}, {"login_key": "k"}, {"order_id": "abc"}, {"login_key": "", "order_id": "abc"}):
+        answer = await api.legacy(route, body)
+        assert answer == {"code": "error", "message": "缺少参数", "data": None}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("route", LEGACY_ROUTES)
+async def test_operator_objects_and_wrong_types_are_refused(api, db, route):
+    order_id = await api.create_gift(method="full", open_number=5)
+    key = await api.login("mallory")
+    for body in ({"login_key": {"$ne": None}, "order_id": order_id},
+                 {"login_key": key, "order_id": {"$ne": None}},
+                 {"login_key": key, "order_id": {"$gt": ""}},
+                 {"login_key": key, "order_id": ["a"]},
+                 {"login_key": key, "order_id": 12345},
+                 {"login_key": key, "order_id": "x" * 65},
+                 {"login_key": key, "order_id": "../../etc"},
+                 *([{"login_key": key, "order_id": order_id, "form_id": {"$ne": 1}},
+                    {"login_key": key, "order_id": order_id, "subscribed": [{"$ne": 1}]}]
+                   if route.endswith("JoinGift") else [])):
+        answer = await api.legacy(route, body)
+        assert answer["code"] == "error" and answer["message"], body
+    assert await counts(db) == (0, 0)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe", b'"text"', b"null"])
+async def test_malformed_json_is_a_clear_error(api, raw):
+    status, answer = await api.request("POST", "/api/sharagift/JoinGift", raw=raw)
+    assert status == 200 and answer["code"] == "error" and answer["message"]
+    status, answer = await api.request("POST", "/api/v1/gifts/abc/join", raw=raw, token="k")
+    assert status in (400, 401) and "error" in answer
+
+
+@pytest.mark.gen_test
+async def test_oversized_body_is_refused(api, db):
+    order_id = await api.create_gift(method="full", open_number=5)
+    key = await api.login("big")
+    raw = json.dumps({"login_key": key, "order_id": order_id, "form_id": "x" * 70_000}).encode()
+    status, answer = await api.request("POST", "/api/sharagift/JoinGift", raw=raw)
+    assert status == 200 and answer["code"] == "error" and "过大" in answer["message"]
+    status, answer = await api.request("POST", f"/api/v1/gifts/{order_id}/join", raw=raw, token=key)
+    assert status == 400
+    assert await counts(db) == (0, 0)
+
+
+@pytest.mark.gen_test
+async def test_unknown_gift_is_a_clear_error(api):
+    key = await api.login("nobody")
+    for route in LEGACY_ROUTES:
+        answer = await api.legacy(route, {"login_key": key, "order_id": "0123456789abcdef01234567"})
+        assert answer["code"] == "error" and answer["message"] == "订单错误，参与失败"
+    status, answer = await api.gift(key, "0123456789abcdef01234567")
+    assert status == 404 and answer["error"]["code"] == "gift_not_found"
+
+
+@pytest.mark.gen_test
+async def test_unknown_paths_and_methods_answer_json(api):
+    status, answer = await api.request("GET", "/api/nope")
+    assert status == 404 and answer["error"]["code"] == "http_404"
+    status, answer = await api.request("GET", "/api/sharagift/JoinGift")
+    assert status == 200 and answer["code"] == "error"  # legacy routes always answer 200
+    status, answer = await api.request("GET", "/api/v1/gifts/abc/join")
+    assert status == 405 and answer["error"]["code"] == "http_405"
+
+
+@pytest.mark.gen_test
+async def test_login_keys_never_reach_the_log(api, caplog):
+    key = await api.login("secretive")
+    order_id = await api.create_gift(method="full", open_number=2)
+    caplog.set_level("DEBUG")
+    await api.join_gift(key, order_id)
+    await api.gift(key, order_id)
+    await api.request("GET", f"/api/v1/gifts/{order_id}?login_key={key}")
+    await api.join_gift(key, order_id)  # a refusal logs a warning
+    assert key not in caplog.text
+    assert "test-app-secret" not in caplog.text

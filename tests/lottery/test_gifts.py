@@ -1,0 +1,85 @@
+"""Gift rules in the domain, against the real database, without HTTP."""
+from datetime import timedelta
+
+import pytest
+
+from lottery import clock
+from lottery.accounts import Accounts, Session
+from lottery.errors import AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, NoItemsLeft, OwnGift
+from lottery.gifts import Gifts, admission_state, member_view
+
+
+async def no_wechat(code: str) -> Session:
+    raise AssertionError("not used")
+
+
+@pytest.fixture
+def gifts(db) -> Gifts:
+    return Gifts(db, Accounts(db, no_wechat))
+
+
+async def member(gifts: Gifts, name: str) -> str:
+    return await gifts.accounts.ensure_member("o_" + name)
+
+
+@pytest.mark.gen_test
+async def test_a_full_gift_becomes_ready_with_its_last_seat_and_tells_the_draw(gifts):
+    ready = []
+    gifts.on_ready = ready.append
+    gift = await gifts.create({"sender_openid": "o_s", "method": "full", "open_number": 2,
+                               "items": [{"name": "A"}]})
+    first = await gifts.join(gift["_id"], await member(gifts, "a"))
+    assert first.gift["status"] == "open" and ready == []
+    second = await gifts.join(gift["_id"], await member(gifts, "b"))
+    assert second.gift["status"] == "ready" and ready == [gift["_id"]]
+    with pytest.raises(GiftFull):
+        await gifts.join(gift["_id"], await member(gifts, "c"))
+
+
+@pytest.mark.gen_test
+async def test_direct_items_go_out_in_order_then_the_gift_finishes(gifts):
+    gift = await gifts.create({"sender_openid": "o_s", "method": "direct",
+                               "items": [{"name": "A"}, {"name": "B"}]})
+    a = await gifts.join(gift["_id"], await member(gifts, "a"))
+    b = await gifts.join(gift["_id"], await member(gifts, "b"))
+    assert (a.item["name"], b.item["name"]) == ("A", "B")
+    assert b.gift["status"] == "finished"
+    with pytest.raises(NoItemsLeft):
+        await gifts.join(gift["_id"], await member(gifts, "c"))
+    with pytest.raises(AlreadyJoined):
+        await gifts.join(gift["_id"], await member(gifts, "a"))
+
+
+@pytest.mark.gen_test
+async def test_refusals_name_their_reason(gifts, db):
+    timed = await gifts.create({"sender_openid": "o_s", "method": "timed",
+                                "open_at": (clock.utcnow() + timedelta(hours=1)).isoformat(),
+                                "items": [{"name": "A"}]})
+    with pytest.raises(OwnGift):
+        await gifts.join(timed["_id"], await member(gifts, "s"))
+    with pytest.raises(GiftNotFound):
+        await gifts.join("000000000000000000000000", await member(gifts, "a"))
+    await db.gifts.update_one({"_id": timed["_id"]}, {"$set": {"open_at": clock.utcnow()}})
+    with pytest.raises(GiftClosed):
+        await gifts.join(timed["_id"], await member(gifts, "a"))
+    await db.gifts.update_one({"_id": timed["_id"]}, {"$set": {"paid": False}})
+    with pytest.raises(GiftNotFound):
+        await gifts.look(timed["_id"], await member(gifts, "a"))
+
+
+def test_member_view_gives_exactly_one_state():
+    now = clock.utcnow()
+    gift = {"sender_id": "s", "status": "open", "method": "timed", "open_at": now + timedelta(seconds=1),
+            "items": [{"name": "A"}], "items_left": 1, "seats_left": 0}
+    join = {"joined_at": now, "outcome": None, "item_index": None}
+    assert member_view(gift, None, "s", now) == {"state": "own_gift"}
+    assert member_view(gift, None, "m", now) == {"state": "can_join"}
+    assert member_view(gift, join, "m", now)["state"] == "joined_waiting"
+    assert member_view(gift, {**join, "outcome": "lost"}, "m", now)["state"] == "lost"
+    won = member_view(gift, {**join, "outcome": "won", "item_index": 0}, "m", now)
+    assert won["state"] == "won" and won["item"] == {"name": "A"}
+    assert admission_state({**gift, "open_at": now}, now) == "closed"
+    assert admission_state({**gift, "status": "finished"}, now) == "closed"
+    assert admission_state({**gift, "method": "full", "seats_left": 0}, now) == "full"
+    assert admission_state({**gift, "method": "full", "status": "ready"}, now) == "full"
+    assert admission_state({**gift, "method": "direct", "items_left": 0}, now) == "closed"

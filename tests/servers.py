@@ -1,0 +1,64 @@
+"""Real server processes for tests that need more than one process or a crash."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from lottery.storage.engine import free_port
+from tests.api import ADMIN_TOKEN
+from tests.fakes.wechat import APPID, SECRET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def uri_with_db(uri: str, name: str) -> str:
+    """`mongodb://host:port/?opts` -> `mongodb://host:port/name?opts`."""
+    base, _, query = uri.partition("/?")
+    return f"{base}/{name}?{query}"
+
+
+class ServerProcess:
+    """`python server.py` as a child process on a free port."""
+
+    def __init__(self, mongodb_uri: str, wechat_url: str, *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.args = [sys.executable, os.path.join(ROOT, "server.py"), f"--port={self.port}", *args]
+        self.env = {**os.environ, "MONGODB_URI": mongodb_uri, "WECHAT_APPID": APPID,
+                    "WECHAT_SECRET": SECRET, "WECHAT_API_BASE": wechat_url, "ADMIN_TOKEN": ADMIN_TOKEN}
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait_http: bool = True, timeout: float = 30) -> "ServerProcess":
+        self.process = subprocess.Popen(self.args, env=self.env, cwd=ROOT,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if wait_http:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError("server exited: " + self.process.stderr.read().decode()[-2000:])
+                try:
+                    urllib.request.urlopen(self.base_url + "/healthz", timeout=1).read()
+                    return self
+                except OSError:
+                    time.sleep(0.1)
+            raise RuntimeError("server did not answer in time")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as a crash."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
