@@ -166,7 +166,8 @@ class Gifts:
         if gift["method"] == "direct":
             # Claims never give items back, so the n-th claim owns item n-1.
             index = gift["items_total"] - gift["items_left"] - 1
-            join.update(outcome="won", item_index=index)
+            # The join itself is the durable record the notification worker delivers from.
+            join.update(outcome="won", item_index=index, notify="pending")
             item = gift["items"][index]
         try:
             await store.insert_join(self.db, join)
