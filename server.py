@@ -8,15 +8,18 @@ import asyncio
 import logging
 import os
 import signal
+from datetime import timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 from tornado import web
 from tornado.options import define, options
 
-from handlers import admin, gifts, health, legacy
+from handlers import admin, draws, gifts, health, legacy
 from handlers.base import NotFoundHandler, log_request
 from lottery.accounts import Accounts
+from lottery.draw import Draws
 from lottery.gifts import Gifts
+from lottery.scheduler import Scheduler
 from lottery.storage.connection import client_for, database_name, ensure_indexes
 from lottery.storage.engine import EmbeddedEngine
 from notify.wechat import WeChatClient
@@ -36,26 +39,33 @@ define("wechat_api_base", default=os.environ.get("WECHAT_API_BASE", "https://api
        help="WeChat API base URL (env WECHAT_API_BASE)")
 define("admin_token", default="",
        help="enables /api/admin/* with this bearer token (env ADMIN_TOKEN; never printed)")
+define("role", default=os.environ.get("ROLE", "all"),
+       help="all: web and scheduler; web: HTTP only; scheduler: draws and jobs only (env ROLE)")
+define("draw_lease_seconds", default=30.0, help="how long a draw may stall before another process resumes it")
+define("sweep_seconds", default=1.0, help="how often the scheduler opens overdue gifts")
+define("fault_pause_after_items", default=0,
+       help="testing only: a draw stops for good after writing this many winners")
 define("login_key_days", default=int(os.environ.get("LOGIN_KEY_DAYS", "30")),
        help="login key lifetime in days (env LOGIN_KEY_DAYS)")
 
 
 def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "",
-             login_key_days: int = 30) -> web.Application:
+             login_key_days: int = 30, draw_service: Draws | None = None) -> web.Application:
     """The Tornado application over a database and a WeChat client; no globals."""
-    from datetime import timedelta
-
     accounts = Accounts(db, wechat.code2session, timedelta(days=login_key_days))
     gift_service = Gifts(db, accounts)
+    draw_service = draw_service or Draws(db)
+    gift_service.on_ready = draw_service.open_soon
     routes = [
         *legacy.default_handlers,
         *gifts.default_handlers,
+        *draws.default_handlers,
         *admin.default_handlers,
         *health.default_handlers,
         (r".*", NotFoundHandler),
     ]
     return web.Application(routes, db=db, accounts=accounts, gifts=gift_service,
-                           admin_token=admin_token, log_function=log_request)
+                           draws=draw_service, admin_token=admin_token, log_function=log_request)
 
 
 async def serve(uri: str) -> None:
@@ -63,9 +73,18 @@ async def serve(uri: str) -> None:
     db = client[database_name(uri)]
     await ensure_indexes(db)
     wechat = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base)
-    app = make_app(db, wechat, options.admin_token, options.login_key_days)
+    draw_service = Draws(db, lease=timedelta(seconds=options.draw_lease_seconds),
+                         fault_pause_after_items=options.fault_pause_after_items)
+    app = make_app(db, wechat, options.admin_token, options.login_key_days, draw_service)
+    if options.role == "scheduler":
+        # A scheduler process answers only health checks.
+        app = web.Application(health.default_handlers, db=db, log_function=log_request)
     server = app.listen(options.port, max_body_size=1024 * 1024)
-    log.info("listening on http://127.0.0.1:%d", options.port)
+    log.info("%s role listening on http://127.0.0.1:%d", options.role, options.port)
+    scheduler = None
+    if options.role in ("all", "scheduler"):
+        scheduler = Scheduler(db, draw_service, uri, sweep_interval=options.sweep_seconds)
+        scheduler.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -73,11 +92,15 @@ async def serve(uri: str) -> None:
     await stop.wait()
     log.info("shutting down")
     server.stop()
+    if scheduler is not None:
+        await scheduler.stop()
     await client.close()
 
 
 def main() -> None:
     options.parse_command_line()
+    if options.role not in ("all", "web", "scheduler"):
+        raise SystemExit("--role must be all, web or scheduler")
     # Secrets come from the environment unless given; their defaults stay out of --help.
     options.wechat_secret = options.wechat_secret or os.environ.get("WECHAT_SECRET", "")
     options.admin_token = options.admin_token or os.environ.get("ADMIN_TOKEN", "")

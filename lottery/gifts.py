@@ -7,7 +7,7 @@ from typing import Callable, NamedTuple
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock, validate
+from lottery import clock, fairness, validate
 from lottery.accounts import Accounts
 from lottery.errors import (AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
                             InvalidInput, LotteryError, NoItemsLeft, OwnGift)
@@ -66,12 +66,15 @@ def member_view(gift: dict, join: dict | None, member_id: str, now: datetime) ->
     if member_id == gift["sender_id"]:
         return {"state": "own_gift"}
     if join is not None:
+        me = {"state": "joined_waiting", "joined_at": clock.iso(join["joined_at"])}
         if join.get("outcome") == "won":
-            return {"state": "won", "item": gift["items"][join["item_index"]],
-                    "joined_at": clock.iso(join["joined_at"])}
-        if join.get("outcome") == "lost":
-            return {"state": "lost", "joined_at": clock.iso(join["joined_at"])}
-        return {"state": "joined_waiting", "joined_at": clock.iso(join["joined_at"])}
+            me.update(state="won", item=gift["items"][join["item_index"]])
+        elif join.get("outcome") == "lost":
+            me["state"] = "lost"
+        if gift["status"] == "finished" and gift["method"] != "direct":
+            # The member's name in the public proof, so they can find themselves in it.
+            me["participant"] = fairness.pseudonym(gift["_id"], member_id)
+        return me
     return {"state": admission_state(gift, now)}
 
 
@@ -191,10 +194,12 @@ class Gifts:
             return AlreadyJoined()
         if gift["method"] == "direct" and gift["items_left"] <= 0:
             return NoItemsLeft()
+        if gift["method"] == "full" and gift["seats_left"] <= 0:
+            return GiftFull()  # as the seed said, even once the full gift has opened
         if gift["status"] == "finished":
             return GiftOpened()
         if gift["method"] == "full":
-            return GiftFull()
+            return GiftClosed()
         if gift["status"] != "open" or clock.as_utc(gift["open_at"]) <= now:
             return GiftClosed()
         return LotteryError("参与失败，请重试")

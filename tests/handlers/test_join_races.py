@@ -22,7 +22,8 @@ async def test_300_racing_joins_fill_50_seats_exactly(api, db):
     assert codes == {"success": 50, "error": 250}
     assert {a["message"] for a in answers if a["code"] == "error"} == {"参与人数已满"}
     gift = await db.gifts.find_one({"_id": order_id})
-    assert gift["status"] == "ready" and gift["joined_count"] == 50 and gift["seats_left"] == 0
+    assert gift["status"] in ("ready", "drawing", "finished")
+    assert gift["joined_count"] == 50 and gift["seats_left"] == 0
     assert len(set(gift["claimants"])) == 50
     assert await db.joins.count_documents({"order_id": order_id}) == 50
 

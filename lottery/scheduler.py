@@ -1,0 +1,128 @@
+"""Timed openings: one APScheduler job per gift in a persistent MongoDB job store, a sweep that
+opens whatever is overdue (jobs lost while down, clock steps, bugs), and a leader lease so only
+one scheduler process is active; a second one waits as a standby and takes over when the lease
+lapses."""
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from datetime import timedelta
+
+from apscheduler.jobstores.mongodb import MongoDBJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from pymongo import MongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from lottery import clock
+from lottery.draw import Draws
+from lottery.storage import draws as draw_store
+
+log = logging.getLogger(__name__)
+
+LEADER_LEASE = "scheduler"
+
+# APScheduler's persistent jobs name their function by import path and cannot carry the Draws
+# object, so the job looks up the one active in this process here (one scheduler per process).
+_active_draws: dict[str, Draws] = {}
+
+
+async def open_gift_job(order_id: str) -> None:
+    """The job APScheduler runs at a gift's open time (or its full-gift deadline)."""
+    draws = _active_draws.get("current")
+    if draws is None:
+        log.warning("job for gift %s ran with no active scheduler; the sweep will open it", order_id)
+        return
+    await draws.open(order_id)
+
+
+class Scheduler:
+    """Leader election, APScheduler jobs and the safety-net sweep."""
+
+    def __init__(self, db: AsyncDatabase, draws: Draws, sync_uri: str,
+                 sweep_interval: float = 1.0, lease_seconds: float = 10.0) -> None:
+        self.db = db
+        self.draws = draws
+        self.sync_uri = sync_uri
+        self.sweep_interval = sweep_interval
+        self.lease = timedelta(seconds=lease_seconds)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.is_leader = False
+        self._sync_client: MongoClient | None = None
+        self._aps: AsyncIOScheduler | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._step_down()
+        if self.is_leader:
+            await self.db.leases.update_one({"_id": LEADER_LEASE, "owner": self.owner},
+                                            {"$set": {"until": clock.utcnow()}})
+        self.is_leader = False
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if await self._hold_lease():
+                    if not self.is_leader:
+                        self._take_over()
+                    await self._schedule_new_gifts()
+                    await self.draws.open_due()
+                elif self.is_leader:
+                    log.warning("scheduler lost its leader lease; standing by")
+                    self._step_down()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler round failed; retrying")
+            await asyncio.sleep(self.sweep_interval)
+
+    async def _hold_lease(self) -> bool:
+        """Take or renew the leader lease; False while another live process holds it."""
+        now = clock.utcnow()
+        try:
+            result = await self.db.leases.update_one(
+                {"_id": LEADER_LEASE, "$or": [{"owner": self.owner}, {"until": {"$lt": now}}]},
+                {"$set": {"owner": self.owner, "until": now + self.lease}}, upsert=True)
+        except DuplicateKeyError:
+            return False  # the lease exists and is someone else's
+        return result.matched_count == 1 or result.upserted_id is not None
+
+    def _take_over(self) -> None:
+        log.info("scheduler %s is now the leader", self.owner)
+        self.is_leader = True
+        _active_draws["current"] = self.draws
+        self._sync_client = MongoClient(self.sync_uri, tz_aware=True)
+        store = MongoDBJobStore(database=self.db.name, collection="scheduler_jobs",
+                                client=self._sync_client)
+        self._aps = AsyncIOScheduler(jobstores={"default": store}, timezone="UTC",
+                                     job_defaults={"misfire_grace_time": None, "coalesce": True})
+        self._aps.start()
+
+    def _step_down(self) -> None:
+        self.is_leader = False
+        _active_draws.pop("current", None)
+        if self._aps is not None:
+            self._aps.shutdown(wait=False)
+            self._aps = None
+        if self._sync_client is not None:
+            self._sync_client.close()
+            self._sync_client = None
+
+    async def _schedule_new_gifts(self) -> None:
+        """Give every open timed gift (and full gift's deadline) its job, once."""
+        gifts = await draw_store.timed_gifts_to_schedule(self.db)
+        for gift in gifts:
+            when = gift["open_at"] if gift["method"] == "timed" else gift["deadline_at"]
+            self._aps.add_job(open_gift_job, "date", run_date=clock.as_utc(when), args=[gift["_id"]],
+                              id=gift["_id"], replace_existing=True)
+        await draw_store.mark_scheduled(self.db, [g["_id"] for g in gifts])
