@@ -43,6 +43,8 @@ define("role", default=os.environ.get("ROLE", "all"),
        help="all: web and scheduler; web: HTTP only; scheduler: draws and jobs only (env ROLE)")
 define("draw_lease_seconds", default=30.0, help="how long a draw may stall before another process resumes it")
 define("sweep_seconds", default=1.0, help="how often the scheduler opens overdue gifts")
+define("leader_lease_seconds", default=10.0,
+       help="how long a silent scheduler keeps the leadership before a standby takes over")
 define("fault_pause_after_items", default=0,
        help="testing only: a draw stops for good after writing this many winners")
 define("login_key_days", default=int(os.environ.get("LOGIN_KEY_DAYS", "30")),
@@ -83,7 +85,8 @@ async def serve(uri: str) -> None:
     log.info("%s role listening on http://127.0.0.1:%d", options.role, options.port)
     scheduler = None
     if options.role in ("all", "scheduler"):
-        scheduler = Scheduler(db, draw_service, uri, sweep_interval=options.sweep_seconds)
+        scheduler = Scheduler(db, draw_service, uri, sweep_interval=options.sweep_seconds,
+                              lease_seconds=options.leader_lease_seconds)
         scheduler.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

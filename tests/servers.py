@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -28,6 +29,13 @@ class ServerProcess:
         self.env = {**os.environ, "MONGODB_URI": mongodb_uri, "WECHAT_APPID": APPID,
                     "WECHAT_SECRET": SECRET, "WECHAT_API_BASE": wechat_url, "ADMIN_TOKEN": ADMIN_TOKEN}
         self.process: subprocess.Popen | None = None
+        # A file, not a pipe: nobody reads while it runs, and a full pipe would block the server.
+        self.log = tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False)
+
+    def log_text(self) -> str:
+        """Everything the process logged so far."""
+        with open(self.log.name, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
 
     @property
     def base_url(self) -> str:
@@ -35,12 +43,12 @@ class ServerProcess:
 
     def start(self, wait_http: bool = True, timeout: float = 30) -> "ServerProcess":
         self.process = subprocess.Popen(self.args, env=self.env, cwd=ROOT,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                        stdout=subprocess.DEVNULL, stderr=self.log)
         if wait_http:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
-                    raise RuntimeError("server exited: " + self.process.stderr.read().decode()[-2000:])
+                    raise RuntimeError("server exited: " + self.log_text()[-2000:])
                 try:
                     urllib.request.urlopen(self.base_url + "/healthz", timeout=1).read()
                     return self

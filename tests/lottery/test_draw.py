@@ -1,0 +1,166 @@
+"""The draw: everyone ends with an outcome, once, whoever races and whatever stalls."""
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from lottery import clock, fairness
+from lottery.accounts import Accounts
+from lottery.draw import Draws, NotOpenable
+from lottery.errors import Forbidden, GiftOpened
+from lottery.gifts import Gifts
+from lottery.storage import draws as draw_store
+
+
+@pytest.fixture
+def gifts(db) -> Gifts:
+    return Gifts(db, Accounts(db, None))
+
+
+async def make_gift(gifts: Gifts, method: str, joiners: int, items: int = 3, **extra) -> str:
+    body = {"sender_openid": "o_sender", "method": method,
+            "items": [{"name": f"item{i}"} for i in range(items)], **extra}
+    if method == "full":
+        body.setdefault("open_number", max(joiners, 1) + 100)
+    if method == "timed":
+        body.setdefault("open_at", (clock.utcnow() + timedelta(hours=1)).isoformat())
+    gift = await gifts.create(body)
+    for i in range(joiners):
+        await gifts.join(gift["_id"], await gifts.accounts.ensure_member(f"o_joiner{i}"))
+    return gift["_id"]
+
+
+async def make_due(db, order_id: str) -> None:
+    """Bring the gift's open time (or deadline) to now."""
+    now = clock.utcnow()
+    await db.gifts.update_one({"_id": order_id}, {"$set": {"open_at": now, "deadline_at": now}})
+
+
+async def outcomes(db, order_id: str) -> dict[str, list]:
+    joins = await db.joins.find({"order_id": order_id}).to_list()
+    return {"won": sorted(j["item_index"] for j in joins if j["outcome"] == "won"),
+            "lost": [j for j in joins if j["outcome"] == "lost"],
+            "none": [j for j in joins if j["outcome"] is None]}
+
+
+@pytest.mark.gen_test
+async def test_a_timed_gift_draws_min_items_participants_and_returns_the_rest(db, gifts):
+    order_id = await make_gift(gifts, "timed", joiners=2, items=3)
+    await make_due(db, order_id)
+    assert await Draws(db).open_due() == 1
+    result = await outcomes(db, order_id)
+    assert result["won"] == [0, 1] and result["lost"] == [] and result["none"] == []
+    gift = await db.gifts.find_one({"_id": order_id})
+    assert gift["status"] == "finished" and gift["draw"]["returned"] == [2]
+    assert await db.outbox.find_one({"_id": f"opened:{order_id}"}) is not None
+
+
+@pytest.mark.gen_test
+async def test_every_participant_ends_with_won_or_lost(db, gifts):
+    order_id = await make_gift(gifts, "timed", joiners=12, items=4)
+    await make_due(db, order_id)
+    await Draws(db).open(order_id)
+    result = await outcomes(db, order_id)
+    assert result["won"] == [0, 1, 2, 3] and len(result["lost"]) == 8 and result["none"] == []
+
+
+@pytest.mark.gen_test
+async def test_the_proof_recomputes(db, gifts):
+    order_id = await make_gift(gifts, "timed", joiners=7, items=2)
+    await make_due(db, order_id)
+    draws = Draws(db)
+    await draws.open(order_id)
+    proof = await draws.proof(order_id)
+    assert fairness.verify(proof) == []
+    assert len(proof["participants"]) == 7 and "winner_member_ids" not in proof
+    gift = await db.gifts.find_one({"_id": order_id})
+    assert proof["seed_commitment"] == gift["seed_commitment"]
+
+
+@pytest.mark.gen_test
+async def test_no_participants_finishes_with_every_item_returned(db, gifts):
+    order_id = await make_gift(gifts, "timed", joiners=0, items=3)
+    await make_due(db, order_id)
+    assert await Draws(db).open(order_id)
+    gift = await db.gifts.find_one({"_id": order_id})
+    assert gift["status"] == "finished" and gift["draw"]["winners"] == []
+    assert gift["draw"]["returned"] == [0, 1, 2]
+
+
+@pytest.mark.gen_test
+async def test_a_full_gift_that_never_fills_opens_at_its_deadline(db, gifts):
+    order_id = await make_gift(gifts, "full", joiners=3, items=1, open_number=10)
+    draws = Draws(db)
+    assert await draws.open_due() == 0  # not due yet
+    await make_due(db, order_id)
+    assert await draws.open_due() == 1
+    result = await outcomes(db, order_id)
+    assert result["won"] == [0] and len(result["lost"]) == 2
+
+
+@pytest.mark.gen_test
+async def test_the_last_seat_opens_a_full_gift_without_the_joiner_waiting(db, gifts):
+    draws = Draws(db)
+    gifts.on_ready = draws.open_soon
+    order_id = await make_gift(gifts, "full", joiners=3, items=1, open_number=3)
+    for _ in range(100):
+        if (await db.gifts.find_one({"_id": order_id}))["status"] == "finished":
+            break
+        await asyncio.sleep(0.05)
+    assert (await outcomes(db, order_id))["won"] == [0]
+
+
+@pytest.mark.gen_test
+async def test_racing_drawers_produce_one_draw(db, gifts):
+    order_id = await make_gift(gifts, "timed", joiners=10, items=3)
+    await make_due(db, order_id)
+    results = await asyncio.gather(*(Draws(db).open(order_id) for _ in range(6)))
+    assert results.count(True) == 1
+    assert (await outcomes(db, order_id))["won"] == [0, 1, 2]
+    assert await db.proofs.count_documents({"_id": order_id}) == 1
+
+
+@pytest.mark.gen_test
+async def test_a_stalled_draw_is_resumed_with_the_same_winners(db, gifts):
+    order_id = await make_gift(gifts, "timed", joiners=10, items=4)
+    await make_due(db, order_id)
+    first = Draws(db, lease=timedelta(milliseconds=200), fault_pause_after_items=2)
+    stalled = asyncio.ensure_future(first.open(order_id))
+    for _ in range(100):
+        if len((await outcomes(db, order_id))["won"]) == 2:
+            break
+        await asyncio.sleep(0.05)
+    written = {j["member_id"]: j["item_index"] for j in await db.joins.find({"order_id": order_id, "outcome": "won"}).to_list()}
+    assert len(written) == 2
+    await asyncio.sleep(0.3)  # the stalled draw's lease lapses
+    assert await Draws(db).open_due() == 1
+    stalled.cancel()
+    final = {j["member_id"]: j["item_index"] for j in await db.joins.find({"order_id": order_id, "outcome": "won"}).to_list()}
+    assert sorted(final.values()) == [0, 1, 2, 3]
+    assert all(final[m] == i for m, i in written.items())
+    gift = await db.gifts.find_one({"_id": order_id})
+    assert gift["draw"]["winners"] == (await db.proofs.find_one({"_id": order_id}))["winner_member_ids"]
+
+
+@pytest.mark.gen_test
+async def test_only_the_sender_may_open_early_and_not_a_direct_gift(db, gifts):
+    order_id = await make_gift(gifts, "full", joiners=2, items=1, open_number=10)
+    draws = Draws(db)
+    joiner = await gifts.accounts.ensure_member("o_joiner0")
+    sender = await gifts.accounts.ensure_member("o_sender")
+    with pytest.raises(Forbidden):
+        await draws.open_early(order_id, joiner)
+    await draws.open_early(order_id, sender)
+    assert (await db.gifts.find_one({"_id": order_id}))["status"] == "finished"
+    with pytest.raises(GiftOpened):
+        await draws.open_early(order_id, sender)
+    direct = await make_gift(gifts, "direct", joiners=1, items=3)
+    with pytest.raises(NotOpenable):
+        await draws.open_early(direct, sender)
+
+
+@pytest.mark.gen_test
+async def test_due_filter_ignores_open_gifts_not_yet_due(db, gifts):
+    order_id = await make_gift(gifts, "timed", joiners=1)
+    assert order_id not in await draw_store.due_gift_ids(db, clock.utcnow())
+    assert not await Draws(db).open(order_id)

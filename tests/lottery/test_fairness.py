@@ -1,0 +1,97 @@
+"""The draw is uniform, deterministic given its inputs, and checkable by anyone."""
+import copy
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+from lottery import fairness
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def seed(i: int) -> str:
+    return hashlib.sha256(f"test-seed-{i}".encode()).hexdigest()
+
+
+def make_proof(seed_hex: str, members: list[str], items: list[str], order_id: str = "o1") -> dict:
+    participants = sorted(fairness.pseudonym(order_id, m) for m in members)
+    positions = fairness.draw(seed_hex, order_id, participants, items)
+    return {"algorithm": fairness.ALGORITHM, "version": fairness.VERSION, "order_id": order_id,
+            "seed_commitment": fairness.commitment(seed_hex), "seed": seed_hex,
+            "participants": participants, "participants_hash": fairness.participants_hash(participants),
+            "items": items, "items_hash": fairness.items_hash(items),
+            "winners": [{"participant": participants[p], "item_index": i} for i, p in enumerate(positions)]}
+
+
+def chi_square(observed: list[int], expected: float) -> float:
+    return sum((o - expected) ** 2 / expected for o in observed)
+
+
+def test_every_participant_wins_with_the_expected_frequency():
+    # 6 participants, 2 items, 6,000 draws with fixed seeds: each wins 2,000 times on average.
+    participants = sorted(fairness.pseudonym("g", f"m{i}") for i in range(6))
+    wins = [0] * 6
+    first_item = [0] * 6
+    for i in range(6000):
+        chosen = fairness.draw(seed(i), "g", participants, ["A", "B"])
+        assert len(set(chosen)) == 2
+        for position in chosen:
+            wins[position] += 1
+        first_item[chosen[0]] += 1
+    # Chi-square, 5 degrees of freedom, significance 0.001: critical value 20.515.
+    assert chi_square(wins, 2000) < 20.515, wins
+    assert chi_square(first_item, 1000) < 20.515, first_item
+
+
+def test_winners_are_distinct_and_capped_by_items_and_participants():
+    participants = sorted(fairness.pseudonym("g", f"m{i}") for i in range(10))
+    assert len(set(fairness.draw(seed(1), "g", participants, ["x"] * 4))) == 4
+    assert sorted(fairness.draw(seed(1), "g", participants, ["x"] * 30)) == list(range(10))
+    assert fairness.draw(seed(1), "g", [], ["x"]) == []
+
+
+def test_same_inputs_same_winners_and_any_input_changes_them():
+    participants = sorted(fairness.pseudonym("g", f"m{i}") for i in range(50))
+    base = fairness.draw(seed(7), "g", participants, ["a", "b", "c"])
+    assert base == fairness.draw(seed(7), "g", participants, ["a", "b", "c"])
+    assert base != fairness.draw(seed(8), "g", participants, ["a", "b", "c"])
+    assert base != fairness.draw(seed(7), "h", participants, ["a", "b", "c"])
+
+
+def test_verify_accepts_a_real_proof():
+    assert fairness.verify(make_proof(seed(3), [f"m{i}" for i in range(20)], ["A", "B", "C"])) == []
+
+
+def test_verify_rejects_an_altered_participant_seed_or_winner():
+    proof = make_proof(seed(3), [f"m{i}" for i in range(20)], ["A", "B", "C"])
+    swapped = copy.deepcopy(proof)
+    swapped["participants"][4] = fairness.pseudonym("o1", "intruder")
+    swapped["participants"].sort()
+    assert fairness.verify(swapped)
+    removed = copy.deepcopy(proof)
+    del removed["participants"][0]
+    assert fairness.verify(removed)
+    reseeded = copy.deepcopy(proof)
+    reseeded["seed"] = seed(4)
+    assert any("commitment" in p for p in fairness.verify(reseeded))
+    rigged = copy.deepcopy(proof)
+    rigged["winners"][0]["participant"] = next(p for p in proof["participants"]
+                                               if p not in {w["participant"] for w in proof["winners"]})
+    assert any("winners" in p for p in fairness.verify(rigged))
+
+
+def test_verify_command_line_says_ok_or_mismatch(tmp_path):
+    proof = make_proof(seed(5), [f"m{i}" for i in range(8)], ["A", "B"])
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(proof))
+    result = subprocess.run([sys.executable, "-m", "lottery.verify", str(good)], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("OK")
+    proof["seed"] = seed(6)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(proof))
+    result = subprocess.run([sys.executable, "-m", "lottery.verify", str(bad)], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "MISMATCH" in result.stdout
