@@ -14,8 +14,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tornado import web
 from tornado.options import define, options
 
-from handlers import admin, draws, gifts, health, legacy
+from handlers import admin, draws, gifts, health, legacy, pages
 from handlers.base import NotFoundHandler, log_request
+from lottery import devmode
 from lottery.accounts import Accounts
 from lottery.draw import Draws
 from lottery.gifts import Gifts
@@ -47,12 +48,16 @@ define("leader_lease_seconds", default=10.0,
        help="how long a silent scheduler keeps the leadership before a standby takes over")
 define("fault_pause_after_items", default=0,
        help="testing only: a draw stops for good after writing this many winners")
+define("dev", default=False,
+       help="development mode: browser sign-in by name, no WeChat (local database only; never in production)")
+define("demo", default=False, help="development mode plus one demo gift per opening method")
 define("login_key_days", default=int(os.environ.get("LOGIN_KEY_DAYS", "30")),
        help="login key lifetime in days (env LOGIN_KEY_DAYS)")
 
 
 def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "",
-             login_key_days: int = 30, draw_service: Draws | None = None) -> web.Application:
+             login_key_days: int = 30, draw_service: Draws | None = None,
+             dev: bool = False) -> web.Application:
     """The Tornado application over a database and a WeChat client; no globals."""
     accounts = Accounts(db, wechat.code2session, timedelta(days=login_key_days))
     gift_service = Gifts(db, accounts)
@@ -64,10 +69,12 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "",
         *draws.default_handlers,
         *admin.default_handlers,
         *health.default_handlers,
+        *pages.default_handlers,
         (r".*", NotFoundHandler),
     ]
     return web.Application(routes, db=db, accounts=accounts, gifts=gift_service,
-                           draws=draw_service, admin_token=admin_token, log_function=log_request)
+                           draws=draw_service, admin_token=admin_token, log_function=log_request,
+                           dev=dev, demo_gifts=[])
 
 
 async def serve(uri: str) -> None:
@@ -77,7 +84,11 @@ async def serve(uri: str) -> None:
     wechat = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base)
     draw_service = Draws(db, lease=timedelta(seconds=options.draw_lease_seconds),
                          fault_pause_after_items=options.fault_pause_after_items)
-    app = make_app(db, wechat, options.admin_token, options.login_key_days, draw_service)
+    app = make_app(db, wechat, options.admin_token, options.login_key_days, draw_service, dev=options.dev)
+    if options.demo and options.role != "scheduler":
+        app.settings["demo_gifts"] = await devmode.create_demo_gifts(app.settings["gifts"], app.settings["accounts"])
+        for demo in app.settings["demo_gifts"]:
+            print(f"demo gift ({demo['label']}): http://127.0.0.1:{options.port}/gift/{demo['order_id']}", flush=True)
     if options.role == "scheduler":
         # A scheduler process answers only health checks.
         app = web.Application(health.default_handlers, db=db, log_function=log_request)
@@ -107,6 +118,12 @@ def main() -> None:
     # Secrets come from the environment unless given; their defaults stay out of --help.
     options.wechat_secret = options.wechat_secret or os.environ.get("WECHAT_SECRET", "")
     options.admin_token = options.admin_token or os.environ.get("ADMIN_TOKEN", "")
+    options.dev = options.dev or options.demo
+    if options.dev:
+        if not devmode.is_local_database(options.mongodb_uri):
+            raise SystemExit("--dev/--demo refused: MONGODB_URI is not a local database")
+        log.warning("!!! DEVELOPMENT MODE: anyone can sign in as anyone at /api/dev/login. "
+                    "Never run --dev or --demo in production. !!!")
     engine = None
     uri = options.mongodb_uri
     if not uri:

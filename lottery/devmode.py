@@ -1,0 +1,89 @@
+"""Development mode: a browser sign-in without WeChat, and demo gifts.
+
+Only for `--dev` / `--demo`: anyone may sign in as anyone by typing a name, so the server
+refuses it unless the database is local (the embedded engine or a MongoDB on loopback)."""
+import ipaddress
+import logging
+from datetime import timedelta
+
+from lottery import clock
+from lottery.accounts import Accounts
+from lottery.errors import InvalidInput
+from lottery.gifts import Gifts
+
+log = logging.getLogger(__name__)
+
+MAX_NAME = 20
+DEMO_SENDER = "小红"
+
+
+def is_local_database(uri: str) -> bool:
+    """True for the embedded engine (no URI) or a URI whose every host is on loopback.
+    `mongodb+srv://` names a DNS record, never loopback."""
+    if not uri:
+        return True
+    if not uri.startswith("mongodb://"):
+        return False
+    authority = uri[len("mongodb://"):].split("/", 1)[0].split("?", 1)[0]
+    hosts = authority.rsplit("@", 1)[-1].split(",")
+    return all(_is_loopback(host) for host in hosts)
+
+
+def _is_loopback(host: str) -> bool:
+    name = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def dev_openid(name: str) -> str:
+    """The stand-in openid of a development member: one member per display name."""
+    return "dev_" + name
+
+
+def clean_name(value: object) -> str:
+    """A display name: 1 to 20 characters after trimming, no control characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("请输入昵称")
+    name = " ".join(value.split())
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"昵称最多 {MAX_NAME} 个字")
+    if any(ord(ch) < 32 for ch in name):
+        raise InvalidInput("昵称包含非法字符")
+    return name
+
+
+async def sign_in(accounts: Accounts, name: object) -> tuple[str, str]:
+    """Sign in (creating the member on first use) as `name`; returns (login_key, name)."""
+    name = clean_name(name)
+    member_id = await accounts.ensure_member(dev_openid(name), nickname=name)
+    log.info("development sign-in of member %s", member_id)
+    return await accounts.issue_key(member_id), name
+
+
+# (method, label shown on the landing page, request body fields)
+_DEMOS = [
+    ("direct", "直接送礼", {"items": [{"name": "红包封面"}, {"name": "咖啡券"}, {"name": "电影票"}],
+                           "wish": "先到先得，祝你好运！"}),
+    ("full", "满3人开奖", {"open_number": 3, "items": [{"name": "蓝牙耳机"}, {"name": "保温杯"}],
+                          "wish": "凑满三个人就开奖"}),
+    ("timed", "定时开奖", {"items": [{"name": "月饼礼盒"}], "wish": "中秋快乐，阖家团圆"}),
+]
+
+
+async def create_demo_gifts(gifts: Gifts, accounts: Accounts, timed_in: timedelta = timedelta(minutes=10)
+                            ) -> list[dict]:
+    """One fresh demo gift per opening method, sent by the member named DEMO_SENDER.
+    Returns `[{order_id, method, label}]` for the landing page."""
+    await accounts.ensure_member(dev_openid(DEMO_SENDER), nickname=DEMO_SENDER)
+    demos = []
+    for method, label, fields in _DEMOS:
+        body = {"sender_openid": dev_openid(DEMO_SENDER), "method": method, **fields}
+        if method == "timed":
+            body["open_at"] = clock.iso(clock.utcnow() + timed_in)
+        gift = await gifts.create(body)
+        demos.append({"order_id": gift["_id"], "method": method, "label": label})
+    return demos

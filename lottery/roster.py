@@ -1,0 +1,71 @@
+"""The people of a gift as the pages show them: the winners (public, names masked) and the
+participant list (for the gift's sender only)."""
+from pymongo.asynchronous.database import AsyncDatabase
+
+from lottery import clock
+from lottery.errors import Forbidden
+from lottery.gifts import Gifts
+from lottery.storage import roster as store
+
+DEFAULT_NAME = "微信用户"
+MAX_WINNERS = 1000  # a gift has at most 1000 items
+MAX_LISTED = 100
+
+
+def mask_name(name: str) -> str:
+    """Mask a nickname the way lottery mini-programs do: 小明 -> 小*, 王小明 -> 王*明,
+    Alexander -> A***r. The first character stays, so an avatar placeholder can use it."""
+    name = (name or DEFAULT_NAME).strip() or DEFAULT_NAME
+    if len(name) == 1:
+        return name + "*"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * min(len(name) - 2, 3) + name[-1]
+
+
+def _person(profile: dict | None, masked: bool) -> dict:
+    name = (profile or {}).get("nickname") or DEFAULT_NAME
+    return {"name": mask_name(name) if masked else name,
+            "avatar": (profile or {}).get("avatar_url") or ""}
+
+
+class Roster:
+    """Read-only lists of a gift's people."""
+
+    def __init__(self, db: AsyncDatabase, gifts: Gifts) -> None:
+        self.db = db
+        self.gifts = gifts
+
+    async def winners(self, order_id: str) -> dict:
+        """Who won what, names masked. Public: a direct gift lists its recipients so far, the
+        others list nobody until the draw has finished."""
+        gift = await self.gifts.get(order_id)
+        if gift["method"] != "direct" and gift["status"] != "finished":
+            return {"order_id": order_id, "status": gift["status"], "winners": []}
+        joins = await store.winning_joins(self.db, order_id, MAX_WINNERS)
+        people = await store.profiles(self.db, [j["member_id"] for j in joins])
+        return {
+            "order_id": order_id,
+            "status": gift["status"],
+            "participant_count": gift["joined_count"],
+            "winners": [{**_person(people.get(j["member_id"]), masked=True),
+                         "item": {"name": gift["items"][j["item_index"]]["name"],
+                                  "image": gift["items"][j["item_index"]].get("image", "")}}
+                        for j in joins],
+        }
+
+    async def participants(self, order_id: str, member_id: str) -> dict:
+        """The sender's view of who joined (newest first, at most MAX_LISTED), unmasked: the
+        sender shared the gift with these friends."""
+        gift = await self.gifts.get(order_id)
+        if gift["sender_id"] != member_id:
+            raise Forbidden("只有发起人可以查看参与名单")
+        joins = await store.latest_joins(self.db, order_id, MAX_LISTED)
+        people = await store.profiles(self.db, [j["member_id"] for j in joins])
+        return {
+            "order_id": order_id,
+            "joined_count": gift["joined_count"],
+            "participants": [{**_person(people.get(j["member_id"]), masked=False),
+                              "joined_at": clock.iso(j["joined_at"]),
+                              "outcome": j.get("outcome")} for j in joins],
+        }
