@@ -1,0 +1,493 @@
+// The gift pages: /gift/{order_id} (join), /wait, /result, /mine (the sender's view) and
+// /proof. One document serves them all, so the waiting page turns into the result without
+// a reload: the view follows the member's state (`me.state`), from the API at load and
+// from the realtime channel (static/js/gift-socket.js) afterwards.
+import { api, ApiError, auth, devSignIn, serverNow, site } from './api.js';
+import { verify } from './fairness.js';
+import { avatar, formatCountdown, formatTime, h, openInfo, toast } from './ui.js';
+
+const ROUTE = /^\/gift\/([A-Za-z0-9_-]{1,64})(?:\/(wait|result|proof|mine))?\/?$/;
+const [, orderId, requestedView = 'join'] = location.pathname.match(ROUTE) || [];
+const app = document.getElementById('app');
+const connection = document.getElementById('conn');
+
+const page = {
+  gift: null, // the public view of the gift (GET /api/v1/gifts/{id}), kept current
+  me: null, // this member's state in it
+  view: null,
+  winners: null, // GET /winners, once the gift has some
+  participants: null, // the sender's list
+  socket: null,
+  ticker: null,
+  refreshTimer: null,
+  confirmOpen: false,
+};
+
+const TITLES = {
+  join: '参与抽奖', wait: '等待开奖', result: '开奖结果', mine: '我发起的礼物', proof: '公平性证明',
+  closed: '参与抽奖', signin: '登录', missing: '礼物不存在',
+};
+
+function show(view, ...content) {
+  if (view !== 'proof') {
+    const path = view === 'join' || view === 'closed' || view === 'signin' ? `/gift/${orderId}` : `/gift/${orderId}/${view}`;
+    if (location.pathname !== path) history.replaceState(null, '', path);
+  }
+  page.view = view;
+  document.body.dataset.view = view;
+  document.title = `${TITLES[view] || '礼物抽奖'} · 礼物抽奖`;
+  app.replaceChildren(...content);
+}
+
+// The seed's three-way check: not joined -> join; opened -> result; joined -> waiting.
+function viewFor(gift, me) {
+  switch (me.state) {
+    case 'can_join': return 'join';
+    case 'joined_waiting': return 'wait';
+    case 'won': case 'lost': return 'result';
+    case 'own_gift': return 'mine';
+    default: return gift.status === 'finished' ? 'result' : 'closed';
+  }
+}
+
+function render() {
+  clearInterval(page.ticker);
+  page.ticker = null;
+  const view = viewFor(page.gift, page.me);
+  const hasWinners = page.gift.status === 'finished' || page.gift.method === 'direct';
+  if ((view === 'result' || view === 'mine') && hasWinners && !page.winners) loadWinners();
+  if (view === 'mine' && !page.participants) refreshParticipants();
+  ({ join: renderJoin, wait: renderWait, result: renderResult, mine: renderMine, closed: renderClosed })[view]();
+}
+
+// A newer state of the gift (from the API or the socket). Older versions are ignored, so a
+// late HTTP answer never undoes what the socket already showed.
+function apply(gift, me) {
+  if (page.gift && gift.version < page.gift.version) return;
+  const changed = !page.gift || (gift.status === 'finished' && page.gift.status !== 'finished')
+    || (gift.method === 'direct' && page.gift.joined_count !== gift.joined_count);
+  page.gift = { ...(page.gift || {}), ...gift };
+  if (me) page.me = me;
+  if (changed) page.winners = null;
+  if (page.view === 'mine') scheduleParticipants();
+  render();
+}
+
+function applyProgress(message) {
+  if (!page.gift || message.version <= page.gift.version) return;
+  if (page.gift.method === 'direct' && message.joined_count !== page.gift.joined_count) page.winners = null;
+  page.gift = { ...page.gift, version: message.version, joined_count: message.joined_count };
+  if (page.view === 'mine') scheduleParticipants();
+  render();
+}
+
+async function loadWinners() {
+  page.winners = { loading: true, winners: [] };
+  try {
+    page.winners = await api('GET', `/api/v1/gifts/${orderId}/winners`);
+  } catch (err) {
+    page.winners = { error: err.message, winners: [] };
+  }
+  render();
+}
+
+function scheduleParticipants() {
+  clearTimeout(page.refreshTimer);
+  page.refreshTimer = setTimeout(refreshParticipants, 300);
+}
+
+async function refreshParticipants() {
+  if (!page.participants) page.participants = { loading: true, participants: [] };
+  try {
+    page.participants = await api('GET', `/api/v1/gifts/${orderId}/participants`);
+  } catch (err) {
+    page.participants = { error: err.message, participants: [] };
+  }
+  if (page.view === 'mine') render();
+}
+
+// ---- the realtime channel ----------------------------------------------------------------
+
+const CONNECTION_TEXT = {
+  connecting: '正在连接…',
+  open: '实时更新中',
+  reconnecting: '连接中断，正在重连…',
+  closed: '连接已断开，请刷新页面',
+  unavailable: '实时更新不可用，请刷新页面',
+};
+
+function setConnection(state) {
+  connection.dataset.state = state;
+  connection.textContent = CONNECTION_TEXT[state] || state;
+}
+
+function connect() {
+  if (typeof window.GiftSocket !== 'function') {
+    setConnection('unavailable');
+    return;
+  }
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const socket = new window.GiftSocket({ url: `${scheme}://${location.host}/ws`, loginKey: auth.key() });
+  socket.on('state', (state) => setConnection(typeof state === 'string' ? state : state.state));
+  socket.on('snapshot', (m) => m.order_id === orderId && apply(m.gift, m.me));
+  socket.on('opened', (m) => m.order_id === orderId && apply(m.gift, m.me));
+  socket.on('progress', (m) => m.order_id === orderId && applyProgress(m));
+  socket.on('error', (m) => {
+    if (m && m.code === 'login_expired') {
+      auth.clear();
+      location.reload();
+    }
+  });
+  socket.subscribe(orderId);
+  page.socket = socket;
+}
+
+// ---- views ---------------------------------------------------------------------------------
+
+function senderBlock(gift, extra = '') {
+  return [
+    h('div.card__arc'),
+    avatar(gift.sender, '.card__avatar'),
+    h('div.card__name', {}, gift.sender.name),
+    h('div.card__info', {}, `发起一个抽奖，${openInfo(gift)}${extra}`),
+  ];
+}
+
+function renderJoin() {
+  const gift = page.gift;
+  const button = h('button.btn-join', { type: 'button', onclick: join, 'aria-label': '参与抽奖' }, '抽');
+  show('join', h('section.card.card--join', {},
+    ...senderBlock(gift),
+    h('div.card__wish', {}, gift.wish),
+    h('div.card__items', {}, `共 ${gift.items_total} 份礼物 · 已有 ${gift.joined_count} 人参与`),
+    button));
+}
+
+async function join(event) {
+  const button = event.currentTarget;
+  button.disabled = true;
+  button.classList.add('btn-join--busy');
+  try {
+    const answer = await api('POST', `/api/v1/gifts/${orderId}/join`, {});
+    toast('参与成功');
+    apply({ ...page.gift, ...answer.gift }, answer.me);
+  } catch (err) {
+    toast(err.message);
+    await load();
+  }
+}
+
+function renderWait() {
+  const gift = page.gift;
+  const drawing = gift.status !== 'open';
+  const parts = [];
+  if (drawing) {
+    parts.push(h('div.wait__drawing', {}, h('span.spinner'), '正在开奖…'));
+  } else if (gift.method === 'full') {
+    const percent = Math.min(100, Math.round((100 * gift.joined_count) / gift.open_number));
+    parts.push(
+      h('div.wait__count', { id: 'progress' }, `${gift.joined_count}/${gift.open_number} 人已参与`),
+      h('div.meter', {}, h('div.meter__bar', { style: `width:${percent}%` })),
+      h('div.wait__hint', {}, `还差 ${Math.max(0, gift.open_number - gift.joined_count)} 人开奖`),
+      gift.deadline_at ? h('div.wait__hint.wait__hint--small', {}, `${formatTime(gift.deadline_at)} 前未满员，将在已参与的人中开奖`) : null,
+    );
+  } else if (gift.method === 'timed') {
+    const countdown = h('div.wait__countdown', { id: 'countdown' });
+    parts.push(h('div.wait__label', {}, '距离开奖还有'), countdown,
+      h('div.wait__hint', {}, `已有 ${gift.joined_count} 人参与`));
+    tick(countdown, gift.open_at);
+  }
+  show('wait', h('section.card.card--wait', {},
+    ...senderBlock(gift),
+    h('div.card__wish', {}, gift.wish),
+    h('div.wait__status', {}, h('span.badge', {}, '你已参与'), ' 等待开奖'),
+    ...parts));
+}
+
+// Counts down to `iso` on the server's clock; at zero it says the draw is under way (the
+// scheduler opens the gift and the socket brings the result).
+function tick(node, iso) {
+  const due = Date.parse(iso);
+  const update = () => {
+    const left = due - serverNow();
+    node.textContent = formatCountdown(left);
+    if (left <= 0) {
+      clearInterval(page.ticker);
+      page.ticker = null;
+      node.classList.add('wait__countdown--zero');
+      node.after(h('div.wait__drawing', {}, h('span.spinner'), '正在开奖…'));
+    }
+  };
+  update();
+  if (due > serverNow()) page.ticker = setInterval(update, 250);
+}
+
+function winnerList() {
+  const list = page.winners;
+  if (!list || list.loading) return h('p.panel__empty', {}, '正在加载中奖名单…');
+  if (list.error) return h('p.panel__empty', {}, list.error);
+  if (!list.winners.length) return h('p.panel__empty', {}, '本次没有人中奖');
+  return h('ul.people', { id: 'winners' }, list.winners.map((w) => h('li.person', {},
+    avatar(w),
+    h('span.person__name', {}, w.name),
+    h('span.person__item', {}, w.item.name))));
+}
+
+function winnersPanel() {
+  const gift = page.gift;
+  const summary = page.winners && page.winners.participant_count !== undefined
+    ? `${page.winners.participant_count} 人参与，${page.winners.winners.length} 人中奖` : '';
+  return h('section.panel', {},
+    h('h2.panel__title', {}, gift.method === 'direct' ? '领取名单' : '中奖名单', h('small', {}, summary)),
+    winnerList(),
+    gift.method !== 'direct' && gift.status === 'finished'
+      ? h('a.panel__link', { href: `/gift/${orderId}/proof`, id: 'proof-link' }, '查看开奖公平性证明 ›') : null);
+}
+
+function renderResult() {
+  const { gift, me } = page;
+  let body;
+  if (me.state === 'won') {
+    body = [
+      h('div.result__title.result__title--won', { id: 'outcome', 'data-outcome': 'won' }, '恭喜你中奖了！'),
+      h('div.prize', {},
+        me.item && me.item.image ? h('img.prize__image', { src: me.item.image, alt: '' }) : h('span.prize__icon', {}, '🎁'),
+        h('span.prize__name', {}, me.item ? me.item.name : '')),
+      h('div.claim', {},
+        h('strong', {}, '如何领奖'),
+        h('p', {}, '请在微信小程序「我的礼物」中填写收货信息，礼物将由发起人寄出。（网页版领奖即将上线）')),
+    ];
+  } else if (me.state === 'lost') {
+    body = [
+      h('div.result__title.result__title--lost', { id: 'outcome', 'data-outcome': 'lost' }, '很遗憾，没有抽中'),
+      h('p.result__text', {}, '感谢参与，下次好运！'),
+    ];
+  } else {
+    body = [
+      h('div.result__title', { id: 'outcome', 'data-outcome': 'absent' }, '已经开奖啦'),
+      h('p.result__text', {}, '你没有参与这次抽奖，看看谁中奖了吧'),
+    ];
+  }
+  show('result',
+    h('section.card.card--result', {}, ...senderBlock(gift), h('div.card__wish', {}, gift.wish), ...body),
+    winnersPanel());
+}
+
+function renderClosed() {
+  const { gift, me } = page;
+  const full = me.state === 'full';
+  show('closed', h('section.card.card--result', {},
+    ...senderBlock(gift),
+    h('div.card__wish', {}, gift.wish),
+    h('div.result__title', { id: 'outcome', 'data-outcome': me.state }, full ? '参与人数已满' : '参与时间已过'),
+    h('p.result__text', {}, gift.status === 'open' ? '下次早点来哦' : '正在开奖，稍后可查看中奖名单')));
+}
+
+const STATUS_TEXT = { open: '进行中', ready: '已满员，即将开奖', drawing: '开奖中', finished: '已开奖' };
+
+function renderMine() {
+  const gift = page.gift;
+  let count;
+  if (gift.method === 'full') count = `${gift.joined_count}/${gift.open_number} 人已参与`;
+  else if (gift.method === 'direct') count = `已送出 ${gift.items_total - gift.items_left}/${gift.items_total} 份`;
+  else count = `已有 ${gift.joined_count} 人参与`;
+  const status = gift.method === 'direct' && gift.status === 'finished' ? '已送完' : STATUS_TEXT[gift.status];
+  const parts = [h('div.mine__status', {}, h('span.badge', { id: 'gift-status' }, status)),
+    h('div.wait__count', { id: 'progress' }, count)];
+  if (gift.method === 'timed' && gift.status === 'open') {
+    const countdown = h('div.wait__countdown.wait__countdown--small', { id: 'countdown' });
+    parts.push(countdown);
+    tick(countdown, gift.open_at);
+  }
+  if (gift.method !== 'direct' && gift.status === 'open' && gift.joined_count > 0) {
+    parts.push(h('button.btn', { type: 'button', id: 'open-early', onclick: openEarly },
+      page.confirmOpen ? `确认现在开奖？（${gift.joined_count} 人参与）` : '提前开奖'));
+  }
+  const link = `${location.origin}/gift/${orderId}`;
+  show('mine',
+    h('section.card.card--result', {}, ...senderBlock(gift), h('div.card__wish', {}, gift.wish), ...parts,
+      h('div.share', {}, h('span', {}, '分享链接'), h('input.share__link', { value: link, readonly: true, onfocus: (e) => e.target.select() }))),
+    gift.status === 'finished' || gift.method === 'direct' ? winnersPanel() : null,
+    participantsPanel());
+}
+
+const OUTCOME_TEXT = { won: '中奖', lost: '未中奖' };
+
+function participantsPanel() {
+  const list = page.participants;
+  let body;
+  if (!list || list.loading) body = h('p.panel__empty', {}, '正在加载…');
+  else if (list.error) body = h('p.panel__empty', {}, list.error);
+  else if (!list.participants.length) body = h('p.panel__empty', {}, '还没有人参与，快把链接分享给好友吧');
+  else {
+    body = h('ul.people', { id: 'participants' }, list.participants.map((p) => h('li.person', {},
+      avatar(p),
+      h('span.person__name', {}, p.name),
+      p.outcome ? h(`span.person__tag.person__tag--${p.outcome}`, {}, OUTCOME_TEXT[p.outcome]) : h('span.person__time', {}, formatTime(p.joined_at)))));
+  }
+  return h('section.panel', {}, h('h2.panel__title', {}, '参与名单',
+    h('small', {}, list && list.participants.length < page.gift.joined_count ? `最近 ${list.participants.length} 人` : '')), body);
+}
+
+async function openEarly() {
+  if (!page.confirmOpen) {
+    page.confirmOpen = true;
+    render();
+    return;
+  }
+  page.confirmOpen = false;
+  try {
+    const answer = await api('POST', `/api/v1/gifts/${orderId}/open`, {});
+    toast('已开奖');
+    apply(answer.gift, answer.me);
+  } catch (err) {
+    toast(err.message);
+    await load();
+  }
+}
+
+// ---- the proof -----------------------------------------------------------------------------
+
+const CHECK_TEXT = {
+  algorithm: '开奖算法可识别',
+  commitment: '公布的种子与创建礼物时公布的承诺（SHA-256）一致',
+  canonical: '参与者名单为规范顺序（排序、无重复）',
+  participants_hash: '参与者名单与其哈希一致',
+  items_hash: '礼品清单与其哈希一致',
+  winners: '用种子重新抽取，中奖者与公布结果完全一致',
+};
+
+async function showProof() {
+  const verdict = h('div.verdict', { id: 'verdict', 'data-result': 'pending' }, '正在你的浏览器中验证…');
+  const panel = h('section.panel.proof', {}, h('h2.panel__title', {}, '开奖公平性证明'), verdict);
+  show('proof', panel);
+  let winners;
+  try {
+    winners = await api('GET', `/api/v1/gifts/${orderId}/winners`);
+  } catch (err) {
+    verdict.textContent = err.message;
+    verdict.dataset.result = 'error';
+    return;
+  }
+  if (winners.status !== 'finished') {
+    verdict.textContent = '尚未开奖，开奖后可在这里验证结果';
+    verdict.dataset.result = 'not-opened';
+    return;
+  }
+  const proof = await api('GET', `/api/v1/gifts/${orderId}/proof`);
+  let mine = null;
+  if (auth.key()) {
+    try {
+      mine = (await api('GET', `/api/v1/gifts/${orderId}`)).me.participant || null;
+    } catch (err) {
+      mine = null;
+    }
+  }
+  let checks;
+  try {
+    checks = await verify(proof);
+  } catch (err) {
+    checks = [{ name: 'winners', ok: false, detail: err.message }];
+  }
+  const ok = checks.length > 0 && checks.every((c) => c.ok);
+  verdict.dataset.result = ok ? 'match' : 'mismatch';
+  verdict.textContent = ok ? '✓ 验证通过：中奖结果与公开数据完全一致' : '✗ 验证失败：中奖结果与公开数据不一致';
+  const names = new Map(winners.winners.map((w, i) => [i, w.name]));
+  panel.append(
+    h('p.proof__intro', {}, '创建礼物时，服务器先公布随机种子的 SHA-256 承诺；开奖后再公布种子本身。'
+      + '你的浏览器已用 WebCrypto 按公开算法重新计算了一遍，不需要信任服务器。'),
+    h('ul.checks', {}, checks.map((c) => h(`li.check.check--${c.ok ? 'ok' : 'fail'}`, { 'data-check': c.name },
+      h('span.check__mark', {}, c.ok ? '✓' : '✗'), CHECK_TEXT[c.name] || c.name, c.detail ? ` (${c.detail})` : ''))),
+    h('h3.proof__subtitle', {}, '中奖结果'),
+    h('table.proof__winners', {},
+      h('thead', {}, h('tr', {}, h('th', {}, '礼品'), h('th', {}, '中奖者编号'), h('th', {}, '昵称'))),
+      h('tbody', {}, proof.winners.map((w) => h(`tr${w.participant === mine ? '.proof__mine' : ''}`, {},
+        h('td', {}, proof.items[w.item_index]),
+        h('td.mono', {}, w.participant),
+        h('td', {}, w.participant === mine ? '你' : names.get(w.item_index) || ''))))),
+    h('dl.proof__data', {},
+      h('dt', {}, '算法'), h('dd', {}, `${proof.algorithm} v${proof.version}`),
+      h('dt', {}, '订单号'), h('dd.mono', {}, proof.order_id),
+      h('dt', {}, '种子承诺'), h('dd.mono', {}, proof.seed_commitment),
+      h('dt', {}, '种子'), h('dd.mono', {}, proof.seed),
+      h('dt', {}, '参与者哈希'), h('dd.mono', {}, proof.participants_hash),
+      h('dt', {}, '礼品清单哈希'), h('dd.mono', {}, proof.items_hash)),
+    h('details.proof__all', {},
+      h('summary', {}, `全部 ${proof.participants.length} 位参与者编号${mine ? '（含你的编号）' : ''}`),
+      h('ol.mono', {}, proof.participants.map((p) => h(p === mine ? 'li.proof__mine' : 'li', {}, p)))),
+    h('p.proof__intro', {}, '也可以自行验证：保存 ', h('a', { href: `/api/v1/gifts/${orderId}/proof`, download: `proof-${orderId}.json` }, '证明数据'),
+      ' 后运行 python -m lottery.verify proof.json'));
+}
+
+// ---- sign-in and start -----------------------------------------------------------------------
+
+function showWho() {
+  const who = document.getElementById('who');
+  const name = auth.name();
+  who.replaceChildren(...(name ? [h('span', {}, name), h('button.bar__switch', {
+    type: 'button',
+    onclick: () => { auth.clear(); location.reload(); },
+  }, '切换')] : []));
+}
+
+async function showSignIn() {
+  const info = await site().catch(() => ({ dev: false }));
+  if (!info.dev) {
+    show('signin', h('section.card.card--result', {},
+      h('div.result__title', {}, '请在微信中打开'),
+      h('p.result__text', {}, '网页版登录即将上线。现在请在微信小程序中打开这个礼物链接。')));
+    return;
+  }
+  const input = h('input.signin__input', { id: 'name', name: 'name', maxlength: 20, placeholder: '你的昵称', autocomplete: 'nickname', required: true });
+  const form = h('form.signin', {
+    onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        await devSignIn(input.value);
+        showWho();
+        await load();
+      } catch (err) {
+        toast(err.message);
+      }
+    },
+  }, input, h('button.btn', { type: 'submit' }, '进入'));
+  show('signin', h('section.card.card--result', {},
+    h('div.card__arc'),
+    h('div.signin__title', {}, '选择一个昵称参与抽奖'),
+    h('p.signin__note', {}, '开发模式：输入任意昵称即可登录，无需微信授权。'),
+    form));
+  input.focus();
+}
+
+// Ask the gift state, then show the page it calls for.
+async function load() {
+  if (!auth.key()) {
+    await showSignIn();
+    return;
+  }
+  try {
+    const answer = await api('GET', `/api/v1/gifts/${orderId}`);
+    apply(answer.gift, answer.me);
+    if (!page.socket) connect();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      showWho();
+      await showSignIn();
+    } else if (err instanceof ApiError && err.status === 404) {
+      show('missing', h('section.card.card--result', {}, h('div.result__title', {}, '礼物不存在'),
+        h('p.result__text', {}, '请检查链接是否完整')));
+    } else {
+      show('missing', h('section.card.card--result', {}, h('div.result__title', {}, '加载失败'),
+        h('p.result__text', {}, err.message)));
+    }
+  }
+}
+
+function start() {
+  showWho();
+  if (!orderId) return;
+  if (requestedView === 'proof') showProof();
+  else load();
+}
+
+start();

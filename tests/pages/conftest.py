@@ -1,0 +1,62 @@
+"""Browser tests: Playwright (sync API) driving Debian's Chromium against real server
+processes started with --dev.
+
+Every page a test opens collects console errors and uncaught exceptions; a test fails if any
+appeared (outside what it explicitly expects, such as refused connections while its server is
+down). Screenshots go to test-artifacts/screenshots/ (git-ignored); docs/screenshots/ holds
+copies for the README."""
+import os
+import shutil
+
+import pytest
+
+from tests.pages.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, Person, Site, start_server
+from tests.servers import ROOT
+
+
+@pytest.fixture(scope="module")
+def site(engine_uri):
+    """One --demo server (development mode plus demo gifts) for a test module."""
+    process = start_server(engine_uri, "--demo")
+    yield Site(process)
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def people(browser, request):
+    """`people(site, name)` opens a new person; at the end, no page may have logged an error."""
+    opened: list[Person] = []
+
+    def open_person(site: Site, name: str, signed_in: bool = True) -> Person:
+        person = Person(browser, site.base_url, name)
+        if signed_in:
+            person.signed_in(site.sign_in(name))
+        opened.append(person)
+        return person
+
+    yield open_person
+    errors = {p.name: p.errors for p in opened if p.errors}
+    for person in opened:
+        person.close()
+    assert not errors, f"console errors: {errors}"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Refresh docs/screenshots/ (the README's pictures) when every browser test passed."""
+    docs = os.path.join(ROOT, "docs", "screenshots")
+    if exitstatus == 0 and os.path.isdir(SCREENSHOTS) and os.environ.get("UPDATE_SCREENSHOTS"):
+        os.makedirs(docs, exist_ok=True)
+        for name in os.listdir(SCREENSHOTS):
+            shutil.copy(os.path.join(SCREENSHOTS, name), os.path.join(docs, name))
