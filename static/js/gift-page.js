@@ -187,7 +187,7 @@ function renderWait() {
     const percent = Math.min(100, Math.round((100 * gift.joined_count) / gift.open_number));
     parts.push(
       h('div.wait__count', { id: 'progress' }, `${gift.joined_count}/${gift.open_number} 人已参与`),
-      h('div.meter', {}, h('div.meter__bar', { style: `width:${percent}%` })),
+      h('div.meter', {}, h('div.meter__bar', { style: { width: `${percent}%` } })),
       h('div.wait__hint', {}, `还差 ${Math.max(0, gift.open_number - gift.joined_count)} 人开奖`),
       gift.deadline_at ? h('div.wait__hint.wait__hint--small', {}, `${formatTime(gift.deadline_at)} 前未满员，将在已参与的人中开奖`) : null,
     );
@@ -251,7 +251,7 @@ function renderResult() {
     body = [
       h('div.result__title.result__title--won', { id: 'outcome', 'data-outcome': 'won' }, '恭喜你中奖了！'),
       h('div.prize', {},
-        me.item && me.item.image ? h('img.prize__image', { src: me.item.image, alt: '' }) : h('span.prize__icon', {}, '🎁'),
+        me.item && me.item.image ? h('img.prize__image', { src: me.item.image, alt: '' }) : h('img.prize__image', { src: '/static/img/icon.svg', alt: '' }),
         h('span.prize__name', {}, me.item ? me.item.name : '')),
       h('div.claim', {},
         h('strong', {}, '如何领奖'),
@@ -288,7 +288,8 @@ const STATUS_TEXT = { open: '进行中', ready: '已满员，即将开奖', draw
 function renderMine() {
   const gift = page.gift;
   let count;
-  if (gift.method === 'full') count = `${gift.joined_count}/${gift.open_number} 人已参与`;
+  if (gift.status === 'finished' && gift.method !== 'direct') count = `共 ${gift.joined_count} 人参与`;
+  else if (gift.method === 'full') count = `${gift.joined_count}/${gift.open_number} 人已参与`;
   else if (gift.method === 'direct') count = `已送出 ${gift.items_total - gift.items_left}/${gift.items_total} 份`;
   else count = `已有 ${gift.joined_count} 人参与`;
   const status = gift.method === 'direct' && gift.status === 'finished' ? '已送完' : STATUS_TEXT[gift.status];
@@ -350,7 +351,8 @@ async function openEarly() {
 
 const CHECK_TEXT = {
   algorithm: '开奖算法可识别',
-  commitment: '公布的种子与创建礼物时公布的承诺（SHA-256）一致',
+  published: '证明中的承诺就是创建礼物时公布的那个',
+  commitment: '公布的种子与其承诺（SHA-256）一致',
   canonical: '参与者名单为规范顺序（排序、无重复）',
   participants_hash: '参与者名单与其哈希一致',
   items_hash: '礼品清单与其哈希一致',
@@ -375,10 +377,15 @@ async function showProof() {
     return;
   }
   const proof = await api('GET', `/api/v1/gifts/${orderId}/proof`);
+  // Signed in, the page also has the gift as it was published (its commitment) and this
+  // member's pseudonym.
   let mine = null;
+  let published = null;
   if (auth.key()) {
     try {
-      mine = (await api('GET', `/api/v1/gifts/${orderId}`)).me.participant || null;
+      const answer = await api('GET', `/api/v1/gifts/${orderId}`);
+      mine = answer.me.participant || null;
+      published = answer.gift.seed_commitment;
     } catch (err) {
       mine = null;
     }
@@ -389,6 +396,7 @@ async function showProof() {
   } catch (err) {
     checks = [{ name: 'winners', ok: false, detail: err.message }];
   }
+  if (published) checks.unshift({ name: 'published', ok: published === proof.seed_commitment, detail: '' });
   const ok = checks.length > 0 && checks.every((c) => c.ok);
   verdict.dataset.result = ok ? 'match' : 'mismatch';
   verdict.textContent = ok ? '✓ 验证通过：中奖结果与公开数据完全一致' : '✗ 验证失败：中奖结果与公开数据不一致';
@@ -416,7 +424,7 @@ async function showProof() {
       h('summary', {}, `全部 ${proof.participants.length} 位参与者编号${mine ? '（含你的编号）' : ''}`),
       h('ol.mono', {}, proof.participants.map((p) => h(p === mine ? 'li.proof__mine' : 'li', {}, p)))),
     h('p.proof__intro', {}, '也可以自行验证：保存 ', h('a', { href: `/api/v1/gifts/${orderId}/proof`, download: `proof-${orderId}.json` }, '证明数据'),
-      ' 后运行 python -m lottery.verify proof.json'));
+      ' 后运行 ', h('code', {}, 'python -m lottery.verify proof.json')));
 }
 
 // ---- sign-in and start -----------------------------------------------------------------------

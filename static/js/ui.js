@@ -9,6 +9,8 @@ export function h(tag, attrs = {}, ...children) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
     else if (key === 'class') node.className = `${node.className} ${value}`.trim();
+    // Through the CSSOM: the pages' Content-Security-Policy refuses style attributes.
+    else if (key === 'style') for (const [prop, v] of Object.entries(value)) node.style.setProperty(prop, v);
     else node.setAttribute(key, value === true ? '' : value);
   }
   for (const child of children.flat()) {
@@ -26,7 +28,7 @@ export function avatar(person, extraClass = '') {
   }
   let hash = 0;
   for (const ch of name) hash = (hash * 31 + ch.codePointAt(0)) % 360;
-  return h(`span.avatar.avatar--letter${extraClass}`, { style: `--hue:${hash}`, 'aria-hidden': 'true' }, Array.from(name)[0]);
+  return h(`span.avatar.avatar--letter${extraClass}`, { style: { '--hue': hash }, 'aria-hidden': 'true' }, Array.from(name)[0]);
 }
 
 const shanghai = new Intl.DateTimeFormat('zh-CN', {
@@ -67,5 +69,5 @@ export function toast(message) {
   node.textContent = message;
   node.classList.add('toast--shown');
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => node.classList.remove('toast--shown'), 2500);
+  toastTimer = setTimeout(() => node.classList.remove('toast--shown'), 1800);
 }

@@ -119,8 +119,10 @@ class Person:
         return self.page.evaluate("window.__sameDocument === true")
 
     def screenshot(self, name: str) -> None:
+        """Save the whole page, once any toast has faded."""
+        self.page.locator(".toast--shown").wait_for(state="detached", timeout=5000)
         os.makedirs(SCREENSHOTS, exist_ok=True)
-        self.page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
+        self.page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True, animations="disabled")
 
     def close(self) -> None:
         self.context.close()

@@ -3,6 +3,7 @@ view, against a real server process in development mode."""
 import json
 import re
 import time
+from datetime import datetime
 
 from playwright.sync_api import expect
 
@@ -59,7 +60,7 @@ def test_two_people_fill_a_two_seat_gift_and_both_waiting_pages_turn_into_result
     # The proof, recomputed in the browser, matches; the winner finds themselves in it.
     winner.page.click("#proof-link")
     expect(winner.page.locator("#verdict")).to_have_attribute("data-result", "match")
-    expect(winner.page.locator(".check--ok")).to_have_count(5)
+    expect(winner.page.locator(".check--ok")).to_have_count(6)
     expect(winner.page.locator(".proof__winners .proof__mine")).to_contain_text("你")
     winner.screenshot("proof")
 
@@ -90,7 +91,8 @@ def expect_finished(site, order_id: str, timeout: float = 15.0) -> None:
 
 
 def test_a_timed_gift_counts_down_to_zero_and_shows_the_result(site, people):
-    order_id = site.create_gift(method="timed", open_at=in_seconds(7), items=[{"name": "月饼礼盒"}],
+    open_at = in_seconds(7)
+    order_id = site.create_gift(method="timed", open_at=open_at, items=[{"name": "月饼礼盒"}],
                                 wish="中秋快乐")
     carol = people(site, "小卡").open(f"/gift/{order_id}")
     expect(carol.page.locator(".card__info")).to_contain_text("开奖")
@@ -98,11 +100,24 @@ def test_a_timed_gift_counts_down_to_zero_and_shows_the_result(site, people):
     countdown = carol.page.locator("#countdown")
     expect(countdown).to_have_text(re.compile(r"^00:0\d$"))
     carol.mark_document()
+    carol.page.evaluate("""() => {
+        window.seen = [];
+        new MutationObserver(() => {
+            const countdown = document.getElementById('countdown');
+            if (countdown && window.seen.at(-1) !== countdown.textContent) window.seen.push(countdown.textContent);
+            if (!window.resultAt && document.getElementById('outcome')) window.resultAt = Date.now();
+        }).observe(document.getElementById('app'), {subtree: true, childList: true, characterData: true});
+    }""")
     carol.screenshot("wait-timed")
-    expect(countdown).to_have_text("00:00", timeout=15000)
-    expect(carol.page.locator("#outcome")).to_have_attribute("data-outcome", "won", timeout=15000)
+    expect(carol.page.locator("#outcome")).to_have_attribute("data-outcome", "won", timeout=20000)
     expect(carol.page.locator(".prize__name")).to_have_text("月饼礼盒")
     assert carol.same_document()
+    # The countdown ticked down second by second to its last second (the result may arrive
+    # within the tick that would have shown 00:00), and the result came no earlier than due.
+    seen = carol.page.evaluate("window.seen")
+    assert seen[-1] in ("00:01", "00:00"), seen
+    assert seen == sorted(seen, reverse=True), seen
+    assert carol.page.evaluate("window.resultAt") / 1000 >= datetime.fromisoformat(open_at).timestamp()
 
 
 def test_the_join_page_of_an_opened_gift_goes_straight_to_the_result(site, people):
