@@ -4,13 +4,17 @@ A draw is a state machine on the gift document: `open|ready -> drawing -> finish
 gift into `drawing` is one conditional update that also sets a lease; a process that dies
 mid-draw leaves a lease that expires, and the next taker finishes the same draw. The winners
 follow from the committed seed and the frozen participant list (stored once, in `proofs`),
-so a resumed draw writes the same winners, and every write is idempotent."""
+so a resumed draw writes the same winners, and every write is idempotent.
+
+Gifts due together are drawn as one batch: the same handful of database commands serve one
+gift or two hundred, which is what keeps many openings due in the same second on time."""
 import asyncio
 import logging
 import os
 import secrets
 import socket
 from datetime import timedelta
+from typing import Awaitable
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -20,6 +24,8 @@ from lottery.storage import draws as store
 from lottery.storage import gifts as gift_store
 
 log = logging.getLogger(__name__)
+
+BATCH_LIMIT = 200
 
 
 class NotOpenable(LotteryError):
@@ -38,34 +44,42 @@ class Draws:
     """Opens gifts: on the last seat, when due, at the sender's request, or resuming."""
 
     def __init__(self, db: AsyncDatabase, lease: timedelta = timedelta(seconds=30),
-                 settle_timeout: float = 2.0, fault_pause_after_items: int = 0) -> None:
+                 settle_timeout: float = 2.0, fault_pause_after_items: int = 0,
+                 batch_window: float = 0.02) -> None:
         self.db = db
         self.lease = lease
         self.settle_timeout = settle_timeout
         # Fault injection for tests: stop (forever) after writing this many winners.
         self.fault_pause_after_items = fault_pause_after_items
+        self.batch_window = batch_window
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._tasks: set[asyncio.Task] = set()
+        self._queued: set[str] = set()
+        self._drainer: asyncio.Future | None = None
+
+    # Entry points
 
     def open_soon(self, order_id: str) -> None:
-        """Start a draw in the background (the joiner who took the last seat does not wait)."""
-        task = asyncio.get_running_loop().create_task(self._open_logged(order_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Draw in the background, batched with whatever else comes due meanwhile (the joiner
+        who took the last seat, or a scheduler job, does not wait)."""
+        self._queued.add(order_id)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.ensure_future(self._logged(self._drain()))
 
-    async def _open_logged(self, order_id: str) -> None:
-        try:
-            await self.open(order_id)
-        except Exception:
-            # The sweep retries; the lease makes that safe.
-            log.exception("draw of gift %s failed", order_id)
+    async def _drain(self) -> None:
+        # One batch at a time; requests that arrive meanwhile join the next one. Whatever else
+        # is due rides along: when two hundred jobs fire in the same second, the first one
+        # opens them all in one batch and the rest find nothing left to do.
+        await asyncio.sleep(self.batch_window)
+        while self._queued:
+            queued, self._queued = self._queued, set()
+            order_ids = list(queued | set(await store.due_gift_ids(self.db, clock.utcnow())))
+            for start in range(0, len(order_ids), BATCH_LIMIT):
+                await self.open_many(order_ids[start:start + BATCH_LIMIT])
 
     async def open(self, order_id: str) -> bool:
         """Draw the gift if it is due (or resume a stalled draw); True if this call finished it."""
-        now = clock.utcnow()
-        if not await store.take(self.db, order_id, self.owner, now, now + self.lease):
-            return False
-        return await self._draw(order_id)
+        return order_id in await self.open_many([order_id])
 
     async def open_early(self, order_id: str, member_id: str) -> None:
         """The sender opens their full or timed gift now, among whoever joined."""
@@ -76,19 +90,22 @@ class Draws:
             raise Forbidden("只有发起人可以提前开奖")
         if gift["method"] == "direct":
             raise NotOpenable()
-        now = clock.utcnow()
-        if not await store.take(self.db, order_id, self.owner, now, now + self.lease, early=True):
+        if not await self.open_many([order_id], early=True):
             raise GiftOpened()
-        await self._draw(order_id)
 
     async def open_due(self) -> int:
         """The sweep: draw every gift that is due or whose draw stalled. Returns how many."""
+        now = clock.utcnow()
         opened = 0
-        for order_id in await store.due_gift_ids(self.db, clock.utcnow()):
+        due = await store.due_gift_ids(self.db, now)
+        for start in range(0, len(due), BATCH_LIMIT):
             try:
-                opened += await self.open(order_id)
+                opened += len(await self.open_many(due[start:start + BATCH_LIMIT]))
             except Exception:
-                log.exception("draw of gift %s failed; the next sweep retries", order_id)
+                log.exception("draw batch failed; the next sweep retries")
+        unmarked = await store.unmarked_losers(self.db, now - self.lease)
+        if unmarked:
+            await self.mark_losers(unmarked)
         return opened
 
     async def proof(self, order_id: str) -> dict:
@@ -107,48 +124,76 @@ class Draws:
             "opened_at": clock.iso(gift.get("opened_at")),
         }
 
-    async def _draw(self, order_id: str) -> bool:
-        gift = await gift_store.get_gift(self.db, order_id, with_secrets=True)
-        proof = await store.get_proof(self.db, order_id)
-        if proof is None:
-            member_ids = await self._participants(gift)
-            proof = await store.save_proof(self.db, self._freeze(gift, member_ids))
-        if gift["method"] != "timed":
-            await self._restore_missing_joins(gift)
-        winners = list(zip(proof["winner_member_ids"], range(len(proof["winner_member_ids"]))))
-        await self._write_winners(order_id, winners)
-        await store.write_losers(self.db, order_id)
-        await store.add_outbox(self.db, {"_id": f"opened:{order_id}", "kind": "gift_opened",
-                                         "order_id": order_id, "status": "pending",
-                                         "created_at": clock.utcnow()})
-        summary = {"winners": proof["winner_member_ids"],
-                   "returned": list(range(len(winners), len(gift["items"]))),
-                   "participant_count": len(proof["participants"]),
-                   "participants_hash": proof["participants_hash"],
-                   "algorithm": f"{fairness.ALGORITHM}/v{fairness.VERSION}"}
-        finished = await store.finish(self.db, order_id, summary, clock.utcnow())
-        if finished:
+    async def idle(self) -> None:
+        """Wait for background work (queued draws, loser marking) to finish."""
+        while self._tasks or (self._drainer is not None and not self._drainer.done()):
+            await asyncio.gather(*list(self._tasks), *[d for d in [self._drainer] if d],
+                                 return_exceptions=True)
+
+    # The draw
+
+    async def open_many(self, order_ids: list[str], early: bool = False) -> list[str]:
+        """Take the due ones among these gifts and draw them; returns those this call finished."""
+        now = clock.utcnow()
+        token = f"{self.owner}:{secrets.token_hex(4)}"  # this batch's lease
+        gifts = await store.take(self.db, order_ids, token, now, now + self.lease, early)
+        if not gifts:
+            return []
+        participants, recorded = await self._participants(gifts)
+        proofs = await store.save_proofs(self.db, [self._freeze(g, participants[g["_id"]]) for g in gifts])
+        winners = [(p["_id"], member_id, index) for p in proofs.values()
+                   for index, member_id in enumerate(p["winner_member_ids"])]
+        now = clock.utcnow()
+        # Independent writes, all before the finish: restored joins, winners, the outbox.
+        await asyncio.gather(
+            store.ensure_joins(self.db, [(g["_id"], m) for g in gifts for m in participants[g["_id"]]
+                                         if m not in recorded[g["_id"]]], now),
+            self._write_winners(winners),
+            store.add_outbox(self.db, [
+                {"_id": f"{prefix}:{g['_id']}", "kind": kind, "order_id": g["_id"], "status": "pending",
+                 "created_at": now}
+                for g in gifts for prefix, kind in (("opened", "gift_opened"), ("losers", "record_losers"))]))
+        summaries = {g["_id"]: self._summary(g, proofs[g["_id"]]) for g in gifts}
+        finished = await store.finish(self.db, summaries, clock.utcnow())
+        for order_id in finished:
             log.info("gift %s opened: %d participants, %d winners", order_id,
-                     len(proof["participants"]), len(winners))
+                     summaries[order_id]["participant_count"], len(summaries[order_id]["winners"]))
+        self._spawn(self.mark_losers(finished))
         return finished
 
-    async def _participants(self, gift: dict) -> list[str]:
-        """The frozen participant list. Direct/full gifts: the claimants in the gift document.
-        Timed: the join records, once the counter and the records agree (a join's count and
+    async def mark_losers(self, order_ids: list[str]) -> None:
+        """Record `lost` on every other join. This comes after the result is committed because
+        it touches every participant (seconds for 100k on the embedded engine); until then a
+        join without an outcome in a drawn gift reads as lost, and the sweep finishes the
+        marking for a process that died here."""
+        if order_ids:
+            await store.write_losers(self.db, order_ids)
+
+    async def _participants(self, gifts: list[dict]) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
+        """The participant list of each gift, and the members whose join record exists, by
+        order id.
+
+        Direct/full gifts: the claimants kept in the gift document (authoritative; a missing
+        join record, from a process that died between its two writes, is restored).
+        Timed: the join records, once they agree with the count (a timed join's count and
         record are two writes; wait briefly for writes already in flight)."""
-        if gift["method"] != "timed":
-            return list(gift["claimants"])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settle_timeout
+        expected = {g["_id"]: g["joined_count"] for g in gifts if g["method"] == "timed"}
         while True:
-            member_ids = await store.join_member_ids(self.db, gift["_id"])
-            current = await gift_store.get_gift(self.db, gift["_id"])
-            if len(member_ids) >= current["joined_count"] or loop.time() >= deadline:
-                if len(member_ids) != current["joined_count"]:
-                    log.warning("gift %s: %d join records for a count of %d; drawing among the records",
-                                gift["_id"], len(member_ids), current["joined_count"])
-                return member_ids
+            recorded = await store.join_member_ids(self.db, [g["_id"] for g in gifts])
+            unsettled = [o for o, count in expected.items() if len(recorded.get(o, ())) < count]
+            if not unsettled or loop.time() >= deadline:
+                break
+            # Re-read the counts: a duplicate join gives its count back after the fact.
+            expected.update(await store.joined_counts(self.db, unsettled))
             await asyncio.sleep(0.05)
+        for order_id in unsettled:
+            log.warning("gift %s: %d join records for a count of %d; drawing among the records",
+                        order_id, len(recorded.get(order_id, ())), expected[order_id])
+        participants = {g["_id"]: recorded.get(g["_id"], []) if g["method"] == "timed" else list(g["claimants"])
+                        for g in gifts}
+        return participants, {g["_id"]: set(recorded.get(g["_id"], ())) for g in gifts}
 
     def _freeze(self, gift: dict, member_ids: list[str]) -> dict:
         order_id = gift["_id"]
@@ -166,17 +211,33 @@ class Draws:
             "created_at": clock.utcnow(),
         }
 
-    async def _restore_missing_joins(self, gift: dict) -> None:
-        have = set(await store.join_member_ids(self.db, gift["_id"]))
-        missing = [m for m in gift["claimants"] if m not in have]
-        await store.ensure_joins(self.db, gift["_id"], missing, clock.utcnow())
+    @staticmethod
+    def _summary(gift: dict, proof: dict) -> dict:
+        won = len(proof["winner_member_ids"])
+        return {"winners": proof["winner_member_ids"], "returned": list(range(won, len(gift["items"]))),
+                "participant_count": len(proof["participants"]),
+                "participants_hash": proof["participants_hash"],
+                "algorithm": f"{fairness.ALGORITHM}/v{fairness.VERSION}"}
 
-    async def _write_winners(self, order_id: str, winners: list[tuple[str, int]]) -> None:
+    async def _write_winners(self, winners: list[tuple[str, str, int]]) -> None:
         if not self.fault_pause_after_items:
-            await store.write_winners(self.db, order_id, winners)
+            await store.write_winners(self.db, winners)
             return
         for count, winner in enumerate(winners, 1):
-            await store.write_winners(self.db, order_id, [winner])
+            await store.write_winners(self.db, [winner])
             if count == self.fault_pause_after_items:
-                log.warning("fault injection: draw of %s paused after %d winners", order_id, count)
+                log.warning("fault injection: draw paused after %d winners", count)
                 await asyncio.sleep(3600)
+
+    def _spawn(self, work: Awaitable) -> None:
+        task = asyncio.ensure_future(self._logged(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _logged(work: Awaitable) -> None:
+        try:
+            await work
+        except Exception:
+            # The sweep retries; leases and idempotent writes make that safe.
+            log.exception("background draw work failed")

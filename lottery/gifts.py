@@ -67,11 +67,13 @@ def member_view(gift: dict, join: dict | None, member_id: str, now: datetime) ->
         return {"state": "own_gift"}
     if join is not None:
         me = {"state": "joined_waiting", "joined_at": clock.iso(join["joined_at"])}
+        drawn = gift["status"] == "finished"
         if join.get("outcome") == "won":
             me.update(state="won", item=gift["items"][join["item_index"]])
-        elif join.get("outcome") == "lost":
+        elif join.get("outcome") == "lost" or drawn:
+            # Losers are recorded just after the result; until then no outcome means lost.
             me["state"] = "lost"
-        if gift["status"] == "finished" and gift["method"] != "direct":
+        if drawn and gift["method"] != "direct":
             # The member's name in the public proof, so they can find themselves in it.
             me["participant"] = fairness.pseudonym(gift["_id"], member_id)
         return me
@@ -130,6 +132,9 @@ class Gifts:
                        "avatar": sender.get("avatar_url") or ""},
             "method": method, "open_number": open_number, "open_at": open_at,
             "deadline_at": deadline_at, "wish": wish, "items": items,
+            # When the draw is due without anyone asking (timed: open_at; full: its deadline),
+            # one indexed field for the scheduler; `scheduled` once it has its job.
+            "due_at": open_at or deadline_at, "scheduled": False,
             "items_total": len(items), "items_left": len(items),
             "seats_left": open_number or 0, "claimants": [], "joined_count": 0,
             "status": "open", "paid": True, "version": 1,

@@ -1,7 +1,11 @@
 """Timed openings: one APScheduler job per gift in a persistent MongoDB job store, a sweep that
 opens whatever is overdue (jobs lost while down, clock steps, bugs), and a leader lease so only
 one scheduler process is active; a second one waits as a standby and takes over when the lease
-lapses."""
+lapses.
+
+APScheduler runs on its own thread (BackgroundScheduler): its MongoDB job store is synchronous,
+and two hundred jobs due at once would otherwise block the event loop for most of a second.
+Jobs only hand the gift to the draw on the event loop, where gifts due together are batched."""
 import asyncio
 import logging
 import os
@@ -10,7 +14,7 @@ import socket
 from datetime import timedelta
 
 from apscheduler.jobstores.mongodb import MongoDBJobStore
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from pymongo import MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -25,16 +29,18 @@ LEADER_LEASE = "scheduler"
 
 # APScheduler's persistent jobs name their function by import path and cannot carry the Draws
 # object, so the job looks up the one active in this process here (one scheduler per process).
-_active_draws: dict[str, Draws] = {}
+_active: dict[str, tuple[Draws, asyncio.AbstractEventLoop]] = {}
 
 
-async def open_gift_job(order_id: str) -> None:
-    """The job APScheduler runs at a gift's open time (or its full-gift deadline)."""
-    draws = _active_draws.get("current")
-    if draws is None:
+def open_gift_job(order_id: str) -> None:
+    """The job APScheduler runs (on its thread) at a gift's open time or full-gift deadline."""
+    active = _active.get("current")
+    if active is None:
         log.warning("job for gift %s ran with no active scheduler; the sweep will open it", order_id)
         return
-    await draws.open(order_id)
+    draws, loop = active
+    # Batched on the loop with the other gifts due in the same instant.
+    loop.call_soon_threadsafe(draws.open_soon, order_id)
 
 
 class Scheduler:
@@ -50,7 +56,7 @@ class Scheduler:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.is_leader = False
         self._sync_client: MongoClient | None = None
-        self._aps: AsyncIOScheduler | None = None
+        self._aps: BackgroundScheduler | None = None
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -100,17 +106,17 @@ class Scheduler:
     def _take_over(self) -> None:
         log.info("scheduler %s is now the leader", self.owner)
         self.is_leader = True
-        _active_draws["current"] = self.draws
+        _active["current"] = (self.draws, asyncio.get_running_loop())
         self._sync_client = MongoClient(self.sync_uri, tz_aware=True)
         store = MongoDBJobStore(database=self.db.name, collection="scheduler_jobs",
                                 client=self._sync_client)
-        self._aps = AsyncIOScheduler(jobstores={"default": store}, timezone="UTC",
-                                     job_defaults={"misfire_grace_time": None, "coalesce": True})
+        self._aps = BackgroundScheduler(jobstores={"default": store}, timezone="UTC",
+                                        job_defaults={"misfire_grace_time": None, "coalesce": True})
         self._aps.start()
 
     def _step_down(self) -> None:
         self.is_leader = False
-        _active_draws.pop("current", None)
+        _active.pop("current", None)
         if self._aps is not None:
             self._aps.shutdown(wait=False)
             self._aps = None
@@ -122,7 +128,6 @@ class Scheduler:
         """Give every open timed gift (and full gift's deadline) its job, once."""
         gifts = await draw_store.timed_gifts_to_schedule(self.db)
         for gift in gifts:
-            when = gift["open_at"] if gift["method"] == "timed" else gift["deadline_at"]
-            self._aps.add_job(open_gift_job, "date", run_date=clock.as_utc(when), args=[gift["_id"]],
+            self._aps.add_job(open_gift_job, "date", run_date=clock.as_utc(gift["due_at"]), args=[gift["_id"]],
                               id=gift["_id"], replace_existing=True)
         await draw_store.mark_scheduled(self.db, [g["_id"] for g in gifts])

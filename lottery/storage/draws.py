@@ -1,43 +1,44 @@
 """The draw's writes: taking a gift for drawing (with a lease), the frozen proof, the
 outcomes, the outbox record and the finish. Each step is idempotent, so a draw that died
 half-way is finished by the next taker with the same result."""
+import secrets
 from datetime import datetime
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    await db.joins.create_index([("order_id", ASCENDING), ("outcome", ASCENDING)])
-    await db.gifts.create_index([("status", ASCENDING), ("deadline_at", ASCENDING)])
-    await db.gifts.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
-    await db.outbox.create_index([("status", ASCENDING), ("created_at", ASCENDING)])
+    await db.outbox.create_index([("kind", ASCENDING), ("status", ASCENDING), ("created_at", ASCENDING)])
 
 
 def due_filter(now: datetime) -> dict:
     """Gifts whose draw should start (or resume) now."""
     return {"$or": [
         {"status": "ready"},
-        {"status": "open", "method": "timed", "open_at": {"$lte": now}},
-        {"status": "open", "method": "full", "deadline_at": {"$lte": now}},
+        {"status": "open", "due_at": {"$lte": now}},
         {"status": "drawing", "lease_until": {"$lt": now}},
     ]}
 
 
-async def take(db: AsyncDatabase, order_id: str, owner: str, now: datetime,
-               lease_until: datetime, early: bool = False) -> bool:
-    """Move a due gift to `drawing` under this owner's lease; False if it is not due or taken.
+async def take(db: AsyncDatabase, order_ids: list[str], token: str, now: datetime,
+               lease_until: datetime, early: bool = False) -> list[dict]:
+    """Move the due gifts among these to `drawing` under this batch's lease token, and return
+    them (with their secret seeds). Gifts not due, or drawn by a live lease, are left alone.
 
     `early` (the sender's request) also takes an open, not-yet-due full or timed gift."""
     condition = due_filter(now)
     if early:
         condition["$or"].append({"status": "open", "method": {"$in": ["full", "timed"]}})
-    result = await db.gifts.update_one(
-        {"_id": order_id, **condition},
-        {"$set": {"status": "drawing", "lease_owner": owner, "lease_until": lease_until,
+    result = await db.gifts.update_many(
+        {"_id": {"$in": order_ids}, **condition},
+        {"$set": {"status": "drawing", "lease_owner": token, "lease_until": lease_until,
                   "updated_at": now}, "$inc": {"version": 1}})
-    return result.modified_count == 1
+    if result.modified_count == 0:
+        return []
+    return await db.gifts.find({"_id": {"$in": order_ids}, "status": "drawing",
+                                "lease_owner": token}).to_list()
 
 
 async def due_gift_ids(db: AsyncDatabase, now: datetime, limit: int = 500) -> list[str]:
@@ -46,10 +47,9 @@ async def due_gift_ids(db: AsyncDatabase, now: datetime, limit: int = 500) -> li
 
 
 async def timed_gifts_to_schedule(db: AsyncDatabase, limit: int = 1000) -> list[dict]:
-    """Open gifts with a time (timed: open_at; full: deadline_at) not yet given a job."""
-    cursor = db.gifts.find({"status": "open", "method": {"$in": ["timed", "full"]},
-                            "scheduled": {"$ne": True}},
-                           {"_id": 1, "method": 1, "open_at": 1, "deadline_at": 1}).limit(limit)
+    """Open gifts with a due time (timed: open_at; full: deadline) not yet given a job."""
+    cursor = db.gifts.find({"scheduled": False, "status": "open", "due_at": {"$ne": None}},
+                           {"_id": 1, "due_at": 1}).limit(limit)
     return await cursor.to_list()
 
 
@@ -58,70 +58,94 @@ async def mark_scheduled(db: AsyncDatabase, order_ids: list[str]) -> None:
         await db.gifts.update_many({"_id": {"$in": order_ids}}, {"$set": {"scheduled": True}})
 
 
-async def join_member_ids(db: AsyncDatabase, order_id: str) -> list[str]:
-    cursor = db.joins.find({"order_id": order_id}, {"member_id": 1, "_id": 0})
-    return [doc["member_id"] async for doc in cursor]
+async def join_member_ids(db: AsyncDatabase, order_ids: list[str]) -> dict[str, list[str]]:
+    """Members with a join record, by gift."""
+    found: dict[str, list[str]] = {}
+    async for doc in db.joins.find({"order_id": {"$in": order_ids}}, {"order_id": 1, "member_id": 1, "_id": 0}):
+        found.setdefault(doc["order_id"], []).append(doc["member_id"])
+    return found
+
+
+async def joined_counts(db: AsyncDatabase, order_ids: list[str]) -> dict[str, int]:
+    cursor = db.gifts.find({"_id": {"$in": order_ids}}, {"joined_count": 1})
+    return {doc["_id"]: doc["joined_count"] async for doc in cursor}
 
 
 async def get_proof(db: AsyncDatabase, order_id: str) -> dict | None:
+    """The stored proof (with the winners' member ids, which never leave the server)."""
     return await db.proofs.find_one({"_id": order_id})
 
 
-async def save_proof(db: AsyncDatabase, proof: dict) -> dict:
-    """Store the frozen proof once; a resumed draw gets the one already stored."""
+async def save_proofs(db: AsyncDatabase, proofs: list[dict]) -> dict[str, dict]:
+    """Store each frozen proof once; a resumed draw gets the one stored first. By order id."""
     try:
-        await db.proofs.insert_one(proof)
-        return proof
-    except DuplicateKeyError:
-        return await db.proofs.find_one({"_id": proof["_id"]})
+        await db.proofs.insert_many(proofs, ordered=False)
+    except BulkWriteError as exc:
+        _only_duplicates(exc)
+    return {doc["_id"]: doc async for doc in db.proofs.find({"_id": {"$in": [p["_id"] for p in proofs]}})}
 
 
-async def ensure_joins(db: AsyncDatabase, order_id: str, member_ids: list[str], now: datetime) -> None:
+async def ensure_joins(db: AsyncDatabase, pairs: list[tuple[str, str]], now: datetime) -> None:
     """Join records for claimants whose join write never landed (their process died)."""
-    docs = [{"_id": f"{order_id}:{m}", "order_id": order_id, "member_id": m, "form_id": "",
-             "subscribed": [], "joined_at": now, "outcome": None, "item_index": None}
-            for m in member_ids]
+    docs = [{"_id": f"{order_id}:{member_id}", "order_id": order_id, "member_id": member_id,
+             "form_id": "", "subscribed": [], "joined_at": now, "outcome": None, "item_index": None}
+            for order_id, member_id in pairs]
     if docs:
         try:
             await db.joins.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
-            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                raise
+            _only_duplicates(exc)
 
 
-async def write_winners(db: AsyncDatabase, order_id: str, winners: list[tuple[str, int]]) -> None:
-    """Mark (member id, item index) pairs won; setting the same values again is harmless."""
+async def write_winners(db: AsyncDatabase, winners: list[tuple[str, str, int]]) -> None:
+    """Mark (order id, member id, item index) won; writing the same values again is harmless."""
     if winners:
         await db.joins.bulk_write([
-            UpdateOne({"_id": f"{order_id}:{member_id}"},
-                      {"$set": {"outcome": "won", "item_index": index}})
-            for member_id, index in winners], ordered=False)
+            UpdateOne({"_id": f"{order_id}:{member_id}"}, {"$set": {"outcome": "won", "item_index": index}})
+            for order_id, member_id, index in winners], ordered=False)
 
 
-async def write_losers(db: AsyncDatabase, order_id: str) -> None:
-    """Everyone still without an outcome lost (winners were written first)."""
-    await db.joins.update_many({"order_id": order_id, "outcome": None},
-                               {"$set": {"outcome": "lost"}})
-
-
-async def add_outbox(db: AsyncDatabase, record: dict) -> None:
-    """A durable follow-up record with a stable `_id`; written once however often retried."""
+async def add_outbox(db: AsyncDatabase, records: list[dict]) -> None:
+    """Durable follow-up records with stable ids; written once however often retried."""
     try:
-        await db.outbox.insert_one(record)
-    except DuplicateKeyError:
-        pass
+        await db.outbox.insert_many(records, ordered=False)
+    except BulkWriteError as exc:
+        _only_duplicates(exc)
 
 
-async def finish(db: AsyncDatabase, order_id: str, summary: dict, now: datetime) -> bool:
-    result = await db.gifts.update_one(
-        {"_id": order_id, "status": "drawing"},
-        {"$set": {"status": "finished", "opened_at": now, "items_left": 0, "draw": summary,
-                  "lease_owner": None, "lease_until": None, "updated_at": now},
-         "$inc": {"version": 1}})
-    return result.modified_count == 1
+async def finish(db: AsyncDatabase, summaries: dict[str, dict], now: datetime) -> list[str]:
+    """Commit the results; returns the gifts this call moved to `finished`."""
+    token = secrets.token_hex(8)
+    result = await db.gifts.bulk_write([
+        UpdateOne({"_id": order_id, "status": "drawing"},
+                  {"$set": {"status": "finished", "opened_at": now, "items_left": 0, "draw": summary,
+                            "finish_token": token, "lease_owner": None,
+                            "lease_until": None, "updated_at": now},
+                   "$inc": {"version": 1}})
+        for order_id, summary in summaries.items()], ordered=False)
+    if result.modified_count == len(summaries):
+        return list(summaries)
+    cursor = db.gifts.find({"_id": {"$in": list(summaries)}, "finish_token": token}, {"_id": 1})
+    return [doc["_id"] async for doc in cursor]
 
 
-async def renew_lease(db: AsyncDatabase, owner: str, order_id: str, until: datetime) -> bool:
-    result = await db.gifts.update_one({"_id": order_id, "status": "drawing", "lease_owner": owner},
-                                       {"$set": {"lease_until": until}})
-    return result.matched_count == 1
+async def write_losers(db: AsyncDatabase, order_ids: list[str]) -> None:
+    """Everyone still without an outcome lost (winners were written before the finish);
+    then the gifts' `record_losers` outbox records are done."""
+    await db.joins.update_many({"order_id": {"$in": order_ids}, "outcome": None},
+                               {"$set": {"outcome": "lost"}})
+    await db.outbox.update_many({"_id": {"$in": [f"losers:{o}" for o in order_ids]}},
+                                {"$set": {"status": "done"}})
+
+
+async def unmarked_losers(db: AsyncDatabase, created_before: datetime) -> list[str]:
+    """Drawn gifts whose drawer died before recording the losers."""
+    cursor = db.outbox.find({"kind": "record_losers", "status": "pending",
+                             "created_at": {"$lt": created_before}}, {"order_id": 1})
+    return [doc["order_id"] async for doc in cursor]
+
+
+def _only_duplicates(exc: BulkWriteError) -> None:
+    """Re-raise unless every failed write was a duplicate key (already written earlier)."""
+    if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+        raise exc

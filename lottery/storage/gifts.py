@@ -22,7 +22,9 @@ PUBLIC_FIELDS = {"seed": 0, "claimants": 0}
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    await db.gifts.create_index([("status", ASCENDING), ("open_at", ASCENDING)])
+    # Few indexes on gifts: every one is maintained on each state change of a draw.
+    await db.gifts.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
+    await db.gifts.create_index([("scheduled", ASCENDING), ("due_at", ASCENDING)])
     await db.gifts.create_index([("sender_id", ASCENDING), ("created_at", ASCENDING)])
     await db.joins.create_index([("order_id", ASCENDING), ("member_id", ASCENDING)], unique=True)
 

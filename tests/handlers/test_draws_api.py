@@ -86,8 +86,13 @@ async def test_a_draw_killed_mid_write_is_finished_by_the_next_process_with_the_
         api.close()
         crashing.kill()
     recovering = ServerProcess(uri, wechat_fake.url, "--role=scheduler", "--leader_lease_seconds=2").start()
+
+    async def losers_recorded():
+        record = await db.outbox.find_one({"_id": f"losers:{order_id}"})
+        return await db.gifts.find_one({"_id": order_id}) if record and record["status"] == "done" else None
+
     try:
-        gift = await wait_for(lambda: finished(db, order_id), timeout=60)
+        gift = await wait_for(losers_recorded, timeout=60)
     finally:
         recovering.stop()
     won = {j["member_id"]: j["item_index"] for j in await db.joins.find({"order_id": order_id, "outcome": "won"}).to_list()}

@@ -33,7 +33,7 @@ async def make_gift(gifts: Gifts, method: str, joiners: int, items: int = 3, **e
 async def make_due(db, order_id: str) -> None:
     """Bring the gift's open time (or deadline) to now."""
     now = clock.utcnow()
-    await db.gifts.update_one({"_id": order_id}, {"$set": {"open_at": now, "deadline_at": now}})
+    await db.gifts.update_one({"_id": order_id}, {"$set": {"open_at": now, "deadline_at": now, "due_at": now}})
 
 
 async def outcomes(db, order_id: str) -> dict[str, list]:
@@ -59,7 +59,9 @@ async def test_a_timed_gift_draws_min_items_participants_and_returns_the_rest(db
 async def test_every_participant_ends_with_won_or_lost(db, gifts):
     order_id = await make_gift(gifts, "timed", joiners=12, items=4)
     await make_due(db, order_id)
-    await Draws(db).open(order_id)
+    draws = Draws(db)
+    await draws.open(order_id)
+    await draws.idle()  # losers are recorded just after the result
     result = await outcomes(db, order_id)
     assert result["won"] == [0, 1, 2, 3] and len(result["lost"]) == 8 and result["none"] == []
 
@@ -94,6 +96,7 @@ async def test_a_full_gift_that_never_fills_opens_at_its_deadline(db, gifts):
     assert await draws.open_due() == 0  # not due yet
     await make_due(db, order_id)
     assert await draws.open_due() == 1
+    await draws.idle()
     result = await outcomes(db, order_id)
     assert result["won"] == [0] and len(result["lost"]) == 2
 
@@ -164,3 +167,22 @@ async def test_due_filter_ignores_open_gifts_not_yet_due(db, gifts):
     order_id = await make_gift(gifts, "timed", joiners=1)
     assert order_id not in await draw_store.due_gift_ids(db, clock.utcnow())
     assert not await Draws(db).open(order_id)
+
+
+@pytest.mark.gen_test
+async def test_until_losers_are_recorded_they_read_as_lost_and_the_sweep_records_them(db, gifts):
+    order_id = await make_gift(gifts, "timed", joiners=4, items=1)
+    await make_due(db, order_id)
+    draws = Draws(db, lease=timedelta(milliseconds=100))
+    await draws.open(order_id)
+    for task in list(draws._tasks):
+        task.cancel()  # the drawer dies right after committing the result
+    await db.joins.update_many({"order_id": order_id, "outcome": "lost"}, {"$set": {"outcome": None}})
+    await db.outbox.update_one({"_id": f"losers:{order_id}"}, {"$set": {"status": "pending"}})
+    views = [(await gifts.look(order_id, await gifts.accounts.ensure_member(f"o_joiner{i}")))[1]["state"]
+             for i in range(4)]
+    assert sorted(views) == ["lost", "lost", "lost", "won"]
+    await asyncio.sleep(0.2)
+    await draws.open_due()
+    assert len((await outcomes(db, order_id))["lost"]) == 3
+    assert (await db.outbox.find_one({"_id": f"losers:{order_id}"}))["status"] == "done"

@@ -1,0 +1,121 @@
+"""Draw benchmark: one big draw, and the lateness of many timed openings due together.
+
+1. A timed gift of 100,000 participants and 1,000 items: time from taking it into `drawing`
+   to the committed result (proof, 1,000 winners, 99,000 losers, outbox record, finish).
+2. 200 timed gifts due in the same second, opened by the real scheduler: lateness from
+   `open_at` to the committed result (p50, p99, max).
+
+    python bench/draw.py [--participants 100000] [--items 1000] [--gifts 200]
+
+Last line: one JSON object with the figures."""
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import timedelta
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from lottery import clock, fairness  # noqa: E402
+from lottery.accounts import Accounts  # noqa: E402
+from lottery.draw import Draws  # noqa: E402
+from lottery.gifts import Gifts  # noqa: E402
+from lottery.scheduler import Scheduler  # noqa: E402
+from lottery.storage.connection import client_for, ensure_indexes  # noqa: E402
+from lottery.storage.engine import EmbeddedEngine  # noqa: E402
+
+
+async def big_draw(db, participants: int, items: int) -> dict:
+    gifts = Gifts(db, Accounts(db, None))
+    gift = await gifts.create({"sender_openid": "bench_sender", "method": "timed",
+                               "open_at": (clock.utcnow() + timedelta(hours=1)).isoformat(),
+                               "items": [{"name": f"奖品{i}"} for i in range(items)]})
+    order_id, now = gift["_id"], clock.utcnow()
+    batch = []
+    for i in range(participants):
+        member_id = f"m{i:023d}"
+        batch.append({"_id": f"{order_id}:{member_id}", "order_id": order_id, "member_id": member_id,
+                      "form_id": "", "subscribed": [], "joined_at": now, "outcome": None, "item_index": None})
+        if len(batch) == 10000:
+            await db.joins.insert_many(batch)
+            batch = []
+    if batch:
+        await db.joins.insert_many(batch)
+    now = clock.utcnow()
+    await db.gifts.update_one({"_id": order_id}, {"$set": {"joined_count": participants, "open_at": now, "due_at": now}})
+    draws = Draws(db)
+    start = time.perf_counter()
+    assert await draws.open(order_id)
+    elapsed = time.perf_counter() - start  # the result is committed (gift finished, winners written)
+    await draws.idle()  # then the 99,000 losers are recorded
+    losers_seconds = time.perf_counter() - start - elapsed
+    proof = await draws.proof(order_id)
+    assert fairness.verify(proof) == []
+    won = await db.joins.count_documents({"order_id": order_id, "outcome": "won"})
+    lost = await db.joins.count_documents({"order_id": order_id, "outcome": "lost"})
+    assert (won, lost) == (min(items, participants), participants - min(items, participants))
+    return {"participants": participants, "items": items, "draw_seconds": round(elapsed, 3),
+            "losers_recorded_after_s": round(losers_seconds, 3)}
+
+
+async def lateness(db, uri: str, count: int) -> dict:
+    gifts = Gifts(db, Accounts(db, None))
+    open_at = (clock.utcnow() + timedelta(seconds=8)).replace(microsecond=0)
+    joiners = [await gifts.accounts.ensure_member(f"o_late{i}") for i in range(5)]
+    order_ids = []
+    for _ in range(count):
+        gift = await gifts.create({"sender_openid": "bench_sender", "method": "timed",
+                                   "open_at": open_at.isoformat(), "items": [{"name": "A"}, {"name": "B"}]})
+        for member_id in joiners:
+            await gifts.join(gift["_id"], member_id)
+        order_ids.append(gift["_id"])
+    scheduler = Scheduler(db, Draws(db), uri, sweep_interval=float(os.environ.get("SWEEP", "1.0")))
+    scheduler.start()
+    try:
+        while await db.gifts.count_documents({"_id": {"$in": order_ids}, "status": "finished"}) < count:
+            await asyncio.sleep(0.2)
+    finally:
+        await scheduler.stop()
+    late = sorted([(g["opened_at"] - g["open_at"]).total_seconds()
+                   async for g in db.gifts.find({"_id": {"$in": order_ids}})])
+    return {"gifts_due_together": count, "lateness_p50_s": round(statistics.median(late), 3),
+            "lateness_p99_s": round(late[max(0, int(len(late) * 0.99) - 1)], 3),
+            "lateness_max_s": round(late[-1], 3)}
+
+
+async def run(args: argparse.Namespace) -> dict:
+    engine = EmbeddedEngine(":memory:")
+    uri = engine.start()
+    client = client_for(uri)
+    try:
+        big_db = client["bench_draw_big"]
+        await ensure_indexes(big_db)
+        figures = await big_draw(big_db, args.participants, args.items)
+        late_db = client["bench_draw_late"]
+        await ensure_indexes(late_db)
+        figures.update(await lateness(late_db, uri, args.gifts))
+    finally:
+        await client.close()
+        engine.stop()
+    return {"bench": "draw", **figures}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--participants", type=int, default=100_000)
+    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--gifts", type=int, default=200)
+    figures = asyncio.run(run(parser.parse_args()))
+    print(f"draw of {figures['participants']} participants, {figures['items']} items: {figures['draw_seconds']} s "
+          f"to the committed result, losers recorded {figures['losers_recorded_after_s']} s later")
+    print(f"{figures['gifts_due_together']} gifts due together: lateness p50 {figures['lateness_p50_s']} s, "
+          f"p99 {figures['lateness_p99_s']} s, max {figures['lateness_max_s']} s")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
