@@ -41,11 +41,12 @@ class Roster:
         others list nobody until the draw has finished."""
         gift = await self.gifts.get(order_id)
         if gift["method"] != "direct" and gift["status"] != "finished":
-            return {"order_id": order_id, "status": gift["status"], "winners": []}
+            return {"order_id": order_id, "method": gift["method"], "status": gift["status"], "winners": []}
         joins = await store.winning_joins(self.db, order_id, MAX_WINNERS)
         people = await store.profiles(self.db, [j["member_id"] for j in joins])
         return {
             "order_id": order_id,
+            "method": gift["method"],
             "status": gift["status"],
             "participant_count": gift["joined_count"],
             "winners": [{**_person(people.get(j["member_id"]), masked=True),

@@ -371,12 +371,24 @@ async function showProof() {
     verdict.dataset.result = 'error';
     return;
   }
+  if (winners.method === 'direct') {
+    verdict.textContent = '直接送礼没有抽奖环节，先到先得，无需验证';
+    verdict.dataset.result = 'not-drawn';
+    return;
+  }
   if (winners.status !== 'finished') {
     verdict.textContent = '尚未开奖，开奖后可在这里验证结果';
     verdict.dataset.result = 'not-opened';
     return;
   }
-  const proof = await api('GET', `/api/v1/gifts/${orderId}/proof`);
+  let proof;
+  try {
+    proof = await api('GET', `/api/v1/gifts/${orderId}/proof`);
+  } catch (err) {
+    verdict.textContent = err.message;
+    verdict.dataset.result = 'error';
+    return;
+  }
   // Signed in, the page also has the gift as it was published (its commitment) and this
   // member's pseudonym.
   let mine = null;
