@@ -19,25 +19,13 @@ from typing import Awaitable
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, fairness
-from lottery.errors import Forbidden, GiftNotFound, GiftOpened, LotteryError
+from lottery.errors import Forbidden, GiftNotFound, GiftOpened, NotOpenable, NotOpenedYet
 from lottery.storage import draws as store
 from lottery.storage import gifts as gift_store
 
 log = logging.getLogger(__name__)
 
 BATCH_LIMIT = 200
-
-
-class NotOpenable(LotteryError):
-    code = "not_openable"
-    status = 409
-    message = "直接送礼不能提前开奖"
-
-
-class NotOpenedYet(LotteryError):
-    code = "not_opened"
-    status = 409
-    message = "尚未开奖"
 
 
 class Draws:

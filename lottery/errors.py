@@ -75,6 +75,18 @@ class NoItemsLeft(GiftClosed):
     message = "没有礼品可以领取"
 
 
+class NotOpenable(LotteryError):
+    code = "not_openable"
+    status = 409
+    message = "直接送礼不能提前开奖"
+
+
+class NotOpenedYet(LotteryError):
+    code = "not_opened"
+    status = 409
+    message = "尚未开奖"
+
+
 class UpstreamError(LotteryError):
     """WeChat (or another upstream) refused or did not answer."""
 

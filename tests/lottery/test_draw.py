@@ -6,8 +6,8 @@ import pytest
 
 from lottery import clock, fairness
 from lottery.accounts import Accounts
-from lottery.draw import Draws, NotOpenable
-from lottery.errors import Forbidden, GiftOpened
+from lottery.draw import Draws
+from lottery.errors import Forbidden, GiftOpened, NotOpenable
 from lottery.gifts import Gifts
 from lottery.storage import draws as draw_store
 
