@@ -36,7 +36,7 @@ function show(view, ...content) {
   page.view = view;
   document.body.dataset.view = view;
   document.title = `${TITLES[view] || '礼物抽奖'} · 礼物抽奖`;
-  app.replaceChildren(...content);
+  app.replaceChildren(...content.filter(Boolean));
 }
 
 // The seed's three-way check: not joined -> join; opened -> result; joined -> waiting.

@@ -119,8 +119,11 @@ class Person:
         return self.page.evaluate("window.__sameDocument === true")
 
     def screenshot(self, name: str) -> None:
-        """Save the whole page, once any toast has faded."""
+        """Save the whole page, once any toast has faded. A page that shows a program's
+        placeholder (null, undefined, NaN) fails here."""
         self.page.locator(".toast--shown").wait_for(state="detached", timeout=5000)
+        text = self.page.locator("body").inner_text()
+        assert not re.search(r"\b(null|undefined|NaN)\b", text), text
         os.makedirs(SCREENSHOTS, exist_ok=True)
         self.page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True, animations="disabled")
 
