@@ -12,18 +12,24 @@ from datetime import timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient
 from tornado.options import define, options
 
 from handlers import admin, draws, gifts, health, legacy, pages
+from handlers import notifications, profile
 from handlers.base import NotFoundHandler, log_request
 from lottery import devmode
 from lottery.accounts import Accounts
 from lottery.draw import Draws
 from lottery.gifts import Gifts
+from lottery.profiles import Profiles
 from lottery.scheduler import Scheduler
 from lottery.storage.connection import client_for, database_name, ensure_indexes
+from lottery.storage import notifications as notification_store
 from lottery.storage.engine import EmbeddedEngine
+from notify.templates import ConfigError, NotifyConfig, load_config
 from notify.wechat import WeChatClient
+from notify.worker import Limits, NotificationWorker
 
 log = logging.getLogger("gift_lottery")
 
@@ -53,6 +59,16 @@ define("dev", default=False,
 define("demo", default=False, help="development mode plus one demo gift per opening method")
 define("login_key_days", default=int(os.environ.get("LOGIN_KEY_DAYS", "30")),
        help="login key lifetime in days (env LOGIN_KEY_DAYS)")
+define("notify_config", default=os.environ.get("NOTIFY_CONFIG", ""),
+       help="subscribe-message templates, a JSON file (env NOTIFY_CONFIG; or the JSON itself in "
+            "NOTIFY_TEMPLATES); none: nothing is sent, see docs/notifications.md")
+define("notify_rate", default=float(os.environ.get("NOTIFY_RATE", "20")),
+       help="subscribe messages per second, per scheduler process (env NOTIFY_RATE)")
+define("notify_concurrency", default=int(os.environ.get("NOTIFY_CONCURRENCY", "4")),
+       help="subscribe-message requests in flight at once, per process (env NOTIFY_CONCURRENCY)")
+define("notify_lease_seconds", default=60.0,
+       help="how long a notification stays claimed by a process that stopped answering")
+define("notify_max_attempts", default=25, help="attempts before a notification is failed")
 
 
 def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "",
@@ -68,19 +84,22 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "",
         *gifts.default_handlers,
         *draws.default_handlers,
         *admin.default_handlers,
+        *notifications.default_handlers,
+        *profile.default_handlers,
         *health.default_handlers,
         *pages.default_handlers,
         (r".*", NotFoundHandler),
     ]
     return web.Application(routes, db=db, accounts=accounts, gifts=gift_service,
                            draws=draw_service, admin_token=admin_token, log_function=log_request,
-                           dev=dev, demo_gifts=[])
+                           dev=dev, demo_gifts=[], profiles=Profiles(db, wechat.appid))
 
 
 async def serve(uri: str) -> None:
     client = client_for(uri)
     db = client[database_name(uri)]
     await ensure_indexes(db)
+    await notification_store.ensure_indexes(db)
     wechat = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base)
     draw_service = Draws(db, lease=timedelta(seconds=options.draw_lease_seconds),
                          fault_pause_after_items=options.fault_pause_after_items)
@@ -99,6 +118,17 @@ async def serve(uri: str) -> None:
         scheduler = Scheduler(db, draw_service, uri, sweep_interval=options.sweep_seconds,
                               lease_seconds=options.leader_lease_seconds)
         scheduler.start()
+    notifier = None
+    if options.role in ("all", "scheduler"):
+        # Its own HTTP client, sized to its concurrency (the shared one allows 10 requests).
+        sender = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base,
+                              http=AsyncHTTPClient(force_instance=True,
+                                                   max_clients=options.notify_concurrency + 2))
+        notifier = NotificationWorker(db, sender, notify_config(), Limits(
+            rate=options.notify_rate, concurrency=options.notify_concurrency,
+            lease=timedelta(seconds=options.notify_lease_seconds),
+            max_attempts=options.notify_max_attempts))
+        notifier.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -108,7 +138,17 @@ async def serve(uri: str) -> None:
     server.stop()
     if scheduler is not None:
         await scheduler.stop()
+    if notifier is not None:
+        await notifier.stop()
     await client.close()
+
+
+def notify_config() -> NotifyConfig:
+    """The templates from --notify_config (a file) or NOTIFY_TEMPLATES (JSON), or SystemExit."""
+    try:
+        return load_config(options.notify_config, os.environ.get("NOTIFY_TEMPLATES", ""))
+    except ConfigError as exc:
+        raise SystemExit(f"notification config: {exc}") from exc
 
 
 def main() -> None:
@@ -119,6 +159,7 @@ def main() -> None:
     options.wechat_secret = options.wechat_secret or os.environ.get("WECHAT_SECRET", "")
     options.admin_token = options.admin_token or os.environ.get("ADMIN_TOKEN", "")
     options.dev = options.dev or options.demo
+    notify_config()  # a broken template configuration stops the start, not the first send
     if options.dev:
         if not devmode.is_local_database(options.mongodb_uri):
             raise SystemExit("--dev/--demo refused: MONGODB_URI is not a local database")

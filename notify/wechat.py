@@ -16,10 +16,13 @@ log = logging.getLogger(__name__)
 class WeChatError(UpstreamFailure):
     """WeChat answered, with a non-zero errcode (or not JSON / not 2xx: errcode None)."""
 
-    def __init__(self, errcode: int | None, errmsg: str) -> None:
+    def __init__(self, errcode: int | None, errmsg: str, http_status: int | None = None,
+                 network: bool = False) -> None:
         super().__init__(f"errcode {errcode}: {errmsg}" if errcode is not None else errmsg)
         self.errcode = errcode
         self.errmsg = errmsg
+        self.http_status = http_status  # a non-2xx answer
+        self.network = network  # no answer: refused, reset, timed out
 
 
 class WeChatClient:
@@ -44,9 +47,13 @@ class WeChatClient:
         try:
             response = await self.http.fetch(request)
         except HTTPClientError as exc:
-            raise WeChatError(None, f"HTTP {exc.code} from WeChat {path}") from exc
+            if exc.code == 599:  # Tornado's code for a timeout or a closed stream
+                raise WeChatError(None, f"WeChat {path} did not answer: {exc.message}",
+                                  network=True) from exc
+            raise WeChatError(None, f"HTTP {exc.code} from WeChat {path}", http_status=exc.code) from exc
         except (OSError, TimeoutError) as exc:
-            raise WeChatError(None, f"WeChat {path} unreachable: {type(exc).__name__}") from exc
+            raise WeChatError(None, f"WeChat {path} unreachable: {type(exc).__name__}",
+                              network=True) from exc
         try:
             answer = json.loads(response.body)
         except ValueError as exc:
@@ -56,6 +63,25 @@ class WeChatClient:
         if answer.get("errcode", 0) != 0:
             raise WeChatError(answer.get("errcode"), str(answer.get("errmsg", "")))
         return answer
+
+    async def stable_token(self, force_refresh: bool = False) -> tuple[str, int]:
+        """`cgi-bin/stable_token`: the access token and its remaining lifetime in seconds.
+
+        Unlike the old `cgi-bin/token`, the normal mode hands every caller the same token and
+        never invalidates one another process holds; `force_refresh` does (20 a day, 30 s apart)."""
+        answer = await self.call("/cgi-bin/stable_token", body={
+            "grant_type": "client_credential", "appid": self.appid, "secret": self.secret,
+            "force_refresh": force_refresh})
+        token, expires_in = answer.get("access_token"), answer.get("expires_in")
+        if not isinstance(token, str) or not token or not isinstance(expires_in, int):
+            raise WeChatError(None, "stable_token answered without access_token/expires_in")
+        return token, expires_in
+
+    async def send_subscribe(self, access_token: str, message: dict) -> dict:
+        """`cgi-bin/message/subscribe/send` of one message (`touser`, `template_id`, `page`,
+        `data`, `miniprogram_state`, `lang`); WeChatError unless errcode is 0."""
+        return await self.call("/cgi-bin/message/subscribe/send",
+                               query={"access_token": access_token}, body=message)
 
     async def code2session(self, code: str) -> Session:
         """`sns/jscode2session`: a wx.login code to the member's openid and session key."""

@@ -41,3 +41,21 @@ async def member_for_key(db: AsyncDatabase, key_digest: str, now: datetime) -> s
     doc = await db.login_keys.find_one({"_id": key_digest, "expires_at": {"$gt": now}},
                                        {"member_id": 1})
     return doc["member_id"] if doc else None
+
+
+async def update_profile(db: AsyncDatabase, member_id: str, fields: dict) -> dict | None:
+    """Set profile fields; returns the member's nickname and avatar after the change."""
+    result = await db.members.update_one({"_id": member_id}, {"$set": fields})
+    if result.matched_count == 0:
+        return None
+    return await db.members.find_one({"_id": member_id}, {"nickname": 1, "avatar_url": 1})
+
+
+async def update_sender_copies(db: AsyncDatabase, member_id: str, name: str, avatar: str,
+                               now: datetime) -> int:
+    """The denormalised `sender` copy on the member's gifts follows the profile (the
+    (sender_id, created_at) index); each changed gift's `version` grows."""
+    result = await db.gifts.update_many(
+        {"sender_id": member_id, "$or": [{"sender.name": {"$ne": name}}, {"sender.avatar": {"$ne": avatar}}]},
+        {"$set": {"sender": {"name": name, "avatar": avatar}, "updated_at": now}, "$inc": {"version": 1}})
+    return result.modified_count

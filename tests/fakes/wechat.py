@@ -7,12 +7,24 @@ it over a socket. Behaviour is steered per code or by queueing failures:
   `busy` -> -1, `http500` -> HTTP 500, `slow` -> answers after `slow_seconds`.
 - `fail_next(path, answer)` makes the next call to `path` answer `answer` (a dict, an int
   HTTP status, or "timeout").
+- `/cgi-bin/stable_token`: one access token at a time, valid `token_lifetime` seconds; the normal
+  mode returns the current one while it is valid, `force_refresh` replaces it (the old one then
+  answers 40001). `expire_token()` expires it now (42001), `expire_token_after_sends(n)` after n
+  more delivered messages (expiry in the middle of a batch).
+- `/cgi-bin/message/subscribe/send`: checks the token, the template id and every field against
+  WeChat's per-type limits (47003 naming the field), answers 43101 for `refuse(openid)`, and
+  records what it delivered (`delivered`, `delivered_to(openid)`). `send_delay` slows answers.
+- `outage = True`: every endpoint answers `outage_answer` (an HTTP status, default 503) after
+  `outage_delay` seconds, until switched back.
 """
 import asyncio
 import base64
 import hashlib
 import json
+import itertools
+import re
 import threading
+import time
 from collections import defaultdict, deque
 
 from tornado import web
@@ -21,6 +33,35 @@ from tornado.netutil import bind_sockets
 
 APPID = "wx_test_appid"
 SECRET = "test-app-secret"
+
+
+# Value limits of subscribe-message fields by type, as WeChat checks them (characters).
+FIELD_LIMITS = {"thing": 20, "short_thing": 5, "phrase": 5, "name": 20, "number": 32, "letter": 32,
+                "symbol": 5, "character_string": 32, "phone_number": 17, "car_number": 8,
+                "amount": 32, "time": 32, "date": 32}
+MINIPROGRAM_STATES = ("developer", "trial", "formal")
+
+
+def field_type(key: str) -> str:
+    """`thing12` -> `thing`."""
+    return re.sub(r"\d+$", "", key)
+
+
+def field_error(key: str, value: object) -> str | None:
+    """Why WeChat would refuse this field's value (47003), or None."""
+    if not isinstance(value, str):
+        return f"argument invalid! data.{key}.value invalid"
+    kind = field_type(key)
+    limit = FIELD_LIMITS.get(kind)
+    if limit is None:
+        return f"argument invalid! data.{key} unknown type"
+    if kind == "name" and any(ord(c) > 127 for c in value):
+        limit = 10  # ten Chinese characters, or twenty letters
+    if not value or len(value) > limit:
+        return f"argument invalid! data.{key}.value invalid"
+    if kind == "phrase" and not all("\u4e00" <= c <= "\u9fff" for c in value):
+        return f"argument invalid! data.{key}.value invalid"
+    return None
 
 
 def session_key_for(code: str) -> str:
@@ -35,6 +76,19 @@ class FakeWeChat:
         self.calls: dict[str, list[dict]] = defaultdict(list)
         self.queued: dict[str, deque] = defaultdict(deque)
         self.slow_seconds = 6.0
+        # Access tokens and subscribe messages.
+        self.token_lifetime = 7200
+        self.token: str | None = None
+        self.token_expires = 0.0
+        self.retired_tokens: set[str] = set()
+        self._token_serial = itertools.count(1)
+        self._expire_after_sends: int | None = None
+        self.delivered: list[dict] = []
+        self.refused: set[str] = set()
+        self.send_delay = 0.0
+        self.outage = False
+        self.outage_answer: int = 503
+        self.outage_delay = 0.0
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port = 0
         self._ready = threading.Event()
@@ -58,6 +112,34 @@ class FakeWeChat:
     def fail_next(self, path: str, answer: dict | int | str, times: int = 1) -> None:
         for _ in range(times):
             self.queued[path].append(answer)
+
+    def expire_token(self) -> None:
+        """The current access token expires now: calls with it answer 42001."""
+        self.token_expires = 0.0
+
+    def expire_token_after_sends(self, count: int) -> None:
+        """The current access token expires after `count` more delivered messages."""
+        self._expire_after_sends = count
+
+    def refuse(self, openid: str) -> None:
+        """This user has no subscription left: sends to them answer 43101."""
+        self.refused.add(openid)
+
+    def delivered_to(self, openid: str) -> list[dict]:
+        return [m for m in self.delivered if m["touser"] == openid]
+
+    def stable_token_calls(self, forced: bool | None = None) -> list[dict]:
+        """The stable_token requests seen (all, or only forced / only normal ones)."""
+        calls = [json.loads(c["body"] or b"{}") for c in self.calls["/cgi-bin/stable_token"]]
+        return [c for c in calls if forced is None or bool(c.get("force_refresh")) == forced]
+
+    def _new_token(self) -> str:
+        if self.token:
+            self.retired_tokens.add(self.token)
+        self.token = f"token-{next(self._token_serial)}-" + base64.b16encode(hashlib.sha256(
+            str(time.monotonic()).encode()).digest()[:8]).decode()
+        self.token_expires = time.monotonic() + self.token_lifetime
+        return self.token
 
     def _run(self) -> None:
         asyncio.run(self._serve())
@@ -83,6 +165,11 @@ class FakeWeChat:
             async def prepare(self) -> None:
                 fake.calls[self.path].append({"query": {k: self.get_argument(k) for k in self.request.arguments},
                                               "body": self.request.body})
+                if fake.outage:
+                    await asyncio.sleep(fake.outage_delay)
+                    self.set_status(fake.outage_answer)
+                    self.finish("service unavailable")
+                    return
                 queue = fake.queued[self.path]
                 if queue:
                     answer = queue.popleft()
@@ -120,4 +207,75 @@ class FakeWeChat:
                     self.set_header("Content-Type", "text/plain")
                     self.finish(json.dumps({"openid": "o_" + code, "session_key": session_key_for(code)}))
 
-        return [(Code2Session.path, Code2Session)]
+        class StableToken(Endpoint):
+            path = "/cgi-bin/stable_token"
+
+            async def post(self) -> None:
+                try:
+                    body = json.loads(self.request.body)
+                except ValueError:
+                    self.finish(json.dumps({"errcode": 47001, "errmsg": "data format error"}))
+                    return
+                if body.get("grant_type") != "client_credential":
+                    self.finish(json.dumps({"errcode": 40002, "errmsg": "invalid grant_type"}))
+                    return
+                if body.get("appid") != APPID or body.get("secret") != SECRET:
+                    self.finish(json.dumps({"errcode": 40125, "errmsg": "invalid appsecret"}))
+                    return
+                if body.get("force_refresh") or fake.token is None or time.monotonic() >= fake.token_expires:
+                    fake._new_token()
+                left = max(1, int(fake.token_expires - time.monotonic()))
+                self.finish(json.dumps({"access_token": fake.token, "expires_in": left}))
+
+        class SubscribeSend(Endpoint):
+            path = "/cgi-bin/message/subscribe/send"
+
+            async def post(self) -> None:
+                if fake.send_delay:
+                    await asyncio.sleep(fake.send_delay)
+                token = self.get_argument("access_token", "")
+                if token != fake.token or token in fake.retired_tokens:
+                    self.answer(40001, "invalid credential, access_token is invalid or not latest")
+                    return
+                if time.monotonic() >= fake.token_expires:
+                    self.answer(42001, "access_token expired")
+                    return
+                try:
+                    body = json.loads(self.request.body)
+                except ValueError:
+                    self.answer(47001, "data format error")
+                    return
+                if not body.get("touser"):
+                    self.answer(40003, "invalid openid")
+                    return
+                if not body.get("template_id"):
+                    self.answer(40037, "invalid template_id")
+                    return
+                if body.get("miniprogram_state", "formal") not in MINIPROGRAM_STATES:
+                    self.answer(47003, "argument invalid! miniprogram_state invalid")
+                    return
+                data = body.get("data")
+                if not isinstance(data, dict) or not data:
+                    self.answer(47003, "argument invalid! data invalid")
+                    return
+                for key, field in data.items():
+                    problem = field_error(key, field.get("value") if isinstance(field, dict) else None)
+                    if problem:
+                        self.answer(47003, problem)
+                        return
+                if body["touser"] in fake.refused:
+                    self.answer(43101, "user refuse to accept the msg")
+                    return
+                fake.delivered.append(body)
+                if fake._expire_after_sends is not None:
+                    fake._expire_after_sends -= 1
+                    if fake._expire_after_sends <= 0:
+                        fake._expire_after_sends = None
+                        fake.expire_token()
+                self.answer(0, "ok", msgid=len(fake.delivered))
+
+            def answer(self, errcode: int, errmsg: str, **extra) -> None:
+                self.finish(json.dumps({"errcode": errcode, "errmsg": errmsg, **extra}))
+
+        return [(Code2Session.path, Code2Session), (StableToken.path, StableToken),
+                (SubscribeSend.path, SubscribeSend)]

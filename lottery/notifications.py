@@ -1,0 +1,193 @@
+"""Who is told what, once: turning a gift's durable records into notification entries.
+
+Two sources feed the outbox (`notifications`):
+- a direct gift's join (`outcome: won`, `notify: pending`, written by the join itself) becomes
+  one `gift_received` message for the joiner;
+- the draw's `gift_opened` record becomes one message per participant (`gift_won` or
+  `gift_lost`) and a `gift_summary` for the sender.
+
+Each entry's id is (gift, member, kind), so expanding a record twice (a retry, a second process,
+a takeover after a crash) adds nothing. Whether a member subscribed is decided here, from the
+template ids they accepted on join (`subscribed`); entries nobody accepted are created as
+`not_subscribed`, so support sees every participant and the worker never calls WeChat for them.
+Sending is `notify/`'s job."""
+import logging
+import os
+import secrets
+import socket
+from datetime import datetime, timedelta
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from lottery import clock, validate
+from lottery.errors import InvalidInput
+from lottery.storage import notifications as store
+
+log = logging.getLogger(__name__)
+
+METHOD_NAMES = {"direct": "直接送礼", "full": "满人开奖", "timed": "定时开奖"}
+PAGE_SIZE = 500
+
+
+def new_entry(order_id: str, member_id: str, kind: str, openid: str, template_id: str,
+              accepted: bool, values: dict[str, str], now: datetime) -> dict:
+    """One outbox entry; `pending` only when there is a template the member accepted."""
+    if not template_id:
+        status, error = "not_subscribed", f"no template configured for {kind}"
+    elif not accepted:
+        status, error = "not_subscribed", "the member did not accept this template"
+    elif not openid:
+        status, error = "failed", "the member has no openid"
+    else:
+        status, error = "pending", None
+    return {"_id": store.entry_id(order_id, member_id, kind), "order_id": order_id,
+            "member_id": member_id, "kind": kind, "touser": openid, "template_id": template_id,
+            "values": values, "status": status, "attempts": 0, "next_attempt_at": now,
+            "last_error": error, "lease_owner": None, "lease_until": None,
+            "created_at": now, "updated_at": now}
+
+
+def gift_values(gift: dict) -> dict[str, str]:
+    """The values every message about this gift may use (see notify/templates.py VALUES)."""
+    draw = gift.get("draw") or {}
+    opened_at = gift.get("opened_at")
+    return {"order_id": gift["_id"], "wish": gift.get("wish") or "",
+            "sender": (gift.get("sender") or {}).get("name") or "微信用户",
+            "method": METHOD_NAMES.get(gift.get("method", ""), ""),
+            "participant_count": str(draw.get("participant_count", gift.get("joined_count", 0))),
+            "winner_count": str(len(draw.get("winners", []))),
+            "opened_at": clock.shanghai_text(opened_at)[:16] if opened_at else ""}
+
+
+class Notifications:
+    """Expands durable records into outbox entries, and reports an order's entries."""
+
+    def __init__(self, db: AsyncDatabase, template_ids: dict[str, str] | None = None,
+                 lease: timedelta = timedelta(seconds=60)) -> None:
+        self.db = db
+        self.template_ids = template_ids or {}
+        self.lease = lease
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    async def expand_direct_joins(self, limit: int = 500) -> int:
+        """`gift_received` entries for direct-gift joins still marked `notify: pending`, then
+        mark those joins done. Returns how many joins were handled."""
+        joins = await store.direct_joins_to_notify(self.db, limit)
+        if not joins:
+            return 0
+        gifts = await store.gifts_for_messages(self.db, list({j["order_id"] for j in joins}))
+        openids = await store.openids(self.db, [j["member_id"] for j in joins])
+        template_id = self.template_ids.get("gift_received", "")
+        now = clock.utcnow()
+        entries = []
+        for join in joins:
+            gift = gifts.get(join["order_id"])
+            if gift is None:
+                continue
+            items = gift.get("items") or []
+            index = join.get("item_index")
+            values = {**gift_values(gift), "result": "已到账",
+                      "item": items[index]["name"] if isinstance(index, int) and index < len(items) else "礼物"}
+            entries.append(new_entry(join["order_id"], join["member_id"], "gift_received",
+                                     openids.get(join["member_id"], ""), template_id,
+                                     template_id in (join.get("subscribed") or []), values, now))
+        await store.insert_entries(self.db, entries)
+        # Only after the entries exist: a crash in between expands again, which adds nothing.
+        await store.mark_direct_joins_notified(self.db, [j["_id"] for j in joins])
+        return len(joins)
+
+    async def expand_opened_gifts(self, limit: int = 20) -> int:
+        """Expand the `gift_opened` records nobody holds. Returns how many were completed."""
+        done = 0
+        for record in await store.opened_records(self.db, clock.utcnow(), limit):
+            now = clock.utcnow()
+            if await store.take_record(self.db, record, self.owner, now + self.lease):
+                if await self._expand_opened(record):
+                    done += 1
+        return done
+
+    async def _expand_opened(self, record: dict) -> bool:
+        order_id = record["order_id"]
+        gift = await store.gift_for_messages(self.db, order_id)
+        if gift is not None and gift.get("status") != "finished":
+            # The draw writes its record before it finishes the gift; look again shortly.
+            await store.renew_record(self.db, record["_id"], self.owner,
+                                     clock.utcnow() + min(self.lease, timedelta(seconds=2)))
+            return False
+        count = 0
+        if gift is not None:
+            count = await self._opened_entries(gift, record["_id"])
+            if count is None:
+                return False
+        finished = await store.finish_record(self.db, record["_id"], self.owner, clock.utcnow(), count)
+        if finished:
+            log.info("gift %s: %d notification entries", order_id, count)
+        return finished
+
+    async def _opened_entries(self, gift: dict, record_id: str) -> int | None:
+        """Entries for every participant and the sender; None if the lease was lost meanwhile."""
+        order_id = gift["_id"]
+        base = gift_values(gift)
+        items = gift.get("items") or []
+        winners = {member_id: index for index, member_id in enumerate((gift.get("draw") or {}).get("winners", []))}
+        ids = self.template_ids
+        count, after = 0, ""
+        while True:
+            joins = await store.joins_page(self.db, order_id, after, PAGE_SIZE)
+            if not joins:
+                break
+            after = joins[-1]["member_id"]
+            openids = await store.openids(self.db, [j["member_id"] for j in joins])
+            now = clock.utcnow()
+            entries = []
+            for join in joins:
+                member_id = join["member_id"]
+                # The draw's list of winners decides, not the join's outcome: losers' outcomes
+                # are recorded after the gift is finished.
+                index = winners.get(member_id)
+                kind = "gift_won" if index is not None else "gift_lost"
+                values = {**base, "result": "恭喜中奖" if index is not None else "未中奖",
+                          "item": items[index]["name"] if index is not None and index < len(items) else ""}
+                template_id = ids.get(kind, "")
+                entries.append(new_entry(order_id, member_id, kind, openids.get(member_id, ""),
+                                         template_id, template_id in (join.get("subscribed") or []),
+                                         values, now))
+            await store.insert_entries(self.db, entries)
+            count += len(entries)
+            if not await store.renew_record(self.db, record_id, self.owner, clock.utcnow() + self.lease):
+                log.warning("gift %s: lost the outbox lease while expanding; another process finishes", order_id)
+                return None
+        sender_id = gift.get("sender_id")
+        if sender_id:
+            template_id = ids.get("gift_summary", "")
+            openid = (await store.openids(self.db, [sender_id])).get(sender_id, "")
+            values = {**base, "result": f"{base['winner_count']}人中奖",
+                      "item": items[0]["name"] if items else ""}
+            # The sender accepts templates when paying (`sender_subscribed` on the gift).
+            await store.insert_entries(self.db, [new_entry(
+                order_id, sender_id, "gift_summary", openid, template_id,
+                template_id in (gift.get("sender_subscribed") or []), values, clock.utcnow())])
+            count += 1
+        return count
+
+    async def for_order(self, order_id: str, status: str | None = None, limit: int = 200) -> dict:
+        """Support's view of one gift's notifications: counts by status and the entries."""
+        validate.check_identifier(order_id)
+        if status is not None and status not in store.STATUSES:
+            raise InvalidInput(f"status 必须是 {'、'.join(store.STATUSES)} 之一")
+        entries = await store.entries_for_order(self.db, order_id, status, limit)
+        record = await store.get_record(self.db, f"opened:{order_id}")
+        return {
+            "order_id": order_id,
+            "counts": await store.status_counts(self.db, order_id),
+            "opened_record": None if record is None else {
+                "status": record.get("status"), "created_at": clock.iso(record.get("created_at")),
+                "done_at": clock.iso(record.get("done_at"))},
+            "entries": [{
+                "id": e["_id"], "member_id": e["member_id"], "kind": e["kind"], "status": e["status"],
+                "template_id": e.get("template_id", ""), "attempts": e.get("attempts", 0),
+                "next_attempt_at": clock.iso(e.get("next_attempt_at")) if e["status"] == "pending" else None,
+                "last_error": e.get("last_error"), "sent_at": clock.iso(e.get("sent_at")),
+                "created_at": clock.iso(e.get("created_at")), "updated_at": clock.iso(e.get("updated_at")),
+            } for e in entries],
+        }

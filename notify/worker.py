@@ -1,0 +1,264 @@
+"""The notification worker: expands durable records into outbox entries and delivers them.
+
+Runs in the scheduler role (any number of processes may run it). Each entry is claimed just
+before its request, by one conditional update with a lease, so two processes never send the same
+entry, and an entry held by a process that died is taken over once its lease lapses. Requests
+go out through Tornado's AsyncHTTPClient on the event loop (no threads), paced by a per-process
+rate limit and at most `concurrency` at a time.
+
+What an answer means (`errcode`):
+- 0: `sent`. 43101 (not subscribed, or its one-time subscription used up): `not_subscribed`.
+- 40001/42001: the token is replaced (once, however many requests saw it) and the send retried
+  at once.
+- -1, 45009/45011 and other rate limits, HTTP 5xx, timeouts and network errors (and errcodes
+  not listed here): retried with exponential backoff and full jitter until `max_attempts`, then
+  `failed`.
+- 40003/40037/47003/41030 (refusals of the message itself): `failed` at once, logged with the
+  field WeChat named.
+
+A request whose answer never came (a timeout, or the process died with it in flight) is tried
+again; WeChat has no idempotency key, so if it had in fact delivered, the one-time subscription
+is used up and the repeat answers 43101 instead of reaching the member twice."""
+import asyncio
+import logging
+import os
+import random
+import secrets
+import socket
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from lottery import clock
+from lottery.notifications import Notifications
+from lottery.storage import notifications as store
+from notify.templates import NotifyConfig
+from notify.tokens import AccessTokens
+from notify.wechat import WeChatClient, WeChatError
+
+log = logging.getLogger(__name__)
+
+TOKEN_REJECTED = (40001, 42001)
+NOT_SUBSCRIBED = 43101
+# The message itself is wrong: sending it again cannot help.
+FINAL_ERRORS = {40003: "invalid openid", 40037: "invalid template_id", 47003: "invalid data",
+                41030: "invalid page", 47001: "invalid body", 40036: "invalid template size"}
+
+
+@dataclass
+class Limits:
+    """How fast and how hard the worker pushes, and how it backs off."""
+
+    rate: float = 20.0  # messages per second, this process
+    concurrency: int = 4
+    lease: timedelta = timedelta(seconds=60)
+    max_attempts: int = 25
+    backoff_base: float = 2.0  # seconds before the second attempt
+    backoff_cap: float = 600.0
+    poll_interval: float = 0.5
+    batch: int = 200
+
+
+@dataclass
+class Stats:
+    sent: int = 0
+    not_subscribed: int = 0
+    failed: int = 0
+    retried: int = 0
+    token_replacements: int = 0
+    by_error: dict = field(default_factory=dict)
+
+
+class RateLimiter:
+    """Paces calls evenly at `rate` per second (shared by this process's senders)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class NotificationWorker:
+    """start() in the scheduler role; stop() lets requests in flight finish (briefly)."""
+
+    def __init__(self, db: AsyncDatabase, wechat: WeChatClient, config: NotifyConfig,
+                 limits: Limits | None = None, tokens: AccessTokens | None = None) -> None:
+        self.db = db
+        self.wechat = wechat
+        self.config = config
+        self.limits = limits or Limits()
+        self.tokens = tokens or AccessTokens(db, wechat)
+        self.records = Notifications(db, config.template_ids(), lease=self.limits.lease)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.stats = Stats()
+        self._limiter = RateLimiter(self.limits.rate)
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+
+    def start(self) -> None:
+        """Begin expanding and delivering in the background on the running loop."""
+        self._stopping = False
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._expand_loop()), loop.create_task(self._deliver_loop())]
+        log.info("notification worker started: %.1f msg/s, concurrency %d, templates: %s",
+                 self.limits.rate, self.limits.concurrency, ", ".join(sorted(self.config.templates)) or "none")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking work; wait up to `grace` seconds for requests in flight, then cancel."""
+        self._stopping = True
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    # Expansion
+
+    async def _expand_loop(self) -> None:
+        while not self._stopping:
+            try:
+                busy = await self.expand_once()
+            except PyMongoError:
+                log.exception("notification expansion failed; retrying")
+                busy = False
+            if not busy:
+                await self._pause()
+
+    async def expand_once(self) -> bool:
+        """One round of expansion; True if there was anything to expand."""
+        direct = await self.records.expand_direct_joins()
+        opened = await self.records.expand_opened_gifts()
+        return bool(direct or opened)
+
+    # Delivery
+
+    async def _deliver_loop(self) -> None:
+        while not self._stopping:
+            try:
+                handled = await self.deliver_once()
+            except PyMongoError:
+                log.exception("notification delivery round failed; retrying")
+                handled = 0
+            if not handled:
+                await self._pause()
+
+    async def deliver_once(self) -> int:
+        """Fetch due and lapsed entries and attempt each (claim first); returns how many were
+        looked at."""
+        now = clock.utcnow()
+        entries = await store.lapsed_entries(self.db, now, self.limits.batch)
+        entries += await store.due_entries(self.db, now, self.limits.batch)
+        if not entries:
+            return 0
+        # Several processes fetch the same head of the queue; shuffled, they collide less.
+        random.shuffle(entries)
+        queue: asyncio.Queue = asyncio.Queue()
+        for entry in entries:
+            queue.put_nowait(entry)
+        senders = min(self.limits.concurrency, len(entries))
+        await asyncio.gather(*(self._sender(queue) for _ in range(senders)))
+        return len(entries)
+
+    async def _sender(self, queue: asyncio.Queue) -> None:
+        while not self._stopping and not queue.empty():
+            entry = queue.get_nowait()
+            await self._limiter.wait()
+            try:
+                await self._attempt(entry)
+            except PyMongoError:
+                log.exception("notification %s: database error; its lease will lapse and it is retried",
+                              entry["_id"])
+
+    async def _attempt(self, entry: dict) -> None:
+        now = clock.utcnow()
+        if not await store.claim(self.db, entry, self.owner, now, now + self.limits.lease):
+            return  # another process got it first
+        if entry["status"] == "sending":
+            log.warning("notification %s: taken over from a stopped process (lease lapsed)", entry["_id"])
+        attempts = entry["attempts"] + 1
+        try:
+            fields = await self._deliver(entry, attempts)
+        except Exception as exc:  # a bug must not leave the entry held: retry it later
+            log.exception("notification %s: unexpected error", entry["_id"])
+            fields = self._retry_or_fail(attempts, f"internal error: {type(exc).__name__}")
+        status = fields["status"]
+        if status == "pending":
+            self.stats.retried += 1
+        else:
+            setattr(self.stats, status, getattr(self.stats, status) + 1)
+        fields["updated_at"] = clock.utcnow()
+        if not await store.record(self.db, entry["_id"], self.owner, fields):
+            log.warning("notification %s: lease lost before its answer was recorded", entry["_id"])
+
+    async def _deliver(self, entry: dict, attempts: int) -> dict:
+        """Send one entry; returns the fields that record the answer."""
+        template = self.config.templates.get(entry["kind"])
+        if template is None:
+            return self._final("not_subscribed", f"no template configured for {entry['kind']}")
+        if template.template_id != entry["template_id"]:
+            return self._final("failed", "the template of this kind changed after the entry was created")
+        _, page, data = self.config.render(entry["kind"], entry.get("values") or {})
+        message = {"touser": entry["touser"], "template_id": template.template_id, "page": page,
+                   "data": data, "miniprogram_state": self.config.miniprogram_state,
+                   "lang": self.config.lang}
+        try:
+            token = await self.tokens.get()
+            try:
+                answer = await self.wechat.send_subscribe(token, message)
+            except WeChatError as exc:
+                if exc.errcode not in TOKEN_REJECTED:
+                    raise
+                self.stats.token_replacements += 1
+                token = await self.tokens.replace(token)
+                answer = await self.wechat.send_subscribe(token, message)
+        except WeChatError as exc:
+            return self._classify(entry, exc, attempts)
+        return {"status": "sent", "sent_at": clock.utcnow(), "msgid": answer.get("msgid"),
+                "last_error": None}
+
+    def _classify(self, entry: dict, exc: WeChatError, attempts: int) -> dict:
+        key = str(exc.errcode if exc.errcode is not None else exc.http_status or "network")
+        self.stats.by_error[key] = self.stats.by_error.get(key, 0) + 1
+        if exc.errcode == NOT_SUBSCRIBED:
+            return self._final("not_subscribed", f"43101: {exc.errmsg}")
+        if exc.errcode in FINAL_ERRORS:
+            # errmsg names the offending field, e.g. "argument invalid! data.thing1.value invalid".
+            log.warning("notification %s (%s) refused by WeChat: errcode %s: %s",
+                        entry["_id"], entry["kind"], exc.errcode, exc.errmsg)
+            return self._final("failed", f"{exc.errcode}: {exc.errmsg}")
+        # Busy, rate-limited, token trouble, 5xx, no answer, or an errcode we do not know:
+        # try again later (bounded by max_attempts).
+        return self._retry_or_fail(attempts, str(exc))
+
+    def _retry_or_fail(self, attempts: int, error: str) -> dict:
+        if attempts >= self.limits.max_attempts:
+            log.warning("notification gave up after %d attempts: %s", attempts, error)
+            return self._final("failed", f"gave up after {attempts} attempts: {error}")
+        return {"status": "pending", "last_error": error,
+                "next_attempt_at": clock.utcnow() + timedelta(seconds=self.backoff(attempts))}
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before the next attempt: exponential, capped, with full jitter (so entries
+        that failed together during an outage do not all come back in the same instant)."""
+        ceiling = min(self.limits.backoff_cap, self.limits.backoff_base * 2 ** (attempts - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    @staticmethod
+    def _final(status: str, error: str | None) -> dict:
+        return {"status": status, "last_error": error}
+
+    async def _pause(self) -> None:
+        await asyncio.sleep(self.limits.poll_interval)

@@ -1,0 +1,215 @@
+"""Delivery through the outbox: once per (gift, member, kind), through outages, token expiry and
+WeChat's refusals."""
+import asyncio
+from collections import Counter
+
+import pytest
+
+from lottery.storage import notifications as store
+from tests.notify.support import open_gift, settled, timed_gift
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_500_participant_gift_opened_during_an_outage_reaches_each_subscriber_once(
+        notify_db, wechat_fake, make_worker):
+    db = notify_db
+    order_id, subscribers = await timed_gift(db, joiners=500, items=5, subscribed_every=2)
+    wechat_fake.outage = True
+    await open_gift(db, order_id)
+    worker = make_worker(concurrency=8)
+    worker.start()
+    # Everything due is attempted and fails while WeChat is down.
+    for _ in range(200):
+        if worker.stats.retried >= 250:
+            break
+        await asyncio.sleep(0.05)
+    assert worker.stats.retried >= 250 and wechat_fake.delivered == []
+    wechat_fake.outage = False
+    counts = await settled(db, order_id)
+    per_user = Counter(m["touser"] for m in wechat_fake.delivered)
+    assert set(per_user) == set(subscribers)
+    assert set(per_user.values()) == {1}
+    assert counts["sent"] == 250 and counts["not_subscribed"] == 251  # 250 others and the sender
+    assert counts["failed"] == 0
+    won = [m for m in wechat_fake.delivered if m["template_id"] == "tpl_won"]
+    assert len(won) == len([s for s in subscribers if s in
+                            {m["touser"] for m in won}]) and 0 < len(won) <= 5
+
+
+async def run_until_settled(worker, db, order_id: str) -> dict[str, int]:
+    worker.start()
+    try:
+        return await settled(db, order_id)
+    finally:
+        await worker.stop()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_winners_get_the_won_template_with_their_item_and_the_rest_the_lost_one(
+        notify_db, wechat_fake, make_worker):
+    db = notify_db
+    order_id, subscribers = await timed_gift(db, joiners=6, items=2)
+    await open_gift(db, order_id)
+    await run_until_settled(make_worker(), db, order_id)
+    gift = await db.gifts.find_one({"_id": order_id})
+    winner_openids = {m["openid"]: i for i, w in enumerate(gift["draw"]["winners"])
+                      for m in [await db.members.find_one({"_id": w})]}
+    assert len(wechat_fake.delivered) == 6
+    for message in wechat_fake.delivered:
+        if message["touser"] in winner_openids:
+            assert message["template_id"] == "tpl_won"
+            assert message["data"]["thing1"]["value"] == f"奖品{winner_openids[message['touser']]}"
+        else:
+            assert message["template_id"] == "tpl_lost"
+        assert message["page"] == f"pages/gift/result?order_id={order_id}"
+        assert message["miniprogram_state"] == "formal" and message["lang"] == "zh_CN"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_token_expiring_mid_batch_causes_exactly_one_refresh(notify_db, wechat_fake, make_worker):
+    db = notify_db
+    order_id, subscribers = await timed_gift(db, joiners=60, items=1)
+    await open_gift(db, order_id)
+    wechat_fake.expire_token_after_sends(20)
+    worker = make_worker(concurrency=8)
+    counts = await run_until_settled(worker, db, order_id)
+    assert counts["sent"] == 60
+    assert len(wechat_fake.stable_token_calls(forced=False)) == 1  # the first token
+    assert len(wechat_fake.stable_token_calls(forced=True)) == 1  # the one refresh
+    assert Counter(m["touser"] for m in wechat_fake.delivered) == Counter(subscribers)
+    assert worker.stats.token_replacements >= 1
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_busy_and_server_errors_are_retried_and_refusals_are_final(notify_db, wechat_fake, make_worker):
+    db = notify_db
+    order_id, subscribers = await timed_gift(db, joiners=1, items=1)
+    await open_gift(db, order_id)
+    path = "/cgi-bin/message/subscribe/send"
+    wechat_fake.fail_next(path, {"errcode": -1, "errmsg": "system error"})
+    wechat_fake.fail_next(path, 502)
+    wechat_fake.fail_next(path, {"errcode": 45009, "errmsg": "reach max api daily quota limit"})
+    wechat_fake.fail_next(path, {"errcode": 47003, "errmsg": "argument invalid! data.thing1.value invalid"})
+    worker = make_worker(concurrency=1)
+    counts = await run_until_settled(worker, db, order_id)
+    assert counts == {"pending": 0, "sending": 0, "sent": 0, "not_subscribed": 1, "failed": 1}
+    failed = await db.notifications.find_one({"order_id": order_id, "status": "failed"})
+    assert failed["attempts"] == 4 and "data.thing1" in failed["last_error"]
+    assert worker.stats.retried == 3
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_43101_is_recorded_as_not_subscribed_and_never_retried(notify_db, wechat_fake, make_worker):
+    db = notify_db
+    order_id, subscribers = await timed_gift(db, joiners=2, items=1)
+    await open_gift(db, order_id)
+    wechat_fake.refuse(subscribers[0])
+    counts = await run_until_settled(make_worker(), db, order_id)
+    assert counts["sent"] == 1 and counts["not_subscribed"] == 2
+    refused = await db.notifications.find_one({"touser": subscribers[0]})
+    assert refused["status"] == "not_subscribed" and refused["attempts"] == 1
+    assert refused["last_error"].startswith("43101")
+    sends = [c for c in wechat_fake.calls["/cgi-bin/message/subscribe/send"]
+             if subscribers[0].encode() in c["body"]]
+    assert len(sends) == 1
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_timed_out_send_is_retried(notify_db, wechat_fake, make_worker, wechat):
+    db = notify_db
+    order_id, subscribers = await timed_gift(db, joiners=1, items=1)
+    await open_gift(db, order_id)
+    wechat.timeout = 0.5
+    wechat_fake.slow_seconds = 1.5
+    wechat_fake.fail_next("/cgi-bin/message/subscribe/send", "timeout")
+    worker = make_worker()
+    counts = await run_until_settled(worker, db, order_id)
+    assert counts["sent"] == 1
+    entry = await db.notifications.find_one({"touser": subscribers[0]})
+    assert entry["attempts"] == 2 and worker.stats.by_error == {"network": 1}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_entry_that_keeps_failing_ends_failed_after_max_attempts(notify_db, wechat_fake, make_worker):
+    db = notify_db
+    order_id, subscribers = await timed_gift(db, joiners=1, items=1)
+    await open_gift(db, order_id)
+    wechat_fake.fail_next("/cgi-bin/message/subscribe/send", 503, times=10)
+    counts = await run_until_settled(make_worker(max_attempts=3), db, order_id)
+    assert counts["failed"] == 1 and wechat_fake.delivered == []
+    entry = await db.notifications.find_one({"touser": subscribers[0]})
+    assert entry["attempts"] == 3 and "gave up after 3 attempts" in entry["last_error"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_long_wish_is_cut_to_the_field_limits_and_still_delivered(notify_db, wechat_fake, make_worker):
+    db = notify_db
+    wish = "祝你新年快乐万事如意身体健康阖家幸福心想事成财源广进" * 3
+    order_id, subscribers = await timed_gift(db, joiners=2, items=1, wish=wish)
+    await open_gift(db, order_id)
+    counts = await run_until_settled(make_worker(), db, order_id)
+    assert counts["sent"] == 2 and counts["failed"] == 0
+    lost = [m for m in wechat_fake.delivered if m["template_id"] == "tpl_lost"]
+    assert lost[0]["data"]["thing1"]["value"] == wish[:19] + "…"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_two_workers_sharing_the_outbox_send_each_message_once(notify_db, wechat_fake, make_worker):
+    db = notify_db
+    order_id, subscribers = await timed_gift(db, joiners=200, items=3)
+    await open_gift(db, order_id)
+    wechat_fake.send_delay = 0.005
+    first, second = make_worker(concurrency=4), make_worker(concurrency=4)
+    first.start()
+    second.start()
+    await settled(db, order_id)
+    assert Counter(m["touser"] for m in wechat_fake.delivered) == Counter(subscribers)
+    assert first.stats.sent > 0 and second.stats.sent > 0
+    assert first.stats.sent + second.stats.sent == 200
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_direct_gift_join_gets_one_gift_received_message(notify_db, wechat_fake, make_worker):
+    from lottery.accounts import Accounts
+    from lottery.gifts import Gifts
+
+    db = notify_db
+    gifts = Gifts(db, Accounts(db, None))
+    gift = await gifts.create({"sender_openid": "o_boss", "method": "direct", "wish": "拿去吧",
+                               "items": [{"name": "口红"}, {"name": "香水"}]})
+    await db.members.update_one({"_id": gift["sender_id"]}, {"$set": {"nickname": "一个名字特别特别特别长的发起人"}})
+    await db.gifts.update_one({"_id": gift["_id"]}, {"$set": {"sender.name": "一个名字特别特别特别长的发起人"}})
+    a = await gifts.accounts.ensure_member("o_a")
+    b = await gifts.accounts.ensure_member("o_b")
+    await gifts.join(gift["_id"], a, subscribed=["tpl_received"])
+    await gifts.join(gift["_id"], b)
+    worker = make_worker()
+    worker.start()
+    for _ in range(200):
+        if await db.notifications.count_documents({"status": {"$in": ["pending", "sending"]}}) == 0 \
+                and await db.joins.count_documents({"notify": "pending"}) == 0:
+            break
+        await asyncio.sleep(0.05)
+    await worker.stop()
+    assert [m["touser"] for m in wechat_fake.delivered] == ["o_a"]
+    data = wechat_fake.delivered[0]["data"]
+    assert data["thing1"]["value"] == "口红" and data["name2"]["value"] == "一个名字特别特别特别"
+    assert await db.notifications.find_one({"member_id": b, "status": "not_subscribed"})
+    assert await db.joins.count_documents({"notify": "done"}) == 2
+    # Expanding again (a retried worker) adds nothing.
+    await db.joins.update_many({}, {"$set": {"notify": "pending"}})
+    await worker.records.expand_direct_joins()
+    assert await db.notifications.count_documents({}) == 2
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_sender_gets_a_summary_when_they_accepted_it(notify_db, wechat_fake, make_worker):
+    db = notify_db
+    order_id, subscribers = await timed_gift(db, joiners=4, items=2, subscribed_every=100)
+    await db.gifts.update_one({"_id": order_id}, {"$set": {"sender_subscribed": ["tpl_summary"]}})
+    await open_gift(db, order_id)
+    counts = await run_until_settled(make_worker(), db, order_id)
+    assert counts["sent"] == 2 and counts["not_subscribed"] == 3
+    summary = [m for m in wechat_fake.delivered if m["template_id"] == "tpl_summary"]
+    assert summary[0]["touser"] == "o_j_sender"
+    assert summary[0]["data"]["number2"]["value"] == "4" and summary[0]["data"]["number3"]["value"] == "2"
