@@ -69,6 +69,8 @@ define("notify_concurrency", default=int(os.environ.get("NOTIFY_CONCURRENCY", "4
 define("notify_lease_seconds", default=60.0,
        help="how long a notification stays claimed by a process that stopped answering")
 define("notify_max_attempts", default=25, help="attempts before a notification is failed")
+define("notify_backoff_seconds", default=2.0,
+       help="wait before a failed notification's second attempt; doubles each time, with jitter, up to 10 min")
 
 
 def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "",
@@ -127,7 +129,7 @@ async def serve(uri: str) -> None:
         notifier = NotificationWorker(db, sender, notify_config(), Limits(
             rate=options.notify_rate, concurrency=options.notify_concurrency,
             lease=timedelta(seconds=options.notify_lease_seconds),
-            max_attempts=options.notify_max_attempts))
+            max_attempts=options.notify_max_attempts, backoff_base=options.notify_backoff_seconds))
         notifier.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
