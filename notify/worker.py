@@ -199,7 +199,7 @@ class NotificationWorker:
             self.stats.retried += 1
         else:
             setattr(self.stats, status, getattr(self.stats, status) + 1)
-        fields["updated_at"] = clock.utcnow()
+        fields.update(updated_at=clock.utcnow(), last_attempt_by=self.owner)
         if not await store.record(self.db, entry["_id"], self.owner, fields):
             log.warning("notification %s: lease lost before its answer was recorded", entry["_id"])
 
