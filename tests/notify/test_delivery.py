@@ -213,3 +213,21 @@ async def test_the_sender_gets_a_summary_when_they_accepted_it(notify_db, wechat
     summary = [m for m in wechat_fake.delivered if m["template_id"] == "tpl_summary"]
     assert summary[0]["touser"] == "o_j_sender"
     assert summary[0]["data"]["number2"]["value"] == "4" and summary[0]["data"]["number3"]["value"] == "2"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_legacy_join_with_subscribed_leads_to_one_message(api, notify_db, wechat_fake, make_worker):
+    order_id = await api.create_gift(method="direct", items=[{"name": "围巾"}, {"name": "手套"}])
+    key = await api.login("gina")
+    answer = await api.legacy("/api/sharagift/JoinGift", {"login_key": key, "order_id": order_id,
+                                                          "subscribed": ["tpl_received"]})
+    assert answer["code"] == "suc"
+    worker = make_worker()
+    worker.start()
+    for _ in range(200):
+        if wechat_fake.delivered and await notify_db.joins.count_documents({"notify": "pending"}) == 0:
+            break
+        await asyncio.sleep(0.05)
+    await worker.stop()
+    assert [(m["touser"], m["template_id"]) for m in wechat_fake.delivered] == [("o_gina", "tpl_received")]
+    assert wechat_fake.delivered[0]["data"]["thing1"]["value"] == "围巾"
