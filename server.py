@@ -15,7 +15,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from tornado.options import define, options
 
-from handlers import admin, draws, gifts, health, legacy, pages
+from handlers import admin, draws, gifts, health, legacy, pages, realtime
 from handlers import notifications, profile
 from handlers.base import NotFoundHandler, log_request
 from lottery import devmode
@@ -23,6 +23,7 @@ from lottery.accounts import Accounts
 from lottery.draw import Draws
 from lottery.gifts import Gifts
 from lottery.profiles import Profiles
+from lottery.live import LiveHub
 from lottery.scheduler import Scheduler
 from lottery.storage.connection import client_for, database_name, ensure_indexes
 from lottery.storage import notifications as notification_store
@@ -57,6 +58,14 @@ define("fault_pause_after_items", default=0,
 define("dev", default=False,
        help="development mode: browser sign-in by name, no WeChat (local database only; never in production)")
 define("demo", default=False, help="development mode plus one demo gift per opening method")
+define("ws_origins", default=os.environ.get("WS_ORIGINS", ""),
+       help="comma-separated browser origins allowed on /ws besides this host, or * (env WS_ORIGINS)")
+define("ws_ping_interval", default=25.0, help="seconds between websocket pings")
+define("ws_ping_timeout", default=10.0, help="seconds a websocket peer has to answer a ping")
+define("ws_max_subscriptions", default=20, help="gifts one websocket connection may follow")
+define("realtime_polling", default=False,
+       help="follow gifts by polling instead of a change stream (automatic where change streams are unavailable)")
+define("realtime_poll_seconds", default=0.5, help="poll interval of the realtime polling fallback")
 define("login_key_days", default=int(os.environ.get("LOGIN_KEY_DAYS", "30")),
        help="login key lifetime in days (env LOGIN_KEY_DAYS)")
 define("notify_config", default=os.environ.get("NOTIFY_CONFIG", ""),
@@ -75,7 +84,8 @@ define("notify_backoff_seconds", default=2.0,
 
 def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "",
              login_key_days: int = 30, draw_service: Draws | None = None,
-             dev: bool = False) -> web.Application:
+             dev: bool = False, hub: LiveHub | None = None,
+             realtime_options: realtime.RealtimeOptions | None = None) -> web.Application:
     """The Tornado application over a database and a WeChat client; no globals."""
     accounts = Accounts(db, wechat.code2session, timedelta(days=login_key_days))
     gift_service = Gifts(db, accounts)
@@ -90,22 +100,31 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "",
         *profile.default_handlers,
         *health.default_handlers,
         *pages.default_handlers,
+        *realtime.default_handlers,
         (r".*", NotFoundHandler),
     ]
     return web.Application(routes, db=db, accounts=accounts, gifts=gift_service,
                            draws=draw_service, admin_token=admin_token, log_function=log_request,
-                           dev=dev, demo_gifts=[], profiles=Profiles(db, wechat.appid))
+                           dev=dev, demo_gifts=[], profiles=Profiles(db, wechat.appid), hub=hub or LiveHub(db),
+                           realtime=realtime_options or realtime.RealtimeOptions())
 
 
 async def serve(uri: str) -> None:
-    client = client_for(uri)
+    # The realtime change stream holds one pooled connection for good: room above it.
+    client = client_for(uri, max_pool_size=51)
     db = client[database_name(uri)]
     await ensure_indexes(db)
     await notification_store.ensure_indexes(db)
     wechat = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base)
     draw_service = Draws(db, lease=timedelta(seconds=options.draw_lease_seconds),
                          fault_pause_after_items=options.fault_pause_after_items)
-    app = make_app(db, wechat, options.admin_token, options.login_key_days, draw_service, dev=options.dev)
+    hub = LiveHub(db, force_polling=options.realtime_polling, poll_interval=options.realtime_poll_seconds)
+    realtime_options = realtime.RealtimeOptions(
+        ping_interval=options.ws_ping_interval, ping_timeout=options.ws_ping_timeout,
+        max_subscriptions=options.ws_max_subscriptions,
+        allowed_origins=[o.strip() for o in options.ws_origins.split(",") if o.strip()])
+    app = make_app(db, wechat, options.admin_token, options.login_key_days, draw_service, dev=options.dev,
+                   hub=hub, realtime_options=realtime_options)
     if options.demo and options.role != "scheduler":
         app.settings["demo_gifts"] = await devmode.create_demo_gifts(app.settings["gifts"], app.settings["accounts"])
         for demo in app.settings["demo_gifts"]:
@@ -113,6 +132,8 @@ async def serve(uri: str) -> None:
     if options.role == "scheduler":
         # A scheduler process answers only health checks.
         app = web.Application(health.default_handlers, db=db, log_function=log_request)
+    else:
+        hub.start()  # one change stream per web process
     server = app.listen(options.port, max_body_size=1024 * 1024)
     log.info("%s role listening on http://127.0.0.1:%d", options.role, options.port)
     scheduler = None
@@ -138,6 +159,7 @@ async def serve(uri: str) -> None:
     await stop.wait()
     log.info("shutting down")
     server.stop()
+    await hub.stop()  # closes the websockets (1001): clients reconnect to another process
     if scheduler is not None:
         await scheduler.stop()
     if notifier is not None:

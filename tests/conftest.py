@@ -56,8 +56,11 @@ def wechat(wechat_fake) -> WeChatClient:
 
 
 @pytest.fixture
-def app(db, wechat):
-    return make_app(db, wechat, admin_token=ADMIN_TOKEN)
+def app(db, wechat, io_loop):
+    application = make_app(db, wechat, admin_token=ADMIN_TOKEN)
+    yield application
+    # The realtime hub's change stream and websockets end before the database goes.
+    io_loop.run_sync(application.settings["hub"].stop)
 
 
 @pytest.fixture

@@ -1,0 +1,229 @@
+"""The realtime channel: `/ws`, JSON text frames, the protocol in docs/realtime.md.
+
+The handler is the websocket end of a `lottery.live.LiveHub` subscriber: it authenticates the
+connection, turns frames into hub calls and hub messages into frames. It never waits for one
+client's write: `send` queues the frame and counts the bytes still pending, and cuts a client
+whose backlog passes the cap (it reconnects and resyncs with its version)."""
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from pymongo.errors import PyMongoError
+from tornado import websocket
+from tornado.ioloop import IOLoop
+
+from lottery import validate
+from lottery.accounts import Accounts
+from lottery.errors import LoginExpired, LotteryError
+from lottery.live import LiveHub, encode
+
+log = logging.getLogger("gift_lottery.realtime")
+
+# Application close codes (docs/realtime.md). 4401: do not reconnect with the same key.
+CLOSE_BAD_KEY = 4401
+CLOSE_AUTH_TIMEOUT = 4408
+CLOSE_BACKLOG = 4429
+
+
+@dataclass
+class RealtimeOptions:
+    """Limits of the websocket channel; server.py fills them from its options."""
+
+    ping_interval: float = 25.0  # protocol pings, so dead peers are found
+    ping_timeout: float = 10.0  # no pong within this: the connection is closed
+    max_message_size: int = 4096  # bytes per incoming frame; larger closes with 1009
+    max_subscriptions: int = 20  # gifts per connection
+    max_pending_bytes: int = 1024 * 1024  # outgoing backlog per connection before it is cut
+    auth_timeout: float = 10.0  # seconds to send `auth` when the URL had no login key
+    # Browser origins allowed besides the server's own host; "*" allows any. Clients that send
+    # no Origin (the mini-program, native apps) are not checked.
+    allowed_origins: list[str] = field(default_factory=list)
+
+
+class RealtimeHandler(websocket.WebSocketHandler):
+    """One websocket connection: a member's live view of the gifts it subscribes to."""
+
+    member_id: str | None = None
+
+    @property
+    def hub(self) -> LiveHub:
+        return self.settings["hub"]
+
+    @property
+    def accounts(self) -> Accounts:
+        return self.settings["accounts"]
+
+    @property
+    def options(self) -> RealtimeOptions:
+        return self.settings.get("realtime") or RealtimeOptions()
+
+    @property
+    def ping_interval(self) -> float:
+        return self.options.ping_interval
+
+    @property
+    def ping_timeout(self) -> float:
+        return self.options.ping_timeout
+
+    @property
+    def max_message_size(self) -> int:
+        return self.options.max_message_size
+
+    def check_origin(self, origin: str) -> bool:
+        """The server's own host always; others when configured."""
+        allowed = self.options.allowed_origins
+        if "*" in allowed or origin.lower().rstrip("/") in (o.lower().rstrip("/") for o in allowed):
+            return True
+        return urlparse(origin).netloc.lower() == self.request.host.lower()
+
+    async def open(self) -> None:
+        """Register with the hub; authenticate from `?login_key=` or wait for `auth`."""
+        self.pending_bytes = 0
+        self.closing = False
+        self.auth_timer = None
+        self.hub.register(self)
+        login_key = self.get_query_argument("login_key", None)
+        if login_key:
+            await self.authenticate(login_key)
+        else:
+            self.auth_timer = IOLoop.current().call_later(self.options.auth_timeout, self._auth_expired)
+
+    def on_close(self) -> None:
+        """Leave the hub (every subscription goes with it)."""
+        self.closing = True
+        if self.auth_timer is not None:
+            IOLoop.current().remove_timeout(self.auth_timer)
+        self.hub.leave(self)
+
+    async def on_message(self, message: str | bytes) -> None:
+        """One client frame. Mistakes answer an `error` frame; the connection stays."""
+        if isinstance(message, bytes):
+            self.send_error("bad_message", "只接受 JSON 文本消息")
+            return
+        try:
+            frame = json.loads(message)
+        except ValueError:
+            self.send_error("bad_message", "消息不是合法的 JSON")
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            self.send_error("bad_message", "消息必须是带 type 的 JSON 对象")
+            return
+        action = {"auth": self.on_auth, "subscribe": self.on_subscribe,
+                  "unsubscribe": self.on_unsubscribe, "ping": self.on_ping}.get(frame["type"])
+        if action is None:
+            self.send_error("unknown_type", f"未知的消息类型：{frame['type'][:32]}")
+            return
+        try:
+            await action(frame)
+        except LotteryError as exc:
+            self.send_error(exc.code, exc.message, **_order_of(frame))
+
+    # Client messages
+
+    async def on_auth(self, frame: dict) -> None:
+        """`{type: auth, login_key}`."""
+        login_key = frame.get("login_key")
+        if not isinstance(login_key, str) or not login_key or len(login_key) > 256:
+            login_key = None
+        await self.authenticate(login_key)
+
+    async def on_subscribe(self, frame: dict) -> None:
+        """`{type: subscribe, order_id, version?}`: a snapshot (or what is newer than version)."""
+        order_id = validate.identifier(frame, "order_id")
+        version = frame.get("version")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 0):
+            self.send_error("invalid_input", "version 必须是非负整数", order_id=order_id)
+            return
+        if self.member_id is None:
+            self.send_error("not_authenticated", "请先发送 auth 消息", order_id=order_id)
+            return
+        following = self.hub.subscriptions(self)
+        if order_id not in following and len(following) >= self.options.max_subscriptions:
+            self.send_error("too_many_subscriptions",
+                            f"每个连接最多订阅 {self.options.max_subscriptions} 个礼物", order_id=order_id)
+            return
+        self.hub.subscribe(self, order_id, version)
+
+    async def on_unsubscribe(self, frame: dict) -> None:
+        """`{type: unsubscribe, order_id}`."""
+        self.hub.unsubscribe(self, validate.identifier(frame, "order_id"))
+
+    async def on_ping(self, frame: dict) -> None:
+        """`{type: ping}` -> `{type: pong}`, for clients that cannot see protocol pings."""
+        self.send(encode({"type": "pong"}))
+
+    async def authenticate(self, login_key: str | None) -> None:
+        """Resolve the login key; an unknown or expired one closes the connection (4401)."""
+        try:
+            member_id = await self.accounts.authenticate(login_key)
+        except LoginExpired as exc:
+            log.warning("websocket closed: login key unknown or expired")
+            self.send_error(exc.code, exc.message)
+            self.close(CLOSE_BAD_KEY, "login key unknown or expired")
+            return
+        except PyMongoError:
+            log.exception("websocket authentication failed")
+            self.close(1011, "database unavailable")
+            return
+        if self.member_id is not None and member_id != self.member_id:
+            # Subscriptions were answered for the first member; a second identity starts over.
+            self.send_error("already_authenticated", "连接已登录为其他用户")
+            return
+        self.member_id = member_id
+        if self.auth_timer is not None:
+            IOLoop.current().remove_timeout(self.auth_timer)
+            self.auth_timer = None
+
+    def _auth_expired(self) -> None:
+        self.auth_timer = None
+        if self.member_id is None:
+            self.close(CLOSE_AUTH_TIMEOUT, "no auth message in time")
+
+    # Outgoing frames (also the hub's Subscriber interface)
+
+    def send(self, text: str) -> bool:
+        """Queue a text frame without waiting for it to be written. False when the connection
+        is closed, or was just cut because its outgoing backlog passed the cap."""
+        if self.closing or self.ws_connection is None or self.ws_connection.is_closing():
+            return False
+        size = len(text.encode()) if not text.isascii() else len(text)
+        if self.pending_bytes + size > self.options.max_pending_bytes:
+            log.warning("websocket cut: %d bytes pending (cap %d)", self.pending_bytes,
+                        self.options.max_pending_bytes)
+            self.close(CLOSE_BACKLOG, "too much pending output; reconnect with your versions")
+            self.closing = True
+            return False
+        try:
+            written = self.write_message(text)
+        except websocket.WebSocketClosedError:
+            self.closing = True
+            return False
+        self.pending_bytes += size
+        written.add_done_callback(lambda future: self._written(future, size))
+        return True
+
+    def _written(self, future: Any, size: int) -> None:
+        self.pending_bytes -= size
+        if future.exception() is not None:  # closed under us: on_close cleans up
+            self.closing = True
+
+    def send_error(self, code: str, message: str, **extra: Any) -> None:
+        """An `error` frame: `{type: error, code, message, ...}`."""
+        self.send(encode({"type": "error", "code": code, "message": message, **extra}))
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close (idempotent)."""
+        self.closing = True
+        super().close(code, reason)
+
+
+def _order_of(frame: dict) -> dict:
+    order_id = frame.get("order_id")
+    return {"order_id": order_id} if isinstance(order_id, str) and validate.ID_PATTERN.match(order_id) else {}
+
+
+default_handlers = [
+    (r"/ws", RealtimeHandler),
+]
