@@ -1,0 +1,385 @@
+"""The realtime channel over real websockets: results reach waiting pages however they connect,
+drop, come back late, or sit behind another process; bad input never breaks a connection."""
+import asyncio
+import logging
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pymongo.errors import OperationFailure
+from tornado.httpclient import HTTPClientError
+
+from handlers.realtime import CLOSE_BACKLOG, CLOSE_BAD_KEY
+from lottery.live import LiveHub
+from lottery.storage import live as live_store
+from server import make_app
+from tests.api import ADMIN_TOKEN
+from tests.servers import ServerProcess, uri_with_db
+from tests.ws import WsClient
+
+
+@pytest.fixture
+def app(db, wechat, io_loop, request):
+    """The app; `@pytest.mark.parametrize("app", ["polling"], indirect=True)` forces polling."""
+    polling = getattr(request, "param", "change_stream") == "polling"
+    hub = LiveHub(db, force_polling=polling, poll_interval=0.2, progress_interval=0.1)
+    application = make_app(db, wechat, admin_token=ADMIN_TOKEN, hub=hub)
+    yield application
+    io_loop.run_sync(hub.stop)
+
+
+@pytest.fixture
+def hub(app) -> LiveHub:
+    return app.settings["hub"]
+
+
+def later(seconds: float) -> str:
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat()
+
+
+async def subscribed(base_url: str, key: str, order_id: str, version: int | None = None) -> WsClient:
+    client = await WsClient.connect(base_url, key)
+    frame = {"type": "subscribe", "order_id": order_id}
+    if version is not None:
+        frame["version"] = version
+    client.send(frame)
+    return client
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_waiting_member_gets_the_result_the_moment_the_last_seat_opens_the_gift(api, base_url):
+    order_id = await api.create_gift(method="full", open_number=2, items=[{"name": "保温杯"}])
+    ann, bob = await api.login("ann"), await api.login("bob")
+    await api.join(ann, order_id)
+    client = await subscribed(base_url, ann, order_id)
+    try:
+        snapshot = await client.next("snapshot")
+        assert snapshot["order_id"] == order_id and snapshot["me"]["state"] == "joined_waiting"
+        assert snapshot["gift"]["joined_count"] == 1 and snapshot["gift"]["status"] == "open"
+        assert "seed" not in snapshot["gift"] and "claimants" not in snapshot["gift"]
+        await api.join(bob, order_id)  # the last seat: the draw runs in the background
+        opened = await client.next("opened")
+        assert opened["gift"]["status"] == "finished" and opened["version"] > snapshot["version"]
+        assert opened["me"]["state"] in ("won", "lost")
+        _, http = await api.gift(ann, order_id)
+        assert opened["me"]["state"] == http["me"]["state"] and opened["gift"]["version"] == http["gift"]["version"]
+        if opened["me"]["state"] == "won":
+            assert opened["me"]["item"]["name"] == "保温杯"
+        versions = [f["version"] for f in client.received if f["type"] != "error"]
+        assert versions == sorted(versions)  # never anything older
+    finally:
+        client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_each_member_gets_their_own_outcome_and_watchers_see_progress(api, base_url):
+    order_id = await api.create_gift(method="timed", open_at=later(3600), sender_openid="o_owner",
+                                     items=[{"name": "A"}])
+    owner = await api.login("owner")
+    keys = [await api.login(f"m{i}") for i in range(4)]
+    onlooker = await api.login("onlooker")
+    for key in keys[:2]:
+        await api.join(key, order_id)
+    clients = [await subscribed(base_url, key, order_id) for key in [owner, onlooker, *keys]]
+    try:
+        for client in clients:
+            await client.next("snapshot")
+        for key in keys[2:]:
+            await api.join(key, order_id)
+        progress = await clients[1].next("progress")
+        assert progress["order_id"] == order_id and progress["joined_count"] in (3, 4)
+        assert set(progress) >= {"version", "joined_count", "open_number", "status"}
+        status, _ = await api.request("POST", f"/api/v1/gifts/{order_id}/open", {}, token=owner)
+        assert status == 200
+        opened = [await client.next("opened") for client in clients]
+        states = [o["me"]["state"] for o in opened]
+        assert states[0] == "own_gift" and states[1] == "closed"
+        assert sorted(states[2:]) == ["lost", "lost", "lost", "won"]
+        assert len({o["version"] for o in opened}) == 1
+    finally:
+        for client in clients:
+            client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_subscribing_after_the_draw_gives_the_result_in_the_snapshot(api, base_url):
+    order_id = await api.create_gift(method="full", open_number=1)
+    key = await api.login("late")
+    await api.join(key, order_id)
+    for _ in range(100):
+        if (await api.gift(key, order_id))[1]["gift"]["status"] == "finished":
+            break
+        await asyncio.sleep(0.1)
+    client = await subscribed(base_url, key, order_id)  # half an hour later, say
+    try:
+        snapshot = await client.next("snapshot", "opened")
+        assert snapshot["type"] == "snapshot"
+        assert snapshot["gift"]["status"] == "finished" and snapshot["me"]["state"] == "won"
+    finally:
+        client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_resubscribing_with_an_old_version_gets_what_was_missed_and_a_current_one_nothing(api, base_url):
+    order_id = await api.create_gift(method="timed", open_at=later(3600), sender_openid="o_owner")
+    owner, key = await api.login("owner"), await api.login("back")
+    await api.join(key, order_id)
+    first = await subscribed(base_url, key, order_id)
+    seen = (await first.next("snapshot"))["version"]
+    first.close()  # the mini-program goes to the background
+    await api.request("POST", f"/api/v1/gifts/{order_id}/open", {}, token=owner)
+    current = (await api.gift(key, order_id))[1]["gift"]["version"]
+    back = await subscribed(base_url, key, order_id, version=seen)
+    up_to_date = await subscribed(base_url, key, order_id, version=current)
+    try:
+        missed = await back.next()
+        assert missed["type"] == "opened" and missed["version"] == current
+        assert missed["me"]["state"] == "won"
+        up_to_date.send({"type": "ping"})
+        assert (await up_to_date.next())["type"] == "pong"  # nothing older or equal came first
+    finally:
+        back.close()
+        up_to_date.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_connections_dropped_at_random_during_a_draw_all_end_with_the_result(api, base_url):
+    members = 30
+    order_id = await api.create_gift(method="timed", open_at=later(3600), sender_openid="o_owner",
+                                     items=[{"name": f"item{i}"} for i in range(5)])
+    owner = await api.login("owner")
+    keys = [await api.login(f"r{i}") for i in range(members)]
+    for key in keys:
+        assert (await api.join(key, order_id))[0] == 200
+    clients = [await subscribed(base_url, key, order_id) for key in keys]
+    versions = [(await c.next("snapshot"))["version"] for c in clients]
+    rng = random.Random(4)
+    final: dict[int, dict] = {}
+
+    async def member(i: int) -> None:
+        # Drop the connection at a random moment around the draw, come back after a while with
+        # the version this page has, and keep going until the result is in.
+        client = clients[i]
+        if rng.random() < 0.6:
+            await asyncio.sleep(rng.random() * 0.3)
+            client.close()
+            await asyncio.sleep(rng.random() * 0.5)
+            client = clients[i] = await subscribed(base_url, keys[i], order_id, version=versions[i])
+        while True:
+            frame = await client.next("snapshot", "opened", "progress")
+            versions[i] = frame["version"]
+            if frame["type"] != "progress" and frame["gift"]["status"] == "finished":
+                final[i] = frame
+                return
+
+    async def draw() -> None:
+        await asyncio.sleep(0.15)
+        status, _ = await api.request("POST", f"/api/v1/gifts/{order_id}/open", {}, token=owner)
+        assert status == 200
+
+    try:
+        await asyncio.gather(draw(), *(member(i) for i in range(members)))
+    finally:
+        for client in clients:
+            client.close()
+    assert len(final) == members  # zero misses
+    states = sorted(f["me"]["state"] for f in final.values())
+    assert states == ["lost"] * (members - 5) + ["won"] * 5
+    assert {f["me"].get("item", {}).get("name") for f in final.values() if f["me"]["state"] == "won"} == {
+        f"item{i}" for i in range(5)}
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_draw_committed_by_another_process_reaches_a_client_of_this_one(
+        api, base_url, engine_uri, db_name, wechat_fake):
+    order_id = await api.create_gift(method="timed", open_at=later(4), items=[{"name": "A"}])
+    key = await api.login("far")
+    await api.join(key, order_id)
+    client = await subscribed(base_url, key, order_id)
+    # This process runs no scheduler: only the other one can open the gift.
+    scheduler = ServerProcess(uri_with_db(engine_uri, db_name), wechat_fake.url, "--role=scheduler",
+                              "--sweep_seconds=0.2", "--leader_lease_seconds=2").start()
+    try:
+        assert (await client.next("snapshot"))["gift"]["status"] == "open"
+        opened = await client.next("opened", timeout=60)
+        assert opened["gift"]["status"] == "finished" and opened["me"]["state"] == "won"
+    finally:
+        client.close()
+        scheduler.stop()
+    assert "opened" in scheduler.log_text()
+
+
+@pytest.mark.parametrize("app", ["polling"], indirect=True)
+@pytest.mark.gen_test(timeout=60)
+async def test_without_change_streams_a_poll_delivers_the_result_and_says_so(
+        api, base_url, hub, monkeypatch, caplog):
+    async def standalone(*args, **kwargs):
+        raise OperationFailure("The $changeStream stage is only supported on replica sets", 40573)
+
+    monkeypatch.setattr(live_store, "watch_gifts", standalone)
+    hub.mode = "change_stream"  # as on a standalone mongod: the stream is tried, then the poll
+    order_id = await api.create_gift(method="full", open_number=2)
+    ann, bob = await api.login("ann"), await api.login("bob")
+    await api.join(ann, order_id)
+    with caplog.at_level(logging.WARNING, logger="lottery.live"):
+        client = await subscribed(base_url, ann, order_id)
+        try:
+            await client.next("snapshot")
+            await api.join(bob, order_id)
+            opened = await client.next("opened")
+            assert opened["gift"]["status"] == "finished"
+        finally:
+            client.close()
+    assert hub.mode == "polling"
+    assert any("falls back to polling" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_lost_change_stream_is_resumed_and_nothing_is_missed(api, base_url, hub, monkeypatch):
+    real_watch = live_store.watch_gifts
+    opened_streams = []
+
+    async def flaky(db, resume_after, **kwargs):
+        stream = await real_watch(db, resume_after, **kwargs)
+        opened_streams.append(resume_after)
+        if len(opened_streams) == 1:
+            await stream.close()  # the first stream dies at once: the next try_next fails
+        return stream
+
+    monkeypatch.setattr(live_store, "watch_gifts", flaky)
+    hub.retry_delay = 0.1
+    order_id = await api.create_gift(method="full", open_number=2)
+    ann, bob = await api.login("ann"), await api.login("bob")
+    await api.join(ann, order_id)
+    client = await subscribed(base_url, ann, order_id)
+    try:
+        await client.next("snapshot")
+        await api.join(bob, order_id)
+        assert (await client.next("opened"))["gift"]["status"] == "finished"
+    finally:
+        client.close()
+    assert len(opened_streams) >= 2
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_unknown_login_key_closes_with_4401(http_server, base_url):
+    by_query = await WsClient.connect(base_url, "not-a-key")
+    error = await by_query.next("error")
+    assert error["code"] == "login_expired" and error["message"] == "login_key已过期"
+    assert await by_query.closed() == CLOSE_BAD_KEY
+    by_message = await WsClient.connect(base_url)
+    by_message.send({"type": "auth", "login_key": {"$ne": None}})
+    assert (await by_message.next("error"))["code"] == "login_expired"
+    assert await by_message.closed() == CLOSE_BAD_KEY
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_auth_by_message_then_subscribe(api, base_url):
+    order_id = await api.create_gift(method="direct")
+    key = await api.login("msg")
+    client = await WsClient.connect(base_url)
+    try:
+        client.send({"type": "subscribe", "order_id": order_id})
+        assert (await client.next("error"))["code"] == "not_authenticated"
+        client.send({"type": "auth", "login_key": key})
+        client.send({"type": "subscribe", "order_id": order_id})
+        snapshot = await client.next("snapshot")
+        assert snapshot["me"] == {"state": "can_join"}
+    finally:
+        client.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_malformed_and_unknown_frames_get_errors_and_the_connection_stays(api, base_url):
+    key = await api.login("sloppy")
+    client = await WsClient.connect(base_url, key)
+    try:
+        for frame, code in [("not json", "bad_message"), ("[1, 2]", "bad_message"), ({"no": "type"}, "bad_message"),
+                            ({"type": "dance"}, "unknown_type"), (b"\x00\x01", "bad_message"),
+                            ({"type": "subscribe"}, "missing_params"),
+                            ({"type": "subscribe", "order_id": {"$ne": None}}, "invalid_input"),
+                            ({"type": "subscribe", "order_id": "../../x"}, "invalid_input"),
+                            ({"type": "subscribe", "order_id": "abc", "version": "7"}, "invalid_input"),
+                            ({"type": "subscribe", "order_id": "0123456789abcdef01234567"}, "gift_not_found")]:
+            client.send(frame)
+            error = await client.next()
+            assert error["type"] == "error" and error["code"] == code, (frame, error)
+            assert error["message"]
+        client.send({"type": "ping"})
+        assert (await client.next())["type"] == "pong"
+    finally:
+        client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_subscriptions_per_connection_are_capped(api, base_url, app):
+    app.settings["realtime"].max_subscriptions = 2
+    order_ids = [await api.create_gift(method="direct") for _ in range(3)]
+    client = await WsClient.connect(base_url, await api.login("greedy"))
+    try:
+        for order_id in order_ids[:2]:
+            client.send({"type": "subscribe", "order_id": order_id})
+            await client.next("snapshot")
+        client.send({"type": "subscribe", "order_id": order_ids[2]})
+        error = await client.next("error")
+        assert error["code"] == "too_many_subscriptions" and error["order_id"] == order_ids[2]
+        client.send({"type": "subscribe", "order_id": order_ids[0]})  # again: a resync, not a new one
+        assert (await client.next("snapshot", "error"))["order_id"] == order_ids[0]
+        client.send({"type": "unsubscribe", "order_id": order_ids[1]})
+        client.send({"type": "subscribe", "order_id": order_ids[2]})
+        assert (await client.next("snapshot", "error"))["order_id"] == order_ids[2]
+    finally:
+        client.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_oversized_frame_closes_with_1009(api, base_url):
+    client = await WsClient.connect(base_url, await api.login("big"))
+    client.send({"type": "ping", "padding": "x" * 10000})
+    assert await client.closed() == 1009
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_client_whose_backlog_passes_the_cap_is_cut_and_comes_back(api, base_url, app):
+    order_id = await api.create_gift(method="direct", wish="很" * 100)
+    key = await api.login("laggard")
+    app.settings["realtime"].max_pending_bytes = 200  # less than one snapshot
+    client = await subscribed(base_url, key, order_id)
+    assert await client.closed() == CLOSE_BACKLOG
+    app.settings["realtime"].max_pending_bytes = 1024 * 1024
+    again = await subscribed(base_url, key, order_id)
+    try:
+        assert (await again.next("snapshot"))["order_id"] == order_id
+    finally:
+        again.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_foreign_browser_origins_are_refused_unless_allowed(api, base_url, app):
+    key = await api.login("origin")
+    with pytest.raises(HTTPClientError) as refused:
+        await WsClient.connect(base_url, key, headers={"Origin": "https://evil.example"})
+    assert refused.value.code == 403
+    same = await WsClient.connect(base_url, key, headers={"Origin": base_url})
+    app.settings["realtime"].allowed_origins = ["https://pages.example"]
+    allowed = await WsClient.connect(base_url, key, headers={"Origin": "https://pages.example"})
+    for client in (same, allowed):
+        client.send({"type": "ping"})
+        assert (await client.next())["type"] == "pong"
+        client.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_closed_connections_leave_the_hub(api, base_url, hub):
+    order_id = await api.create_gift(method="direct")
+    clients = [await subscribed(base_url, await api.login(f"c{i}"), order_id) for i in range(3)]
+    for client in clients:
+        await client.next("snapshot")
+    assert hub.subscription_count() == 3
+    for client in clients:
+        client.close()
+    for _ in range(100):
+        if not hub.connections and not hub.gifts:
+            break
+        await asyncio.sleep(0.05)
+    assert not hub.connections and not hub.gifts
