@@ -26,7 +26,6 @@ from lottery.profiles import Profiles
 from lottery.live import LiveHub
 from lottery.scheduler import Scheduler
 from lottery.storage.connection import client_for, database_name, ensure_indexes
-from lottery.storage import notifications as notification_store
 from lottery.storage.engine import EmbeddedEngine
 from notify.templates import ConfigError, NotifyConfig, load_config
 from notify.wechat import WeChatClient
@@ -114,7 +113,6 @@ async def serve(uri: str) -> None:
     client = client_for(uri, max_pool_size=51)
     db = client[database_name(uri)]
     await ensure_indexes(db)
-    await notification_store.ensure_indexes(db)
     wechat = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base)
     draw_service = Draws(db, lease=timedelta(seconds=options.draw_lease_seconds),
                          fault_pause_after_items=options.fault_pause_after_items)

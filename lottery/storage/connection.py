@@ -18,8 +18,9 @@ def database_name(uri: str, default: str = "gift_lottery") -> str:
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
     """Create every index the queries rely on. Idempotent; run at startup."""
-    from lottery.storage import draws, gifts, members
+    from lottery.storage import draws, gifts, members, notifications
 
     await members.ensure_indexes(db)
     await gifts.ensure_indexes(db)
     await draws.ensure_indexes(db)
+    await notifications.ensure_indexes(db)
