@@ -62,11 +62,14 @@ class Roster:
         if gift["sender_id"] != member_id:
             raise Forbidden("只有发起人可以查看参与名单")
         joins = await store.latest_joins(self.db, order_id, MAX_LISTED)
+        drawn = gift["status"] == "finished" and gift["method"] != "direct"
         people = await store.profiles(self.db, [j["member_id"] for j in joins])
         return {
             "order_id": order_id,
             "joined_count": gift["joined_count"],
             "participants": [{**_person(people.get(j["member_id"]), masked=False),
                               "joined_at": clock.iso(j["joined_at"]),
-                              "outcome": j.get("outcome")} for j in joins],
+                              # Losers are recorded just after the draw; until then, no outcome is lost.
+                              "outcome": j.get("outcome") or ("lost" if drawn else None)}
+                             for j in joins],
         }

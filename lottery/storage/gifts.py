@@ -27,6 +27,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.gifts.create_index([("scheduled", ASCENDING), ("due_at", ASCENDING)])
     await db.gifts.create_index([("sender_id", ASCENDING), ("created_at", ASCENDING)])
     await db.joins.create_index([("order_id", ASCENDING), ("member_id", ASCENDING)], unique=True)
+    # The pages' lists: winners in item order, and the newest joins for the sender's view.
+    await db.joins.create_index([("order_id", ASCENDING), ("outcome", ASCENDING), ("item_index", ASCENDING)])
+    await db.joins.create_index([("order_id", ASCENDING), ("joined_at", ASCENDING)])
 
 
 def join_id(order_id: str, member_id: str) -> str:
