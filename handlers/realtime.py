@@ -7,6 +7,7 @@ whose backlog passes the cap (it reconnects and resyncs with its version)."""
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlparse
 
@@ -183,12 +184,13 @@ class RealtimeHandler(websocket.WebSocketHandler):
 
     # Outgoing frames (also the hub's Subscriber interface)
 
-    def send(self, text: str) -> bool:
-        """Queue a text frame without waiting for it to be written. False when the connection
-        is closed, or was just cut because its outgoing backlog passed the cap."""
+    def send(self, text: str | bytes) -> bool:
+        """Queue a text frame (str, or UTF-8 bytes) without waiting for it to be written. False
+        when the connection is closed, or was just cut because its backlog passed the cap."""
         if self.closing or self.ws_connection is None or self.ws_connection.is_closing():
             return False
-        size = len(text.encode()) if not text.isascii() else len(text)
+        data = text.encode() if isinstance(text, str) else text
+        size = len(data)
         if self.pending_bytes + size > self.options.max_pending_bytes:
             log.warning("websocket cut: %d bytes pending (cap %d)", self.pending_bytes,
                         self.options.max_pending_bytes)
@@ -196,15 +198,15 @@ class RealtimeHandler(websocket.WebSocketHandler):
             self.closing = True
             return False
         try:
-            written = self.write_message(text)
+            written = self.write_message(data)  # bytes with binary=False: a text frame
         except websocket.WebSocketClosedError:
             self.closing = True
             return False
         self.pending_bytes += size
-        written.add_done_callback(lambda future: self._written(future, size))
+        written.add_done_callback(partial(self._written, size))
         return True
 
-    def _written(self, future: Any, size: int) -> None:
+    def _written(self, size: int, future: Any) -> None:
         self.pending_bytes -= size
         if future.exception() is not None:  # closed under us: on_close cleans up
             self.closing = True

@@ -43,8 +43,9 @@ class Subscriber(Protocol):
 
     member_id: str | None
 
-    def send(self, text: str) -> bool:
-        """Queue a text frame without waiting; False if the connection is gone (or was cut)."""
+    def send(self, text: str | bytes) -> bool:
+        """Queue a text frame (str, or UTF-8 bytes) without waiting; False if the connection is
+        gone (or was cut)."""
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection."""
@@ -69,6 +70,9 @@ class _Watched:
     # subscribers waiting for a read of the gift -> why ("subscribe", "resume", "change")
     pending: dict[Any, str] = field(default_factory=dict)
     change_version: int = 0  # newest version seen from the stream or the poll
+    # Join records of subscribed members, read once: a join never goes away, and the draw's
+    # outcome comes from the finished gift's `draw.winners`, so the result needs no join reads.
+    joins: dict[str, dict] = field(default_factory=dict)
     state: dict = field(default_factory=dict)  # newest known {version, status, joined_count, open_number}
     reader: asyncio.Task | None = None
     progress_timer: asyncio.TimerHandle | None = None
@@ -275,22 +279,32 @@ class LiveHub:
         self._merge_state(watched, {"version": gift["version"], "status": gift["status"],
                                     "joined_count": gift["joined_count"], "open_number": gift.get("open_number")})
         version, finished = gift["version"], gift["status"] == "finished"
-        members = {c.member_id for c in pending if c.member_id and c.member_id != gift["sender_id"]}
-        joins = await store.joins_of(self.db, order_id, members) if members else {}
+        winners = (gift.get("draw") or {}).get("winners")
+        trust_cache = not finished or gift["method"] == "direct" or winners is not None
+        members = {c.member_id for c in pending if c.member_id and c.member_id != gift["sender_id"]
+                   and not (trust_cache and c.member_id in watched.joins)}
+        if members:
+            found = await store.joins_of(self.db, order_id, members, gift["joined_count"])
+            watched.joins.update(found)
+        won = {member_id: index for index, member_id in enumerate(winners or ())}
         now = clock.utcnow()
-        head = f'"order_id":{encode(order_id)},"version":{version},"gift":{encode(public_view(gift))},"me":'
-        me_text: dict[str | None, str] = {}
+        head = (f'"order_id":{encode(order_id)},"version":{version},'
+                f'"gift":{encode(public_view(gift))},"me":').encode()
+        me_text: dict[str | None, bytes] = {}
         for sent, (connection, why) in enumerate(pending.items(), 1):
             if connection not in watched.subs:
                 continue  # left meanwhile
             watched.unsettled.discard(connection)
             if version <= watched.subs[connection]:
                 continue  # up to date: nothing to send
-            kind = "snapshot" if why == "subscribe" or not finished else "opened"
+            kind = b'{"type":"snapshot",' if why == "subscribe" or not finished else b'{"type":"opened",'
             member_id = connection.member_id
             if member_id not in me_text:
-                me_text[member_id] = encode(member_view(gift, joins.get(member_id), member_id or "", now))
-            if connection.send(f'{{"type":"{kind}",{head}{me_text[member_id]}}}'):
+                join = watched.joins.get(member_id)
+                if join is not None and member_id in won:
+                    join = {**join, "outcome": "won", "item_index": won[member_id]}
+                me_text[member_id] = encode(member_view(gift, join, member_id or "", now)).encode()
+            if connection.send(kind + head + me_text[member_id] + b"}"):
                 watched.subs[connection] = version
             else:
                 self._drop(watched, connection)
