@@ -1,0 +1,237 @@
+"""Websocket fan-out: N clients wait on one gift; its draw reaches every one of them.
+
+The server (the real app, in this process, on the embedded engine) and the clients (a child
+process, real websockets over loopback) run apart. N members joined one timed gift (written in
+bulk: setup, not measured); each client authenticates with its own login key, subscribes and
+waits. Then the sender opens the gift early (the real draw, in the server process), and every
+client records when its `opened` frame arrived. Latency is measured from the draw's commit
+(`opened_at`, written in the same update that finishes the gift) to each receipt.
+
+    python bench/ws_fanout.py [--clients 5000] [--polling]
+
+Reports p50/p99/max latency, clients that missed the result (must be 0) and server memory
+per connection (RSS growth over N, measured once every client is subscribed). Last line: one
+JSON object with the figures."""
+import argparse
+import asyncio
+import gc
+import json
+import os
+import resource
+import secrets
+import sys
+import time
+from datetime import timedelta
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Lift the soft open-files limit towards the hard one; the resulting soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def rss_bytes() -> int:
+    """This process's resident memory."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+# ---- the clients (child process) ---------------------------------------------------------
+
+async def clients(url: str, order_id: str, keys: list[str], concurrency: int, wait: float) -> None:
+    """Connect and subscribe every key, say so, wait for `go`, then collect `opened` receipts."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    received: dict[int, float] = {}
+    connected: dict[int, object] = {}
+    snapshots = asyncio.Event()
+    settled = 0
+    everyone = asyncio.Event()
+
+    def on_message(index: int, text: str | None) -> None:
+        nonlocal settled
+        if text is None:
+            return
+        # Only the receipt time matters here; parse as little as possible.
+        if text.startswith('{"type":"opened"'):
+            if index not in received:
+                received[index] = time.time()
+                if '"state":"won"' not in text and '"state":"lost"' not in text:
+                    print(json.dumps({"phase": "bad_opened", "text": text[:300]}), file=sys.stderr)
+                if len(received) == len(keys):
+                    everyone.set()
+        elif text.startswith('{"type":"snapshot"'):
+            settled += 1
+            if settled == len(keys):
+                snapshots.set()
+
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def connect(index: int, key: str) -> None:
+        async with semaphore:
+            for attempt in range(5):
+                try:
+                    connection = await websocket_connect(
+                        HTTPRequest(f"{url}?login_key={key}", connect_timeout=60, request_timeout=60),
+                        on_message_callback=lambda text, i=index: on_message(i, text))
+                    break
+                except OSError:
+                    await asyncio.sleep(0.5 * (attempt + 1))
+            else:
+                raise RuntimeError("could not connect")
+            connection.write_message(json.dumps({"type": "subscribe", "order_id": order_id}))
+            connected[index] = connection
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connect(i, k) for i, k in enumerate(keys)))
+    await asyncio.wait_for(snapshots.wait(), 120)
+    print(json.dumps({"phase": "subscribed", "seconds": round(time.perf_counter() - started, 2)}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # go
+    try:
+        await asyncio.wait_for(everyone.wait(), wait)
+    except asyncio.TimeoutError:
+        pass
+    print(json.dumps({"phase": "done", "received": received}), flush=True)
+    for connection in connected.values():
+        connection.close()
+
+
+# ---- the server (this process) -----------------------------------------------------------
+
+async def setup_gift(db, accounts, gifts, count: int) -> tuple[str, str, list[str]]:
+    """A timed gift joined by `count` members, written in bulk; (order id, sender id, keys)."""
+    from lottery import clock
+    from lottery.accounts import key_digest, member_id_for
+    from lottery.storage.gifts import join_id
+
+    gift = await gifts.create({"sender_openid": "fanout_sender", "method": "timed",
+                               "items": [{"name": f"奖品{i}"} for i in range(10)],
+                               "open_at": (clock.utcnow() + timedelta(hours=1)).isoformat()})
+    order_id, now = gift["_id"], clock.utcnow()
+    member_ids = [member_id_for(f"fanout{i}") for i in range(count)]
+    keys = [secrets.token_urlsafe(32) for _ in range(count)]
+    for start in range(0, count, 1000):
+        part = range(start, min(start + 1000, count))
+        await db.members.insert_many([{"_id": member_ids[i], "openid": f"fanout{i}", "created_at": now}
+                                      for i in part])
+        await db.login_keys.insert_many([{"_id": key_digest(keys[i]), "member_id": member_ids[i],
+                                          "expires_at": now + timedelta(days=1)} for i in part])
+        await db.joins.insert_many([{"_id": join_id(order_id, member_ids[i]), "order_id": order_id,
+                                     "member_id": member_ids[i], "form_id": "", "subscribed": [],
+                                     "joined_at": now, "outcome": None, "item_index": None} for i in part])
+    await db.gifts.update_one({"_id": order_id}, {"$set": {"joined_count": count}, "$inc": {"version": 1}})
+    return order_id, gift["sender_id"], keys
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    return values[min(len(values) - 1, max(0, int(round(len(values) * fraction)) - 1))]
+
+
+async def run(args: argparse.Namespace) -> dict:
+    from lottery import clock
+    from lottery.live import LiveHub
+    from lottery.storage.connection import client_for, ensure_indexes
+    from lottery.storage.engine import EmbeddedEngine, free_port
+    from notify.wechat import WeChatClient
+    from server import make_app, tune_gc
+
+    fd_limit = raise_fd_limit(args.clients + 1000)
+    tune_gc()  # as server.py does
+    engine = EmbeddedEngine(":memory:")
+    uri = engine.start()
+    mongo = client_for(uri, max_pool_size=51)
+    db = mongo["bench_fanout"]
+    child = None
+    try:
+        await ensure_indexes(db)
+        hub = LiveHub(db, force_polling=args.polling, poll_interval=args.poll_seconds)
+        app = make_app(db, WeChatClient("bench", "bench", "http://127.0.0.1:9"), hub=hub)
+        await hub.started()
+        port = free_port()
+        server = app.listen(port, address="127.0.0.1", backlog=4096)
+        order_id, sender_id, keys = await setup_gift(db, app.settings["accounts"], app.settings["gifts"],
+                                                    args.clients)
+        keys_file = os.path.join("/tmp", f"ws_fanout_{os.getpid()}.keys")
+        with open(keys_file, "w") as handle:
+            handle.write("\n".join(keys))
+        gc.collect()
+        rss_before = rss_bytes()
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--child", f"ws://127.0.0.1:{port}/ws", order_id, keys_file,
+            "--concurrency", str(args.concurrency), "--wait", str(args.wait),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT, limit=2 ** 26)
+        ready = json.loads(await child.stdout.readline())
+        assert ready["phase"] == "subscribed", ready
+        os.unlink(keys_file)
+        await asyncio.sleep(1.0)  # let the connect storm's garbage settle
+        gc.collect()
+        rss_after = rss_bytes()
+        connections, subscriptions = len(hub.connections), hub.subscription_count()
+        child.stdin.write(b"go\n")
+        await child.stdin.drain()
+        await asyncio.sleep(0.2)
+        await app.settings["draws"].open_early(order_id, sender_id)
+        gift = await db.gifts.find_one({"_id": order_id})
+        committed = clock.as_utc(gift["opened_at"]).timestamp()
+        result = json.loads(await child.stdout.readline())
+        await child.wait()
+        server.stop()
+        await hub.stop()
+        await app.settings["draws"].idle()
+    finally:
+        if child is not None and child.returncode is None:
+            child.kill()
+        await mongo.close()
+        engine.stop()
+    latencies = sorted(max(0.0, t - committed) for t in result["received"].values())
+    missed = args.clients - len(latencies)
+    return {
+        "bench": "ws_fanout", "clients": args.clients, "path": hub.mode,
+        "connections_held": connections, "subscriptions": subscriptions,
+        "subscribe_seconds": ready["seconds"], "missed": missed,
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 1) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1) if latencies else None,
+        "max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
+        "server_rss_growth_mb": round((rss_after - rss_before) / 2 ** 20, 1),
+        "server_kb_per_connection": round((rss_after - rss_before) / args.clients / 1024, 1),
+        "fd_limit": fd_limit,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=200, help="connects in flight")
+    parser.add_argument("--polling", action="store_true", help="force the polling fallback")
+    parser.add_argument("--poll_seconds", type=float, default=0.5)
+    parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for every client's result")
+    parser.add_argument("--child", nargs=3, metavar=("URL", "ORDER_ID", "KEYS_FILE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        url, order_id, keys_file = args.child
+        with open(keys_file) as handle:
+            keys = handle.read().split("\n")
+        raise_fd_limit(len(keys) + 1000)
+        asyncio.run(clients(url, order_id, keys, args.concurrency, args.wait))
+        return
+    figures = asyncio.run(run(args))
+    print(f"{figures['clients']} clients on one gift ({figures['path']}): commit -> receipt "
+          f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms; "
+          f"missed {figures['missed']}")
+    print(f"server memory: +{figures['server_rss_growth_mb']} MB for {figures['connections_held']} connections "
+          f"= {figures['server_kb_per_connection']} KB per connection")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
