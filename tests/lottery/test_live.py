@@ -1,0 +1,113 @@
+"""The live hub without HTTP: versions only grow, progress is coalesced, gone subscribers are
+dropped, and every watcher of a drawn gift gets its own result."""
+import asyncio
+import json
+import time
+from datetime import timedelta
+
+import pytest
+
+from lottery import clock
+from lottery.accounts import Accounts
+from lottery.draw import Draws
+from lottery.gifts import Gifts
+from lottery.live import LiveHub
+
+
+class Inbox:
+    """A subscriber that keeps what it is sent; `alive=False` makes its sends fail."""
+
+    def __init__(self, member_id: str | None) -> None:
+        self.member_id = member_id
+        self.frames: list[dict] = []
+        self.alive = True
+        self.closed: int | None = None
+
+    def send(self, text: str | bytes) -> bool:
+        if self.alive:
+            self.frames.append(json.loads(text))
+        return self.alive
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = code
+
+    def of(self, kind: str) -> list[dict]:
+        return [f for f in self.frames if f["type"] == kind]
+
+
+async def until(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def gifts(db) -> Gifts:
+    return Gifts(db, Accounts(db, None))
+
+
+@pytest.fixture
+def hub(db, io_loop):
+    live = LiveHub(db, progress_interval=0.2, retry_delay=0.1)
+    yield live
+    io_loop.run_sync(live.stop)
+
+
+async def timed_gift(gifts: Gifts, items: int = 1) -> dict:
+    return await gifts.create({"sender_openid": "o_sender", "method": "timed",
+                               "items": [{"name": f"item{i}"} for i in range(items)],
+                               "open_at": (clock.utcnow() + timedelta(hours=1)).isoformat()})
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_burst_of_joins_gives_a_few_progress_messages_ending_at_the_last_count(db, gifts, hub):
+    gift = await timed_gift(gifts)
+    await hub.started()
+    onlooker = Inbox(await gifts.accounts.ensure_member("o_onlooker"))
+    hub.subscribe(onlooker, gift["_id"])
+    await until(lambda: onlooker.of("snapshot"))
+    for i in range(30):
+        await gifts.join(gift["_id"], await gifts.accounts.ensure_member(f"o_j{i}"))
+    await until(lambda: onlooker.of("progress") and onlooker.of("progress")[-1]["joined_count"] == 30)
+    progress = onlooker.of("progress")
+    assert len(progress) < 30  # coalesced, not one per join
+    versions = [f["version"] for f in onlooker.frames]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_every_watcher_of_a_drawn_gift_gets_its_own_outcome_and_dead_ones_are_dropped(db, gifts, hub):
+    gift = await timed_gift(gifts, items=2)
+    order_id = gift["_id"]
+    members = [await gifts.accounts.ensure_member(f"o_w{i}") for i in range(6)]
+    for member_id in members:
+        await gifts.join(order_id, member_id)
+    inboxes = [Inbox(m) for m in members] + [Inbox(gift["sender_id"])]
+    for inbox in inboxes:
+        hub.subscribe(inbox, order_id)
+    await until(lambda: all(i.of("snapshot") for i in inboxes))
+    dead = inboxes[0]
+    dead.alive = False
+    draws = Draws(db)
+    await draws.open_early(order_id, gift["sender_id"])
+    await until(lambda: all(i.of("opened") for i in inboxes[1:]))
+    states = [i.of("opened")[0]["me"]["state"] for i in inboxes[1:]]
+    assert states[-1] == "own_gift"
+    winners = [i.member_id for i in inboxes[1:-1] if i.of("opened")[0]["me"]["state"] == "won"]
+    finished = await db.gifts.find_one({"_id": order_id})
+    assert set(winners) <= set(finished["draw"]["winners"])
+    assert sorted(states[:-1]).count("won") == len(winners) and set(states[:-1]) <= {"won", "lost"}
+    assert dead not in hub.gifts[order_id].subs  # its send failed: forgotten until it resubscribes
+    await draws.idle()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_unknown_gift_answers_an_error_and_leaves_no_subscription(db, hub):
+    inbox = Inbox("m_someone")
+    hub.register(inbox)
+    hub.subscribe(inbox, "0123456789abcdef01234567")
+    await until(lambda: inbox.frames)
+    assert inbox.frames[0]["type"] == "error" and inbox.frames[0]["code"] == "gift_not_found"
+    assert hub.subscriptions(inbox) == set() and not hub.gifts
