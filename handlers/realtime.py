@@ -121,6 +121,10 @@ class RealtimeHandler(websocket.WebSocketHandler):
         except LotteryError as exc:
             self.send_error(exc.code, exc.message, **_order_of(frame))
 
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Like Tornado's, without the URL: `/ws?login_key=...` must never reach a log."""
+        log.error("uncaught exception on %s", self.request.path, exc_info=(typ, value, tb))
+
     # Client messages
 
     async def on_auth(self, frame: dict) -> None:

@@ -383,3 +383,25 @@ async def test_closed_connections_leave_the_hub(api, base_url, hub):
             break
         await asyncio.sleep(0.05)
     assert not hub.connections and not hub.gifts
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_no_log_line_ever_holds_a_login_key(api, base_url, app, caplog, monkeypatch):
+    key = await api.login("secretive")
+    order_id = await api.create_gift(method="direct")
+
+    async def broken(frame):
+        raise RuntimeError("boom")
+
+    with caplog.at_level(logging.DEBUG):
+        client = await WsClient.connect(base_url, key)
+        client.send({"type": "subscribe", "order_id": order_id})
+        await client.next("snapshot")
+        from handlers.realtime import RealtimeHandler
+        monkeypatch.setattr(RealtimeHandler, "on_ping", lambda self, frame: broken(frame))
+        client.send({"type": "ping"})  # an unexpected server error closes the connection
+        await client.closed()
+        bad = await WsClient.connect(base_url, "wrong-" + key)
+        await bad.closed()
+    assert any("uncaught exception on /ws" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if key in r.getMessage() or key in str(r.exc_text or "")]
