@@ -405,3 +405,24 @@ async def test_no_log_line_ever_holds_a_login_key(api, base_url, app, caplog, mo
         await bad.closed()
     assert any("uncaught exception on /ws" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if key in r.getMessage() or key in str(r.exc_text or "")]
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_web_process_pushes_a_draw_made_by_a_join_in_another_process(
+        api, engine_uri, db_name, wechat_fake):
+    web = ServerProcess(uri_with_db(engine_uri, db_name), wechat_fake.url, "--role=web").start()
+    try:
+        order_id = await api.create_gift(method="full", open_number=2)
+        ann, bob = await api.login("ann"), await api.login("bob")
+        await api.join(ann, order_id)
+        client = await subscribed(web.base_url, ann, order_id)
+        try:
+            assert (await client.next("snapshot"))["me"]["state"] == "joined_waiting"
+            await api.join(bob, order_id)  # the last seat, taken (and drawn) in this process
+            opened = await client.next("opened", timeout=60)
+            assert opened["gift"]["status"] == "finished" and opened["me"]["state"] == "won"
+        finally:
+            client.close()
+    finally:
+        web.stop()
+    assert ann not in web.log_text()  # the key came in the URL; no log line holds it
