@@ -361,6 +361,10 @@ class LiveHub:
                     self._resume_token = None
                 log.warning("change stream lost (%s); resuming", exc)
                 await asyncio.sleep(self.retry_delay)
+            except Exception:
+                # A bug must not end realtime for the process: log it, reopen, resync.
+                log.exception("change stream handling failed; reopening")
+                await asyncio.sleep(self.retry_delay)
 
     def _on_event(self, event: dict) -> None:
         order_id, fields = store.change_fields(event)
@@ -384,4 +388,6 @@ class LiveHub:
                 await self._resync()
             except PyMongoError as exc:
                 log.warning("realtime poll failed (%s); retrying", exc)
+            except Exception:
+                log.exception("realtime poll failed")
             await asyncio.sleep(max(0.0, self.poll_interval - (time.monotonic() - started)))
