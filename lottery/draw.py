@@ -25,8 +25,6 @@ from lottery.storage import gifts as gift_store
 
 log = logging.getLogger(__name__)
 
-BATCH_LIMIT = 200
-
 
 class Draws:
     """Opens gifts: on the last seat, when due, at the sender's request, or resuming."""
@@ -60,10 +58,8 @@ class Draws:
         # opens them all in one batch and the rest find nothing left to do.
         await asyncio.sleep(self.batch_window)
         while self._queued:
-            queued, self._queued = self._queued, set()
-            order_ids = list(queued | set(await store.due_gift_ids(self.db, clock.utcnow())))
-            for start in range(0, len(order_ids), BATCH_LIMIT):
-                await self.open_many(order_ids[start:start + BATCH_LIMIT])
+            self._queued = set()  # every queued gift is due (ready, or its time has come)
+            await self.open_many(None)
 
     async def open(self, order_id: str) -> bool:
         """Draw the gift if it is due (or resume a stalled draw); True if this call finished it."""
@@ -85,12 +81,10 @@ class Draws:
         """The sweep: draw every gift that is due or whose draw stalled. Returns how many."""
         now = clock.utcnow()
         opened = 0
-        due = await store.due_gift_ids(self.db, now)
-        for start in range(0, len(due), BATCH_LIMIT):
-            try:
-                opened += len(await self.open_many(due[start:start + BATCH_LIMIT]))
-            except Exception:
-                log.exception("draw batch failed; the next sweep retries")
+        try:
+            opened = len(await self.open_many(None))
+        except Exception:
+            log.exception("draw batch failed; the next sweep retries")
         unmarked = await store.unmarked_losers(self.db, now - self.lease)
         if unmarked:
             await self.mark_losers(unmarked)
@@ -120,8 +114,9 @@ class Draws:
 
     # The draw
 
-    async def open_many(self, order_ids: list[str], early: bool = False) -> list[str]:
-        """Take the due ones among these gifts and draw them; returns those this call finished."""
+    async def open_many(self, order_ids: list[str] | None, early: bool = False) -> list[str]:
+        """Take the due ones among these gifts (None: all due gifts) and draw them as one batch;
+        returns those this call finished."""
         now = clock.utcnow()
         token = f"{self.owner}:{secrets.token_hex(4)}"  # this batch's lease
         gifts = await store.take(self.db, order_ids, token, now, now + self.lease, early)
