@@ -53,8 +53,10 @@ define("draw_lease_seconds", default=30.0, help="how long a draw may stall befor
 define("sweep_seconds", default=1.0, help="how often the scheduler opens overdue gifts")
 define("leader_lease_seconds", default=10.0,
        help="how long a silent scheduler keeps the leadership before a standby takes over")
+define("fault_pause_before_finish", default=False,
+       help="testing only: a draw stops for good just before committing its result")
 define("fault_pause_after_items", default=0,
-       help="testing only: a draw stops for good after writing this many winners")
+       help="testing only: a draw stops for good after copying this many winners onto their joins")
 define("dev", default=False,
        help="development mode: browser sign-in by name, no WeChat (local database only; never in production)")
 define("demo", default=False, help="development mode plus one demo gift per opening method")
@@ -124,6 +126,7 @@ async def serve(uri: str) -> None:
     await ensure_indexes(db)
     wechat = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base)
     draw_service = Draws(db, lease=timedelta(seconds=options.draw_lease_seconds),
+                         fault_pause_before_finish=options.fault_pause_before_finish,
                          fault_pause_after_items=options.fault_pause_after_items)
     hub = LiveHub(db, force_polling=options.realtime_polling, poll_interval=options.realtime_poll_seconds)
     realtime_options = realtime.RealtimeOptions(

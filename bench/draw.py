@@ -1,7 +1,8 @@
 """Draw benchmark: one big draw, and the lateness of many timed openings due together.
 
 1. A timed gift of 100,000 participants and 1,000 items: time from taking it into `drawing`
-   to the committed result (proof, 1,000 winners, 99,000 losers, outbox record, finish).
+   to the committed result (proof, outbox records, and the finish that commits the 1,000
+   winners), then the time to copy the outcomes onto the 100,000 join records.
 2. 200 timed gifts due in the same second, opened by the real scheduler: lateness from
    `open_at` to the committed result (p50, p99, max).
 
@@ -51,28 +52,31 @@ async def big_draw(db, participants: int, items: int) -> dict:
     start = time.perf_counter()
     assert await draws.open(order_id)
     elapsed = time.perf_counter() - start  # the result is committed (gift finished, winners written)
-    await draws.idle()  # then the 99,000 losers are recorded
-    losers_seconds = time.perf_counter() - start - elapsed
+    await draws.idle()  # then the outcomes are copied onto the joins
+    copy_seconds = time.perf_counter() - start - elapsed
     proof = await draws.proof(order_id)
     assert fairness.verify(proof) == []
     won = await db.joins.count_documents({"order_id": order_id, "outcome": "won"})
     lost = await db.joins.count_documents({"order_id": order_id, "outcome": "lost"})
     assert (won, lost) == (min(items, participants), participants - min(items, participants))
     return {"participants": participants, "items": items, "draw_seconds": round(elapsed, 3),
-            "losers_recorded_after_s": round(losers_seconds, 3)}
+            "outcomes_recorded_after_s": round(copy_seconds, 3)}
 
 
 async def lateness(db, uri: str, count: int) -> dict:
     gifts = Gifts(db, Accounts(db, None))
-    open_at = (clock.utcnow() + timedelta(seconds=8)).replace(microsecond=0)
+    later = (clock.utcnow() + timedelta(hours=1)).isoformat()
     joiners = [await gifts.accounts.ensure_member(f"o_late{i}") for i in range(5)]
     order_ids = []
     for _ in range(count):
         gift = await gifts.create({"sender_openid": "bench_sender", "method": "timed",
-                                   "open_at": open_at.isoformat(), "items": [{"name": "A"}, {"name": "B"}]})
+                                   "open_at": later, "items": [{"name": "A"}, {"name": "B"}]})
         for member_id in joiners:
             await gifts.join(gift["_id"], member_id)
         order_ids.append(gift["_id"])
+    # The same open time for all, 3 s ahead whatever the setup took (before the scheduler reads them).
+    open_at = (clock.utcnow() + timedelta(seconds=3)).replace(microsecond=0)
+    await db.gifts.update_many({"_id": {"$in": order_ids}}, {"$set": {"open_at": open_at, "due_at": open_at}})
     scheduler = Scheduler(db, Draws(db), uri, sweep_interval=float(os.environ.get("SWEEP", "1.0")))
     scheduler.start()
     try:
@@ -111,7 +115,7 @@ def main() -> None:
     parser.add_argument("--gifts", type=int, default=200)
     figures = asyncio.run(run(parser.parse_args()))
     print(f"draw of {figures['participants']} participants, {figures['items']} items: {figures['draw_seconds']} s "
-          f"to the committed result, losers recorded {figures['losers_recorded_after_s']} s later")
+          f"to the committed result, outcomes on every join {figures['outcomes_recorded_after_s']} s later")
     print(f"{figures['gifts_due_together']} gifts due together: lateness p50 {figures['lateness_p50_s']} s, "
           f"p99 {figures['lateness_p99_s']} s, max {figures['lateness_max_s']} s")
     print(json.dumps(figures))

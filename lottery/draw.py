@@ -4,7 +4,9 @@ A draw is a state machine on the gift document: `open|ready -> drawing -> finish
 gift into `drawing` is one conditional update that also sets a lease; a process that dies
 mid-draw leaves a lease that expires, and the next taker finishes the same draw. The winners
 follow from the committed seed and the frozen participant list (stored once, in `proofs`),
-so a resumed draw writes the same winners, and every write is idempotent.
+so a resumed draw commits the same winners, and every write is idempotent. The result is the
+finished gift's `draw.winners`, written by the update that finishes it; the join records get
+their outcomes just after (readers take the result from the gift until then).
 
 Gifts due together are drawn as one batch: the same handful of database commands serve one
 gift or two hundred, which is what keeps many openings due in the same second on time."""
@@ -30,17 +32,21 @@ class Draws:
     """Opens gifts: on the last seat, when due, at the sender's request, or resuming."""
 
     def __init__(self, db: AsyncDatabase, lease: timedelta = timedelta(seconds=30),
-                 settle_timeout: float = 2.0, fault_pause_after_items: int = 0,
+                 settle_timeout: float = 2.0, fault_pause_before_finish: bool = False,
+                 fault_pause_after_items: int = 0,
                  batch_window: float = 0.02) -> None:
         self.db = db
         self.lease = lease
         self.settle_timeout = settle_timeout
-        # Fault injection for tests: stop (forever) after writing this many winners.
+        # Fault injection for tests: stop (forever) before committing the result, or after
+        # copying this many winners onto their join records.
+        self.fault_pause_before_finish = fault_pause_before_finish
         self.fault_pause_after_items = fault_pause_after_items
         self.batch_window = batch_window
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._tasks: set[asyncio.Task] = set()
         self._queued: set[str] = set()
+        self._recording: set[str] = set()  # gifts whose outcomes this process is copying
         self._drainer: asyncio.Future | None = None
 
     # Entry points
@@ -85,9 +91,9 @@ class Draws:
             opened = len(await self.open_many(None))
         except Exception:
             log.exception("draw batch failed; the next sweep retries")
-        unmarked = await store.unmarked_losers(self.db, now - self.lease)
-        if unmarked:
-            await self.mark_losers(unmarked)
+        unrecorded = await store.unrecorded_outcomes(self.db, now - self.lease)
+        if unrecorded:
+            await self.record_outcomes(unrecorded)
         return opened
 
     async def proof(self, order_id: str) -> dict:
@@ -124,33 +130,43 @@ class Draws:
             return []
         participants, recorded = await self._participants(gifts)
         proofs = await store.save_proofs(self.db, [self._freeze(g, participants[g["_id"]]) for g in gifts])
-        winners = [(p["_id"], member_id, index) for p in proofs.values()
-                   for index, member_id in enumerate(p["winner_member_ids"])]
         now = clock.utcnow()
-        # Independent writes, all before the finish: restored joins, winners, the outbox.
+        # Before the finish: restored joins, and the outbox records of what must follow it.
         await asyncio.gather(
             store.ensure_joins(self.db, [(g["_id"], m) for g in gifts for m in participants[g["_id"]]
                                          if m not in recorded[g["_id"]]], now),
-            self._write_winners(winners),
             store.add_outbox(self.db, [
                 {"_id": f"{prefix}:{g['_id']}", "kind": kind, "order_id": g["_id"], "status": "pending",
                  "created_at": now}
-                for g in gifts for prefix, kind in (("opened", "gift_opened"), ("losers", "record_losers"))]))
+                for g in gifts for prefix, kind in (("opened", "gift_opened"), ("outcomes", "record_outcomes"))]))
         summaries = {g["_id"]: self._summary(g, proofs[g["_id"]]) for g in gifts}
+        if self.fault_pause_before_finish:
+            log.warning("fault injection: draw paused before the finish")
+            await asyncio.sleep(3600)
+        # The result: `draw.winners` (member ids in item order) committed with the finish.
         finished = await store.finish(self.db, summaries, clock.utcnow())
         for order_id in finished:
             log.info("gift %s opened: %d participants, %d winners", order_id,
                      summaries[order_id]["participant_count"], len(summaries[order_id]["winners"]))
-        self._spawn(self.mark_losers(finished))
+        self._spawn(self.record_outcomes({o: summaries[o]["winners"] for o in finished}))
         return finished
 
-    async def mark_losers(self, order_ids: list[str]) -> None:
-        """Record `lost` on every other join. This comes after the result is committed because
-        it touches every participant (seconds for 100k on the embedded engine); until then a
-        join without an outcome in a drawn gift reads as lost, and the sweep finishes the
-        marking for a process that died here."""
-        if order_ids:
-            await store.write_losers(self.db, order_ids)
+    async def record_outcomes(self, winners: dict[str, list[str]]) -> None:
+        """Copy the committed result onto the join records: each winner's item, then `lost` on
+        every other join. This comes after the finish because it touches every participant
+        (seconds for 100,000 on the embedded engine), and a batch of gifts due together must
+        not wait for it; until then readers take the result from the gift's `draw.winners`.
+        The sweep finishes the copy for a process that died here (`record_outcomes` outbox)."""
+        winners = {o: w for o, w in winners.items() if o not in self._recording}
+        if not winners:
+            return
+        self._recording.update(winners)  # the sweep leaves this process's own copies alone
+        try:
+            await self._write_winners([(order_id, member_id, index) for order_id, members in winners.items()
+                                       for index, member_id in enumerate(members)])
+            await store.write_losers(self.db, list(winners))
+        finally:
+            self._recording.difference_update(winners)
 
     async def _participants(self, gifts: list[dict]) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
         """The participant list of each gift, and the members whose join record exists, by

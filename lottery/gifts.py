@@ -67,17 +67,26 @@ def member_view(gift: dict, join: dict | None, member_id: str, now: datetime) ->
         return {"state": "own_gift"}
     if join is not None:
         me = {"state": "joined_waiting", "joined_at": clock.iso(join["joined_at"])}
-        drawn = gift["status"] == "finished"
-        if join.get("outcome") == "won":
-            me.update(state="won", item=gift["items"][join["item_index"]])
-        elif join.get("outcome") == "lost" or drawn:
-            # Losers are recorded just after the result; until then no outcome means lost.
+        index = won_item_index(gift, join, member_id)
+        if index is not None:
+            me.update(state="won", item=gift["items"][index])
+        elif gift["status"] == "finished":
             me["state"] = "lost"
-        if drawn and gift["method"] != "direct":
+        if gift["status"] == "finished" and gift["method"] != "direct":
             # The member's name in the public proof, so they can find themselves in it.
             me["participant"] = fairness.pseudonym(gift["_id"], member_id)
         return me
     return {"state": admission_state(gift, now)}
+
+
+def won_item_index(gift: dict, join: dict, member_id: str) -> int | None:
+    """The item this member's join won, or None. A drawn gift's result is its `draw.winners` (member
+    ids in item order), committed with the finish; the join records' outcomes are written
+    after it, so they may lag. A direct gift's join holds its item from the start."""
+    if gift["method"] != "direct":
+        winners = (gift.get("draw") or {}).get("winners") or []
+        return winners.index(member_id) if member_id in winners else None
+    return join.get("item_index") if join.get("outcome") == "won" else None
 
 
 def admission_state(gift: dict, now: datetime) -> str:

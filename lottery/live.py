@@ -1,9 +1,9 @@
 """Live gift state for waiting pages: one hub per process, keyed by gift.
 
 The gift document is the durable record: its `version` grows on every change and a draw marks
-it `finished` only after the outcomes are written. So the hub needs no message log. It follows
-`gifts` with one change stream per process (or a polling loop where change streams are
-unavailable) and, for every change of a gift somebody watches:
+it `finished` in the same update that commits its winners (`draw.winners`). So the hub needs no
+message log. It follows `gifts` with one change stream per process (or a polling loop where
+change streams are unavailable) and, for every change of a gift somebody watches:
 
 - `progress` (joined count, status): coalesced to one message per gift per `progress_interval`;
 - `finished`: reads the gift and the watchers' joins (two queries whatever the number of
@@ -286,7 +286,6 @@ class LiveHub:
         if members:
             found = await store.joins_of(self.db, order_id, members, gift["joined_count"])
             watched.joins.update(found)
-        won = {member_id: index for index, member_id in enumerate(winners or ())}
         now = clock.utcnow()
         head = (f'"order_id":{encode(order_id)},"version":{version},'
                 f'"gift":{encode(public_view(gift))},"me":').encode()
@@ -300,10 +299,8 @@ class LiveHub:
             kind = b'{"type":"snapshot",' if why == "subscribe" or not finished else b'{"type":"opened",'
             member_id = connection.member_id
             if member_id not in me_text:
-                join = watched.joins.get(member_id)
-                if join is not None and member_id in won:
-                    join = {**join, "outcome": "won", "item_index": won[member_id]}
-                me_text[member_id] = encode(member_view(gift, join, member_id or "", now)).encode()
+                me_text[member_id] = encode(member_view(gift, watched.joins.get(member_id), member_id or "",
+                                                        now)).encode()
             if connection.send(kind + head + me_text[member_id] + b"}"):
                 watched.subs[connection] = version
             else:

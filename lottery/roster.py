@@ -4,7 +4,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock
 from lottery.errors import Forbidden
-from lottery.gifts import Gifts
+from lottery.gifts import Gifts, won_item_index
 from lottery.storage import roster as store
 
 DEFAULT_NAME = "微信用户"
@@ -29,6 +29,12 @@ def _person(profile: dict | None, masked: bool) -> dict:
             "avatar": (profile or {}).get("avatar_url") or ""}
 
 
+def _outcome(gift: dict, join: dict) -> str | None:
+    if gift["status"] != "finished" and gift["method"] != "direct":
+        return None
+    return "lost" if won_item_index(gift, join, join["member_id"]) is None else "won"
+
+
 class Roster:
     """Read-only lists of a gift's people."""
 
@@ -42,17 +48,21 @@ class Roster:
         gift = await self.gifts.get(order_id)
         if gift["method"] != "direct" and gift["status"] != "finished":
             return {"order_id": order_id, "method": gift["method"], "status": gift["status"], "winners": []}
-        joins = await store.winning_joins(self.db, order_id, MAX_WINNERS)
-        people = await store.profiles(self.db, [j["member_id"] for j in joins])
+        if gift["method"] == "direct":
+            won = [(j["member_id"], j["item_index"])
+                   for j in await store.direct_recipients(self.db, order_id, MAX_WINNERS)]
+        else:
+            won = [(m, i) for i, m in enumerate(gift["draw"]["winners"])]
+        people = await store.profiles(self.db, [member_id for member_id, _ in won])
         return {
             "order_id": order_id,
             "method": gift["method"],
             "status": gift["status"],
             "participant_count": gift["joined_count"],
-            "winners": [{**_person(people.get(j["member_id"]), masked=True),
-                         "item": {"name": gift["items"][j["item_index"]]["name"],
-                                  "image": gift["items"][j["item_index"]].get("image", "")}}
-                        for j in joins],
+            "winners": [{**_person(people.get(member_id), masked=True),
+                         "item": {"name": gift["items"][index]["name"],
+                                  "image": gift["items"][index].get("image", "")}}
+                        for member_id, index in won],
         }
 
     async def participants(self, order_id: str, member_id: str) -> dict:
@@ -62,14 +72,12 @@ class Roster:
         if gift["sender_id"] != member_id:
             raise Forbidden("只有发起人可以查看参与名单")
         joins = await store.latest_joins(self.db, order_id, MAX_LISTED)
-        drawn = gift["status"] == "finished" and gift["method"] != "direct"
         people = await store.profiles(self.db, [j["member_id"] for j in joins])
         return {
             "order_id": order_id,
             "joined_count": gift["joined_count"],
             "participants": [{**_person(people.get(j["member_id"]), masked=False),
                               "joined_at": clock.iso(j["joined_at"]),
-                              # Losers are recorded just after the draw; until then, no outcome is lost.
-                              "outcome": j.get("outcome") or ("lost" if drawn else None)}
+                              "outcome": _outcome(gift, j)}
                              for j in joins],
         }

@@ -1,12 +1,14 @@
-"""The draw's writes: taking a gift for drawing (with a lease), the frozen proof, the
-outcomes, the outbox record and the finish. Each step is idempotent, so a draw that died
-half-way is finished by the next taker with the same result."""
+"""The draw's writes: taking a gift for drawing (with a lease), the frozen proof, the outbox
+records, the finish, and then the outcomes on the join records. Each step is idempotent, so a
+draw that died half-way is finished by the next taker with the same result."""
 import secrets
 from datetime import datetime
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
+
+IN_SLICE = 50
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -56,10 +58,14 @@ async def mark_scheduled(db: AsyncDatabase, order_ids: list[str]) -> None:
 
 
 async def join_member_ids(db: AsyncDatabase, order_ids: list[str]) -> dict[str, list[str]]:
-    """Members with a join record, by gift."""
+    """Members with a join record, by gift. (Read in slices: the embedded engine's `$in`
+    costs grow with the square of the list.)"""
     found: dict[str, list[str]] = {}
-    async for doc in db.joins.find({"order_id": {"$in": order_ids}}, {"order_id": 1, "member_id": 1, "_id": 0}):
-        found.setdefault(doc["order_id"], []).append(doc["member_id"])
+    for start in range(0, len(order_ids), IN_SLICE):
+        cursor = db.joins.find({"order_id": {"$in": order_ids[start:start + IN_SLICE]}},
+                               {"order_id": 1, "member_id": 1, "_id": 0})
+        async for doc in cursor:
+            found.setdefault(doc["order_id"], []).append(doc["member_id"])
     return found
 
 
@@ -75,11 +81,14 @@ async def get_proof(db: AsyncDatabase, order_id: str) -> dict | None:
 
 async def save_proofs(db: AsyncDatabase, proofs: list[dict]) -> dict[str, dict]:
     """Store each frozen proof once; a resumed draw gets the one stored first. By order id."""
+    saved = {p["_id"]: p for p in proofs}
     try:
         await db.proofs.insert_many(proofs, ordered=False)
     except BulkWriteError as exc:
         _only_duplicates(exc)
-    return {doc["_id"]: doc async for doc in db.proofs.find({"_id": {"$in": [p["_id"] for p in proofs]}})}
+        stored_before = [proofs[error["index"]]["_id"] for error in exc.details["writeErrors"]]
+        saved.update({doc["_id"]: doc async for doc in db.proofs.find({"_id": {"$in": stored_before}})})
+    return saved
 
 
 async def ensure_joins(db: AsyncDatabase, pairs: list[tuple[str, str]], now: datetime) -> None:
@@ -127,19 +136,27 @@ async def finish(db: AsyncDatabase, summaries: dict[str, dict], now: datetime) -
 
 
 async def write_losers(db: AsyncDatabase, order_ids: list[str]) -> None:
-    """Everyone still without an outcome lost (winners were written before the finish);
-    then the gifts' `record_losers` outbox records are done."""
-    await db.joins.update_many({"order_id": {"$in": order_ids}, "outcome": None},
-                               {"$set": {"outcome": "lost"}})
-    await db.outbox.update_many({"_id": {"$in": [f"losers:{o}" for o in order_ids]}},
-                                {"$set": {"status": "done"}})
+    """Everyone still without an outcome lost (the winners were copied first); then the gifts'
+    `record_outcomes` outbox records are done. Finished gifts only."""
+    finished = [doc["_id"] async for doc in db.gifts.find({"_id": {"$in": order_ids}, "status": "finished"},
+                                                          {"_id": 1})]
+    if finished:
+        await db.joins.update_many({"order_id": {"$in": finished}, "outcome": None},
+                                   {"$set": {"outcome": "lost"}})
+        await db.outbox.update_many({"_id": {"$in": [f"outcomes:{o}" for o in finished]}},
+                                    {"$set": {"status": "done"}})
 
 
-async def unmarked_losers(db: AsyncDatabase, created_before: datetime) -> list[str]:
-    """Drawn gifts whose drawer died before recording the losers."""
-    cursor = db.outbox.find({"kind": "record_losers", "status": "pending",
-                             "created_at": {"$lt": created_before}}, {"order_id": 1})
-    return [doc["order_id"] async for doc in cursor]
+async def unrecorded_outcomes(db: AsyncDatabase, created_before: datetime) -> dict[str, list[str]]:
+    """Finished gifts whose drawer died before copying the outcomes onto the joins: their
+    committed winners (member ids in item order), by order id."""
+    cursor = db.outbox.find({"kind": "record_outcomes", "status": "pending",
+                             "created_at": {"$lt": created_before}}, {"order_id": 1}).limit(100)
+    order_ids = [doc["order_id"] async for doc in cursor]
+    if not order_ids:
+        return {}
+    cursor = db.gifts.find({"_id": {"$in": order_ids}, "status": "finished"}, {"draw.winners": 1})
+    return {doc["_id"]: doc["draw"]["winners"] async for doc in cursor}
 
 
 def _only_duplicates(exc: BulkWriteError) -> None:

@@ -27,8 +27,8 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.gifts.create_index([("scheduled", ASCENDING), ("due_at", ASCENDING)])
     await db.gifts.create_index([("sender_id", ASCENDING), ("created_at", ASCENDING)])
     await db.joins.create_index([("order_id", ASCENDING), ("member_id", ASCENDING)], unique=True)
-    # The pages' lists: winners in item order, and the newest joins for the sender's view.
-    await db.joins.create_index([("order_id", ASCENDING), ("outcome", ASCENDING), ("item_index", ASCENDING)])
+    # The pages' lists (newest joins, a direct gift's recipients). No index on `outcome`: a
+    # draw writes it on every join, and results are read from the gift's `draw.winners`.
     await db.joins.create_index([("order_id", ASCENDING), ("joined_at", ASCENDING)])
 
 

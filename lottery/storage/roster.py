@@ -4,12 +4,12 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 
-async def winning_joins(db: AsyncDatabase, order_id: str, limit: int) -> list[dict]:
-    """The joins that won an item, in item order (served by the (order_id, outcome) index)."""
-    cursor = db.joins.find({"order_id": order_id, "outcome": "won"},
-                           {"_id": 0, "member_id": 1, "item_index": 1}
-                           ).sort("item_index", ASCENDING).limit(limit)
-    return await cursor.to_list()
+async def direct_recipients(db: AsyncDatabase, order_id: str, limit: int) -> list[dict]:
+    """A direct gift's joins (each received an item), in item order (every join holds one of
+    at most 1000 items; the (order_id, joined_at) index serves the read)."""
+    cursor = db.joins.find({"order_id": order_id}, {"_id": 0, "member_id": 1, "item_index": 1}
+                           ).sort("joined_at", ASCENDING).limit(limit)
+    return sorted([j async for j in cursor if j.get("item_index") is not None], key=lambda j: j["item_index"])
 
 
 async def latest_joins(db: AsyncDatabase, order_id: str, limit: int) -> list[dict]:

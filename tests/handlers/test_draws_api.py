@@ -62,44 +62,61 @@ async def test_early_open_is_for_the_sender_of_a_full_or_timed_gift(api, db):
     assert (await api.request("POST", f"/api/v1/gifts/{order_id}/open", {}))[0] == 401
 
 
-@pytest.mark.gen_test(timeout=120)
-async def test_a_draw_killed_mid_write_is_finished_by_the_next_process_with_the_same_winners(
-        engine_uri, db, db_name, wechat_fake):
-    uri = uri_with_db(engine_uri, db_name)
-    crashing = ServerProcess(uri, wechat_fake.url, "--fault_pause_after_items=2", "--draw_lease_seconds=2",
-                             "--leader_lease_seconds=2").start()
+async def killed_and_recovered(uri: str, wechat_url: str, db, fault: str, crashed):
+    """Run a draw in a real process that stops at `fault`, SIGKILL it once `crashed(order_id)`
+    holds, and let a fresh scheduler process finish. Returns (gift, what crashed returned)."""
+    crashing = ServerProcess(uri, wechat_url, fault, "--draw_lease_seconds=2", "--leader_lease_seconds=2").start()
     api = Api(crashing.base_url)
     try:
         order_id = await api.create_gift(method="full", open_number=8,
                                          items=[{"name": f"item{i}"} for i in range(5)])
         for i in range(8):
             assert (await api.join_gift(await api.login(f"k{i}"), order_id))["code"] == "success"
-
-        async def two_written():
-            joins = await db.joins.find({"order_id": order_id, "outcome": "won"}).to_list()
-            return joins if len(joins) == 2 else None
-
-        before = {j["member_id"]: j["item_index"] for j in await wait_for(two_written)}
-        crashing.kill()  # SIGKILL mid-draw
-        assert (await db.gifts.find_one({"_id": order_id}))["status"] == "drawing"
+        before = await wait_for(lambda: crashed(order_id))
+        crashing.kill()  # SIGKILL
     finally:
         api.close()
         crashing.kill()
-    recovering = ServerProcess(uri, wechat_fake.url, "--role=scheduler", "--leader_lease_seconds=2").start()
+    recovering = ServerProcess(uri, wechat_url, "--role=scheduler", "--draw_lease_seconds=2",
+                               "--leader_lease_seconds=2").start()
 
-    async def losers_recorded():
-        record = await db.outbox.find_one({"_id": f"losers:{order_id}"})
+    async def outcomes_recorded():
+        record = await db.outbox.find_one({"_id": f"outcomes:{order_id}"})
         return await db.gifts.find_one({"_id": order_id}) if record and record["status"] == "done" else None
 
     try:
-        gift = await wait_for(losers_recorded, timeout=60)
+        gift = await wait_for(outcomes_recorded, timeout=60)
     finally:
         recovering.stop()
     won = {j["member_id"]: j["item_index"] for j in await db.joins.find({"order_id": order_id, "outcome": "won"}).to_list()}
     assert sorted(won.values()) == [0, 1, 2, 3, 4]  # every item once, none twice
-    assert all(won[m] == i for m, i in before.items())
     assert gift["draw"]["winners"] == [m for m, _ in sorted(won.items(), key=lambda kv: kv[1])]
     assert await db.joins.count_documents({"order_id": order_id, "outcome": "lost"}) == 3
+    return gift, before
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_draw_killed_before_its_result_is_finished_by_the_next_process_with_the_same_winners(
+        engine_uri, db, db_name, wechat_fake):
+    async def frozen_but_not_finished(order_id):
+        gift, proof = await db.gifts.find_one({"_id": order_id}), await db.proofs.find_one({"_id": order_id})
+        return proof if proof and gift["status"] == "drawing" else None
+
+    gift, proof = await killed_and_recovered(uri_with_db(engine_uri, db_name), wechat_fake.url, db,
+                                             "--fault_pause_before_finish", frozen_but_not_finished)
+    assert gift["draw"]["winners"] == proof["winner_member_ids"]  # the list the killed drawer froze
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_draw_killed_while_copying_outcomes_is_finished_by_the_next_process(
+        engine_uri, db, db_name, wechat_fake):
+    async def two_copied(order_id):
+        joins = await db.joins.find({"order_id": order_id, "outcome": "won"}).to_list()
+        return {j["member_id"]: j["item_index"] for j in joins} if len(joins) == 2 else None
+
+    gift, before = await killed_and_recovered(uri_with_db(engine_uri, db_name), wechat_fake.url, db,
+                                              "--fault_pause_after_items=2", two_copied)
+    assert all(gift["draw"]["winners"][i] == m for m, i in before.items())
 
 
 @pytest.mark.gen_test(timeout=120)

@@ -35,6 +35,16 @@ async def make_due(db, order_id: str) -> None:
     await db.gifts.update_one({"_id": order_id}, {"$set": {"open_at": now, "deadline_at": now, "due_at": now}})
 
 
+async def settled_outcomes(db, order_id: str) -> dict[str, list]:
+    """The outcomes once the draw has copied them onto every join (just after the finish)."""
+    for _ in range(100):
+        result = await outcomes(db, order_id)
+        if not result["none"]:
+            break
+        await asyncio.sleep(0.05)
+    return result
+
+
 async def outcomes(db, order_id: str) -> dict[str, list]:
     joins = await db.joins.find({"order_id": order_id}).to_list()
     return {"won": sorted(j["item_index"] for j in joins if j["outcome"] == "won"),
@@ -46,11 +56,14 @@ async def outcomes(db, order_id: str) -> dict[str, list]:
 async def test_a_timed_gift_draws_min_items_participants_and_returns_the_rest(db, gifts):
     order_id = await make_gift(gifts, "timed", joiners=2, items=3)
     await make_due(db, order_id)
-    assert await Draws(db).open_due() == 1
-    result = await outcomes(db, order_id)
-    assert result["won"] == [0, 1] and result["lost"] == [] and result["none"] == []
+    draws = Draws(db)
+    assert await draws.open_due() == 1
     gift = await db.gifts.find_one({"_id": order_id})
     assert gift["status"] == "finished" and gift["draw"]["returned"] == [2]
+    assert len(gift["draw"]["winners"]) == 2  # the result, committed with the finish
+    await draws.idle()  # then copied onto the joins
+    result = await outcomes(db, order_id)
+    assert result["won"] == [0, 1] and result["lost"] == [] and result["none"] == []
     assert await db.outbox.find_one({"_id": f"opened:{order_id}"}) is not None
 
 
@@ -60,7 +73,7 @@ async def test_every_participant_ends_with_won_or_lost(db, gifts):
     await make_due(db, order_id)
     draws = Draws(db)
     await draws.open(order_id)
-    await draws.idle()  # losers are recorded just after the result
+    await draws.idle()  # outcomes are copied onto the joins just after the result
     result = await outcomes(db, order_id)
     assert result["won"] == [0, 1, 2, 3] and len(result["lost"]) == 8 and result["none"] == []
 
@@ -109,7 +122,7 @@ async def test_the_last_seat_opens_a_full_gift_without_the_joiner_waiting(db, gi
         if (await db.gifts.find_one({"_id": order_id}))["status"] == "finished":
             break
         await asyncio.sleep(0.05)
-    assert (await outcomes(db, order_id))["won"] == [0]
+    assert (await settled_outcomes(db, order_id))["won"] == [0]
 
 
 @pytest.mark.gen_test
@@ -118,30 +131,54 @@ async def test_racing_drawers_produce_one_draw(db, gifts):
     await make_due(db, order_id)
     results = await asyncio.gather(*(Draws(db).open(order_id) for _ in range(6)))
     assert results.count(True) == 1
-    assert (await outcomes(db, order_id))["won"] == [0, 1, 2]
+    assert (await settled_outcomes(db, order_id))["won"] == [0, 1, 2]
     assert await db.proofs.count_documents({"_id": order_id}) == 1
 
 
 @pytest.mark.gen_test
-async def test_a_stalled_draw_is_resumed_with_the_same_winners(db, gifts):
+async def test_a_draw_stalled_before_its_result_is_resumed_with_the_same_winners(db, gifts):
+    order_id = await make_gift(gifts, "timed", joiners=10, items=4)
+    await make_due(db, order_id)
+    first = Draws(db, lease=timedelta(milliseconds=200), fault_pause_before_finish=True)
+    stalled = asyncio.ensure_future(first.open(order_id))
+    for _ in range(100):
+        proof = await db.proofs.find_one({"_id": order_id})
+        if proof is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert (await db.gifts.find_one({"_id": order_id}))["status"] == "drawing"
+    await asyncio.sleep(0.3)  # the stalled draw's lease lapses
+    second = Draws(db)
+    assert await second.open_due() == 1
+    stalled.cancel()
+    gift = await db.gifts.find_one({"_id": order_id})
+    assert gift["draw"]["winners"] == proof["winner_member_ids"]  # frozen by the first drawer
+    await second.idle()
+    won = {j["member_id"]: j["item_index"] for j in await db.joins.find({"order_id": order_id, "outcome": "won"}).to_list()}
+    assert won == {m: i for i, m in enumerate(proof["winner_member_ids"])}
+
+
+@pytest.mark.gen_test
+async def test_outcomes_left_half_copied_are_finished_by_the_sweep(db, gifts):
     order_id = await make_gift(gifts, "timed", joiners=10, items=4)
     await make_due(db, order_id)
     first = Draws(db, lease=timedelta(milliseconds=200), fault_pause_after_items=2)
-    stalled = asyncio.ensure_future(first.open(order_id))
+    assert await first.open(order_id)  # the result is committed; the copy stalls after 2 winners
     for _ in range(100):
         if len((await outcomes(db, order_id))["won"]) == 2:
             break
         await asyncio.sleep(0.05)
-    written = {j["member_id"]: j["item_index"] for j in await db.joins.find({"order_id": order_id, "outcome": "won"}).to_list()}
-    assert len(written) == 2
-    await asyncio.sleep(0.3)  # the stalled draw's lease lapses
-    assert await Draws(db).open_due() == 1
-    stalled.cancel()
-    final = {j["member_id"]: j["item_index"] for j in await db.joins.find({"order_id": order_id, "outcome": "won"}).to_list()}
-    assert sorted(final.values()) == [0, 1, 2, 3]
-    assert all(final[m] == i for m, i in written.items())
+    assert len((await outcomes(db, order_id))["won"]) == 2
+    await asyncio.sleep(0.3)
+    assert await Draws(db, lease=timedelta(milliseconds=200)).open_due() == 0
+    for task in list(first._tasks):
+        task.cancel()
     gift = await db.gifts.find_one({"_id": order_id})
-    assert gift["draw"]["winners"] == (await db.proofs.find_one({"_id": order_id}))["winner_member_ids"]
+    result = await outcomes(db, order_id)
+    assert result["won"] == [0, 1, 2, 3] and len(result["lost"]) == 6 and result["none"] == []
+    won = {j["member_id"]: j["item_index"] for j in await db.joins.find({"order_id": order_id, "outcome": "won"}).to_list()}
+    assert won == {m: i for i, m in enumerate(gift["draw"]["winners"])}
+    assert (await db.outbox.find_one({"_id": f"outcomes:{order_id}"}))["status"] == "done"
 
 
 @pytest.mark.gen_test
@@ -168,19 +205,21 @@ async def test_due_filter_ignores_open_gifts_not_yet_due(db, gifts):
 
 
 @pytest.mark.gen_test
-async def test_until_losers_are_recorded_they_read_as_lost_and_the_sweep_records_them(db, gifts):
+async def test_until_outcomes_are_copied_the_result_reads_from_the_gift(db, gifts):
     order_id = await make_gift(gifts, "timed", joiners=4, items=1)
     await make_due(db, order_id)
     draws = Draws(db, lease=timedelta(milliseconds=100))
     await draws.open(order_id)
     await draws.idle()
     # Put things back as if the drawer had died right after committing the result.
-    await db.joins.update_many({"order_id": order_id, "outcome": "lost"}, {"$set": {"outcome": None}})
-    await db.outbox.update_one({"_id": f"losers:{order_id}"}, {"$set": {"status": "pending"}})
-    views = [(await gifts.look(order_id, await gifts.accounts.ensure_member(f"o_joiner{i}")))[1]["state"]
+    await db.joins.update_many({"order_id": order_id}, {"$set": {"outcome": None, "item_index": None}})
+    await db.outbox.update_one({"_id": f"outcomes:{order_id}"}, {"$set": {"status": "pending"}})
+    views = [(await gifts.look(order_id, await gifts.accounts.ensure_member(f"o_joiner{i}")))[1]
              for i in range(4)]
-    assert sorted(views) == ["lost", "lost", "lost", "won"]
+    assert sorted(v["state"] for v in views) == ["lost", "lost", "lost", "won"]
+    assert [v["item"]["name"] for v in views if v["state"] == "won"] == ["item0"]
     await asyncio.sleep(0.2)
     await draws.open_due()
-    assert len((await outcomes(db, order_id))["lost"]) == 3
-    assert (await db.outbox.find_one({"_id": f"losers:{order_id}"}))["status"] == "done"
+    result = await outcomes(db, order_id)
+    assert result["won"] == [0] and len(result["lost"]) == 3
+    assert (await db.outbox.find_one({"_id": f"outcomes:{order_id}"}))["status"] == "done"

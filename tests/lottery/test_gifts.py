@@ -75,9 +75,15 @@ def test_member_view_gives_exactly_one_state():
     assert member_view(gift, None, "s", now) == {"state": "own_gift"}
     assert member_view(gift, None, "m", now) == {"state": "can_join"}
     assert member_view(gift, join, "m", now)["state"] == "joined_waiting"
-    assert member_view(gift, {**join, "outcome": "lost"}, "m", now)["state"] == "lost"
-    won = member_view(gift, {**join, "outcome": "won", "item_index": 0}, "m", now)
+    # A drawn gift's result is its draw.winners, whether or not the join has its outcome yet.
+    drawn = {**gift, "_id": "g", "status": "finished", "draw": {"winners": ["w"]}}
+    assert member_view(drawn, join, "m", now)["state"] == "lost"
+    won = member_view(drawn, join, "w", now)
     assert won["state"] == "won" and won["item"] == {"name": "A"}
+    # A direct gift's join holds its item from the start.
+    direct = {**gift, "method": "direct"}
+    received = member_view(direct, {**join, "outcome": "won", "item_index": 0}, "m", now)
+    assert received["state"] == "won" and received["item"] == {"name": "A"}
     assert admission_state({**gift, "open_at": now}, now) == "closed"
     assert admission_state({**gift, "status": "finished"}, now) == "closed"
     assert admission_state({**gift, "method": "full", "seats_left": 0}, now) == "full"
