@@ -118,6 +118,9 @@ class Scheduler:
         self.is_leader = False
         _active.pop("current", None)
         if self._aps is not None:
+            # Detach the job store first: APScheduler 3's shutdown closes it and then wakes its
+            # thread for one more round, which would read the closed store and log an error.
+            self._aps.remove_jobstore("default")
             self._aps.shutdown(wait=False)
             self._aps = None
         if self._sync_client is not None:
