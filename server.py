@@ -14,7 +14,7 @@ from datetime import timedelta
 from pymongo.asynchronous.database import AsyncDatabase
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
-from tornado.options import define, options
+from tornado.options import Error as OptionError, define, options
 
 from handlers import admin, draws, gifts, health, legacy, pages, realtime
 from handlers import notifications, profile
@@ -187,7 +187,10 @@ def notify_config() -> NotifyConfig:
 
 
 def main() -> None:
-    options.parse_command_line()
+    try:
+        options.parse_command_line()
+    except OptionError as exc:  # e.g. `--port 80` (Tornado wants `--port=80`)
+        raise SystemExit(f"{exc} (write options as --name=value; see --help)")
     if options.role not in ("all", "web", "scheduler"):
         raise SystemExit("--role must be all, web or scheduler")
     # Secrets come from the environment unless given; their defaults stay out of --help.

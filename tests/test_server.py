@@ -1,0 +1,78 @@
+"""`python server.py`: its options, and the embedded engine it starts and stops by itself."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+from tests.api import ADMIN_TOKEN
+from tests.servers import ROOT, ServerProcess
+
+NO_WECHAT = "http://127.0.0.1:9"
+
+
+def run_server(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(ROOT, "server.py"), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30, env={**os.environ, **(env or {})})
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def call(url: str, body: dict | None = None, token: str = "") -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_help_lists_every_setting_with_its_environment_name_and_never_a_secret():
+    result = run_server("--help", env={"WECHAT_SECRET": "s3cr3t-value", "ADMIN_TOKEN": "adm1n-value"})
+    assert result.returncode == 0
+    text = result.stdout + result.stderr
+    for env in ("PORT", "MONGODB_URI", "WECHAT_APPID", "WECHAT_SECRET", "WECHAT_API_BASE", "ADMIN_TOKEN"):
+        assert f"env {env}" in text
+    assert "s3cr3t-value" not in text and "adm1n-value" not in text
+
+
+def test_a_malformed_option_is_a_clear_error_not_a_traceback():
+    result = run_server("--port", "80")
+    assert result.returncode != 0
+    assert "requires a value" in result.stderr and "--name=value" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_without_mongodb_uri_it_runs_its_own_engine_and_keeps_the_data_across_restarts(tmp_path):
+    data_dir = str(tmp_path / "data")
+    first = ServerProcess("", NO_WECHAT, f"--data_dir={data_dir}").start(timeout=60)
+    try:
+        assert [p for p in processes_mentioning(data_dir) if "server.py" not in p]  # its engine runs
+        status, created = call(first.base_url + "/api/admin/gifts",
+                               {"sender_openid": "o_sender", "method": "direct", "items": [{"name": "茶"}]},
+                               token=ADMIN_TOKEN)
+        assert status == 201
+    finally:
+        first.process.send_signal(signal.SIGINT)
+        first.process.wait(30)
+    assert first.process.returncode == 0
+    assert [p for p in processes_mentioning(data_dir) if "server.py" not in p] == []  # engine stopped too
+
+    second = ServerProcess("", NO_WECHAT, f"--data_dir={data_dir}").start(timeout=60)
+    try:
+        status, winners = call(f"{second.base_url}/api/v1/gifts/{created['order_id']}/winners")
+        assert status == 200 and winners["order_id"] == created["order_id"]
+    finally:
+        second.stop()
+    assert second.process.returncode == 0
+    assert processes_mentioning(data_dir) == []
