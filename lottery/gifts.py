@@ -61,13 +61,15 @@ def public_view(gift: dict) -> dict:
     }
 
 
-def member_view(gift: dict, join: dict | None, member_id: str, now: datetime) -> dict:
-    """`me`: the one state this member is in for this gift, and their item if they won."""
+def member_view(gift: dict, join: dict | None, member_id: str, now: datetime,
+                winners: dict[str, int] | None = None) -> dict:
+    """`me`: the one state this member is in for this gift, and their item if they won.
+    (`winners`: `drawn_winners(gift)`, for callers that build many views of one gift.)"""
     if member_id == gift["sender_id"]:
         return {"state": "own_gift"}
     if join is not None:
         me = {"state": "joined_waiting", "joined_at": clock.iso(join["joined_at"])}
-        index = won_item_index(gift, join, member_id)
+        index = won_item_index(gift, join, member_id, winners)
         if index is not None:
             me.update(state="won", item=gift["items"][index])
         elif gift["status"] == "finished":
@@ -79,13 +81,17 @@ def member_view(gift: dict, join: dict | None, member_id: str, now: datetime) ->
     return {"state": admission_state(gift, now)}
 
 
-def won_item_index(gift: dict, join: dict, member_id: str) -> int | None:
-    """The item this member's join won, or None. A drawn gift's result is its `draw.winners` (member
-    ids in item order), committed with the finish; the join records' outcomes are written
-    after it, so they may lag. A direct gift's join holds its item from the start."""
+def drawn_winners(gift: dict) -> dict[str, int]:
+    """member id -> item index, from a drawn gift's committed result (empty before the draw)."""
+    return {member_id: index for index, member_id in enumerate((gift.get("draw") or {}).get("winners") or ())}
+
+
+def won_item_index(gift: dict, join: dict, member_id: str, winners: dict[str, int] | None = None) -> int | None:
+    """The item this member's join won, or None. A drawn gift's result is its `draw.winners`
+    (member ids in item order), committed with the finish; the join records' outcomes are
+    copied after it, so they may lag. A direct gift's join holds its item from the start."""
     if gift["method"] != "direct":
-        winners = (gift.get("draw") or {}).get("winners") or []
-        return winners.index(member_id) if member_id in winners else None
+        return (drawn_winners(gift) if winners is None else winners).get(member_id)
     return join.get("item_index") if join.get("outcome") == "won" else None
 
 

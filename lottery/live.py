@@ -24,7 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
 from lottery import clock
-from lottery.gifts import member_view, public_view
+from lottery.gifts import drawn_winners, member_view, public_view
 from lottery.storage import gifts as gift_store
 from lottery.storage import live as store
 
@@ -286,6 +286,7 @@ class LiveHub:
         if members:
             found = await store.joins_of(self.db, order_id, members, gift["joined_count"])
             watched.joins.update(found)
+        won = drawn_winners(gift)
         now = clock.utcnow()
         head = (f'"order_id":{encode(order_id)},"version":{version},'
                 f'"gift":{encode(public_view(gift))},"me":').encode()
@@ -300,7 +301,7 @@ class LiveHub:
             member_id = connection.member_id
             if member_id not in me_text:
                 me_text[member_id] = encode(member_view(gift, watched.joins.get(member_id), member_id or "",
-                                                        now)).encode()
+                                                        now, won)).encode()
             if connection.send(kind + head + me_text[member_id] + b"}"):
                 watched.subs[connection] = version
             else:

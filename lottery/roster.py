@@ -4,7 +4,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock
 from lottery.errors import Forbidden
-from lottery.gifts import Gifts, won_item_index
+from lottery.gifts import Gifts, drawn_winners, won_item_index
 from lottery.storage import roster as store
 
 DEFAULT_NAME = "微信用户"
@@ -29,10 +29,10 @@ def _person(profile: dict | None, masked: bool) -> dict:
             "avatar": (profile or {}).get("avatar_url") or ""}
 
 
-def _outcome(gift: dict, join: dict) -> str | None:
+def _outcome(gift: dict, join: dict, winners: dict[str, int]) -> str | None:
     if gift["status"] != "finished" and gift["method"] != "direct":
         return None
-    return "lost" if won_item_index(gift, join, join["member_id"]) is None else "won"
+    return "lost" if won_item_index(gift, join, join["member_id"], winners) is None else "won"
 
 
 class Roster:
@@ -73,11 +73,12 @@ class Roster:
             raise Forbidden("只有发起人可以查看参与名单")
         joins = await store.latest_joins(self.db, order_id, MAX_LISTED)
         people = await store.profiles(self.db, [j["member_id"] for j in joins])
+        winners = drawn_winners(gift)
         return {
             "order_id": order_id,
             "joined_count": gift["joined_count"],
             "participants": [{**_person(people.get(j["member_id"]), masked=False),
                               "joined_at": clock.iso(j["joined_at"]),
-                              "outcome": _outcome(gift, j)}
+                              "outcome": _outcome(gift, j, winners)}
                              for j in joins],
         }
