@@ -173,6 +173,8 @@ async def serve(uri: str) -> None:
     await hub.stop()  # closes the websockets (1001): clients reconnect to another process
     if scheduler is not None:
         await scheduler.stop()
+    # Draws under way finish (outcome copies start now); what outlasts this, the sweep finishes.
+    await draw_service.idle(timeout=10)
     if notifier is not None:
         await notifier.stop()
     await client.close()

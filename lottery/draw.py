@@ -34,7 +34,7 @@ class Draws:
     def __init__(self, db: AsyncDatabase, lease: timedelta = timedelta(seconds=30),
                  settle_timeout: float = 2.0, fault_pause_before_finish: bool = False,
                  fault_pause_after_items: int = 0,
-                 batch_window: float = 0.02) -> None:
+                 batch_window: float = 0.02, outcome_delay: float = 2.0) -> None:
         self.db = db
         self.lease = lease
         self.settle_timeout = settle_timeout
@@ -43,10 +43,12 @@ class Draws:
         self.fault_pause_before_finish = fault_pause_before_finish
         self.fault_pause_after_items = fault_pause_after_items
         self.batch_window = batch_window
+        self.outcome_delay = outcome_delay
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._tasks: set[asyncio.Task] = set()
         self._queued: set[str] = set()
         self._recording: set[str] = set()  # gifts whose outcomes this process is copying
+        self._hurry = asyncio.Event()  # set by idle(): copy outcomes without waiting
         self._drainer: asyncio.Future | None = None
 
     # Entry points
@@ -112,11 +114,26 @@ class Draws:
             "opened_at": clock.iso(gift.get("opened_at")),
         }
 
-    async def idle(self) -> None:
-        """Wait for background work (queued draws, loser marking) to finish."""
-        while self._tasks or (self._drainer is not None and not self._drainer.done()):
-            await asyncio.gather(*list(self._tasks), *[d for d in [self._drainer] if d],
-                                 return_exceptions=True)
+    async def idle(self, timeout: float | None = None) -> bool:
+        """Finish the background work now (queued draws; outcome copies, without their delay)
+        and wait for it. With a timeout (shutdown), what is left is cancelled: the sweep
+        finishes it from the outbox. True if everything finished."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        self._hurry.set()
+        try:
+            while True:
+                work = [*self._tasks, *[d for d in [self._drainer] if d is not None and not d.done()]]
+                if not work:
+                    return True
+                left = None if deadline is None else deadline - loop.time()
+                if left is not None and left <= 0:
+                    for task in work:
+                        task.cancel()
+                    return False
+                await asyncio.wait(work, timeout=left)
+        finally:
+            self._hurry.clear()
 
     # The draw
 
@@ -148,8 +165,19 @@ class Draws:
         for order_id in finished:
             log.info("gift %s opened: %d participants, %d winners", order_id,
                      summaries[order_id]["participant_count"], len(summaries[order_id]["winners"]))
-        self._spawn(self.record_outcomes({o: summaries[o]["winners"] for o in finished}))
+        self._spawn(self._record_outcomes_soon({o: summaries[o]["winners"] for o in finished}))
         return finished
+
+    async def _record_outcomes_soon(self, winners: dict[str, list[str]]) -> None:
+        # The copy touches every join; let the result's push and the reads it triggers go first.
+        self._recording.update(winners)
+        try:
+            await asyncio.wait_for(self._hurry.wait(), self.outcome_delay)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._recording.difference_update(winners)
+        await self.record_outcomes(winners)
 
     async def record_outcomes(self, winners: dict[str, list[str]]) -> None:
         """Copy the committed result onto the join records: each winner's item, then `lost` on

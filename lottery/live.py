@@ -36,6 +36,7 @@ NO_CHANGE_STREAMS = {40573, 40324, 136}
 TOKEN_LOST = {260, 280, 286}
 
 FANOUT_SLICE = 500  # sends between yields to the event loop
+SNAPSHOT, OPENED = b'{"type":"snapshot",', b'{"type":"opened",'
 
 
 class Subscriber(Protocol):
@@ -100,6 +101,8 @@ class LiveHub:
         self._watcher: asyncio.Task | None = None
         self._ready = asyncio.Event()  # set once the first stream is open (or polling began)
         self._stopping = False
+        # The newest result push: {order_id, subscribers, done_at (epoch seconds)} (logged too).
+        self.last_result_push: dict | None = None
 
     # Lifecycle
 
@@ -265,6 +268,7 @@ class LiveHub:
         self._forget(watched)
 
     async def _deliver(self, watched: _Watched, pending: dict[Any, str]) -> None:
+        started = time.time()
         order_id = watched.order_id
         gift = await gift_store.get_gift(self.db, order_id)
         if gift is None or not gift.get("paid"):
@@ -291,23 +295,29 @@ class LiveHub:
         head = (f'"order_id":{encode(order_id)},"version":{version},'
                 f'"gift":{encode(public_view(gift))},"me":').encode()
         me_text: dict[str | None, bytes] = {}
+        pushed = 0  # `opened` frames sent
         for sent, (connection, why) in enumerate(pending.items(), 1):
             if connection not in watched.subs:
                 continue  # left meanwhile
             watched.unsettled.discard(connection)
             if version <= watched.subs[connection]:
                 continue  # up to date: nothing to send
-            kind = b'{"type":"snapshot",' if why == "subscribe" or not finished else b'{"type":"opened",'
+            kind = SNAPSHOT if why == "subscribe" or not finished else OPENED
             member_id = connection.member_id
             if member_id not in me_text:
                 me_text[member_id] = encode(member_view(gift, watched.joins.get(member_id), member_id or "",
                                                         now, won)).encode()
             if connection.send(kind + head + me_text[member_id] + b"}"):
                 watched.subs[connection] = version
+                pushed += kind is OPENED
             else:
                 self._drop(watched, connection)
             if sent % FANOUT_SLICE == 0:
                 await asyncio.sleep(0)  # let the loop flush sockets and serve others
+        if pushed:
+            self.last_result_push = {"order_id": order_id, "subscribers": pushed, "done_at": time.time()}
+            log.info("gift %s: result pushed to %d subscribers in %.0f ms", order_id, pushed,
+                     (time.time() - started) * 1000)
         if watched.state.get("version", 0) > version:
             self._progress_soon(watched)  # changed while we read
 

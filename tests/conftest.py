@@ -59,7 +59,9 @@ def wechat(wechat_fake) -> WeChatClient:
 def app(db, wechat, io_loop):
     application = make_app(db, wechat, admin_token=ADMIN_TOKEN)
     yield application
-    # The realtime hub's change stream and websockets end before the database goes.
+    # Background draw work, the realtime hub's change stream and websockets end before the
+    # database goes.
+    io_loop.run_sync(lambda: application.settings["draws"].idle(timeout=10))
     io_loop.run_sync(application.settings["hub"].stop)
 
 
