@@ -6,6 +6,7 @@ client's write: `send` queues the frame and counts the bytes still pending, and 
 whose backlog passes the cap (it reconnects and resyncs with its version)."""
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -26,6 +27,7 @@ log = logging.getLogger("gift_lottery.realtime")
 CLOSE_BAD_KEY = 4401
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_BACKLOG = 4429
+CLOSE_FLOOD = 4420
 
 
 @dataclass
@@ -38,6 +40,10 @@ class RealtimeOptions:
     max_subscriptions: int = 20  # gifts per connection
     max_pending_bytes: int = 1024 * 1024  # outgoing backlog per connection before it is cut
     auth_timeout: float = 10.0  # seconds to send `auth` when the URL had no login key
+    # Incoming frames: a burst of this many, refilled at this rate; beyond it the connection is
+    # closed (a page sends a handful: auth, its subscriptions, a ping every 20 s).
+    message_burst: int = 60
+    messages_per_second: float = 10.0
     # Browser origins allowed besides the server's own host; "*" allows any. Clients that send
     # no Origin (the mini-program, native apps) are not checked.
     allowed_origins: list[str] = field(default_factory=list)
@@ -83,6 +89,8 @@ class RealtimeHandler(websocket.WebSocketHandler):
         """Register with the hub; authenticate from `?login_key=` or wait for `auth`."""
         self.pending_bytes = 0
         self.closing = False
+        self.allowance = float(self.options.message_burst)
+        self.allowance_at = time.monotonic()
         self.auth_timer = None
         self.hub.register(self)
         login_key = self.get_query_argument("login_key", None)
@@ -100,6 +108,11 @@ class RealtimeHandler(websocket.WebSocketHandler):
 
     async def on_message(self, message: str | bytes) -> None:
         """One client frame. Mistakes answer an `error` frame; the connection stays."""
+        if not self._within_rate():
+            if not self.closing:
+                log.warning("websocket closed: over %d frames in a burst", self.options.message_burst)
+                self.close(CLOSE_FLOOD, "too many messages")
+            return
         if isinstance(message, bytes):
             self.send_error("bad_message", "只接受 JSON 文本消息")
             return
@@ -120,6 +133,17 @@ class RealtimeHandler(websocket.WebSocketHandler):
             await action(frame)
         except LotteryError as exc:
             self.send_error(exc.code, exc.message, **_order_of(frame))
+
+    def _within_rate(self) -> bool:
+        """A token bucket over incoming frames."""
+        now = time.monotonic()
+        self.allowance = min(float(self.options.message_burst),
+                             self.allowance + (now - self.allowance_at) * self.options.messages_per_second)
+        self.allowance_at = now
+        if self.allowance < 1:
+            return False
+        self.allowance -= 1
+        return True
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Like Tornado's, without the URL: `/ws?login_key=...` must never reach a log."""

@@ -9,7 +9,7 @@ import pytest
 from pymongo.errors import OperationFailure
 from tornado.httpclient import HTTPClientError
 
-from handlers.realtime import CLOSE_BACKLOG, CLOSE_BAD_KEY
+from handlers.realtime import CLOSE_BACKLOG, CLOSE_BAD_KEY, CLOSE_FLOOD
 from lottery.live import LiveHub
 from lottery.storage import live as live_store
 from server import make_app
@@ -330,6 +330,25 @@ async def test_subscriptions_per_connection_are_capped(api, base_url, app):
         assert (await client.next("snapshot", "error"))["order_id"] == order_ids[2]
     finally:
         client.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_client_flooding_frames_is_closed_and_a_normal_one_is_not(api, base_url, app):
+    app.settings["realtime"].message_burst = 20
+    calm = await WsClient.connect(base_url, await api.login("calm"))
+    flood = await WsClient.connect(base_url, await api.login("flood"))
+    try:
+        for _ in range(10):
+            calm.send({"type": "ping"})
+            assert (await calm.next("pong"))["type"] == "pong"
+        for _ in range(100):
+            flood.send({"type": "ping"})
+        assert await flood.closed() == CLOSE_FLOOD
+        calm.send({"type": "ping"})
+        assert (await calm.next("pong"))["type"] == "pong"
+    finally:
+        calm.close()
+        flood.close()
 
 
 @pytest.mark.gen_test(timeout=30)
