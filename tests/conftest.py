@@ -55,14 +55,18 @@ def wechat(wechat_fake) -> WeChatClient:
     return WeChatClient(APPID, SECRET, wechat_fake.url, timeout=2.0)
 
 
+def shut_down(application, io_loop) -> None:
+    """Background draw work, the realtime hub's change stream and websockets end before the
+    database goes (as server.py does on SIGTERM)."""
+    io_loop.run_sync(lambda: application.settings["draws"].idle(timeout=10))
+    io_loop.run_sync(application.settings["hub"].stop)
+
+
 @pytest.fixture
 def app(db, wechat, io_loop):
     application = make_app(db, wechat, admin_token=ADMIN_TOKEN)
     yield application
-    # Background draw work, the realtime hub's change stream and websockets end before the
-    # database goes.
-    io_loop.run_sync(lambda: application.settings["draws"].idle(timeout=10))
-    io_loop.run_sync(application.settings["hub"].stop)
+    shut_down(application, io_loop)
 
 
 @pytest.fixture

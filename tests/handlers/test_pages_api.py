@@ -10,6 +10,7 @@ import pytest
 
 from server import make_app
 from tests.api import ADMIN_TOKEN
+from tests.conftest import shut_down
 from tests.servers import ROOT
 
 
@@ -20,8 +21,10 @@ def dev_mode() -> bool:
 
 
 @pytest.fixture
-def app(db, wechat, dev_mode):
-    return make_app(db, wechat, admin_token=ADMIN_TOKEN, dev=dev_mode)
+def app(db, wechat, dev_mode, io_loop):
+    application = make_app(db, wechat, admin_token=ADMIN_TOKEN, dev=dev_mode)
+    yield application
+    shut_down(application, io_loop)
 
 
 async def dev_login(api, name) -> tuple[int, dict]:

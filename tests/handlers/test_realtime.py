@@ -14,6 +14,7 @@ from lottery.live import LiveHub
 from lottery.storage import live as live_store
 from server import make_app
 from tests.api import ADMIN_TOKEN
+from tests.conftest import shut_down
 from tests.servers import ServerProcess, uri_with_db
 from tests.ws import WsClient
 
@@ -25,7 +26,7 @@ def app(db, wechat, io_loop, request):
     hub = LiveHub(db, force_polling=polling, poll_interval=0.2, progress_interval=0.1)
     application = make_app(db, wechat, admin_token=ADMIN_TOKEN, hub=hub)
     yield application
-    io_loop.run_sync(hub.stop)
+    shut_down(application, io_loop)
 
 
 @pytest.fixture
