@@ -129,6 +129,8 @@ class Gifts:
             raise InvalidInput("method 必须是 direct、full 或 timed")
         items = _items(body.get("items"))
         wish = validate.text(body, "wish", 100, required=False, default="恭喜发财，大吉大利")
+        # Subscribe-message templates the sender accepted when paying (their result summary).
+        sender_subscribed = validate.text_list(body, "sender_subscribed", 10, 128)
         now = clock.utcnow()
         open_number = open_at = deadline_at = None
         if method == "full":
@@ -152,7 +154,7 @@ class Gifts:
             "due_at": open_at or deadline_at, "scheduled": False,
             "items_total": len(items), "items_left": len(items),
             "seats_left": open_number or 0, "claimants": [], "joined_count": 0,
-            "status": "open", "paid": True, "version": 1,
+            "status": "open", "paid": True, "version": 1, "sender_subscribed": sender_subscribed,
             "seed": seed, "seed_commitment": commitment,
             "created_at": now, "updated_at": now,
         }

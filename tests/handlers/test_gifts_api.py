@@ -102,10 +102,21 @@ async def test_admin_routes_need_the_token(api):
     {"sender_openid": "o", "method": "timed", "items": [{"name": "A"}]},
     {"sender_openid": "o", "method": "timed", "open_at": "2001-01-01T00:00:00Z", "items": [{"name": "A"}]},
     {"sender_openid": "o", "method": "timed", "open_at": "tomorrow", "items": [{"name": "A"}]},
+    {"sender_openid": "o", "method": "direct", "items": [{"name": "A"}], "sender_subscribed": {"$ne": None}},
+    {"sender_openid": "o", "method": "direct", "items": [{"name": "A"}], "sender_subscribed": [1]},
 ])
 async def test_admin_create_refuses_bad_gifts(api, body):
     status, answer = await api.request("POST", "/api/admin/gifts", body, token=api.admin_token)
     assert status == 400 and answer["error"]["message"]
+
+
+@pytest.mark.gen_test
+async def test_admin_create_keeps_the_templates_the_sender_accepted(api, db):
+    body = {"sender_openid": "o_x", "method": "direct", "items": [{"name": "A"}],
+            "sender_subscribed": ["tpl_summary"]}
+    status, answer = await api.request("POST", "/api/admin/gifts", body, token=api.admin_token)
+    assert status == 201
+    assert (await db.gifts.find_one({"_id": answer["order_id"]}))["sender_subscribed"] == ["tpl_summary"]
 
 
 @pytest.mark.gen_test
