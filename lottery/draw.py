@@ -34,7 +34,7 @@ class Draws:
     def __init__(self, db: AsyncDatabase, lease: timedelta = timedelta(seconds=30),
                  settle_timeout: float = 2.0, fault_pause_before_finish: bool = False,
                  fault_pause_after_items: int = 0,
-                 batch_window: float = 0.02, outcome_delay: float = 2.0) -> None:
+                 batch_window: float = 0.02, batch_size: int = 500, outcome_delay: float = 2.0) -> None:
         self.db = db
         self.lease = lease
         self.settle_timeout = settle_timeout
@@ -43,6 +43,7 @@ class Draws:
         self.fault_pause_before_finish = fault_pause_before_finish
         self.fault_pause_after_items = fault_pause_after_items
         self.batch_window = batch_window
+        self.batch_size = batch_size
         self.outcome_delay = outcome_delay
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._tasks: set[asyncio.Task] = set()
@@ -138,13 +139,19 @@ class Draws:
     # The draw
 
     async def open_many(self, order_ids: list[str] | None, early: bool = False) -> list[str]:
-        """Take the due ones among these gifts (None: all due gifts) and draw them as one batch;
+        """Take the due ones among these gifts (None: all due gifts) and draw them in batches;
         returns those this call finished."""
         now = clock.utcnow()
-        token = f"{self.owner}:{secrets.token_hex(4)}"  # this batch's lease
+        token = f"{self.owner}:{secrets.token_hex(4)}"  # this call's lease
         gifts = await store.take(self.db, order_ids, token, now, now + self.lease, early)
-        if not gifts:
-            return []
+        finished: list[str] = []
+        for start in range(0, len(gifts), self.batch_size):
+            if start:  # a backlog (say, after an outage): keep the rest leased meanwhile
+                await store.extend_lease(self.db, token, clock.utcnow() + self.lease)
+            finished += await self._draw_batch(gifts[start:start + self.batch_size])
+        return finished
+
+    async def _draw_batch(self, gifts: list[dict]) -> list[str]:
         participants, recorded = await self._participants(gifts)
         proofs = await store.save_proofs(self.db, [self._freeze(g, participants[g["_id"]]) for g in gifts])
         now = clock.utcnow()

@@ -45,6 +45,11 @@ async def take(db: AsyncDatabase, order_ids: list[str] | None, token: str, now: 
     return await db.gifts.find({**chosen, "status": "drawing", "lease_owner": token}).to_list()
 
 
+async def extend_lease(db: AsyncDatabase, token: str, lease_until: datetime) -> None:
+    """Renew the lease on the gifts still drawing under this token."""
+    await db.gifts.update_many({"status": "drawing", "lease_owner": token}, {"$set": {"lease_until": lease_until}})
+
+
 async def timed_gifts_to_schedule(db: AsyncDatabase, limit: int = 1000) -> list[dict]:
     """Open gifts with a due time (timed: open_at; full: deadline) not yet given a job."""
     cursor = db.gifts.find({"scheduled": False, "status": "open", "due_at": {"$ne": None}},

@@ -16,6 +16,20 @@ def gifts(db) -> Gifts:
     return Gifts(db, Accounts(db, None))
 
 
+@pytest.fixture
+def drawer(db, io_loop):
+    """Makes Draws on the test database; their background work ends with the test."""
+    made = []
+
+    def make(**kwargs) -> Draws:
+        made.append(Draws(db, **kwargs))
+        return made[-1]
+
+    yield make
+    for draws in made:
+        io_loop.run_sync(lambda: draws.idle(timeout=5))
+
+
 async def make_gift(gifts: Gifts, method: str, joiners: int, items: int = 3, **extra) -> str:
     body = {"sender_openid": "o_sender", "method": method,
             "items": [{"name": f"item{i}"} for i in range(items)], **extra}
@@ -53,10 +67,10 @@ async def outcomes(db, order_id: str) -> dict[str, list]:
 
 
 @pytest.mark.gen_test
-async def test_a_timed_gift_draws_min_items_participants_and_returns_the_rest(db, gifts):
+async def test_a_timed_gift_draws_min_items_participants_and_returns_the_rest(db, gifts, drawer):
     order_id = await make_gift(gifts, "timed", joiners=2, items=3)
     await make_due(db, order_id)
-    draws = Draws(db)
+    draws = drawer()
     assert await draws.open_due() == 1
     gift = await db.gifts.find_one({"_id": order_id})
     assert gift["status"] == "finished" and gift["draw"]["returned"] == [2]
@@ -68,10 +82,10 @@ async def test_a_timed_gift_draws_min_items_participants_and_returns_the_rest(db
 
 
 @pytest.mark.gen_test
-async def test_every_participant_ends_with_won_or_lost(db, gifts):
+async def test_every_participant_ends_with_won_or_lost(db, gifts, drawer):
     order_id = await make_gift(gifts, "timed", joiners=12, items=4)
     await make_due(db, order_id)
-    draws = Draws(db)
+    draws = drawer()
     await draws.open(order_id)
     await draws.idle()  # outcomes are copied onto the joins just after the result
     result = await outcomes(db, order_id)
@@ -79,10 +93,10 @@ async def test_every_participant_ends_with_won_or_lost(db, gifts):
 
 
 @pytest.mark.gen_test
-async def test_the_proof_recomputes(db, gifts):
+async def test_the_proof_recomputes(db, gifts, drawer):
     order_id = await make_gift(gifts, "timed", joiners=7, items=2)
     await make_due(db, order_id)
-    draws = Draws(db)
+    draws = drawer()
     await draws.open(order_id)
     proof = await draws.proof(order_id)
     assert fairness.verify(proof) == []
@@ -92,19 +106,19 @@ async def test_the_proof_recomputes(db, gifts):
 
 
 @pytest.mark.gen_test
-async def test_no_participants_finishes_with_every_item_returned(db, gifts):
+async def test_no_participants_finishes_with_every_item_returned(db, gifts, drawer):
     order_id = await make_gift(gifts, "timed", joiners=0, items=3)
     await make_due(db, order_id)
-    assert await Draws(db).open(order_id)
+    assert await drawer().open(order_id)
     gift = await db.gifts.find_one({"_id": order_id})
     assert gift["status"] == "finished" and gift["draw"]["winners"] == []
     assert gift["draw"]["returned"] == [0, 1, 2]
 
 
 @pytest.mark.gen_test
-async def test_a_full_gift_that_never_fills_opens_at_its_deadline(db, gifts):
+async def test_a_full_gift_that_never_fills_opens_at_its_deadline(db, gifts, drawer):
     order_id = await make_gift(gifts, "full", joiners=3, items=1, open_number=10)
-    draws = Draws(db)
+    draws = drawer()
     assert await draws.open_due() == 0  # not due yet
     await make_due(db, order_id)
     assert await draws.open_due() == 1
@@ -114,8 +128,8 @@ async def test_a_full_gift_that_never_fills_opens_at_its_deadline(db, gifts):
 
 
 @pytest.mark.gen_test
-async def test_the_last_seat_opens_a_full_gift_without_the_joiner_waiting(db, gifts):
-    draws = Draws(db)
+async def test_the_last_seat_opens_a_full_gift_without_the_joiner_waiting(db, gifts, drawer):
+    draws = drawer()
     gifts.on_ready = draws.open_soon
     order_id = await make_gift(gifts, "full", joiners=3, items=1, open_number=3)
     for _ in range(100):
@@ -126,20 +140,20 @@ async def test_the_last_seat_opens_a_full_gift_without_the_joiner_waiting(db, gi
 
 
 @pytest.mark.gen_test
-async def test_racing_drawers_produce_one_draw(db, gifts):
+async def test_racing_drawers_produce_one_draw(db, gifts, drawer):
     order_id = await make_gift(gifts, "timed", joiners=10, items=3)
     await make_due(db, order_id)
-    results = await asyncio.gather(*(Draws(db).open(order_id) for _ in range(6)))
+    results = await asyncio.gather(*(drawer().open(order_id) for _ in range(6)))
     assert results.count(True) == 1
     assert (await settled_outcomes(db, order_id))["won"] == [0, 1, 2]
     assert await db.proofs.count_documents({"_id": order_id}) == 1
 
 
 @pytest.mark.gen_test
-async def test_a_draw_stalled_before_its_result_is_resumed_with_the_same_winners(db, gifts):
+async def test_a_draw_stalled_before_its_result_is_resumed_with_the_same_winners(db, gifts, drawer):
     order_id = await make_gift(gifts, "timed", joiners=10, items=4)
     await make_due(db, order_id)
-    first = Draws(db, lease=timedelta(milliseconds=200), fault_pause_before_finish=True)
+    first = drawer(lease=timedelta(milliseconds=200), fault_pause_before_finish=True)
     stalled = asyncio.ensure_future(first.open(order_id))
     for _ in range(100):
         proof = await db.proofs.find_one({"_id": order_id})
@@ -148,7 +162,7 @@ async def test_a_draw_stalled_before_its_result_is_resumed_with_the_same_winners
         await asyncio.sleep(0.05)
     assert (await db.gifts.find_one({"_id": order_id}))["status"] == "drawing"
     await asyncio.sleep(0.3)  # the stalled draw's lease lapses
-    second = Draws(db)
+    second = drawer()
     assert await second.open_due() == 1
     stalled.cancel()
     gift = await db.gifts.find_one({"_id": order_id})
@@ -159,10 +173,10 @@ async def test_a_draw_stalled_before_its_result_is_resumed_with_the_same_winners
 
 
 @pytest.mark.gen_test
-async def test_outcomes_left_half_copied_are_finished_by_the_sweep(db, gifts):
+async def test_outcomes_left_half_copied_are_finished_by_the_sweep(db, gifts, drawer):
     order_id = await make_gift(gifts, "timed", joiners=10, items=4)
     await make_due(db, order_id)
-    first = Draws(db, lease=timedelta(milliseconds=200), fault_pause_after_items=2)
+    first = drawer(lease=timedelta(milliseconds=200), fault_pause_after_items=2)
     assert await first.open(order_id)  # the result is committed; the copy stalls after 2 winners
     for _ in range(100):
         if len((await outcomes(db, order_id))["won"]) == 2:
@@ -170,7 +184,7 @@ async def test_outcomes_left_half_copied_are_finished_by_the_sweep(db, gifts):
         await asyncio.sleep(0.05)
     assert len((await outcomes(db, order_id))["won"]) == 2
     await asyncio.sleep(0.3)
-    assert await Draws(db, lease=timedelta(milliseconds=200)).open_due() == 0
+    assert await drawer(lease=timedelta(milliseconds=200)).open_due() == 0
     for task in list(first._tasks):
         task.cancel()
     gift = await db.gifts.find_one({"_id": order_id})
@@ -182,9 +196,9 @@ async def test_outcomes_left_half_copied_are_finished_by_the_sweep(db, gifts):
 
 
 @pytest.mark.gen_test
-async def test_only_the_sender_may_open_early_and_not_a_direct_gift(db, gifts):
+async def test_only_the_sender_may_open_early_and_not_a_direct_gift(db, gifts, drawer):
     order_id = await make_gift(gifts, "full", joiners=2, items=1, open_number=10)
-    draws = Draws(db)
+    draws = drawer()
     joiner = await gifts.accounts.ensure_member("o_joiner0")
     sender = await gifts.accounts.ensure_member("o_sender")
     with pytest.raises(Forbidden):
@@ -199,16 +213,29 @@ async def test_only_the_sender_may_open_early_and_not_a_direct_gift(db, gifts):
 
 
 @pytest.mark.gen_test
-async def test_due_filter_ignores_open_gifts_not_yet_due(db, gifts):
-    order_id = await make_gift(gifts, "timed", joiners=1)
-    assert not await Draws(db).open(order_id)
+async def test_a_backlog_of_due_gifts_is_drawn_in_batches_all_of_it(db, gifts, drawer):
+    order_ids = [await make_gift(gifts, "timed", joiners=2, items=1) for _ in range(5)]
+    for order_id in order_ids:
+        await make_due(db, order_id)
+    draws = drawer(batch_size=2)
+    assert await draws.open_due() == 5
+    assert await db.gifts.count_documents({"_id": {"$in": order_ids}, "status": "finished"}) == 5
+    await draws.idle()
+    for order_id in order_ids:
+        assert (await outcomes(db, order_id))["won"] == [0]
 
 
 @pytest.mark.gen_test
-async def test_until_outcomes_are_copied_the_result_reads_from_the_gift(db, gifts):
+async def test_due_filter_ignores_open_gifts_not_yet_due(db, gifts, drawer):
+    order_id = await make_gift(gifts, "timed", joiners=1)
+    assert not await drawer().open(order_id)
+
+
+@pytest.mark.gen_test
+async def test_until_outcomes_are_copied_the_result_reads_from_the_gift(db, gifts, drawer):
     order_id = await make_gift(gifts, "timed", joiners=4, items=1)
     await make_due(db, order_id)
-    draws = Draws(db, lease=timedelta(milliseconds=100))
+    draws = drawer(lease=timedelta(milliseconds=100))
     await draws.open(order_id)
     await draws.idle()
     # Put things back as if the drawer had died right after committing the result.

@@ -101,6 +101,7 @@ async def test_every_watcher_of_a_drawn_gift_gets_its_own_outcome_and_dead_ones_
     assert sorted(states[:-1]).count("won") == len(winners) and set(states[:-1]) <= {"won", "lost"}
     assert dead not in hub.gifts[order_id].subs  # its send failed: forgotten until it resubscribes
     await draws.idle()
+    await draws.idle()
 
 
 @pytest.mark.gen_test(timeout=30)

@@ -33,6 +33,12 @@ def scheduler(db, engine_uri, **kwargs) -> Scheduler:
     return Scheduler(db, Draws(db), engine_uri, sweep_interval=0.5, **kwargs)
 
 
+async def stopped(running: Scheduler) -> None:
+    """Stop as server.py does: the scheduler, then its draws' background work."""
+    await running.stop()
+    await running.draws.idle(timeout=5)
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_a_timed_gift_opens_at_its_time_not_before(db, engine_uri):
     order_id = await timed_gift(db, 2)
@@ -46,7 +52,7 @@ async def test_a_timed_gift_opens_at_its_time_not_before(db, engine_uri):
         print(f"opened {lateness:.3f} s after open_at")  # the 1 s target is measured in bench/draw.py
         assert await db.scheduler_jobs.count_documents({"_id": order_id}) == 0  # the job ran
     finally:
-        await running.stop()
+        await stopped(running)
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -55,7 +61,7 @@ async def test_a_gift_due_while_no_scheduler_ran_opens_at_restart(db, engine_uri
     first = scheduler(db, engine_uri)
     first.start()
     await asyncio.sleep(1)  # it schedules the job, then goes down before the time
-    await first.stop()
+    await stopped(first)
     assert await db.scheduler_jobs.count_documents({"_id": order_id}) == 1
     await asyncio.sleep(3)
     assert (await db.gifts.find_one({"_id": order_id}))["status"] == "open"
@@ -64,7 +70,7 @@ async def test_a_gift_due_while_no_scheduler_ran_opens_at_restart(db, engine_uri
     try:
         assert await wait_finished(db, order_id) is not None
     finally:
-        await second.stop()
+        await stopped(second)
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -82,5 +88,5 @@ async def test_one_leader_at_a_time_and_a_standby_takes_over(db, engine_uri):
         order_id = await timed_gift(db, 0.5)
         assert await wait_finished(db, order_id) is not None
     finally:
-        await b.stop()
+        await stopped(b)
         a._step_down()
