@@ -6,10 +6,11 @@ mid-draw leaves a lease that expires, and the next taker finishes the same draw.
 follow from the committed seed and the frozen participant list (stored once, in `proofs`),
 so a resumed draw commits the same winners, and every write is idempotent. The result is the
 finished gift's `draw.winners`, written by the update that finishes it; the join records get
-their outcomes just after (readers take the result from the gift until then).
+their outcomes `outcome_delay` (2 s) later, and readers take the result from the gift.
 
 Gifts due together are drawn as one batch: the same handful of database commands serve one
-gift or two hundred, which is what keeps many openings due in the same second on time."""
+gift or two hundred, which is what keeps many openings due in the same second on time (a
+backlog goes in batches of `batch_size`)."""
 import asyncio
 import logging
 import os
