@@ -173,31 +173,27 @@ class Draws:
         for order_id in finished:
             log.info("gift %s opened: %d participants, %d winners", order_id,
                      summaries[order_id]["participant_count"], len(summaries[order_id]["winners"]))
-        self._spawn(self._record_outcomes_soon({o: summaries[o]["winners"] for o in finished}))
+        self._spawn(self.record_outcomes({o: summaries[o]["winners"] for o in finished}, self.outcome_delay))
         return finished
 
-    async def _record_outcomes_soon(self, winners: dict[str, list[str]]) -> None:
-        # The copy touches every join; let the result's push and the reads it triggers go first.
-        self._recording.update(winners)
-        try:
-            await asyncio.wait_for(self._hurry.wait(), self.outcome_delay)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            self._recording.difference_update(winners)
-        await self.record_outcomes(winners)
-
-    async def record_outcomes(self, winners: dict[str, list[str]]) -> None:
-        """Copy the committed result onto the join records: each winner's item, then `lost` on
-        every other join. This comes after the finish because it touches every participant
-        (seconds for 100,000 on the embedded engine), and a batch of gifts due together must
-        not wait for it; until then readers take the result from the gift's `draw.winners`.
-        The sweep finishes the copy for a process that died here (`record_outcomes` outbox)."""
+    async def record_outcomes(self, winners: dict[str, list[str]], delay: float = 0.0) -> None:
+        """Copy the committed result of these finished gifts onto the join records: each
+        winner's item, then `lost` on every other join. This comes after the finish because it
+        touches every participant (seconds for 100,000 on the embedded engine), and a batch of
+        gifts due together must not wait for it; until then readers take the result from the
+        gift's `draw.winners`. `delay` lets the result's push and the reads it triggers go
+        first (idle() cuts it short). The sweep finishes the copy for a process that died here
+        (`record_outcomes` outbox)."""
         winners = {o: w for o, w in winners.items() if o not in self._recording}
         if not winners:
             return
         self._recording.update(winners)  # the sweep leaves this process's own copies alone
         try:
+            if delay:
+                try:
+                    await asyncio.wait_for(self._hurry.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
             await self._write_winners([(order_id, member_id, index) for order_id, members in winners.items()
                                        for index, member_id in enumerate(members)])
             await store.write_losers(self.db, list(winners))

@@ -52,7 +52,7 @@ class Roster:
             won = [(j["member_id"], j["item_index"])
                    for j in await store.direct_recipients(self.db, order_id, MAX_WINNERS)]
         else:
-            won = [(m, i) for i, m in enumerate(gift["draw"]["winners"])]
+            won = list(drawn_winners(gift).items())
         people = await store.profiles(self.db, [member_id for member_id, _ in won])
         return {
             "order_id": order_id,

@@ -141,15 +141,12 @@ async def finish(db: AsyncDatabase, summaries: dict[str, dict], now: datetime) -
 
 
 async def write_losers(db: AsyncDatabase, order_ids: list[str]) -> None:
-    """Everyone still without an outcome lost (the winners were copied first); then the gifts'
-    `record_outcomes` outbox records are done. Finished gifts only."""
-    finished = [doc["_id"] async for doc in db.gifts.find({"_id": {"$in": order_ids}, "status": "finished"},
-                                                          {"_id": 1})]
-    if finished:
-        await db.joins.update_many({"order_id": {"$in": finished}, "outcome": None},
-                                   {"$set": {"outcome": "lost"}})
-        await db.outbox.update_many({"_id": {"$in": [f"outcomes:{o}" for o in finished]}},
-                                    {"$set": {"status": "done"}})
+    """In these finished gifts, everyone still without an outcome lost (the winners were
+    copied first); then the gifts' `record_outcomes` outbox records are done."""
+    await db.joins.update_many({"order_id": {"$in": order_ids}, "outcome": None},
+                               {"$set": {"outcome": "lost"}})
+    await db.outbox.update_many({"_id": {"$in": [f"outcomes:{o}" for o in order_ids]}},
+                                {"$set": {"status": "done"}})
 
 
 async def unrecorded_outcomes(db: AsyncDatabase, created_before: datetime) -> dict[str, list[str]]:
