@@ -361,32 +361,32 @@ const CHECK_TEXT = {
 
 async function showProof() {
   const verdict = h('div.verdict', { id: 'verdict', 'data-result': 'pending' }, '正在你的浏览器中验证…');
+  const settle = (result, text) => {
+    verdict.dataset.result = result;
+    verdict.textContent = text;
+  };
   const panel = h('section.panel.proof', {}, h('h2.panel__title', {}, '开奖公平性证明'), verdict);
   show('proof', panel);
   let winners;
   try {
     winners = await api('GET', `/api/v1/gifts/${orderId}/winners`);
   } catch (err) {
-    verdict.textContent = err.message;
-    verdict.dataset.result = 'error';
+    settle('error', err.message);
     return;
   }
   if (winners.method === 'direct') {
-    verdict.textContent = '直接送礼没有抽奖环节，先到先得，无需验证';
-    verdict.dataset.result = 'not-drawn';
+    settle('not-drawn', '直接送礼没有抽奖环节，先到先得，无需验证');
     return;
   }
   if (winners.status !== 'finished') {
-    verdict.textContent = '尚未开奖，开奖后可在这里验证结果';
-    verdict.dataset.result = 'not-opened';
+    settle('not-opened', '尚未开奖，开奖后可在这里验证结果');
     return;
   }
   let proof;
   try {
     proof = await api('GET', `/api/v1/gifts/${orderId}/proof`);
   } catch (err) {
-    verdict.textContent = err.message;
-    verdict.dataset.result = 'error';
+    settle('error', err.message);
     return;
   }
   // Signed in, the page also has the gift as it was published (its commitment) and this
@@ -410,8 +410,8 @@ async function showProof() {
   }
   if (published) checks.unshift({ name: 'published', ok: published === proof.seed_commitment, detail: '' });
   const ok = checks.length > 0 && checks.every((c) => c.ok);
-  verdict.dataset.result = ok ? 'match' : 'mismatch';
-  verdict.textContent = ok ? '✓ 验证通过：中奖结果与公开数据完全一致' : '✗ 验证失败：中奖结果与公开数据不一致';
+  settle(ok ? 'match' : 'mismatch',
+    ok ? '✓ 验证通过：中奖结果与公开数据完全一致' : '✗ 验证失败：中奖结果与公开数据不一致');
   const names = new Map(winners.winners.map((w, i) => [i, w.name]));
   panel.append(
     h('p.proof__intro', {}, '创建礼物时，服务器先公布随机种子的 SHA-256 承诺；开奖后再公布种子本身。'
