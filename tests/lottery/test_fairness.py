@@ -95,3 +95,38 @@ def test_verify_command_line_says_ok_or_mismatch(tmp_path):
     result = subprocess.run([sys.executable, "-m", "lottery.verify", str(bad)], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 1 and "MISMATCH" in result.stdout
+
+
+def consistent(proof: dict) -> dict:
+    """Recompute the hashes and winners over the proof's (possibly tampered) lists, as a forger
+    who controls them would, so only the rule under test can catch the forgery."""
+    participants, items = proof["participants"], proof["items"]
+    proof["participants_hash"] = fairness.participants_hash(participants)
+    proof["items_hash"] = fairness.items_hash(items)
+    positions = fairness.draw(proof["seed"], proof["order_id"], participants, items)
+    proof["winners"] = [{"participant": participants[p], "item_index": i} for i, p in enumerate(positions)]
+    return proof
+
+
+def test_verify_rejects_winners_who_swapped_items():
+    proof = make_proof(seed(9), [f"m{i}" for i in range(10)], ["A", "B", "C"])
+    swapped = copy.deepcopy(proof)
+    first, second = swapped["winners"][0], swapped["winners"][1]
+    first["participant"], second["participant"] = second["participant"], first["participant"]
+    assert fairness.verify(swapped) == ["the winners are not the ones the seed and participants give"]
+
+
+def test_verify_rejects_a_participant_listed_twice_even_with_consistent_hashes():
+    proof = make_proof(seed(10), [f"m{i}" for i in range(6)], ["A", "B"])
+    doubled = copy.deepcopy(proof)
+    doubled["participants"] = sorted(doubled["participants"] + doubled["participants"][:1])
+    problems = fairness.verify(consistent(doubled))
+    assert problems == ["the participant list is not in canonical (sorted, distinct) order"]
+
+
+def test_verify_rejects_an_unsorted_participant_list_even_with_consistent_hashes():
+    proof = make_proof(seed(11), [f"m{i}" for i in range(6)], ["A", "B"])
+    shuffled = copy.deepcopy(proof)
+    shuffled["participants"] = list(reversed(shuffled["participants"]))
+    problems = fairness.verify(consistent(shuffled))
+    assert problems == ["the participant list is not in canonical (sorted, distinct) order"]
