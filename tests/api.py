@@ -1,6 +1,8 @@
 """A small HTTP client for the server's API, used by tests over real sockets."""
+import asyncio
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
@@ -34,6 +36,24 @@ class Api:
             return response.code, json.loads(text)
         except ValueError:
             return response.code, text
+
+    async def burst(self, path: str, body: Any, count: int) -> list[tuple[int, Any]]:
+        """`count` identical JSON POSTs that reach the server together: every connection is
+        open before any request is written, so the server reads them all in one turn of its
+        loop (a client pool would trickle them in as its connections open)."""
+        where = urlsplit(self.base_url)
+        payload = json.dumps(body).encode()
+        request = (f"POST {path} HTTP/1.1\r\nHost: {where.netloc}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode() + payload
+        streams = [await asyncio.open_connection(where.hostname, where.port) for _ in range(count)]
+        for _, writer in streams:
+            writer.write(request)
+        answers = []
+        for reader, writer in streams:
+            head, _, text = (await reader.read()).partition(b"\r\n\r\n")
+            writer.close()
+            answers.append((int(head.split()[1]), json.loads(text)))
+        return answers
 
     async def legacy(self, path: str, body: Any) -> dict:
         """A legacy route: always HTTP 200 with the envelope."""
