@@ -33,16 +33,11 @@ class Draws:
     """Opens gifts: on the last seat, when due, at the sender's request, or resuming."""
 
     def __init__(self, db: AsyncDatabase, lease: timedelta = timedelta(seconds=30),
-                 settle_timeout: float = 2.0, fault_pause_before_finish: bool = False,
-                 fault_pause_after_items: int = 0,
+                 settle_timeout: float = 2.0,
                  batch_window: float = 0.02, batch_size: int = 500, outcome_delay: float = 2.0) -> None:
         self.db = db
         self.lease = lease
         self.settle_timeout = settle_timeout
-        # Fault injection for tests: stop (forever) before committing the result, or after
-        # copying this many winners onto their join records.
-        self.fault_pause_before_finish = fault_pause_before_finish
-        self.fault_pause_after_items = fault_pause_after_items
         self.batch_window = batch_window
         self.batch_size = batch_size
         self.outcome_delay = outcome_delay
@@ -165,11 +160,7 @@ class Draws:
                  "created_at": now}
                 for g in gifts for prefix, kind in (("opened", "gift_opened"), ("outcomes", "record_outcomes"))]))
         summaries = {g["_id"]: self._summary(g, proofs[g["_id"]]) for g in gifts}
-        if self.fault_pause_before_finish:
-            log.warning("fault injection: draw paused before the finish")
-            await asyncio.sleep(3600)
-        # The result: `draw.winners` (member ids in item order) committed with the finish.
-        finished = await store.finish(self.db, summaries, clock.utcnow())
+        finished = await self._finish(summaries)
         for order_id in finished:
             log.info("gift %s opened: %d participants, %d winners", order_id,
                      summaries[order_id]["participant_count"], len(summaries[order_id]["winners"]))
@@ -250,15 +241,13 @@ class Draws:
                 "participants_hash": proof["participants_hash"],
                 "algorithm": f"{fairness.ALGORITHM}/v{fairness.VERSION}"}
 
+    async def _finish(self, summaries: dict[str, dict]) -> list[str]:
+        """The result, `draw.winners` (member ids in item order), committed with the finish;
+        returns the gifts this call finished."""
+        return await store.finish(self.db, summaries, clock.utcnow())
+
     async def _write_winners(self, winners: list[tuple[str, str, int]]) -> None:
-        if not self.fault_pause_after_items:
-            await store.write_winners(self.db, winners)
-            return
-        for count, winner in enumerate(winners, 1):
-            await store.write_winners(self.db, [winner])
-            if count == self.fault_pause_after_items:
-                log.warning("fault injection: draw paused after %d winners", count)
-                await asyncio.sleep(3600)
+        await store.write_winners(self.db, winners)
 
     def _spawn(self, work: Awaitable) -> None:
         task = asyncio.ensure_future(self._logged(work))

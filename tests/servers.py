@@ -23,9 +23,12 @@ def uri_with_db(uri: str, name: str) -> str:
 class ServerProcess:
     """`python server.py` as a child process on a free port."""
 
-    def __init__(self, mongodb_uri: str, wechat_url: str, *args: str, port: int | None = None) -> None:
+    def __init__(self, mongodb_uri: str, wechat_url: str, *args: str, port: int | None = None,
+                 stall: str | None = None) -> None:
         self.port = port or free_port()
-        self.args = [sys.executable, os.path.join(ROOT, "server.py"), f"--port={self.port}", *args]
+        # `stall`: run tests/stalled_server.py instead, whose draws stop at that point.
+        entry = ["-m", "tests.stalled_server", stall] if stall else [os.path.join(ROOT, "server.py")]
+        self.args = [sys.executable, *entry, f"--port={self.port}", *args]
         self.env = {**os.environ, "MONGODB_URI": mongodb_uri, "WECHAT_APPID": APPID,
                     "WECHAT_SECRET": SECRET, "WECHAT_API_BASE": wechat_url, "ADMIN_TOKEN": ADMIN_TOKEN}
         self.process: subprocess.Popen | None = None

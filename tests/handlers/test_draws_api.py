@@ -62,10 +62,11 @@ async def test_early_open_is_for_the_sender_of_a_full_or_timed_gift(api, db):
     assert (await api.request("POST", f"/api/v1/gifts/{order_id}/open", {}))[0] == 401
 
 
-async def killed_and_recovered(uri: str, wechat_url: str, db, fault: str, crashed):
-    """Run a draw in a real process that stops at `fault`, SIGKILL it once `crashed(order_id)`
+async def killed_and_recovered(uri: str, wechat_url: str, db, stall: str, crashed):
+    """Run a draw in a real process that stalls at `stall`, SIGKILL it once `crashed(order_id)`
     holds, and let a fresh scheduler process finish. Returns (gift, what crashed returned)."""
-    crashing = ServerProcess(uri, wechat_url, fault, "--draw_lease_seconds=2", "--leader_lease_seconds=2").start()
+    crashing = ServerProcess(uri, wechat_url, "--draw_lease_seconds=2", "--leader_lease_seconds=2",
+                             stall=stall).start()
     api = Api(crashing.base_url)
     try:
         order_id = await api.create_gift(method="full", open_number=8,
@@ -103,7 +104,7 @@ async def test_a_draw_killed_before_its_result_is_finished_by_the_next_process_w
         return proof if proof and gift["status"] == "drawing" else None
 
     gift, proof = await killed_and_recovered(uri_with_db(engine_uri, db_name), wechat_fake.url, db,
-                                             "--fault_pause_before_finish", frozen_but_not_finished)
+                                             "before_finish", frozen_but_not_finished)
     assert gift["draw"]["winners"] == proof["winner_member_ids"]  # the list the killed drawer froze
 
 
@@ -115,7 +116,7 @@ async def test_a_draw_killed_while_copying_outcomes_is_finished_by_the_next_proc
         return {j["member_id"]: j["item_index"] for j in joins} if len(joins) == 2 else None
 
     gift, before = await killed_and_recovered(uri_with_db(engine_uri, db_name), wechat_fake.url, db,
-                                              "--fault_pause_after_items=2", two_copied)
+                                              "after_winners=2", two_copied)
     assert all(gift["draw"]["winners"][i] == m for m, i in before.items())
 
 

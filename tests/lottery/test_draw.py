@@ -9,6 +9,7 @@ from lottery.accounts import Accounts
 from lottery.draw import Draws
 from lottery.errors import Forbidden, GiftOpened, NotOpenable
 from lottery.gifts import Gifts
+from tests.stalling import stalling_draws
 
 
 @pytest.fixture
@@ -21,8 +22,8 @@ def drawer(db, io_loop):
     """Makes Draws on the test database; their background work ends with the test."""
     made = []
 
-    def make(**kwargs) -> Draws:
-        made.append(Draws(db, **kwargs))
+    def make(stall: str | None = None, **kwargs) -> Draws:
+        made.append((stalling_draws(stall) if stall else Draws)(db, **kwargs))
         return made[-1]
 
     yield make
@@ -49,14 +50,10 @@ async def make_due(db, order_id: str) -> None:
     await db.gifts.update_one({"_id": order_id}, {"$set": {"open_at": now, "deadline_at": now, "due_at": now}})
 
 
-async def settled_outcomes(db, order_id: str) -> dict[str, list]:
-    """The outcomes once the draw has copied them onto every join (just after the finish)."""
-    for _ in range(100):
-        result = await outcomes(db, order_id)
-        if not result["none"]:
-            break
-        await asyncio.sleep(0.05)
-    return result
+async def until_past(moment) -> None:
+    """Wait until the clock has passed `moment` (a lease's end, say)."""
+    while clock.utcnow() <= clock.as_utc(moment):
+        await asyncio.sleep(0.02)
 
 
 async def outcomes(db, order_id: str) -> dict[str, list]:
@@ -132,20 +129,20 @@ async def test_the_last_seat_opens_a_full_gift_without_the_joiner_waiting(db, gi
     draws = drawer()
     gifts.on_ready = draws.open_soon
     order_id = await make_gift(gifts, "full", joiners=3, items=1, open_number=3)
-    for _ in range(100):
-        if (await db.gifts.find_one({"_id": order_id}))["status"] == "finished":
-            break
-        await asyncio.sleep(0.05)
-    assert (await settled_outcomes(db, order_id))["won"] == [0]
+    await draws.idle()  # the draw the last seat started, and its outcome copy
+    assert (await db.gifts.find_one({"_id": order_id}))["status"] == "finished"
+    assert (await outcomes(db, order_id))["won"] == [0]
 
 
 @pytest.mark.gen_test
 async def test_racing_drawers_produce_one_draw(db, gifts, drawer):
     order_id = await make_gift(gifts, "timed", joiners=10, items=3)
     await make_due(db, order_id)
-    results = await asyncio.gather(*(drawer().open(order_id) for _ in range(6)))
+    racers = [drawer() for _ in range(6)]
+    results = await asyncio.gather(*(racer.open(order_id) for racer in racers))
     assert results.count(True) == 1
-    assert (await settled_outcomes(db, order_id))["won"] == [0, 1, 2]
+    await asyncio.gather(*(racer.idle() for racer in racers))
+    assert (await outcomes(db, order_id))["won"] == [0, 1, 2]
     assert await db.proofs.count_documents({"_id": order_id}) == 1
 
 
@@ -153,15 +150,16 @@ async def test_racing_drawers_produce_one_draw(db, gifts, drawer):
 async def test_a_draw_stalled_before_its_result_is_resumed_with_the_same_winners(db, gifts, drawer):
     order_id = await make_gift(gifts, "timed", joiners=10, items=4)
     await make_due(db, order_id)
-    first = drawer(lease=timedelta(milliseconds=200), fault_pause_before_finish=True)
+    first = drawer(lease=timedelta(milliseconds=200), stall="before_finish")
     stalled = asyncio.ensure_future(first.open(order_id))
     for _ in range(100):
         proof = await db.proofs.find_one({"_id": order_id})
         if proof is not None:
             break
         await asyncio.sleep(0.05)
-    assert (await db.gifts.find_one({"_id": order_id}))["status"] == "drawing"
-    await asyncio.sleep(0.3)  # the stalled draw's lease lapses
+    stalled_gift = await db.gifts.find_one({"_id": order_id})
+    assert stalled_gift["status"] == "drawing"
+    await until_past(stalled_gift["lease_until"])  # the stalled draw's lease lapses
     second = drawer()
     assert await second.open_due() == 1
     stalled.cancel()
@@ -176,14 +174,15 @@ async def test_a_draw_stalled_before_its_result_is_resumed_with_the_same_winners
 async def test_outcomes_left_half_copied_are_finished_by_the_sweep(db, gifts, drawer):
     order_id = await make_gift(gifts, "timed", joiners=10, items=4)
     await make_due(db, order_id)
-    first = drawer(lease=timedelta(milliseconds=200), fault_pause_after_items=2)
+    first = drawer(lease=timedelta(milliseconds=200), stall="after_winners=2")
     assert await first.open(order_id)  # the result is committed; the copy stalls after 2 winners
     for _ in range(100):
         if len((await outcomes(db, order_id))["won"]) == 2:
             break
         await asyncio.sleep(0.05)
     assert len((await outcomes(db, order_id))["won"]) == 2
-    await asyncio.sleep(0.3)
+    record = await db.outbox.find_one({"_id": f"outcomes:{order_id}"})
+    await until_past(record["created_at"] + timedelta(milliseconds=200))  # older than a lease
     assert await drawer(lease=timedelta(milliseconds=200)).open_due() == 0
     for task in list(first._tasks):
         task.cancel()
@@ -241,12 +240,36 @@ async def test_until_outcomes_are_copied_the_result_reads_from_the_gift(db, gift
     # Put things back as if the drawer had died right after committing the result.
     await db.joins.update_many({"order_id": order_id}, {"$set": {"outcome": None, "item_index": None}})
     await db.outbox.update_one({"_id": f"outcomes:{order_id}"}, {"$set": {"status": "pending"}})
+    record = await db.outbox.find_one({"_id": f"outcomes:{order_id}"})
     views = [(await gifts.look(order_id, await gifts.accounts.ensure_member(f"o_joiner{i}")))[1]
              for i in range(4)]
     assert sorted(v["state"] for v in views) == ["lost", "lost", "lost", "won"]
     assert [v["item"]["name"] for v in views if v["state"] == "won"] == ["item0"]
-    await asyncio.sleep(0.2)
+    await until_past(record["created_at"] + draws.lease)  # the sweep takes over copies older than a lease
     await draws.open_due()
     result = await outcomes(db, order_id)
     assert result["won"] == [0] and len(result["lost"]) == 3
     assert (await db.outbox.find_one({"_id": f"outcomes:{order_id}"}))["status"] == "done"
+
+
+@pytest.mark.gen_test
+async def test_a_gift_drawing_under_another_drawers_live_lease_is_never_taken(db, gifts, drawer):
+    order_id = await make_gift(gifts, "timed", joiners=5, items=2)
+    await make_due(db, order_id)
+    first = drawer(lease=timedelta(minutes=10), stall="before_finish")
+    stalled = asyncio.ensure_future(first.open(order_id))
+    try:
+        for _ in range(200):
+            if await db.proofs.find_one({"_id": order_id}) is not None:
+                break
+            await asyncio.sleep(0.05)
+        held = await db.gifts.find_one({"_id": order_id})
+        assert held["status"] == "drawing" and held["lease_owner"].startswith(first.owner)
+        second = drawer()
+        assert await second.open_due() == 0
+        assert not await second.open(order_id)
+        after = await db.gifts.find_one({"_id": order_id})
+        assert (after["status"], after["lease_owner"], after["version"]) == \
+            ("drawing", held["lease_owner"], held["version"])
+    finally:
+        stalled.cancel()
