@@ -55,6 +55,7 @@ class Scheduler:
         self.lease = timedelta(seconds=lease_seconds)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.is_leader = False
+        self.rounds = 0  # rounds completed, as leader or standby
         self._sync_client: MongoClient | None = None
         self._aps: BackgroundScheduler | None = None
         self._task: asyncio.Task | None = None
@@ -69,11 +70,11 @@ class Scheduler:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        was_leader = self.is_leader
         self._step_down()
-        if self.is_leader:
+        if was_leader:  # hand over now: a standby need not wait for the lease to lapse
             await self.db.leases.update_one({"_id": LEADER_LEASE, "owner": self.owner},
                                             {"$set": {"until": clock.utcnow()}})
-        self.is_leader = False
 
     async def _run(self) -> None:
         while True:
@@ -90,6 +91,7 @@ class Scheduler:
                 raise
             except Exception:
                 log.exception("scheduler round failed; retrying")
+            self.rounds += 1
             await asyncio.sleep(self.sweep_interval)
 
     async def _hold_lease(self) -> bool:

@@ -1,6 +1,6 @@
 """Timed gifts open on time, after downtime, and under exactly one active scheduler."""
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -8,29 +8,43 @@ from lottery import clock
 from lottery.accounts import Accounts
 from lottery.draw import Draws
 from lottery.gifts import Gifts
-from lottery.scheduler import Scheduler
+from lottery.scheduler import LEADER_LEASE, Scheduler
 
 
-async def timed_gift(db, seconds_ahead: float, joiners: int = 3) -> str:
+async def timed_gift(db, seconds_ahead: float, joiners: int = 3) -> dict:
     gifts = Gifts(db, Accounts(db, None))
     gift = await gifts.create({"sender_openid": "o_s", "method": "timed", "items": [{"name": "A"}],
                                "open_at": (clock.utcnow() + timedelta(seconds=seconds_ahead)).isoformat()})
     for i in range(joiners):
         await gifts.join(gift["_id"], await gifts.accounts.ensure_member(f"o_j{i}"))
-    return gift["_id"]
+    return gift
 
 
-async def wait_finished(db, order_id: str, timeout: float = 15) -> dict | None:
-    for _ in range(int(timeout / 0.05)):
-        gift = await db.gifts.find_one({"_id": order_id})
-        if gift["status"] == "finished":
-            return gift
+async def until(predicate, timeout: float = 30) -> None:
+    """Wait for an async (or plain) condition, with a generous deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
         await asyncio.sleep(0.05)
-    return None
+
+
+async def until_past(moment: datetime) -> None:
+    """Wait until the clock has passed `moment`."""
+    await until(lambda: clock.utcnow() > clock.as_utc(moment))
+
+
+async def finished(db, order_id: str) -> dict | None:
+    gift = await db.gifts.find_one({"_id": order_id})
+    return gift if gift["status"] == "finished" else None
 
 
 def scheduler(db, engine_uri, **kwargs) -> Scheduler:
-    return Scheduler(db, Draws(db), engine_uri, sweep_interval=0.5, **kwargs)
+    return Scheduler(db, Draws(db), engine_uri, sweep_interval=0.2, **kwargs)
 
 
 async def stopped(running: Scheduler) -> None:
@@ -39,54 +53,67 @@ async def stopped(running: Scheduler) -> None:
     await running.draws.idle(timeout=5)
 
 
-@pytest.mark.gen_test(timeout=30)
-async def test_a_timed_gift_opens_at_its_time_not_before(db, engine_uri):
-    order_id = await timed_gift(db, 2)
+@pytest.mark.gen_test(timeout=60)
+async def test_a_timed_gift_opens_at_its_time_not_before_and_its_job_is_used_up(db, engine_uri):
+    gift = await timed_gift(db, 2)
     running = scheduler(db, engine_uri)
     running.start()
     try:
-        gift = await wait_finished(db, order_id)
-        assert gift is not None
-        lateness = (gift["opened_at"] - gift["open_at"]).total_seconds()
-        assert lateness >= 0
-        print(f"opened {lateness:.3f} s after open_at")  # the 1 s target is measured in bench/draw.py
-        assert await db.scheduler_jobs.count_documents({"_id": order_id}) == 0  # the job ran
+        await until(lambda: finished(db, gift["_id"]))
+        opened = await finished(db, gift["_id"])
+        assert opened["opened_at"] >= opened["open_at"]  # how late is measured in bench/draw.py
+        assert await db.scheduler_jobs.count_documents({"_id": gift["_id"]}) == 0  # the job ran
     finally:
         await stopped(running)
 
 
-@pytest.mark.gen_test(timeout=30)
+@pytest.mark.gen_test(timeout=60)
 async def test_a_gift_due_while_no_scheduler_ran_opens_at_restart(db, engine_uri):
-    order_id = await timed_gift(db, 3)
+    gift = await timed_gift(db, 3)
     first = scheduler(db, engine_uri)
     first.start()
-    await asyncio.sleep(1)  # it schedules the job, then goes down before the time
+    # It gives the gift its job, then goes down before the open time.
+    await until(lambda: db.scheduler_jobs.count_documents({"_id": gift["_id"]}))
     await stopped(first)
-    assert await db.scheduler_jobs.count_documents({"_id": order_id}) == 1
-    await asyncio.sleep(3)
-    assert (await db.gifts.find_one({"_id": order_id}))["status"] == "open"
+    await until_past(gift["open_at"])
+    assert (await db.gifts.find_one({"_id": gift["_id"]}))["status"] == "open"
     second = scheduler(db, engine_uri)
     second.start()
     try:
-        assert await wait_finished(db, order_id) is not None
+        await until(lambda: finished(db, gift["_id"]))
     finally:
         await stopped(second)
 
 
-@pytest.mark.gen_test(timeout=30)
-async def test_one_leader_at_a_time_and_a_standby_takes_over(db, engine_uri):
-    a, b = scheduler(db, engine_uri, lease_seconds=1), scheduler(db, engine_uri, lease_seconds=1)
+@pytest.mark.gen_test(timeout=60)
+async def test_one_leader_at_a_time_and_a_standby_takes_over_only_once_the_lease_lapses(db, engine_uri):
+    a, b = scheduler(db, engine_uri, lease_seconds=2), scheduler(db, engine_uri, lease_seconds=2)
     a.start()
-    await asyncio.sleep(0.8)
+    await until(lambda: a.is_leader)
     b.start()
-    await asyncio.sleep(1.5)
+    await until(lambda: b.rounds >= 5)  # a standby that tried, again and again
     assert (a.is_leader, b.is_leader) == (True, False)
     a._task.cancel()  # a dies without handing over: its lease must lapse first
-    await asyncio.sleep(2.5)
+    lapses = (await db.leases.find_one({"_id": LEADER_LEASE}))["until"]
     try:
-        assert b.is_leader
-        order_id = await timed_gift(db, 0.5)
-        assert await wait_finished(db, order_id) is not None
+        await until(lambda: b.is_leader)
+        assert clock.utcnow() > clock.as_utc(lapses)
+        gift = await timed_gift(db, 0.5)
+        await until(lambda: finished(db, gift["_id"]))
     finally:
         await stopped(b)
         a._step_down()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_clean_stop_hands_the_lease_over_at_once(db, engine_uri):
+    a, b = scheduler(db, engine_uri, lease_seconds=30), scheduler(db, engine_uri, lease_seconds=30)
+    a.start()
+    await until(lambda: a.is_leader)
+    b.start()
+    await until(lambda: b.rounds >= 2)
+    await stopped(a)
+    try:
+        await until(lambda: b.is_leader, timeout=20)  # long before a's 30 s lease would lapse
+    finally:
+        await stopped(b)
