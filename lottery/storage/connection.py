@@ -3,10 +3,11 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 
-def client_for(uri: str, max_pool_size: int = 50, **kwargs) -> AsyncMongoClient:
+def client_for(uri: str, max_pool_size: int = 50, server_selection_ms: int = 5000,
+               **kwargs) -> AsyncMongoClient:
     """An async client. Time zones are kept so datetimes come back aware (UTC)."""
     return AsyncMongoClient(uri, tz_aware=True, maxPoolSize=max_pool_size,
-                            serverSelectionTimeoutMS=5000, **kwargs)
+                            serverSelectionTimeoutMS=server_selection_ms, **kwargs)
 
 
 def database_name(uri: str, default: str = "gift_lottery") -> str:

@@ -9,7 +9,7 @@ import pytest
 from pymongo.errors import OperationFailure
 from tornado.httpclient import HTTPClientError
 
-from handlers.realtime import CLOSE_BACKLOG, CLOSE_BAD_KEY, CLOSE_FLOOD
+from handlers.realtime import CLOSE_AUTH_TIMEOUT, CLOSE_BACKLOG, CLOSE_BAD_KEY, CLOSE_FLOOD
 from lottery.live import LiveHub
 from lottery.storage import live as live_store
 from server import make_app
@@ -286,6 +286,28 @@ async def test_auth_by_message_then_subscribe(api, base_url):
         client.send({"type": "subscribe", "order_id": order_id})
         snapshot = await client.next("snapshot")
         assert snapshot["me"] == {"state": "can_join"}
+    finally:
+        client.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_connection_that_never_authenticates_is_closed_with_4408(app, http_server, base_url):
+    app.settings["realtime"].auth_timeout = 0.3
+    silent = await WsClient.connect(base_url)
+    assert await silent.closed() == CLOSE_AUTH_TIMEOUT
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_second_identity_on_one_connection_is_refused_and_the_first_kept(api, base_url):
+    order_id = await api.create_gift(method="full", open_number=3)
+    first, second = await api.login("first"), await api.login("second")
+    await api.join(first, order_id)
+    client = await WsClient.connect(base_url, first)
+    try:
+        client.send({"type": "auth", "login_key": second})
+        assert (await client.next("error"))["code"] == "already_authenticated"
+        client.send({"type": "subscribe", "order_id": order_id})
+        assert (await client.next("snapshot"))["me"]["state"] == "joined_waiting"  # still the first
     finally:
         client.close()
 

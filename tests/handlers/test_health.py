@@ -1,0 +1,47 @@
+"""When the database goes away: /healthz says so, and a websocket that cannot authenticate is
+closed with 1011 rather than left hanging."""
+import pytest
+
+from lottery.storage.connection import client_for, ensure_indexes
+from lottery.storage.engine import EmbeddedEngine
+from server import make_app
+from tests.api import ADMIN_TOKEN
+from tests.conftest import shut_down
+from tests.ws import WsClient
+
+
+@pytest.fixture
+def engine():
+    """A private engine, so that a test may stop it."""
+    own = EmbeddedEngine(":memory:")
+    own.start()
+    yield own
+    own.stop()
+
+
+@pytest.fixture
+def app(engine, wechat, io_loop):
+    client = client_for(engine.uri, server_selection_ms=500)
+    db = client["health"]
+    io_loop.run_sync(lambda: ensure_indexes(db))
+    application = make_app(db, wechat, admin_token=ADMIN_TOKEN)
+    yield application
+    shut_down(application, io_loop)
+    io_loop.run_sync(client.close)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_healthz_answers_200_while_the_database_answers_and_503_once_it_is_gone(api, engine):
+    assert await api.request("GET", "/healthz") == (200, {"status": "ok"})
+    engine.stop()
+    assert await api.request("GET", "/healthz") == (503, {"status": "database unavailable"})
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_websocket_that_cannot_authenticate_for_want_of_a_database_is_closed_with_1011(
+        api, base_url, engine):
+    key = await api.login("stranded")
+    client = await WsClient.connect(base_url)
+    engine.stop()
+    client.send({"type": "auth", "login_key": key})
+    assert await client.closed() == 1011
