@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 from tornado import web
+from tornado.httpserver import HTTPServer
 from tornado.httpclient import AsyncHTTPClient
 from tornado.options import Error as OptionError, define, options
 
@@ -34,54 +35,70 @@ from notify.worker import Limits, NotificationWorker
 
 log = logging.getLogger("gift_lottery")
 
-define("port", default=int(os.environ.get("PORT", "8888")), help="HTTP port (env PORT)")
-define("mongodb_uri", default=os.environ.get("MONGODB_URI", ""),
-       help="MongoDB URI (env MONGODB_URI); unset: start the embedded engine")
-define("data_dir", default=os.environ.get("DATA_DIR", "./data"),
-       help="embedded engine data folder, kept across restarts (env DATA_DIR)")
-define("wechat_appid", default=os.environ.get("WECHAT_APPID", ""),
-       help="mini-program appid (env WECHAT_APPID)")
-define("wechat_secret", default="",
-       help="mini-program app secret (env WECHAT_SECRET; never printed)")
-define("wechat_api_base", default=os.environ.get("WECHAT_API_BASE", "https://api.weixin.qq.com"),
-       help="WeChat API base URL (env WECHAT_API_BASE)")
-define("admin_token", default="",
-       help="enables /api/admin/* with this bearer token (env ADMIN_TOKEN; never printed)")
-define("role", default=os.environ.get("ROLE", "all"),
-       help="all: web and scheduler; web: HTTP only; scheduler: draws and jobs only (env ROLE)")
-define("draw_lease_seconds", default=30.0, help="how long a draw may stall before another process resumes it")
-define("sweep_seconds", default=1.0, help="how often the scheduler opens overdue gifts")
-define("leader_lease_seconds", default=10.0,
+# Every option also reads the environment variable of its name in upper case (PORT, MONGODB_URI,
+# ...); the command line wins. Secrets are only ever taken from there or the command line, and
+# --help shows defaults, never values.
+GROUP = "gift lottery server"
+
+
+def option(name: str, default: object, help: str) -> None:
+    """define() in this server's group, naming the environment variable in its help."""
+    define(name, default=default, help=f"{help} (env {name.upper()})", group=GROUP)
+
+
+option("port", default=8888, help="HTTP port")
+option("mongodb_uri", default="", help="MongoDB URI; unset: start the embedded engine")
+option("data_dir", default="./data", help="embedded engine data folder, kept across restarts")
+option("wechat_appid", default="", help="mini-program appid")
+option("wechat_secret", default="", help="mini-program app secret (never printed or logged)")
+option("wechat_api_base", default="https://api.weixin.qq.com", help="WeChat API base URL")
+option("admin_token", default="", help="enables /api/admin/* with this bearer token (never printed)")
+option("role", default="all", help="all: web and scheduler; web: HTTP only; scheduler: draws and jobs only")
+option("draw_lease_seconds", default=30.0, help="how long a draw may stall before another process resumes it")
+option("sweep_seconds", default=1.0, help="how often the scheduler opens overdue gifts")
+option("leader_lease_seconds", default=10.0,
        help="how long a silent scheduler keeps the leadership before a standby takes over")
-define("fault_pause_before_finish", default=False,
-       help="testing only: a draw stops for good just before committing its result")
-define("fault_pause_after_items", default=0,
-       help="testing only: a draw stops for good after copying this many winners onto their joins")
-define("dev", default=False,
+option("dev", default=False,
        help="development mode: browser sign-in by name, no WeChat (local database only; never in production)")
-define("demo", default=False, help="development mode plus one demo gift per opening method")
-define("ws_origins", default=os.environ.get("WS_ORIGINS", ""),
-       help="comma-separated browser origins allowed on /ws besides this host, or * (env WS_ORIGINS)")
-define("ws_ping_interval", default=25.0, help="seconds between websocket pings")
-define("ws_ping_timeout", default=10.0, help="seconds a websocket peer has to answer a ping")
-define("ws_max_subscriptions", default=20, help="gifts one websocket connection may follow")
-define("realtime_polling", default=False,
+option("demo", default=False, help="development mode plus one demo gift per opening method")
+option("ws_origins", default="",
+       help="comma-separated browser origins allowed on /ws besides this host, or *")
+option("ws_ping_interval", default=25.0, help="seconds between websocket pings")
+option("ws_ping_timeout", default=10.0, help="seconds a websocket peer has to answer a ping")
+option("ws_max_subscriptions", default=20, help="gifts one websocket connection may follow")
+option("realtime_polling", default=False,
        help="follow gifts by polling instead of a change stream (automatic where change streams are unavailable)")
-define("realtime_poll_seconds", default=0.5, help="poll interval of the realtime polling fallback")
-define("login_key_days", default=int(os.environ.get("LOGIN_KEY_DAYS", "30")),
-       help="login key lifetime in days (env LOGIN_KEY_DAYS)")
-define("notify_config", default=os.environ.get("NOTIFY_CONFIG", ""),
-       help="subscribe-message templates, a JSON file (env NOTIFY_CONFIG; or the JSON itself in "
-            "NOTIFY_TEMPLATES); none: nothing is sent, see docs/notifications.md")
-define("notify_rate", default=float(os.environ.get("NOTIFY_RATE", "20")),
-       help="subscribe messages per second, per scheduler process (env NOTIFY_RATE)")
-define("notify_concurrency", default=int(os.environ.get("NOTIFY_CONCURRENCY", "4")),
-       help="subscribe-message requests in flight at once, per process (env NOTIFY_CONCURRENCY)")
-define("notify_lease_seconds", default=60.0,
+option("realtime_poll_seconds", default=0.5, help="poll interval of the realtime polling fallback")
+option("login_key_days", default=30, help="login key lifetime in days")
+option("notify_config", default="",
+       help="subscribe-message templates, a JSON file (or the JSON itself in NOTIFY_TEMPLATES); "
+            "none: nothing is sent, see docs/notifications.md")
+option("notify_rate", default=20.0, help="subscribe messages per second, per scheduler process")
+option("notify_concurrency", default=4, help="subscribe-message requests in flight at once, per process")
+option("notify_lease_seconds", default=60.0,
        help="how long a notification stays claimed by a process that stopped answering")
-define("notify_max_attempts", default=25, help="attempts before a notification is failed")
-define("notify_backoff_seconds", default=2.0,
+option("notify_max_attempts", default=25, help="attempts before a notification is failed")
+option("notify_backoff_seconds", default=2.0,
        help="wait before a failed notification's second attempt; doubles each time, with jitter, up to 10 min")
+
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def apply_environment(environ: dict[str, str]) -> None:
+    """Set each option from its environment variable (`--notify_rate` from NOTIFY_RATE)."""
+    for name, value in options.group_dict(GROUP).items():
+        raw = environ.get(name.upper())
+        if raw is None:
+            continue
+        try:
+            if isinstance(value, bool):
+                if raw.strip().lower() not in TRUE + FALSE:
+                    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+                options[name] = raw.strip().lower() in TRUE
+            else:
+                options[name] = type(value)(raw)
+        except ValueError as exc:
+            raise SystemExit(f"environment variable {name.upper()}: not a valid {type(value).__name__} ({exc})")
 
 
 def tune_gc() -> None:
@@ -90,6 +107,16 @@ def tune_gc() -> None:
     bench/ws_fanout.py: 5,000 clients, p99 from 0.9 s to 0.33 s."""
     gc.set_threshold(50_000, 20, 100)
     gc.freeze()  # what exists at startup is never garbage
+
+
+# The largest request body the HTTP server reads at all; a longer one is answered with a bare
+# 400 and the connection is closed. JSON handlers refuse bodies over 64 KiB with a clear error.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def http_server(app: web.Application) -> HTTPServer:
+    """The HTTP server as production runs it; the tests serve their apps with this too."""
+    return HTTPServer(app, max_body_size=MAX_BODY_BYTES)
 
 
 def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "",
@@ -125,9 +152,7 @@ async def serve(uri: str) -> None:
     db = client[database_name(uri)]
     await ensure_indexes(db)
     wechat = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base)
-    draw_service = Draws(db, lease=timedelta(seconds=options.draw_lease_seconds),
-                         fault_pause_before_finish=options.fault_pause_before_finish,
-                         fault_pause_after_items=options.fault_pause_after_items)
+    draw_service = Draws(db, lease=timedelta(seconds=options.draw_lease_seconds))
     hub = LiveHub(db, force_polling=options.realtime_polling, poll_interval=options.realtime_poll_seconds)
     realtime_options = realtime.RealtimeOptions(
         ping_interval=options.ws_ping_interval, ping_timeout=options.ws_ping_timeout,
@@ -145,7 +170,8 @@ async def serve(uri: str) -> None:
     else:
         hub.start()  # one change stream per web process
     tune_gc()
-    server = app.listen(options.port, max_body_size=1024 * 1024)
+    server = http_server(app)
+    server.listen(options.port)
     log.info("%s role listening on http://127.0.0.1:%d", options.role, options.port)
     scheduler = None
     if options.role in ("all", "scheduler"):
@@ -189,15 +215,13 @@ def notify_config() -> NotifyConfig:
 
 
 def main() -> None:
+    apply_environment(dict(os.environ))
     try:
         options.parse_command_line()
     except OptionError as exc:  # e.g. `--port 80` (Tornado wants `--port=80`)
         raise SystemExit(f"{exc} (write options as --name=value; see --help)")
     if options.role not in ("all", "web", "scheduler"):
         raise SystemExit("--role must be all, web or scheduler")
-    # Secrets come from the environment unless given; their defaults stay out of --help.
-    options.wechat_secret = options.wechat_secret or os.environ.get("WECHAT_SECRET", "")
-    options.admin_token = options.admin_token or os.environ.get("ADMIN_TOKEN", "")
     options.dev = options.dev or options.demo
     notify_config()  # a broken template configuration stops the start, not the first send
     if options.dev:

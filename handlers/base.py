@@ -11,7 +11,7 @@ from typing import Any
 from tornado import web
 
 from lottery.accounts import Accounts
-from lottery.errors import Forbidden, InvalidInput, LoginExpired, LotteryError
+from lottery.errors import BodyTooLarge, Forbidden, InvalidInput, LoginExpired, LotteryError
 from lottery.gifts import Gifts
 
 log = logging.getLogger("gift_lottery.http")
@@ -39,7 +39,7 @@ class BaseHandler(web.RequestHandler):
     def json_body(self) -> dict:
         """The request body as a JSON object, or InvalidInput."""
         if len(self.request.body) > MAX_JSON_BODY:
-            raise InvalidInput("请求体过大")
+            raise BodyTooLarge()
         if not self.request.body:
             return {}
         try:

@@ -18,6 +18,12 @@ class InvalidInput(LotteryError):
     message = "参数错误"
 
 
+class BodyTooLarge(InvalidInput):
+    code = "body_too_large"
+    status = 413
+    message = "请求体过大"
+
+
 class MissingParams(InvalidInput):
     code = "missing_params"
     message = "缺少参数"

@@ -12,7 +12,7 @@ sys.path.insert(0, ROOT)
 from lottery.storage.connection import client_for, ensure_indexes  # noqa: E402
 from lottery.storage.engine import EmbeddedEngine  # noqa: E402
 from notify.wechat import WeChatClient  # noqa: E402
-from server import make_app  # noqa: E402
+from server import http_server as production_http_server, make_app  # noqa: E402
 from tests.fakes.wechat import APPID, SECRET, FakeWeChat  # noqa: E402
 
 from tests.api import ADMIN_TOKEN  # noqa: E402
@@ -67,6 +67,17 @@ def app(db, wechat, io_loop):
     application = make_app(db, wechat, admin_token=ADMIN_TOKEN)
     yield application
     shut_down(application, io_loop)
+
+
+@pytest.fixture
+def http_server(request, io_loop, _unused_port, app):
+    """The app on a real socket, served with production's HTTP server settings (body cap and
+    timeouts), so a difference between the two cannot hide a bug."""
+    server = production_http_server(app)
+    server.add_socket(_unused_port[0])
+    yield server
+    server.stop()
+    io_loop.run_sync(server.close_all_connections, timeout=10)
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
 """`python server.py`: its options, and the embedded engine it starts and stops by itself."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import urllib.request
 
 from tests.api import ADMIN_TOKEN
+from lottery.storage.engine import free_port
 from tests.servers import ROOT, ServerProcess
 
 NO_WECHAT = "http://127.0.0.1:9"
@@ -41,9 +43,32 @@ def test_help_lists_every_setting_with_its_environment_name_and_never_a_secret()
     result = run_server("--help", env={"WECHAT_SECRET": "s3cr3t-value", "ADMIN_TOKEN": "adm1n-value"})
     assert result.returncode == 0
     text = result.stdout + result.stderr
-    for env in ("PORT", "MONGODB_URI", "WECHAT_APPID", "WECHAT_SECRET", "WECHAT_API_BASE", "ADMIN_TOKEN"):
-        assert f"env {env}" in text
+    ours = text[text.index("gift lottery server options:"):]
+    names = re.findall(r"^  --([a-z-]+)", ours, re.MULTILINE)
+    assert len(names) >= 20
+    flat = " ".join(ours.split())
+    for name in names:
+        env = name.replace("-", "_").upper()
+        assert f"(env {env})" in flat, name
     assert "s3cr3t-value" not in text and "adm1n-value" not in text
+
+
+def test_an_option_set_only_in_the_environment_takes_effect(tmp_path):
+    port = free_port()
+    server = ServerProcess("", NO_WECHAT, f"--data_dir={tmp_path / 'data'}")
+    server.args.remove(f"--port={server.port}")
+    server.port, server.env["PORT"] = port, str(port)
+    server.start(timeout=60)
+    try:
+        assert call(server.base_url + "/healthz")[0] == 200
+    finally:
+        server.stop()
+
+
+def test_a_malformed_environment_value_is_a_clear_error():
+    for env, words in (({"NOTIFY_RATE": "fast"}, "NOTIFY_RATE"), ({"DEV": "maybe"}, "DEV")):
+        result = run_server(env=env)
+        assert result.returncode != 0 and words in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_malformed_option_is_a_clear_error_not_a_traceback():

@@ -1,4 +1,5 @@
 """Bad input gets a clear error and changes nothing: never a 500, never a query from it."""
+import asyncio
 import json
 
 import pytest
@@ -40,23 +41,41 @@ async def test_operator_objects_and_wrong_types_are_refused(api, db, route):
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe", b'"text"', b"null"])
-async def test_malformed_json_is_a_clear_error(api, raw):
+async def test_malformed_json_is_a_clear_error(api, db, raw):
+    order_id = await api.create_gift(method="full", open_number=5)
+    key = await api.login("careless")
     status, answer = await api.request("POST", "/api/sharagift/JoinGift", raw=raw)
     assert status == 200 and answer["code"] == "error" and answer["message"]
-    status, answer = await api.request("POST", "/api/v1/gifts/abc/join", raw=raw, token="k")
-    assert status in (400, 401) and "error" in answer
+    # With a valid key, so that only the body can be what is refused.
+    status, answer = await api.request("POST", f"/api/v1/gifts/{order_id}/join", raw=raw, token=key)
+    assert status == 400 and answer["error"]["code"] == "invalid_input" and answer["error"]["message"]
+    status, answer = await api.request("POST", "/api/v1/me/profile", raw=raw, token=key)
+    assert status == 400 and answer["error"]["code"] == "invalid_input"
+    assert await counts(db) == (0, 0)
 
 
 @pytest.mark.gen_test
-async def test_oversized_body_is_refused(api, db):
+async def test_a_body_over_64_kib_is_refused_with_a_clear_error(api, db):
     order_id = await api.create_gift(method="full", open_number=5)
     key = await api.login("big")
     raw = json.dumps({"login_key": key, "order_id": order_id, "form_id": "x" * 70_000}).encode()
     status, answer = await api.request("POST", "/api/sharagift/JoinGift", raw=raw)
-    assert status == 200 and answer["code"] == "error" and "过大" in answer["message"]
+    assert status == 200 and answer == {"code": "error", "message": "请求体过大", "data": None}
     status, answer = await api.request("POST", f"/api/v1/gifts/{order_id}/join", raw=raw, token=key)
-    assert status == 400
+    assert status == 413 and answer["error"]["code"] == "body_too_large"
     assert await counts(db) == (0, 0)
+
+
+@pytest.mark.gen_test
+async def test_a_body_over_1_mib_is_not_read_and_gets_a_bare_400(api, base_url):
+    # The HTTP server's own cap (as in production): it answers before reading the body.
+    host, port = base_url.split("//")[1].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /api/sharagift/JoinGift HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 2097152\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 400 ")
 
 
 @pytest.mark.gen_test
