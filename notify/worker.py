@@ -11,10 +11,10 @@ What an answer means (`errcode`):
 - 40001/42001: the token is replaced (once, however many requests saw it) and the send retried
   at once.
 - -1, 45009/45011 and other rate limits, HTTP 5xx, timeouts and network errors (and errcodes
-  not listed here): retried with exponential backoff and full jitter until `max_attempts`, then
+  not listed here): retried with exponential backoff and equal jitter until `max_attempts`, then
   `failed`.
-- 40003/40037/47003/41030 (refusals of the message itself): `failed` at once, logged with the
-  field WeChat named.
+- 40003/40037/47003/41030/47001/40036 (refusals of the message itself): `failed` at once, logged
+  with the field WeChat named.
 
 A request whose answer never came (a timeout, or the process died with it in flight) is tried
 again; WeChat has no idempotency key, so if it had in fact delivered, the one-time subscription
@@ -251,7 +251,8 @@ class NotificationWorker:
                 "next_attempt_at": clock.utcnow() + timedelta(seconds=self.backoff(attempts))}
 
     def backoff(self, attempts: int) -> float:
-        """Seconds before the next attempt: exponential, capped, with full jitter (so entries
+        """Seconds before the next attempt: exponential, capped, with equal jitter (half the
+        ceiling plus a random part up to the other half: never sooner than half, and entries
         that failed together during an outage do not all come back in the same instant)."""
         ceiling = min(self.limits.backoff_cap, self.limits.backoff_base * 2 ** (attempts - 1))
         return random.uniform(ceiling / 2, ceiling)

@@ -140,7 +140,8 @@
     _retry() {
       this.attempt += 1;
       this._setState('reconnecting');
-      // Exponential backoff with full jitter, so a restarted server is not hit by everyone at once.
+      // Exponential backoff with equal jitter (half the ceiling, plus up to the other half at
+      // random), so a restarted server is not hit by everyone at once.
       const ceiling = Math.min(this.maxDelay, this.minDelay * 2 ** Math.min(this.attempt - 1, 10));
       const delay = ceiling / 2 + Math.random() * ceiling / 2;
       clearTimeout(this.retryTimer);
