@@ -1,31 +1,36 @@
-"""Gift-lottery realtime server: the seed mini-program's API and the v1 API over Tornado and
-MongoDB.
+"""Gift-lottery realtime server: the seed mini-program's API, the v1 API and the live channel,
+over Tornado and MongoDB.
 
-    python server.py [--port=8888] [--mongodb_uri=...]   # see --help
+    python server.py [--port 8888] [--mongodb_uri ...] [--role all|web|scheduler]   # see --help
 
-Without MONGODB_URI it starts the embedded MongoDB-wire engine with its data in ./data/."""
+Without MONGODB_URI it starts the embedded MongoDB-wire engine with its data in ./data/.
+Read top to bottom: the options, the application, then each role's parts built once, started,
+and stopped in order."""
 import asyncio
 import gc
 import logging
 import os
 import signal
+import sys
 from datetime import timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 from tornado import web
-from tornado.httpserver import HTTPServer
 from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
 from tornado.options import Error as OptionError, define, options
 
-from handlers import admin, draws, gifts, health, legacy, pages, realtime
-from handlers import notifications, profile
+from handlers import admin, draws, gifts, health, legacy, pages, profile, realtime
 from handlers.base import NotFoundHandler, log_request
 from lottery import devmode
 from lottery.accounts import Accounts
 from lottery.draw import Draws
 from lottery.gifts import Gifts
+from lottery.health import Health
+from lottery.live.hub import LiveHub
+from lottery.notifications import Notifications
 from lottery.profiles import Profiles
-from lottery.live import LiveHub
+from lottery.roster import Roster
 from lottery.scheduler import Scheduler
 from lottery.storage.connection import client_for, database_name, ensure_indexes
 from lottery.storage.engine import EmbeddedEngine
@@ -34,6 +39,8 @@ from notify.wechat import WeChatClient
 from notify.worker import Limits, NotificationWorker
 
 log = logging.getLogger("gift_lottery")
+
+ROLES = ("all", "web", "scheduler")
 
 # Every option also reads the environment variable of its name in upper case (PORT, MONGODB_URI,
 # ...); the command line wins. Secrets are only ever taken from there or the command line, and
@@ -101,13 +108,31 @@ def apply_environment(environ: dict[str, str]) -> None:
             raise SystemExit(f"environment variable {name.upper()}: not a valid {type(value).__name__} ({exc})")
 
 
-def tune_gc() -> None:
-    """Fewer garbage collections: with 10,000 websockets a full collection walks millions of
-    objects (~100 ms), and a result's fan-out allocates enough to trigger several. Measured in
-    bench/ws_fanout.py: 5,000 clients, p99 from 0.9 s to 0.33 s."""
-    gc.set_threshold(50_000, 20, 100)
-    gc.freeze()  # what exists at startup is never garbage
+def command_line(argv: list[str]) -> list[str]:
+    """The arguments as Tornado reads them: `--port 8888` joined into `--port=8888` (flags stay
+    flags), and each value of ours checked against its option's type, for a clear message."""
+    ours = options.group_dict(GROUP)
+    joined: list[str] = []
+    for arg in argv:
+        previous = joined[-1] if joined else ""
+        name = previous[2:].replace("-", "_")
+        if (previous.startswith("--") and "=" not in previous and name in ours
+                and not isinstance(ours[name], bool) and not arg.startswith("--")):
+            joined[-1] = f"{previous}={arg}"
+        else:
+            joined.append(arg)
+    for arg in joined[1:]:
+        name, _, value = arg[2:].partition("=")
+        kind = type(ours.get(name.replace("-", "_"), ""))
+        if value and kind in (int, float):
+            try:
+                kind(value)
+            except ValueError:
+                raise SystemExit(f"--{name}: {value!r} is not a valid {kind.__name__} (see --help)") from None
+    return joined
 
+
+# The application
 
 # The largest request body the HTTP server reads at all; a longer one is answered with a bare
 # 400 and the connection is closed. JSON handlers refuse bodies over 64 KiB with a clear error.
@@ -119,91 +144,44 @@ def http_server(app: web.Application) -> HTTPServer:
     return HTTPServer(app, max_body_size=MAX_BODY_BYTES)
 
 
-def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "",
-             login_key_days: int = 30, draw_service: Draws | None = None,
-             dev: bool = False, hub: LiveHub | None = None,
+def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", login_key_days: int = 30,
+             draw_service: Draws | None = None, dev: bool = False, hub: LiveHub | None = None,
              realtime_options: realtime.RealtimeOptions | None = None) -> web.Application:
-    """The Tornado application over a database and a WeChat client; no globals."""
+    """The web application: every service built once here and reached by the handlers as
+    properties (handlers/base.py). No globals, so tests build as many as they like."""
     accounts = Accounts(db, wechat.code2session, timedelta(days=login_key_days))
-    gift_service = Gifts(db, accounts)
     draw_service = draw_service or Draws(db)
-    gift_service.on_ready = draw_service.open_soon
+    gift_service = Gifts(db, accounts, on_ready=draw_service.open_soon)
     routes = [
         *legacy.default_handlers,
         *gifts.default_handlers,
         *draws.default_handlers,
         *admin.default_handlers,
-        *notifications.default_handlers,
         *profile.default_handlers,
         *health.default_handlers,
         *pages.default_handlers,
         *realtime.default_handlers,
         (r".*", NotFoundHandler),
     ]
-    return web.Application(routes, db=db, accounts=accounts, gifts=gift_service,
-                           draws=draw_service, admin_token=admin_token, log_function=log_request,
-                           dev=dev, demo_gifts=[], profiles=Profiles(db, wechat.appid), hub=hub or LiveHub(db),
-                           realtime=realtime_options or realtime.RealtimeOptions())
+    return web.Application(
+        routes, log_function=log_request, admin_token=admin_token, dev=dev, demo_gifts=[],
+        accounts=accounts, gifts=gift_service, draws=draw_service, profiles=Profiles(db, wechat.appid),
+        roster=Roster(db, gift_service), notifications=Notifications(db), health=Health(db),
+        hub=hub or LiveHub(db), realtime=realtime_options or realtime.RealtimeOptions())
 
 
-async def serve(uri: str) -> None:
-    # The realtime change stream holds one pooled connection for good: room above it.
-    client = client_for(uri, max_pool_size=51)
-    db = client[database_name(uri)]
-    await ensure_indexes(db)
-    wechat = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base)
-    draw_service = Draws(db, lease=timedelta(seconds=options.draw_lease_seconds))
-    hub = LiveHub(db, force_polling=options.realtime_polling, poll_interval=options.realtime_poll_seconds)
-    realtime_options = realtime.RealtimeOptions(
-        ping_interval=options.ws_ping_interval, ping_timeout=options.ws_ping_timeout,
-        max_subscriptions=options.ws_max_subscriptions,
-        allowed_origins=[o.strip() for o in options.ws_origins.split(",") if o.strip()])
-    app = make_app(db, wechat, options.admin_token, options.login_key_days, draw_service, dev=options.dev,
-                   hub=hub, realtime_options=realtime_options)
-    if options.demo and options.role != "scheduler":
-        app.settings["demo_gifts"] = await devmode.create_demo_gifts(app.settings["gifts"], app.settings["accounts"])
-        for demo in app.settings["demo_gifts"]:
-            print(f"demo gift ({demo['label']}): http://127.0.0.1:{options.port}/gift/{demo['order_id']}", flush=True)
-    if options.role == "scheduler":
-        # A scheduler process answers only health checks.
-        app = web.Application(health.default_handlers, db=db, log_function=log_request)
-    else:
-        hub.start()  # one change stream per web process
-    tune_gc()
-    server = http_server(app)
-    server.listen(options.port)
-    log.info("%s role listening on http://127.0.0.1:%d", options.role, options.port)
-    scheduler = None
-    if options.role in ("all", "scheduler"):
-        scheduler = Scheduler(db, draw_service, uri, sweep_interval=options.sweep_seconds,
-                              lease_seconds=options.leader_lease_seconds)
-        scheduler.start()
-    notifier = None
-    if options.role in ("all", "scheduler"):
-        # Its own HTTP client, sized to its concurrency (the shared one allows 10 requests).
-        sender = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base,
-                              http=AsyncHTTPClient(force_instance=True,
-                                                   max_clients=options.notify_concurrency + 2))
-        notifier = NotificationWorker(db, sender, notify_config(), Limits(
-            rate=options.notify_rate, concurrency=options.notify_concurrency,
-            lease=timedelta(seconds=options.notify_lease_seconds),
-            max_attempts=options.notify_max_attempts, backoff_base=options.notify_backoff_seconds))
-        notifier.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down")
-    server.stop()
-    await hub.stop()  # closes the websockets (1001): clients reconnect to another process
-    if scheduler is not None:
-        await scheduler.stop()
-    # Draws under way finish (outcome copies start now); what outlasts this, the sweep finishes.
-    await draw_service.idle(timeout=10)
-    if notifier is not None:
-        await notifier.stop()
-    await client.close()
+def make_health_app(db: AsyncDatabase) -> web.Application:
+    """What a scheduler-role process serves: its health, nothing else."""
+    return web.Application([*health.default_handlers, (r".*", NotFoundHandler)],
+                           log_function=log_request, health=Health(db))
+
+
+def tune_gc() -> None:
+    """Fewer garbage collections: with 10,000 websockets a full collection walks millions of
+    objects (~100 ms), and a result's fan-out allocates enough to trigger several. Measured in
+    bench/ws_fanout.py: 5,000 clients, p99 from 0.9 s to 0.33 s."""
+    gc.set_threshold(50_000, 20, 100)
+    gc.freeze()  # what exists at startup is never garbage
 
 
 def notify_config() -> NotifyConfig:
@@ -214,16 +192,84 @@ def notify_config() -> NotifyConfig:
         raise SystemExit(f"notification config: {exc}") from exc
 
 
+# Running
+
+async def serve(uri: str, templates: NotifyConfig) -> None:
+    """Build this role's parts once, listen, run until SIGINT/SIGTERM, then stop in order."""
+    web_role, scheduler_role = options.role in ("all", "web"), options.role in ("all", "scheduler")
+    # The realtime change stream holds one pooled connection for good: room above it.
+    client = client_for(uri, max_pool_size=51)
+    db = client[database_name(uri)]
+    await ensure_indexes(db)
+    wechat = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base)
+    draw_service = Draws(db, lease=timedelta(seconds=options.draw_lease_seconds))
+
+    hub = None
+    if web_role:
+        hub = LiveHub(db, force_polling=options.realtime_polling, poll_interval=options.realtime_poll_seconds)
+        app = make_app(db, wechat, options.admin_token, options.login_key_days, draw_service, dev=options.dev,
+                       hub=hub, realtime_options=realtime.RealtimeOptions(
+                           ping_interval=options.ws_ping_interval, ping_timeout=options.ws_ping_timeout,
+                           max_subscriptions=options.ws_max_subscriptions,
+                           allowed_origins=[o.strip() for o in options.ws_origins.split(",") if o.strip()]))
+        if options.demo:
+            demos = await devmode.create_demo_gifts(app.settings["gifts"], app.settings["accounts"])
+            app.settings["demo_gifts"].extend(demos)
+            for demo in demos:
+                print(f"demo gift ({demo['label']}): http://127.0.0.1:{options.port}/gift/{demo['order_id']}",
+                      flush=True)
+    else:
+        app = make_health_app(db)
+
+    scheduler = notifier = None
+    if scheduler_role:
+        scheduler = Scheduler(db, draw_service, uri, sweep_interval=options.sweep_seconds,
+                              lease_seconds=options.leader_lease_seconds)
+        # Its own HTTP client, sized to its concurrency (the shared one allows 10 requests).
+        sender = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base,
+                              http=AsyncHTTPClient(force_instance=True, max_clients=options.notify_concurrency + 2))
+        notifier = NotificationWorker(db, sender, templates, Limits(
+            rate=options.notify_rate, concurrency=options.notify_concurrency,
+            lease=timedelta(seconds=options.notify_lease_seconds),
+            max_attempts=options.notify_max_attempts, backoff_base=options.notify_backoff_seconds))
+
+    tune_gc()
+    server = http_server(app)
+    server.listen(options.port)
+    log.info("%s role listening on http://127.0.0.1:%d", options.role, options.port)
+    for part in (hub, scheduler, notifier):
+        if part is not None:
+            part.start()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log.info("shutting down")
+    server.stop()
+    if hub is not None:
+        await hub.stop()  # closes the websockets (1001): clients reconnect to another process
+    if scheduler is not None:
+        await scheduler.stop()
+    # Draws under way finish (outcome copies start now); what outlasts this, the sweep finishes.
+    await draw_service.idle(timeout=10)
+    if notifier is not None:
+        await notifier.stop()
+    await client.close()
+
+
 def main() -> None:
     apply_environment(dict(os.environ))
     try:
-        options.parse_command_line()
-    except OptionError as exc:  # e.g. `--port 80` (Tornado wants `--port=80`)
-        raise SystemExit(f"{exc} (write options as --name=value; see --help)")
-    if options.role not in ("all", "web", "scheduler"):
+        options.parse_command_line(command_line(sys.argv))
+    except OptionError as exc:
+        raise SystemExit(f"{exc} (see --help)")
+    if options.role not in ROLES:
         raise SystemExit("--role must be all, web or scheduler")
     options.dev = options.dev or options.demo
-    notify_config()  # a broken template configuration stops the start, not the first send
+    templates = notify_config()  # a broken template configuration stops the start, not the first send
     if options.dev:
         if not devmode.is_local_database(options.mongodb_uri):
             raise SystemExit("--dev/--demo refused: MONGODB_URI is not a local database")
@@ -235,7 +281,7 @@ def main() -> None:
         engine = EmbeddedEngine(options.data_dir)
         uri = engine.start()
     try:
-        asyncio.run(serve(uri))
+        asyncio.run(serve(uri, templates))
     finally:
         if engine is not None:
             engine.stop()

@@ -24,7 +24,7 @@ sys.path.insert(0, ROOT)
 from lottery import clock, fairness  # noqa: E402
 from lottery.accounts import Accounts  # noqa: E402
 from lottery.draw import Draws  # noqa: E402
-from lottery.gifts import Gifts  # noqa: E402
+from lottery.gifts import GiftSpec, Gifts, Item  # noqa: E402
 from lottery.scheduler import Scheduler  # noqa: E402
 from lottery.storage.connection import client_for, ensure_indexes  # noqa: E402
 from lottery.storage.engine import EmbeddedEngine  # noqa: E402
@@ -32,9 +32,8 @@ from lottery.storage.engine import EmbeddedEngine  # noqa: E402
 
 async def big_draw(db, participants: int, items: int) -> dict:
     gifts = Gifts(db, Accounts(db, None))
-    gift = await gifts.create({"sender_openid": "bench_sender", "method": "timed",
-                               "open_at": (clock.utcnow() + timedelta(hours=1)).isoformat(),
-                               "items": [{"name": f"奖品{i}"} for i in range(items)]})
+    gift = await gifts.create(GiftSpec("bench_sender", "timed", [Item(f"奖品{i}") for i in range(items)],
+                                       open_at=clock.utcnow() + timedelta(hours=1)))
     order_id, now = gift["_id"], clock.utcnow()
     batch = []
     for i in range(participants):
@@ -50,7 +49,7 @@ async def big_draw(db, participants: int, items: int) -> dict:
     await db.gifts.update_one({"_id": order_id}, {"$set": {"joined_count": participants, "open_at": now, "due_at": now}})
     draws = Draws(db)
     start = time.perf_counter()
-    assert await draws.open(order_id)
+    assert await draws.open([order_id])
     elapsed = time.perf_counter() - start  # the result is committed (gift finished, winners written)
     await draws.idle()  # then the outcomes are copied onto the joins
     copy_seconds = time.perf_counter() - start - elapsed
@@ -65,12 +64,11 @@ async def big_draw(db, participants: int, items: int) -> dict:
 
 async def lateness(db, uri: str, count: int) -> dict:
     gifts = Gifts(db, Accounts(db, None))
-    later = (clock.utcnow() + timedelta(hours=1)).isoformat()
+    later = clock.utcnow() + timedelta(hours=1)
     joiners = [await gifts.accounts.ensure_member(f"o_late{i}") for i in range(5)]
     order_ids = []
     for _ in range(count):
-        gift = await gifts.create({"sender_openid": "bench_sender", "method": "timed",
-                                   "open_at": later, "items": [{"name": "A"}, {"name": "B"}]})
+        gift = await gifts.create(GiftSpec("bench_sender", "timed", [Item("A"), Item("B")], open_at=later))
         for member_id in joiners:
             await gifts.join(gift["_id"], member_id)
         order_ids.append(gift["_id"])

@@ -79,7 +79,7 @@ async def bare_driver(uri: str, users: int, concurrency: int, method: str) -> fl
     from lottery.accounts import Accounts, key_digest
     from lottery.gifts import Gifts
     from lottery.storage import gifts as gift_store
-    from lottery.storage import members as member_store
+    from lottery.storage import joins, login_keys
     from lottery.storage.connection import client_for, ensure_indexes
 
     client = client_for(uri)
@@ -87,7 +87,7 @@ async def bare_driver(uri: str, users: int, concurrency: int, method: str) -> fl
     await client.drop_database("bench_bare")
     await ensure_indexes(db)
     accounts = Accounts(db, None)
-    gift = await Gifts(db, accounts).create(gift_body(method, users))
+    gift = await Gifts(db, accounts).create(gift_spec(method, users))
     keys = []
     for i in range(users):
         keys.append(await accounts.issue_key(await accounts.ensure_member(f"bare{i}")))
@@ -96,13 +96,10 @@ async def bare_driver(uri: str, users: int, concurrency: int, method: str) -> fl
     async def one(key: str) -> None:
         async with semaphore:
             now = clock.utcnow()
-            member_id = await member_store.member_for_key(db, key_digest(key), now)
+            member_id = await login_keys.member_for(db, key_digest(key), now)
             claimed = await gift_store.claim_seat(db, gift["_id"], member_id, now)
             assert claimed is not None
-            await db.joins.insert_one({"_id": gift_store.join_id(gift["_id"], member_id),
-                                       "order_id": gift["_id"], "member_id": member_id,
-                                       "form_id": "f", "subscribed": [], "joined_at": now,
-                                       "outcome": None, "item_index": None})
+            await joins.insert(db, joins.new_join(gift["_id"], member_id, now, "f"))
 
     start = time.perf_counter()
     await asyncio.gather(*(one(k) for k in keys))
@@ -111,22 +108,20 @@ async def bare_driver(uri: str, users: int, concurrency: int, method: str) -> fl
     return users / elapsed
 
 
-def gift_body(method: str, users: int) -> dict:
+def gift_spec(method: str, users: int):
     from lottery import clock
+    from lottery.gifts import GiftSpec, Item
 
-    body = {"sender_openid": "bench_sender", "method": method, "items": [{"name": "奖品"}]}
     if method == "full":
-        body["open_number"] = users
-    else:
-        body["open_at"] = (clock.utcnow() + timedelta(hours=1)).isoformat()
-    return body
+        return GiftSpec("bench_sender", method, [Item("奖品")], open_number=users)
+    return GiftSpec("bench_sender", method, [Item("奖品")], open_at=clock.utcnow() + timedelta(hours=1))
 
 
 async def run(args: argparse.Namespace) -> dict:
     from lottery.storage.connection import client_for, ensure_indexes
     from lottery.storage.engine import EmbeddedEngine, free_port
     from notify.wechat import WeChatClient
-    from server import make_app
+    from server import http_server, make_app
     from tests.fakes.wechat import APPID, SECRET, FakeWeChat
 
     engine = EmbeddedEngine(":memory:")
@@ -139,8 +134,9 @@ async def run(args: argparse.Namespace) -> dict:
         await ensure_indexes(db)
         app = make_app(db, WeChatClient(APPID, SECRET, fake.url), admin_token="bench")
         port = free_port()
-        server = app.listen(port, address="127.0.0.1")
-        gift = await app.settings["gifts"].create(gift_body(args.method, args.users))
+        server = http_server(app)
+        server.listen(port, address="127.0.0.1")
+        gift = await app.settings["gifts"].create(gift_spec(args.method, args.users))
         child = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--load", f"http://127.0.0.1:{port}", gift["_id"],
             "--users", str(args.users), "--concurrency", str(args.concurrency),

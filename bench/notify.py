@@ -34,7 +34,6 @@ print(len(fake.delivered), len({{m["touser"] for m in fake.delivered}}), flush=T
 async def run(args: argparse.Namespace, uri: str, fake_url: str) -> dict:
     from lottery import clock
     from lottery.notifications import new_entry
-    from lottery.storage import notifications as store
     from lottery.storage.connection import client_for, ensure_indexes
     from notify.templates import parse_config
     from notify.wechat import WeChatClient
@@ -46,7 +45,6 @@ async def run(args: argparse.Namespace, uri: str, fake_url: str) -> dict:
     client = client_for(uri)
     db = client["bench_notify"]
     await ensure_indexes(db)
-    await store.ensure_indexes(db)
     now = clock.utcnow()
     values = {"order_id": "bench", "item": "口红", "result": "恭喜中奖", "opened_at": "2026-01-01 12:00",
               "wish": "新年快乐"}

@@ -1,4 +1,5 @@
-"""The one base handler: JSON bodies, login keys, and errors.
+"""The base of every handler: one way to reach each service, the login key resolved once in
+`prepare()`, one JSON-body parser, one `write_error`.
 
 Two reply styles share it. Legacy routes (the seed's mini-program) always answer HTTP 200 with
 `{"code", "message", "data"}`; v1 routes answer real status codes with
@@ -10,23 +11,30 @@ from typing import Any
 
 from tornado import web
 
+from handlers.errors import BodyTooLarge, status_of
 from lottery.accounts import Accounts
-from lottery.errors import BodyTooLarge, Forbidden, InvalidInput, LoginExpired, LotteryError
+from lottery.draw import Draws
+from lottery.errors import Forbidden, InvalidInput, LoginExpired, LotteryError
 from lottery.gifts import Gifts
+from lottery.health import Health
+from lottery.live.hub import LiveHub
+from lottery.notifications import Notifications
+from lottery.profiles import Profiles
+from lottery.roster import Roster
+from lottery.validate import ID
 
 log = logging.getLogger("gift_lottery.http")
 
+# A route's order id, as a path group: the one definition of what an id looks like.
+ORDER_ID = f"({ID})"
 MAX_JSON_BODY = 64 * 1024
 
 
-class BaseHandler(web.RequestHandler):
-    """Shared by every HTTP handler."""
+class Services:
+    """Every service the app was built with (server.make_app), one typed property each; shared
+    by the HTTP and websocket handlers."""
 
-    legacy = False  # legacy routes answer the seed's envelope
-
-    def set_default_headers(self) -> None:
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
+    settings: dict[str, Any]
 
     @property
     def accounts(self) -> Accounts:
@@ -36,8 +44,63 @@ class BaseHandler(web.RequestHandler):
     def gifts(self) -> Gifts:
         return self.settings["gifts"]
 
+    @property
+    def draws(self) -> Draws:
+        return self.settings["draws"]
+
+    @property
+    def profiles(self) -> Profiles:
+        return self.settings["profiles"]
+
+    @property
+    def roster(self) -> Roster:
+        return self.settings["roster"]
+
+    @property
+    def notifications(self) -> Notifications:
+        return self.settings["notifications"]
+
+    @property
+    def hub(self) -> LiveHub:
+        return self.settings["hub"]
+
+    @property
+    def health(self) -> Health:
+        return self.settings["health"]
+
+
+class BaseHandler(Services, web.RequestHandler):
+    """Shared by every HTTP handler."""
+
+    legacy = False  # legacy routes answer the seed's envelope
+    current_user: str | None
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+
+    async def prepare(self) -> None:
+        """Resolve the login key, if the request carries one, to the member it belongs to."""
+        self.current_user = await self.accounts.member_for(self.login_key())
+
+    def login_key(self) -> str | None:
+        """`Authorization: Bearer <login_key>`."""
+        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def member_id(self) -> str:
+        """The member behind the request's login key, or 401."""
+        if self.current_user is None:
+            raise LoginExpired()
+        return self.current_user
+
     def json_body(self) -> dict:
         """The request body as a JSON object, or InvalidInput."""
+        if not hasattr(self, "_json_body"):
+            self._json_body = self._parse_body()
+        return self._json_body
+
+    def _parse_body(self) -> dict:
         if len(self.request.body) > MAX_JSON_BODY:
             raise BodyTooLarge()
         if not self.request.body:
@@ -50,26 +113,16 @@ class BaseHandler(web.RequestHandler):
             raise InvalidInput("请求体必须是 JSON 对象")
         return body
 
-    def bearer_token(self) -> str | None:
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-    async def current_member(self) -> str:
-        """The member behind `Authorization: Bearer <login_key>`, or 401."""
-        return await self.accounts.authenticate(self.bearer_token())
-
     def require_admin(self) -> None:
         """Admin routes exist only when ADMIN_TOKEN is set, and need it as the bearer token."""
         expected = self.settings.get("admin_token")
         if not expected:
             raise web.HTTPError(404)
-        given = self.bearer_token() or ""
+        given = self.login_key() or ""
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise Forbidden("管理令牌无效")
 
-    def reply(self, data: Any = None, code: str = "success", message: str = "",
-              status: int = 200) -> None:
+    def reply(self, data: Any = None, code: str = "success", message: str = "", status: int = 200) -> None:
         """A successful answer in this route's style."""
         self.set_status(status)
         if self.legacy:
@@ -79,34 +132,45 @@ class BaseHandler(web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, LotteryError):
-            code, message, status = exc.code, exc.message, exc.status
+            code, message, status = exc.code, exc.message, status_of(exc)
         elif isinstance(exc, web.HTTPError) and status_code < 500:
             code, message, status = "http_" + str(status_code), exc.log_message or self._reason, status_code
         else:
             code, message, status = "internal", "服务器内部错误", 500
-        if self.legacy and (status_code < 500 or isinstance(exc, LotteryError)):
+        if self.legacy and (status < 500 or isinstance(exc, LotteryError)):
             # The seed's client reads `code`, so every known error is a 200 "error".
             self.set_status(200)
-            self.finish(json.dumps({"code": "error", "message": message, "data": None},
-                                   ensure_ascii=False))
+            self.finish(json.dumps({"code": "error", "message": message, "data": None}, ensure_ascii=False))
             return
         self.set_status(status)
         self.finish(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False))
 
-    def _handle_request_exception(self, e: BaseException) -> None:
-        # Domain errors are the client's mistake: answer them, log one line, no traceback.
-        if isinstance(e, LotteryError):
-            if not self._finished:
-                self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
-            log.warning("%s %s -> %s", self.request.method, self.request.path, e.code)
-            return
-        super()._handle_request_exception(e)
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Client mistakes: one warning line. Anything else: the traceback. Never the query
+        string (login keys travel there on some routes)."""
+        where = f"{self.request.method} {self.request.path}"
+        if isinstance(value, LotteryError):
+            log.warning("%s -> %s", where, value.code)
+        elif isinstance(value, web.HTTPError) and value.status_code < 500:
+            log.warning("%s -> %d", where, value.status_code)
+        else:
+            log.error("uncaught exception on %s", where, exc_info=(typ, value, tb))
+
+
+class LegacyHandler(BaseHandler):
+    """The seed's routes: the login key travels in the JSON body."""
+
+    legacy = True
+
+    def login_key(self) -> str | None:
+        key = self.json_body().get("login_key")
+        return key if isinstance(key, str) and 0 < len(key) <= 128 else None
 
 
 class NotFoundHandler(BaseHandler):
     """The catch-all: JSON 404 for any unknown path."""
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         raise web.HTTPError(404, "接口不存在")
 
 

@@ -2,17 +2,17 @@
 
 Every answer is HTTP 200 with `{"code", "message", "data"}`; the client reads `code`:
 "success" / "suc" / "error"."""
-from lottery import clock, validate
-from lottery.gifts import LEGACY_METHOD_NAMES
-
-from handlers.base import BaseHandler
+from handlers import params
+from handlers.base import LegacyHandler
+from lottery import clock
+from lottery.gifts import METHOD_NAMES
 
 
 def legacy_gift_data(gift: dict) -> dict:
     """`member_data`, `methons_data`, `order_data` as join.js reads them."""
     return {
         "member_data": {"name": gift["sender"]["name"], "avatar": gift["sender"]["avatar"]},
-        "methons_data": {"get_method": LEGACY_METHOD_NAMES[gift["method"]],
+        "methons_data": {"get_method": METHOD_NAMES[gift["method"]],
                          "open_number": gift.get("open_number") or 0,
                          "opentime": clock.shanghai_text(gift.get("open_at"))},
         "order_data": {"order_id": gift["_id"], "memo": gift["wish"],
@@ -21,14 +21,10 @@ def legacy_gift_data(gift: dict) -> dict:
     }
 
 
-class LegacyHandler(BaseHandler):
-    legacy = True
-
-
 class LoginHandler(LegacyHandler):
     async def post(self) -> None:
         """`{code}` from wx.login -> `data.login_key`."""
-        code = validate.text(self.json_body(), "code", 128)
+        code = params.text(self.json_body(), "code", 128)
         login_key = await self.accounts.login(code)
         self.reply({"login_key": login_key}, message="登录成功")
 
@@ -48,10 +44,9 @@ class CheckHasJoinHandler(LegacyHandler):
     async def post(self) -> None:
         """Whether the member may join: "suc" opened, "error" cannot, "success" may."""
         body = self.json_body()
-        login_key = validate.text(body, "login_key", 128)
-        order_id = validate.identifier(body, "order_id")
-        member_id = await self.accounts.authenticate(login_key)
-        gift, me = await self.gifts.look(order_id, member_id)
+        params.text(body, "login_key", 128)
+        order_id = params.identifier(body, "order_id")
+        gift, me = await self.gifts.look(order_id, self.member_id())
         if gift["status"] == "finished":
             self.reply(None, "suc", "已经开奖")
         elif me["state"] == "can_join":
@@ -65,13 +60,12 @@ class JoinGiftHandler(LegacyHandler):
     async def post(self) -> None:
         """Join: "success" joined and waiting, "suc" a direct gift's item is yours."""
         body = self.json_body()
-        login_key = validate.text(body, "login_key", 128)
-        order_id = validate.identifier(body, "order_id")
+        params.text(body, "login_key", 128)
+        order_id = params.identifier(body, "order_id")
         # form_id fed the retired template messages; kept on the join, no longer required.
-        form_id = validate.text(body, "form_id", 128, required=False)
-        subscribed = validate.text_list(body, "subscribed", 10, 128)
-        member_id = await self.accounts.authenticate(login_key)
-        result = await self.gifts.join(order_id, member_id, form_id, subscribed)
+        form_id = params.text(body, "form_id", 128, required=False)
+        subscribed = params.text_list(body, "subscribed", 10, 128)
+        result = await self.gifts.join(order_id, self.member_id(), form_id, subscribed)
         data = legacy_gift_data(result.gift)
         if result.item is not None:
             data["item"] = result.item

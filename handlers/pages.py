@@ -5,10 +5,8 @@ from typing import Awaitable
 
 from tornado import web
 
-from lottery import devmode, validate
-from lottery.roster import Roster
-
-from handlers.base import BaseHandler
+from handlers.base import ORDER_ID, BaseHandler
+from lottery import devmode
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
 
@@ -62,33 +60,24 @@ class DevLoginHandler(BaseHandler):
         self.reply({"login_key": login_key, "name": name})
 
 
-class RosterHandler(BaseHandler):
-    @property
-    def roster(self) -> Roster:
-        return Roster(self.settings["db"], self.gifts)
-
-
-class WinnersHandler(RosterHandler):
+class WinnersHandler(BaseHandler):
     async def get(self, order_id: str) -> None:
         """Public: who won what, nicknames masked."""
-        validate.check_identifier(order_id)
         self.reply(await self.roster.winners(order_id))
 
 
-class ParticipantsHandler(RosterHandler):
+class ParticipantsHandler(BaseHandler):
     async def get(self, order_id: str) -> None:
         """The sender's list of who joined, newest first."""
-        validate.check_identifier(order_id)
-        member_id = await self.current_member()
-        self.reply(await self.roster.participants(order_id, member_id))
+        self.reply(await self.roster.participants(order_id, self.member_id()))
 
 
 default_handlers = [
     (r"/", PageHandler, {"page": "index.html"}),
-    (r"/gift/([A-Za-z0-9_-]{1,64})(?:/(wait|result|proof|mine))?/?", PageHandler, {"page": "gift.html"}),
+    (rf"/gift/{ORDER_ID}(?:/(wait|result|proof|mine))?/?", PageHandler, {"page": "gift.html"}),
     (r"/static/(.*)", StaticHandler, {"path": STATIC_DIR}),
     (r"/api/site", SiteHandler),
     (r"/api/dev/login", DevLoginHandler),
-    (r"/api/v1/gifts/([^/]+)/winners", WinnersHandler),
-    (r"/api/v1/gifts/([^/]+)/participants", ParticipantsHandler),
+    (rf"/api/v1/gifts/{ORDER_ID}/winners", WinnersHandler),
+    (rf"/api/v1/gifts/{ORDER_ID}/participants", ParticipantsHandler),
 ]

@@ -16,10 +16,11 @@ from pymongo.errors import PyMongoError
 from tornado import websocket
 from tornado.ioloop import IOLoop
 
-from lottery import validate
-from lottery.accounts import Accounts
+from handlers import params
+from handlers.base import Services
 from lottery.errors import LoginExpired, LotteryError
-from lottery.live import LiveHub, encode
+from lottery.live import frames
+from lottery.validate import ID_PATTERN
 
 log = logging.getLogger("gift_lottery.realtime")
 
@@ -49,22 +50,19 @@ class RealtimeOptions:
     allowed_origins: list[str] = field(default_factory=list)
 
 
-class RealtimeHandler(websocket.WebSocketHandler):
-    """One websocket connection: a member's live view of the gifts it subscribes to."""
+class RealtimeHandler(Services, websocket.WebSocketHandler):
+    """One websocket connection: a member's live view of the gifts it subscribes to (the hub's
+    Subscriber)."""
 
     member_id: str | None = None
-
-    @property
-    def hub(self) -> LiveHub:
-        return self.settings["hub"]
-
-    @property
-    def accounts(self) -> Accounts:
-        return self.settings["accounts"]
+    # Set again in open(); here too, since on_close() may run for a request never upgraded.
+    closing = False
+    pending_bytes = 0
+    auth_timer: object = None
 
     @property
     def options(self) -> RealtimeOptions:
-        return self.settings.get("realtime") or RealtimeOptions()
+        return self.settings["realtime"]
 
     @property
     def ping_interval(self) -> float:
@@ -114,25 +112,25 @@ class RealtimeHandler(websocket.WebSocketHandler):
                 self.close(CLOSE_FLOOD, "too many messages")
             return
         if isinstance(message, bytes):
-            self.send_error("bad_message", "只接受 JSON 文本消息")
+            self.send_error_frame("bad_message", "只接受 JSON 文本消息")
             return
         try:
             frame = json.loads(message)
         except ValueError:
-            self.send_error("bad_message", "消息不是合法的 JSON")
+            self.send_error_frame("bad_message", "消息不是合法的 JSON")
             return
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            self.send_error("bad_message", "消息必须是带 type 的 JSON 对象")
+            self.send_error_frame("bad_message", "消息必须是带 type 的 JSON 对象")
             return
         action = {"auth": self.on_auth, "subscribe": self.on_subscribe,
                   "unsubscribe": self.on_unsubscribe, "ping": self.on_ping}.get(frame["type"])
         if action is None:
-            self.send_error("unknown_type", f"未知的消息类型：{frame['type'][:32]}")
+            self.send_error_frame("unknown_type", f"未知的消息类型：{frame['type'][:32]}")
             return
         try:
             await action(frame)
         except LotteryError as exc:
-            self.send_error(exc.code, exc.message, **_order_of(frame))
+            self.send_error_frame(exc.code, exc.message, **_order_of(frame))
 
     def _within_rate(self) -> bool:
         """A token bucket over incoming frames."""
@@ -160,28 +158,28 @@ class RealtimeHandler(websocket.WebSocketHandler):
 
     async def on_subscribe(self, frame: dict) -> None:
         """`{type: subscribe, order_id, version?}`: a snapshot (or what is newer than version)."""
-        order_id = validate.identifier(frame, "order_id")
+        order_id = params.identifier(frame, "order_id")
         version = frame.get("version")
         if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 0):
-            self.send_error("invalid_input", "version 必须是非负整数", order_id=order_id)
+            self.send_error_frame("invalid_input", "version 必须是非负整数", order_id=order_id)
             return
         if self.member_id is None:
-            self.send_error("not_authenticated", "请先发送 auth 消息", order_id=order_id)
+            self.send_error_frame("not_authenticated", "请先发送 auth 消息", order_id=order_id)
             return
         following = self.hub.subscriptions(self)
         if order_id not in following and len(following) >= self.options.max_subscriptions:
-            self.send_error("too_many_subscriptions",
+            self.send_error_frame("too_many_subscriptions",
                             f"每个连接最多订阅 {self.options.max_subscriptions} 个礼物", order_id=order_id)
             return
         self.hub.subscribe(self, order_id, version)
 
     async def on_unsubscribe(self, frame: dict) -> None:
         """`{type: unsubscribe, order_id}`."""
-        self.hub.unsubscribe(self, validate.identifier(frame, "order_id"))
+        self.hub.unsubscribe(self, params.identifier(frame, "order_id"))
 
     async def on_ping(self, frame: dict) -> None:
         """`{type: ping}` -> `{type: pong}`, for clients that cannot see protocol pings."""
-        self.send(encode({"type": "pong"}))
+        self.send(frames.encode({"type": "pong"}))
 
     async def authenticate(self, login_key: str | None) -> None:
         """Resolve the login key; an unknown or expired one closes the connection (4401)."""
@@ -189,7 +187,7 @@ class RealtimeHandler(websocket.WebSocketHandler):
             member_id = await self.accounts.authenticate(login_key)
         except LoginExpired as exc:
             log.warning("websocket closed: login key unknown or expired")
-            self.send_error(exc.code, exc.message)
+            self.send_error_frame(exc.code, exc.message)
             self.close(CLOSE_BAD_KEY, "login key unknown or expired")
             return
         except PyMongoError:
@@ -198,7 +196,7 @@ class RealtimeHandler(websocket.WebSocketHandler):
             return
         if self.member_id is not None and member_id != self.member_id:
             # Subscriptions were answered for the first member; a second identity starts over.
-            self.send_error("already_authenticated", "连接已登录为其他用户")
+            self.send_error_frame("already_authenticated", "连接已登录为其他用户")
             return
         self.member_id = member_id
         if self.auth_timer is not None:
@@ -239,9 +237,10 @@ class RealtimeHandler(websocket.WebSocketHandler):
         if future.exception() is not None:  # closed under us: on_close cleans up
             self.closing = True
 
-    def send_error(self, code: str, message: str, **extra: Any) -> None:
-        """An `error` frame: `{type: error, code, message, ...}`."""
-        self.send(encode({"type": "error", "code": code, "message": message, **extra}))
+    def send_error_frame(self, code: str, message: str, **extra: Any) -> None:
+        """An `error` frame: `{type: error, code, message, ...}`. (Not `send_error`: that is
+        Tornado's, for HTTP answers before the upgrade.)"""
+        self.send(frames.error(code, message, **extra))
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close (idempotent)."""
@@ -251,7 +250,7 @@ class RealtimeHandler(websocket.WebSocketHandler):
 
 def _order_of(frame: dict) -> dict:
     order_id = frame.get("order_id")
-    return {"order_id": order_id} if isinstance(order_id, str) and validate.ID_PATTERN.match(order_id) else {}
+    return {"order_id": order_id} if isinstance(order_id, str) and ID_PATTERN.match(order_id) else {}
 
 
 default_handlers = [

@@ -9,7 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock
 from lottery.errors import LoginExpired, UpstreamError
-from lottery.storage import members as store
+from lottery.storage import login_keys, members
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +60,23 @@ class Accounts:
     async def ensure_member(self, openid: str, **fields) -> str:
         """Create or refresh the member with this openid; returns its id."""
         member_id = member_id_for(openid)
-        await store.upsert_member(self.db, member_id, openid, fields, clock.utcnow())
+        await members.upsert(self.db, member_id, openid, fields, clock.utcnow())
         return member_id
 
     async def issue_key(self, member_id: str) -> str:
         login_key = secrets.token_urlsafe(32)
-        await store.insert_login_key(self.db, key_digest(login_key), member_id,
-                                     clock.utcnow() + self.key_lifetime)
+        await login_keys.insert(self.db, key_digest(login_key), member_id, clock.utcnow() + self.key_lifetime)
         return login_key
+
+    async def member_for(self, login_key: str | None) -> str | None:
+        """The member id behind a live login key, or None."""
+        if not login_key:
+            return None
+        return await login_keys.member_for(self.db, key_digest(login_key), clock.utcnow())
 
     async def authenticate(self, login_key: str | None) -> str:
         """The member id behind a live login key; LoginExpired otherwise."""
-        if not login_key:
-            raise LoginExpired()
-        member_id = await store.member_for_key(self.db, key_digest(login_key), clock.utcnow())
+        member_id = await self.member_for(login_key)
         if member_id is None:
             raise LoginExpired()
         return member_id

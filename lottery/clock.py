@@ -7,8 +7,12 @@ SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 def utcnow() -> datetime:
     """Now, timezone-aware UTC, truncated to milliseconds as BSON stores it."""
-    now = datetime.now(timezone.utc)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return to_millis(datetime.now(timezone.utc))
+
+
+def to_millis(value: datetime) -> datetime:
+    """The same instant truncated to milliseconds, as BSON stores it."""
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def as_utc(value: datetime) -> datetime:

@@ -4,12 +4,13 @@ Only for `--dev` / `--demo`: anyone may sign in as anyone by typing a name, so t
 refuses it unless the database is local (the embedded engine or a MongoDB on loopback)."""
 import ipaddress
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 from lottery import clock
 from lottery.accounts import Accounts
 from lottery.errors import InvalidInput
-from lottery.gifts import Gifts
+from lottery.gifts import GiftSpec, Gifts, Item
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,13 @@ async def sign_in(accounts: Accounts, name: object) -> tuple[str, str]:
     return await accounts.issue_key(member_id), name
 
 
-# (method, label shown on the landing page, request body fields)
+# (label shown on the landing page, the gift)
 _DEMOS = [
-    ("direct", "直接送礼", {"items": [{"name": "红包封面"}, {"name": "咖啡券"}, {"name": "电影票"}],
-                           "wish": "先到先得，祝你好运！"}),
-    ("full", "满3人开奖", {"open_number": 3, "items": [{"name": "蓝牙耳机"}, {"name": "保温杯"}],
-                          "wish": "凑满三个人就开奖"}),
-    ("timed", "定时开奖", {"items": [{"name": "月饼礼盒"}], "wish": "中秋快乐，阖家团圆"}),
+    ("直接送礼", GiftSpec(dev_openid(DEMO_SENDER), "direct",
+                      [Item("红包封面"), Item("咖啡券"), Item("电影票")], wish="先到先得，祝你好运！")),
+    ("满3人开奖", GiftSpec(dev_openid(DEMO_SENDER), "full", [Item("蓝牙耳机"), Item("保温杯")],
+                       open_number=3, wish="凑满三个人就开奖")),
+    ("定时开奖", GiftSpec(dev_openid(DEMO_SENDER), "timed", [Item("月饼礼盒")], wish="中秋快乐，阖家团圆")),
 ]
 
 
@@ -80,10 +81,9 @@ async def create_demo_gifts(gifts: Gifts, accounts: Accounts, timed_in: timedelt
     Returns `[{order_id, method, label}]` for the landing page."""
     await accounts.ensure_member(dev_openid(DEMO_SENDER), nickname=DEMO_SENDER)
     demos = []
-    for method, label, fields in _DEMOS:
-        body = {"sender_openid": dev_openid(DEMO_SENDER), "method": method, **fields}
-        if method == "timed":
-            body["open_at"] = clock.iso(clock.utcnow() + timed_in)
-        gift = await gifts.create(body)
-        demos.append({"order_id": gift["_id"], "method": method, "label": label})
+    for label, spec in _DEMOS:
+        if spec.method == "timed":
+            spec = replace(spec, open_at=clock.utcnow() + timed_in)
+        gift = await gifts.create(spec)
+        demos.append({"order_id": gift["_id"], "method": spec.method, "label": label})
     return demos

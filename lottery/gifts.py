@@ -2,29 +2,57 @@
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, NamedTuple
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock, fairness, validate
+from lottery import clock, fairness
 from lottery.accounts import Accounts
 from lottery.errors import (AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
-                            InvalidInput, LotteryError, NoItemsLeft, OwnGift)
+                            InvalidInput, LotteryError, MissingParams, NoItemsLeft, OwnGift)
 from lottery.storage import gifts as store
-from lottery.storage import members as member_store
+from lottery.storage import joins
+from lottery.storage import members
+from lottery.validate import check_identifier
 
 log = logging.getLogger(__name__)
 
-METHODS = ("direct", "full", "timed")
-# The seed's names, which the mini-program compares literally.
-LEGACY_METHOD_NAMES = {"direct": "直接送礼", "full": "满人开奖", "timed": "定时开奖"}
+# Opening methods and their names in the seed, which the mini-program compares literally and
+# messages show.
+METHOD_NAMES = {"direct": "直接送礼", "full": "满人开奖", "timed": "定时开奖"}
+METHODS = tuple(METHOD_NAMES)
 # me.state values, exactly one per member and gift.
 STATES = ("can_join", "joined_waiting", "won", "lost", "full", "closed", "own_gift")
 
 MAX_ITEMS = 1000
 MAX_SEATS = 10000  # the seat list lives in the gift document, so it is bounded
 DEFAULT_FULL_DEADLINE = timedelta(hours=24)
+MAX_DEADLINE_HOURS = 24 * 30
+MAX_OPEN_AHEAD = timedelta(days=366)
+DEFAULT_WISH = "恭喜发财，大吉大利"
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    image: str = ""
+
+
+@dataclass(frozen=True)
+class GiftSpec:
+    """What a new gift is: who sends it, how it opens, what is in it."""
+
+    sender_openid: str
+    method: str
+    items: list[Item]
+    open_number: int | None = None  # full: joins that open it
+    open_at: datetime | None = None  # timed: when it opens
+    wish: str = DEFAULT_WISH
+    deadline_hours: int | None = None  # full: opens among whoever joined by then
+    # Subscribe-message templates the sender accepted when paying (their result summary).
+    sender_subscribed: list[str] = field(default_factory=list)
 
 
 class JoinResult(NamedTuple):
@@ -111,82 +139,80 @@ def admission_state(gift: dict, now: datetime) -> str:
     return "can_join"
 
 
+def is_live(gift: dict | None) -> bool:
+    """Whether a stored gift exists for members: unknown and unpaid gifts are "not found"."""
+    return gift is not None and bool(gift.get("paid"))
+
+
 class Gifts:
     """Creating, reading and joining gifts."""
 
-    def __init__(self, db: AsyncDatabase, accounts: Accounts) -> None:
+    def __init__(self, db: AsyncDatabase, accounts: Accounts,
+                 on_ready: Callable[[str], None] | None = None) -> None:
         self.db = db
         self.accounts = accounts
-        # Called with the order id when a join takes the last seat of an open-when-full gift;
-        # the draw engine sets it. Must not block: the joiner's answer does not wait for it.
-        self.on_ready: Callable[[str], None] | None = None
+        # Called with the order id when a join takes the last seat of an open-when-full gift
+        # (the draw's open_soon). Must not block: the joiner's answer does not wait for it.
+        self.on_ready = on_ready
 
-    async def create(self, body: dict) -> dict:
-        """Create a paid gift from an admin request body; returns the stored document."""
-        sender_openid = validate.text(body, "sender_openid", 128)
-        method = validate.text(body, "method", 16)
-        if method not in METHODS:
-            raise InvalidInput("method 必须是 direct、full 或 timed")
-        items = _items(body.get("items"))
-        wish = validate.text(body, "wish", 100, required=False, default="恭喜发财，大吉大利")
-        # Subscribe-message templates the sender accepted when paying (their result summary).
-        sender_subscribed = validate.text_list(body, "sender_subscribed", 10, 128)
+    async def create(self, spec: GiftSpec) -> dict:
+        """Create a paid gift; returns the stored document."""
         now = clock.utcnow()
-        open_number = open_at = deadline_at = None
-        if method == "full":
-            open_number = validate.integer(body, "open_number", 1, MAX_SEATS)
-            hours = validate.integer(body, "deadline_hours", 1, 24 * 30, required=False)
-            deadline_at = now + (timedelta(hours=hours) if hours else DEFAULT_FULL_DEADLINE)
-        if method == "timed":
-            open_at = _future_time(validate.text(body, "open_at", 40), now)
-        sender_id = await self.accounts.ensure_member(sender_openid)
-        sender = await member_store.get_member(self.db, sender_id) or {}
+        check_gift(spec, now)
+        open_at = deadline_at = None
+        if spec.method == "full":
+            deadline_at = now + (timedelta(hours=spec.deadline_hours) if spec.deadline_hours
+                                 else DEFAULT_FULL_DEADLINE)
+        if spec.method == "timed":
+            open_at = clock.to_millis(spec.open_at)
+        sender_id = await self.accounts.ensure_member(spec.sender_openid)
+        sender = await members.get(self.db, sender_id) or {}
         seed, commitment = new_seed()
         gift = {
             "_id": secrets.token_hex(12),
             "sender_id": sender_id,
             "sender": {"name": sender.get("nickname") or "微信用户",
                        "avatar": sender.get("avatar_url") or ""},
-            "method": method, "open_number": open_number, "open_at": open_at,
-            "deadline_at": deadline_at, "wish": wish, "items": items,
+            "method": spec.method, "open_number": spec.open_number if spec.method == "full" else None,
+            "open_at": open_at, "deadline_at": deadline_at, "wish": spec.wish,
+            "items": [{"name": item.name, "image": item.image} for item in spec.items],
             # When the draw is due without anyone asking (timed: open_at; full: its deadline),
             # one indexed field for the scheduler; `scheduled` once it has its job.
             "due_at": open_at or deadline_at, "scheduled": False,
-            "items_total": len(items), "items_left": len(items),
-            "seats_left": open_number or 0, "claimants": [], "joined_count": 0,
-            "status": "open", "paid": True, "version": 1, "sender_subscribed": sender_subscribed,
+            "items_total": len(spec.items), "items_left": len(spec.items),
+            "seats_left": spec.open_number if spec.method == "full" else 0, "claimants": [],
+            "joined_count": 0, "status": "open", "paid": True, "version": 1,
+            "sender_subscribed": list(spec.sender_subscribed),
             "seed": seed, "seed_commitment": commitment,
             "created_at": now, "updated_at": now,
         }
-        await store.insert_gift(self.db, gift)
-        log.info("gift %s created (%s, %d items)", gift["_id"], method, len(items))
+        await store.insert(self.db, gift)
+        log.info("gift %s created (%s, %d items)", gift["_id"], spec.method, len(spec.items))
         return gift
 
     async def get(self, order_id: str) -> dict:
         """The gift, or GiftNotFound when unknown or unpaid."""
-        gift = await store.get_gift(self.db, validate.check_identifier(order_id))
-        if gift is None or not gift.get("paid"):
+        gift = await store.get(self.db, check_identifier(order_id))
+        if not is_live(gift):
             raise GiftNotFound()
         return gift
 
     async def look(self, order_id: str, member_id: str) -> tuple[dict, dict]:
         """The gift and this member's view of it."""
         gift = await self.get(order_id)
-        join = await store.get_join(self.db, order_id, member_id)
+        join = await joins.get(self.db, order_id, member_id)
         return gift, member_view(gift, join, member_id, clock.utcnow())
 
     async def join(self, order_id: str, member_id: str, form_id: str = "",
                    subscribed: list[str] | None = None) -> JoinResult:
         """Join a gift. Three database round trips with the login lookup: the atomic claim,
         then the join record. Refusals are explained with one more read."""
-        validate.check_identifier(order_id)
+        check_identifier(order_id)
         now = clock.utcnow()
         gift = await store.claim_seat(self.db, order_id, member_id, now)
         if gift is None:
             raise await self._refusal(order_id, member_id, now)
-        join = {"_id": store.join_id(order_id, member_id), "order_id": order_id,
-                "member_id": member_id, "form_id": form_id, "subscribed": subscribed or [],
-                "joined_at": now, "outcome": None, "item_index": None}
+        join = joins.new_join(order_id, member_id, now, form_id, subscribed)
         item = None
         if gift["method"] == "direct":
             # Claims never give items back, so the n-th claim owns item n-1.
@@ -195,7 +221,7 @@ class Gifts:
             join.update(outcome="won", item_index=index, notify="pending")
             item = gift["items"][index]
         try:
-            await store.insert_join(self.db, join)
+            await joins.insert(self.db, join)
         except AlreadyJoined:
             if gift["method"] == "timed":
                 await store.release_timed_seat(self.db, order_id)
@@ -206,12 +232,12 @@ class Gifts:
 
     async def _refusal(self, order_id: str, member_id: str, now: datetime) -> LotteryError:
         """Why a claim was refused, read after the fact (the claim itself was atomic)."""
-        gift = await store.get_gift(self.db, order_id)
-        if gift is None or not gift.get("paid"):
+        gift = await store.get(self.db, order_id)
+        if not is_live(gift):
             return GiftNotFound()
         if gift["sender_id"] == member_id:
             return OwnGift()
-        if await store.get_join(self.db, order_id, member_id) is not None or (
+        if await joins.get(self.db, order_id, member_id) is not None or (
                 gift["method"] != "timed" and await store.is_claimant(self.db, order_id, member_id)):
             return AlreadyJoined()
         if gift["method"] == "direct" and gift["items_left"] <= 0:
@@ -227,30 +253,29 @@ class Gifts:
         return LotteryError("参与失败，请重试")
 
 
-def _items(value: object) -> list[dict]:
-    if not isinstance(value, list) or not value:
+def check_gift(spec: GiftSpec, now: datetime) -> None:
+    """The rules a new gift must satisfy; InvalidInput (or MissingParams) saying which it breaks."""
+    if spec.method not in METHODS:
+        raise InvalidInput("method 必须是 direct、full 或 timed")
+    if not spec.items:
         raise InvalidInput("items 必须是非空列表")
-    if len(value) > MAX_ITEMS:
+    if len(spec.items) > MAX_ITEMS:
         raise InvalidInput(f"items 最多 {MAX_ITEMS} 个")
-    items = []
-    for entry in value:
-        if not isinstance(entry, dict):
-            raise InvalidInput("items 的每一项必须是对象")
-        name = validate.text(entry, "name", 50)
-        image = validate.text(entry, "image", 500, required=False)
-        if image and not image.startswith(("https://", "http://", "/")):
+    for item in spec.items:
+        if item.image and not item.image.startswith(("https://", "http://", "/")):
             raise InvalidInput("image 必须是 URL")
-        items.append({"name": name, "image": image})
-    return items
+    if spec.method == "full":
+        if spec.open_number is None:
+            raise MissingParams()
+        if not 1 <= spec.open_number <= MAX_SEATS:
+            raise InvalidInput(f"参数 open_number 必须在 1 到 {MAX_SEATS} 之间")
+        if spec.deadline_hours is not None and not 1 <= spec.deadline_hours <= MAX_DEADLINE_HOURS:
+            raise InvalidInput(f"参数 deadline_hours 必须在 1 到 {MAX_DEADLINE_HOURS} 之间")
+    if spec.method == "timed":
+        if spec.open_at is None:
+            raise MissingParams()
+        if spec.open_at <= now:
+            raise InvalidInput("open_at 必须在未来")
+        if spec.open_at > now + MAX_OPEN_AHEAD:
+            raise InvalidInput("open_at 不能超过一年")
 
-
-def _future_time(text: str, now: datetime) -> datetime:
-    try:
-        when = clock.parse_time(text)
-    except ValueError as exc:
-        raise InvalidInput("open_at 必须是 ISO 8601 时间") from exc
-    if when <= now:
-        raise InvalidInput("open_at 必须在未来")
-    if when > now + timedelta(days=366):
-        raise InvalidInput("open_at 不能超过一年")
-    return when.replace(microsecond=when.microsecond // 1000 * 1000)

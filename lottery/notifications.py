@@ -12,20 +12,19 @@ template ids they accepted on join (`subscribed`); entries nobody accepted are c
 `not_subscribed`, so support sees every participant and the worker never calls WeChat for them.
 Sending is `notify/`'s job."""
 import logging
-import os
-import secrets
-import socket
 from datetime import datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock, validate
+from lottery import clock
 from lottery.errors import InvalidInput
+from lottery.gifts import METHOD_NAMES, drawn_winners
+from lottery.storage import gifts, joins, leases, members, outbox
 from lottery.storage import notifications as store
+from lottery.validate import check_identifier
 
 log = logging.getLogger(__name__)
 
-METHOD_NAMES = {"direct": "直接送礼", "full": "满人开奖", "timed": "定时开奖"}
 PAGE_SIZE = 500
 
 
@@ -67,21 +66,21 @@ class Notifications:
         self.db = db
         self.template_ids = template_ids or {}
         self.lease = lease
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = leases.owner_id()
 
     async def expand_direct_joins(self, limit: int = 500) -> int:
         """`gift_received` entries for direct-gift joins still marked `notify: pending`, then
         mark those joins done. Returns how many joins were handled."""
-        joins = await store.direct_joins_to_notify(self.db, limit)
-        if not joins:
+        received = await joins.to_notify(self.db, limit)
+        if not received:
             return 0
-        gifts = await store.gifts_for_messages(self.db, list({j["order_id"] for j in joins}))
-        openids = await store.openids(self.db, [j["member_id"] for j in joins])
+        about = {g["_id"]: g for g in await gifts.get_many(self.db, {j["order_id"] for j in received})}
+        openids = await members.openids(self.db, [j["member_id"] for j in received])
         template_id = self.template_ids.get("gift_received", "")
         now = clock.utcnow()
         entries = []
-        for join in joins:
-            gift = gifts.get(join["order_id"])
+        for join in received:
+            gift = about.get(join["order_id"])
             if gift is None:
                 continue
             items = gift.get("items") or []
@@ -91,35 +90,35 @@ class Notifications:
             entries.append(new_entry(join["order_id"], join["member_id"], "gift_received",
                                      openids.get(join["member_id"], ""), template_id,
                                      template_id in (join.get("subscribed") or []), values, now))
-        await store.insert_entries(self.db, entries)
+        await store.insert(self.db, entries)
         # Only after the entries exist: a crash in between expands again, which adds nothing.
-        await store.mark_direct_joins_notified(self.db, [j["_id"] for j in joins])
-        return len(joins)
+        await joins.mark_notified(self.db, [j["_id"] for j in received])
+        return len(received)
 
     async def expand_opened_gifts(self, limit: int = 20) -> int:
         """Expand the `gift_opened` records nobody holds. Returns how many were completed."""
         done = 0
-        for record in await store.opened_records(self.db, clock.utcnow(), limit):
+        for record in await outbox.free(self.db, "gift_opened", clock.utcnow(), limit):
             now = clock.utcnow()
-            if await store.take_record(self.db, record, self.owner, now + self.lease):
+            if await outbox.take(self.db, record, self.owner, now + self.lease):
                 if await self._expand_opened(record):
                     done += 1
         return done
 
     async def _expand_opened(self, record: dict) -> bool:
         order_id = record["order_id"]
-        gift = await store.gift_for_messages(self.db, order_id)
+        gift = await gifts.get(self.db, order_id)
         if gift is not None and gift.get("status") != "finished":
             # The draw writes its record before it finishes the gift; look again shortly.
-            await store.renew_record(self.db, record["_id"], self.owner,
-                                     clock.utcnow() + min(self.lease, timedelta(seconds=2)))
+            await outbox.renew(self.db, record["_id"], self.owner,
+                               clock.utcnow() + min(self.lease, timedelta(seconds=2)))
             return False
         count = 0
         if gift is not None:
             count = await self._opened_entries(gift, record["_id"])
             if count is None:
                 return False
-        finished = await store.finish_record(self.db, record["_id"], self.owner, clock.utcnow(), count)
+        finished = await outbox.finish(self.db, record["_id"], self.owner, clock.utcnow(), {"notifications": count})
         if finished:
             log.info("gift %s: %d notification entries", order_id, count)
         return finished
@@ -129,18 +128,18 @@ class Notifications:
         order_id = gift["_id"]
         base = gift_values(gift)
         items = gift.get("items") or []
-        winners = {member_id: index for index, member_id in enumerate((gift.get("draw") or {}).get("winners", []))}
+        winners = drawn_winners(gift)
         ids = self.template_ids
         count, after = 0, ""
         while True:
-            joins = await store.joins_page(self.db, order_id, after, PAGE_SIZE)
-            if not joins:
+            batch = await joins.page(self.db, order_id, after, PAGE_SIZE)
+            if not batch:
                 break
-            after = joins[-1]["member_id"]
-            openids = await store.openids(self.db, [j["member_id"] for j in joins])
+            after = batch[-1]["member_id"]
+            openids = await members.openids(self.db, [j["member_id"] for j in batch])
             now = clock.utcnow()
             entries = []
-            for join in joins:
+            for join in batch:
                 member_id = join["member_id"]
                 # The draw's list of winners decides, not the join's outcome: losers' outcomes
                 # are recorded after the gift is finished.
@@ -152,19 +151,19 @@ class Notifications:
                 entries.append(new_entry(order_id, member_id, kind, openids.get(member_id, ""),
                                          template_id, template_id in (join.get("subscribed") or []),
                                          values, now))
-            await store.insert_entries(self.db, entries)
+            await store.insert(self.db, entries)
             count += len(entries)
-            if not await store.renew_record(self.db, record_id, self.owner, clock.utcnow() + self.lease):
+            if not await outbox.renew(self.db, record_id, self.owner, clock.utcnow() + self.lease):
                 log.warning("gift %s: lost the outbox lease while expanding; another process finishes", order_id)
                 return None
         sender_id = gift.get("sender_id")
         if sender_id:
             template_id = ids.get("gift_summary", "")
-            openid = (await store.openids(self.db, [sender_id])).get(sender_id, "")
+            openid = (await members.openids(self.db, [sender_id])).get(sender_id, "")
             values = {**base, "result": f"{base['winner_count']}人中奖",
                       "item": items[0]["name"] if items else ""}
             # The sender accepts templates when paying (`sender_subscribed` on the gift).
-            await store.insert_entries(self.db, [new_entry(
+            await store.insert(self.db, [new_entry(
                 order_id, sender_id, "gift_summary", openid, template_id,
                 template_id in (gift.get("sender_subscribed") or []), values, clock.utcnow())])
             count += 1
@@ -172,11 +171,11 @@ class Notifications:
 
     async def for_order(self, order_id: str, status: str | None = None, limit: int = 200) -> dict:
         """Support's view of one gift's notifications: counts by status and the entries."""
-        validate.check_identifier(order_id)
+        check_identifier(order_id)
         if status is not None and status not in store.STATUSES:
             raise InvalidInput(f"status 必须是 {'、'.join(store.STATUSES)} 之一")
-        entries = await store.entries_for_order(self.db, order_id, status, limit)
-        record = await store.get_record(self.db, f"opened:{order_id}")
+        entries = await store.for_order(self.db, order_id, status, limit)
+        record = await outbox.get(self.db, "gift_opened", order_id)
         return {
             "order_id": order_id,
             "counts": await store.status_counts(self.db, order_id),

@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock
 from lottery.errors import InvalidInput, LoginExpired, MissingParams
-from lottery.storage import members as store
+from lottery.storage import gifts, members
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class Profiles:
     async def from_encrypted_user_info(self, member_id: str, iv: str, encrypted_data: str) -> dict:
         """The seed's getUserInfo: decrypt with the member's session key and store the profile.
         The anonymous "微信用户" never replaces a name the member chose."""
-        member = await store.get_member(self.db, member_id)
+        member = await members.get(self.db, member_id)
         if member is None or not member.get("session_key"):
             raise LoginExpired("登录已过期，请重新登录")
         try:
@@ -124,24 +124,23 @@ class Profiles:
         return await self._save(member_id, {"nickname": nickname or ANONYMOUS_NICKNAME,
                                             "avatar_url": avatar_url})
 
-    async def update(self, member_id: str, body: dict) -> dict:
+    async def update(self, member_id: str, nickname: object = None, avatar_url: object = None) -> dict:
         """The v1 fill-in: `nickname` and/or `avatar_url`, validated."""
         fields = {}
-        if body.get("nickname") is not None:
-            fields["nickname"] = clean_nickname(body["nickname"])
-        if body.get("avatar_url") is not None:
-            fields["avatar_url"] = clean_avatar_url(body["avatar_url"])
+        if nickname is not None:
+            fields["nickname"] = clean_nickname(nickname)
+        if avatar_url is not None:
+            fields["avatar_url"] = clean_avatar_url(avatar_url)
         if not fields:
             raise MissingParams("缺少参数 nickname 或 avatar_url")
         return await self._save(member_id, fields)
 
     async def _save(self, member_id: str, fields: dict) -> dict:
-        member = await store.update_profile(self.db, member_id, {**fields, "updated_at": clock.utcnow()})
+        member = await members.update_profile(self.db, member_id, {**fields, "updated_at": clock.utcnow()})
         if member is None:
             raise LoginExpired()
         view = self._view(member)
-        copied = await store.update_sender_copies(self.db, member_id, view["nickname"], view["avatar_url"],
-                                                  clock.utcnow())
+        copied = await gifts.update_sender(self.db, member_id, view["nickname"], view["avatar_url"], clock.utcnow())
         log.info("profile of %s updated (%d gifts show it)", member_id, copied)
         return view
 

@@ -5,7 +5,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from lottery import clock
 from lottery.errors import Forbidden
 from lottery.gifts import Gifts, drawn_winners, won_item_index
-from lottery.storage import roster as store
+from lottery.storage import joins, members
 
 DEFAULT_NAME = "微信用户"
 MAX_WINNERS = 1000  # a gift has at most 1000 items
@@ -50,10 +50,10 @@ class Roster:
             return {"order_id": order_id, "method": gift["method"], "status": gift["status"], "winners": []}
         if gift["method"] == "direct":
             won = [(j["member_id"], j["item_index"])
-                   for j in await store.direct_recipients(self.db, order_id, MAX_WINNERS)]
+                   for j in await joins.direct_recipients(self.db, order_id, MAX_WINNERS)]
         else:
             won = list(drawn_winners(gift).items())
-        people = await store.profiles(self.db, [member_id for member_id, _ in won])
+        people = await members.profiles(self.db, [member_id for member_id, _ in won])
         return {
             "order_id": order_id,
             "method": gift["method"],
@@ -71,8 +71,8 @@ class Roster:
         gift = await self.gifts.get(order_id)
         if gift["sender_id"] != member_id:
             raise Forbidden("只有发起人可以查看参与名单")
-        joins = await store.latest_joins(self.db, order_id, MAX_LISTED)
-        people = await store.profiles(self.db, [j["member_id"] for j in joins])
+        latest = await joins.latest(self.db, order_id, MAX_LISTED)
+        people = await members.profiles(self.db, [j["member_id"] for j in latest])
         winners = drawn_winners(gift)
         return {
             "order_id": order_id,
@@ -80,5 +80,5 @@ class Roster:
             "participants": [{**_person(people.get(j["member_id"]), masked=False),
                               "joined_at": clock.iso(j["joined_at"]),
                               "outcome": _outcome(gift, j, winners)}
-                             for j in joins],
+                             for j in latest],
         }

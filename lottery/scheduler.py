@@ -8,20 +8,16 @@ and two hundred jobs due at once would otherwise block the event loop for most o
 Jobs only hand the gift to the draw on the event loop, where gifts due together are batched."""
 import asyncio
 import logging
-import os
-import secrets
-import socket
 from datetime import timedelta
 
 from apscheduler.jobstores.mongodb import MongoDBJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from pymongo import MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from lottery import clock
 from lottery.draw import Draws
-from lottery.storage import draws as draw_store
+from lottery.storage import gifts, leases
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +49,7 @@ class Scheduler:
         self.sync_uri = sync_uri
         self.sweep_interval = sweep_interval
         self.lease = timedelta(seconds=lease_seconds)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = leases.owner_id()
         self.is_leader = False
         self.rounds = 0  # rounds completed, as leader or standby
         self._sync_client: MongoClient | None = None
@@ -73,8 +69,7 @@ class Scheduler:
         was_leader = self.is_leader
         self._step_down()
         if was_leader:  # hand over now: a standby need not wait for the lease to lapse
-            await self.db.leases.update_one({"_id": LEADER_LEASE, "owner": self.owner},
-                                            {"$set": {"until": clock.utcnow()}})
+            await leases.release(self.db, LEADER_LEASE, self.owner, clock.utcnow())
 
     async def _run(self) -> None:
         while True:
@@ -83,7 +78,7 @@ class Scheduler:
                     if not self.is_leader:
                         self._take_over()
                     await self._schedule_new_gifts()
-                    await self.draws.open_due()
+                    await self.draws.sweep()
                 elif self.is_leader:
                     log.warning("scheduler lost its leader lease; standing by")
                     self._step_down()
@@ -97,13 +92,7 @@ class Scheduler:
     async def _hold_lease(self) -> bool:
         """Take or renew the leader lease; False while another live process holds it."""
         now = clock.utcnow()
-        try:
-            result = await self.db.leases.update_one(
-                {"_id": LEADER_LEASE, "$or": [{"owner": self.owner}, {"until": {"$lt": now}}]},
-                {"$set": {"owner": self.owner, "until": now + self.lease}}, upsert=True)
-        except DuplicateKeyError:
-            return False  # the lease exists and is someone else's
-        return result.matched_count == 1 or result.upserted_id is not None
+        return await leases.hold(self.db, LEADER_LEASE, self.owner, now, now + self.lease)
 
     def _take_over(self) -> None:
         log.info("scheduler %s is now the leader", self.owner)
@@ -131,8 +120,8 @@ class Scheduler:
 
     async def _schedule_new_gifts(self) -> None:
         """Give every open timed gift (and full gift's deadline) its job, once."""
-        gifts = await draw_store.timed_gifts_to_schedule(self.db)
-        for gift in gifts:
+        due = await gifts.unscheduled(self.db)
+        for gift in due:
             self._aps.add_job(open_gift_job, "date", run_date=clock.as_utc(gift["due_at"]), args=[gift["_id"]],
                               id=gift["_id"], replace_existing=True)
-        await draw_store.mark_scheduled(self.db, [g["_id"] for g in gifts])
+        await gifts.mark_scheduled(self.db, [g["_id"] for g in due])

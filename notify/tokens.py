@@ -10,15 +10,12 @@ The token document (`wechat_tokens`, `_id` = appid) is the only place the token 
 never logged."""
 import asyncio
 import logging
-import os
-import secrets
-import socket
 from datetime import datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from lottery import clock
+from lottery.storage import leases, tokens
 from notify.wechat import WeChatClient, WeChatError
 
 log = logging.getLogger(__name__)
@@ -38,7 +35,7 @@ class AccessTokens:
         self.refresh_ahead = refresh_ahead
         self.lease = lease
         self.wait_seconds = wait_seconds
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = leases.owner_id()
         self._token: str | None = None
         self._expires_at: datetime | None = None
         self._lock = asyncio.Lock()
@@ -72,15 +69,14 @@ class AccessTokens:
         deadline = asyncio.get_running_loop().time() + self.wait_seconds
         while True:
             now = clock.utcnow()
-            doc = await self.db.wechat_tokens.find_one({"_id": self.doc_id}) or {}
+            doc = await tokens.get(self.db, self.doc_id)
             if self._usable(doc, now, rejected, ahead=True):
                 return self._keep(doc)
-            if await self._take_lease(now):
+            if await tokens.take_refresh(self.db, self.doc_id, self.owner, now, now + self.lease):
                 try:
                     return await self._refresh(rejected)
                 finally:
-                    await self.db.wechat_tokens.update_one(
-                        {"_id": self.doc_id, "refresh_owner": self.owner}, {"$set": {"refresh_until": None}})
+                    await tokens.release_refresh(self.db, self.doc_id, self.owner)
             # Another process is refreshing. Its stored token stays good until it expires.
             if rejected is None and self._usable(doc, now, None, ahead=False):
                 return self._keep(doc)
@@ -98,19 +94,10 @@ class AccessTokens:
         self._token, self._expires_at = doc["token"], clock.as_utc(doc["expires_at"])
         return self._token
 
-    async def _take_lease(self, now: datetime) -> bool:
-        try:
-            result = await self.db.wechat_tokens.update_one(
-                {"_id": self.doc_id, "$or": [{"refresh_until": None}, {"refresh_until": {"$lt": now}}]},
-                {"$set": {"refresh_owner": self.owner, "refresh_until": now + self.lease}}, upsert=True)
-        except DuplicateKeyError:
-            return False  # someone else holds the lease
-        return result.matched_count == 1 or result.upserted_id is not None
-
     async def _refresh(self, rejected: str | None) -> str:
         """Under the lease: re-read (someone may have just refreshed), then ask WeChat."""
         now = clock.utcnow()
-        doc = await self.db.wechat_tokens.find_one({"_id": self.doc_id}) or {}
+        doc = await tokens.get(self.db, self.doc_id)
         if self._usable(doc, now, rejected, ahead=True):
             return self._keep(doc)
         force = rejected is not None and rejected == doc.get("token") and self._may_force(doc, now)
@@ -126,7 +113,7 @@ class AccessTokens:
             same_day = doc.get("forced_day") == day
             update.update(forced_at=now, forced_day=day,
                           forced_count=(doc.get("forced_count", 0) + 1) if same_day else 1)
-        await self.db.wechat_tokens.update_one({"_id": self.doc_id}, {"$set": update})
+        await tokens.store(self.db, self.doc_id, update)
         log.info("access token %s, valid %d s", "force-refreshed" if force else "refreshed", expires_in)
         self._token, self._expires_at = token, expires_at
         return token

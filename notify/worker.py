@@ -21,10 +21,7 @@ again; WeChat has no idempotency key, so if it had in fact delivered, the one-ti
 is used up and the repeat answers 43101 instead of reaching the member twice."""
 import asyncio
 import logging
-import os
 import random
-import secrets
-import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -33,6 +30,7 @@ from pymongo.errors import PyMongoError
 
 from lottery import clock
 from lottery.notifications import Notifications
+from lottery.storage import leases
 from lottery.storage import notifications as store
 from notify.templates import NotifyConfig
 from notify.tokens import AccessTokens
@@ -100,7 +98,7 @@ class NotificationWorker:
         self.limits = limits or Limits()
         self.tokens = tokens or AccessTokens(db, wechat)
         self.records = Notifications(db, config.template_ids(), lease=self.limits.lease)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = leases.owner_id()
         self.stats = Stats()
         self._limiter = RateLimiter(self.limits.rate)
         self._tasks: list[asyncio.Task] = []
@@ -159,8 +157,8 @@ class NotificationWorker:
         """Fetch due and lapsed entries and attempt each (claim first); returns how many were
         looked at."""
         now = clock.utcnow()
-        entries = await store.lapsed_entries(self.db, now, self.limits.batch)
-        entries += await store.due_entries(self.db, now, self.limits.batch)
+        entries = await store.lapsed(self.db, now, self.limits.batch)
+        entries += await store.due(self.db, now, self.limits.batch)
         if not entries:
             return 0
         # Several processes fetch the same head of the queue; shuffled, they collide less.

@@ -1,21 +1,19 @@
-"""Shared fixtures: one embedded engine per test session, a database per test, the real app
-on a real socket (pytest-tornado's `http_server`), and the local WeChat fake."""
-import os
-import sys
+"""Shared fixtures: one embedded engine per test session, a database per test, the domain's
+services over it, the real app on a real socket served as production serves it, and the local
+WeChat fake."""
 import uuid
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from lottery.storage.connection import client_for, ensure_indexes  # noqa: E402
-from lottery.storage.engine import EmbeddedEngine  # noqa: E402
-from notify.wechat import WeChatClient  # noqa: E402
-from server import http_server as production_http_server, make_app  # noqa: E402
-from tests.fakes.wechat import APPID, SECRET, FakeWeChat  # noqa: E402
-
-from tests.api import ADMIN_TOKEN  # noqa: E402
+from lottery.accounts import Accounts
+from lottery.draw import Draws
+from lottery.gifts import Gifts
+from lottery.storage.connection import client_for, ensure_indexes
+from lottery.storage.engine import EmbeddedEngine
+from notify.wechat import WeChatClient
+from server import http_server as production_http_server, make_app
+from tests.api import ADMIN_TOKEN, Api
+from tests.fakes.wechat import APPID, SECRET, FakeWeChat
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +42,29 @@ def db(engine_uri, db_name, io_loop):
 
 
 @pytest.fixture
+def gifts(db) -> Gifts:
+    """The gift service without WeChat (members are made with `accounts.ensure_member`)."""
+    return Gifts(db, Accounts(db, None))
+
+
+@pytest.fixture
+def drawer(db, io_loop):
+    """`drawer(**kwargs)` makes a Draws (or, with `stall=`, one of tests/stalling.py's); their
+    background work ends with the test."""
+    from tests.stalling import stalling_draws
+
+    made: list[Draws] = []
+
+    def make(stall: str | None = None, **kwargs) -> Draws:
+        made.append((stalling_draws(stall) if stall else Draws)(db, **kwargs))
+        return made[-1]
+
+    yield make
+    for draws in made:
+        io_loop.run_sync(lambda: draws.idle(timeout=5))
+
+
+@pytest.fixture
 def wechat_fake():
     fake = FakeWeChat().start()
     yield fake
@@ -55,18 +76,26 @@ def wechat(wechat_fake) -> WeChatClient:
     return WeChatClient(APPID, SECRET, wechat_fake.url, timeout=2.0)
 
 
-def shut_down(application, io_loop) -> None:
-    """Background draw work, the realtime hub's change stream and websockets end before the
-    database goes (as server.py does on SIGTERM)."""
-    io_loop.run_sync(lambda: application.settings["draws"].idle(timeout=10))
-    io_loop.run_sync(application.settings["hub"].stop)
+@pytest.fixture
+def build_app(db, wechat, io_loop):
+    """`build_app(**make_app options)`; each app shuts down at the end as server.py does on
+    SIGTERM: background draw work, then the realtime hub and its websockets."""
+    built = []
+
+    def build(database=None, **kwargs):
+        built.append(make_app(database if database is not None else db, wechat,
+                              **{"admin_token": ADMIN_TOKEN, **kwargs}))
+        return built[-1]
+
+    yield build
+    for application in built:
+        io_loop.run_sync(lambda: application.settings["draws"].idle(timeout=10))
+        io_loop.run_sync(application.settings["hub"].stop)
 
 
 @pytest.fixture
-def app(db, wechat, io_loop):
-    application = make_app(db, wechat, admin_token=ADMIN_TOKEN)
-    yield application
-    shut_down(application, io_loop)
+def app(build_app):
+    return build_app()
 
 
 @pytest.fixture
@@ -83,8 +112,6 @@ def http_server(request, io_loop, _unused_port, app):
 @pytest.fixture
 def api(http_server, base_url):
     """An HTTP client for the app under test, served on a real socket."""
-    from tests.api import Api
-
     client = Api(base_url)
     yield client
     client.close()

@@ -5,7 +5,6 @@ and N winners are copied onto their joins).
 
 A test seam that production cannot switch on: it lives in tests/ and hands server.py a Draws
 subclass before main() runs; server.py has no such option."""
-import asyncio
 import logging
 import sys
 

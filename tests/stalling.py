@@ -2,7 +2,7 @@
 import asyncio
 
 from lottery.draw import Draws
-from lottery.storage import draws as store
+from lottery.storage import joins
 
 FOREVER = 3600
 
@@ -23,7 +23,7 @@ def stalling_draws(stall: str) -> type[Draws]:
             if point != "after_winners":
                 return await super()._write_winners(winners)
             for winner in winners[:int(count)]:  # one at a time, so the copy stops half-way
-                await store.write_winners(self.db, [winner])
+                await joins.write_winners(self.db, [winner])
             await asyncio.sleep(FOREVER)
 
     return StallingDraws

@@ -72,10 +72,21 @@ def test_a_malformed_environment_value_is_a_clear_error():
 
 
 def test_a_malformed_option_is_a_clear_error_not_a_traceback():
-    result = run_server("--port", "80")
-    assert result.returncode != 0
-    assert "requires a value" in result.stderr and "--name=value" in result.stderr
-    assert "Traceback" not in result.stderr
+    for args, words in ((["--port=eighty"], "port"), (["--port"], "requires a value"), (["--colour=red"], "colour")):
+        result = run_server(*args)
+        assert result.returncode != 0 and words in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_options_take_their_value_as_the_next_word_too(tmp_path):
+    server = ServerProcess("", NO_WECHAT)
+    server.args[server.args.index(f"--port={server.port}")] = "--port"
+    server.args += [str(server.port), "--data_dir", str(tmp_path / "data"), "--dev"]
+    server.start(timeout=60)
+    try:
+        assert call(server.base_url + "/api/site")[1]["dev"] is True  # a flag stays a flag
+    finally:
+        server.stop()
 
 
 def test_without_mongodb_uri_it_runs_its_own_engine_and_keeps_the_data_across_restarts(tmp_path):

@@ -1,6 +1,9 @@
-"""The database client and indexes."""
+"""The database client and every collection's indexes."""
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.uri_parser import parse_uri
+
+from lottery.storage import gifts, joins, login_keys, members, notifications, outbox
 
 
 def client_for(uri: str, max_pool_size: int = 50, server_selection_ms: int = 5000,
@@ -12,16 +15,10 @@ def client_for(uri: str, max_pool_size: int = 50, server_selection_ms: int = 500
 
 def database_name(uri: str, default: str = "gift_lottery") -> str:
     """The database named in the URI path, or the default."""
-    from pymongo.uri_parser import parse_uri
-
     return parse_uri(uri).get("database") or default
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
     """Create every index the queries rely on. Idempotent; run at startup."""
-    from lottery.storage import draws, gifts, members, notifications
-
-    await members.ensure_indexes(db)
-    await gifts.ensure_indexes(db)
-    await draws.ensure_indexes(db)
-    await notifications.ensure_indexes(db)
+    for collection in (members, login_keys, gifts, joins, outbox, notifications):
+        await collection.ensure_indexes(db)

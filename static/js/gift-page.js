@@ -6,8 +6,9 @@ import { api, ApiError, auth, devSignIn, serverNow, site } from './api.js';
 import { verify } from './fairness.js';
 import { avatar, formatCountdown, formatTime, h, openInfo, toast } from './ui.js';
 
-const ROUTE = /^\/gift\/([A-Za-z0-9_-]{1,64})(?:\/(wait|result|proof|mine))?\/?$/;
-const [, orderId, requestedView = 'join'] = location.pathname.match(ROUTE) || [];
+// The server serves this page only at /gift/{order_id}[/{view}], so the path is well formed.
+const [, , orderId, pathView] = location.pathname.split('/');
+const requestedView = pathView || 'join';
 const app = document.getElementById('app');
 const connection = document.getElementById('conn');
 
@@ -144,21 +145,21 @@ function connect() {
 
 // ---- views ---------------------------------------------------------------------------------
 
-function senderBlock(gift, extra = '') {
-  return [
+// The red card every view shows: the sender, how the gift opens, the wish, then the view's own parts.
+function giftCard(modifier, gift, ...parts) {
+  return h(`section.card.card--${modifier}`, {},
     h('div.card__arc'),
     avatar(gift.sender, '.card__avatar'),
     h('div.card__name', {}, gift.sender.name),
-    h('div.card__info', {}, `发起一个抽奖，${openInfo(gift)}${extra}`),
-  ];
+    h('div.card__info', {}, `发起一个抽奖，${openInfo(gift)}`),
+    h('div.card__wish', {}, gift.wish),
+    ...parts);
 }
 
 function renderJoin() {
   const gift = page.gift;
   const button = h('button.btn-join', { type: 'button', onclick: join, 'aria-label': '参与抽奖' }, '抽');
-  show('join', h('section.card.card--join', {},
-    ...senderBlock(gift),
-    h('div.card__wish', {}, gift.wish),
+  show('join', giftCard('join', gift,
     h('div.card__items', {}, `共 ${gift.items_total} 份礼物 · 已有 ${gift.joined_count} 人参与`),
     button));
 }
@@ -197,9 +198,7 @@ function renderWait() {
       h('div.wait__hint', {}, `已有 ${gift.joined_count} 人参与`));
     tick(countdown, gift.open_at);
   }
-  show('wait', h('section.card.card--wait', {},
-    ...senderBlock(gift),
-    h('div.card__wish', {}, gift.wish),
+  show('wait', giftCard('wait', gift,
     h('div.wait__status', {}, h('span.badge', {}, '你已参与'), ' 等待开奖'),
     ...parts));
 }
@@ -268,17 +267,13 @@ function renderResult() {
       h('p.result__text', {}, '你没有参与这次抽奖，看看谁中奖了吧'),
     ];
   }
-  show('result',
-    h('section.card.card--result', {}, ...senderBlock(gift), h('div.card__wish', {}, gift.wish), ...body),
-    winnersPanel());
+  show('result', giftCard('result', gift, ...body), winnersPanel());
 }
 
 function renderClosed() {
   const { gift, me } = page;
   const full = me.state === 'full';
-  show('closed', h('section.card.card--result', {},
-    ...senderBlock(gift),
-    h('div.card__wish', {}, gift.wish),
+  show('closed', giftCard('result', gift,
     h('div.result__title', { id: 'outcome', 'data-outcome': me.state }, full ? '参与人数已满' : '参与时间已过'),
     h('p.result__text', {}, gift.status === 'open' ? '下次早点来哦' : '正在开奖，稍后可查看中奖名单')));
 }
@@ -306,7 +301,7 @@ function renderMine() {
   }
   const link = `${location.origin}/gift/${orderId}`;
   show('mine',
-    h('section.card.card--result', {}, ...senderBlock(gift), h('div.card__wish', {}, gift.wish), ...parts,
+    giftCard('result', gift, ...parts,
       h('div.share', {}, h('span', {}, '分享链接'), h('input.share__link', { value: link, readonly: true, onfocus: (e) => e.target.select() }))),
     gift.status === 'finished' || gift.method === 'direct' ? winnersPanel() : null,
     participantsPanel());

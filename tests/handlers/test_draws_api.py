@@ -1,6 +1,4 @@
 """Opening gifts over HTTP and across real processes: early open, proofs, crashes, two schedulers."""
-import asyncio
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -8,16 +6,7 @@ import pytest
 from lottery import fairness
 from tests.api import Api
 from tests.servers import ServerProcess, uri_with_db
-
-
-async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not reached in time")
+from tests.waiting import until
 
 
 async def finished(db, order_id: str):
@@ -33,7 +22,7 @@ async def test_a_full_gift_opens_with_its_last_seat_and_publishes_a_valid_proof(
     assert status == 409 and answer["error"]["code"] == "not_opened"
     for key in keys:
         assert (await api.join_gift(key, order_id))["code"] == "success"
-    await wait_for(lambda: finished(db, order_id))
+    await until(lambda: finished(db, order_id))
     status, proof = await api.request("GET", f"/api/v1/gifts/{order_id}/proof")
     assert status == 200 and fairness.verify(proof) == []
     states = [(await api.gift(k, order_id))[1]["me"] for k in keys]
@@ -73,7 +62,7 @@ async def killed_and_recovered(uri: str, wechat_url: str, db, stall: str, crashe
                                          items=[{"name": f"item{i}"} for i in range(5)])
         for i in range(8):
             assert (await api.join_gift(await api.login(f"k{i}"), order_id))["code"] == "success"
-        before = await wait_for(lambda: crashed(order_id))
+        before = await until(lambda: crashed(order_id))
         crashing.kill()  # SIGKILL
     finally:
         api.close()
@@ -86,7 +75,7 @@ async def killed_and_recovered(uri: str, wechat_url: str, db, stall: str, crashe
         return await db.gifts.find_one({"_id": order_id}) if record and record["status"] == "done" else None
 
     try:
-        gift = await wait_for(outcomes_recorded, timeout=60)
+        gift = await until(outcomes_recorded, timeout=60)
     finally:
         recovering.stop()
     won = {j["member_id"]: j["item_index"] for j in await db.joins.find({"order_id": order_id, "outcome": "won"}).to_list()}
@@ -137,7 +126,7 @@ async def test_two_scheduler_processes_give_one_draw_per_gift(engine_uri, db, db
         schedulers = [ServerProcess(uri, wechat_fake.url, "--role=scheduler", "--leader_lease_seconds=2",
                                     "--sweep_seconds=0.2").start() for _ in range(2)]
         for order_id in order_ids:
-            await wait_for(lambda: finished(db, order_id), timeout=60)
+            await until(lambda: finished(db, order_id), timeout=60)
     finally:
         api.close()
         web.stop()

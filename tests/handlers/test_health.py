@@ -4,9 +4,6 @@ import pytest
 
 from lottery.storage.connection import client_for, ensure_indexes
 from lottery.storage.engine import EmbeddedEngine
-from server import make_app
-from tests.api import ADMIN_TOKEN
-from tests.conftest import shut_down
 from tests.ws import WsClient
 
 
@@ -20,13 +17,12 @@ def engine():
 
 
 @pytest.fixture
-def app(engine, wechat, io_loop):
+def app(engine, build_app, io_loop):
+    """The app over the private engine."""
     client = client_for(engine.uri, server_selection_ms=500)
     db = client["health"]
     io_loop.run_sync(lambda: ensure_indexes(db))
-    application = make_app(db, wechat, admin_token=ADMIN_TOKEN)
-    yield application
-    shut_down(application, io_loop)
+    yield build_app(db)
     io_loop.run_sync(client.close)
 
 

@@ -1,17 +1,13 @@
 """The pages' own routes: the HTML pages, development sign-in, winners and participants."""
-import asyncio
 import os
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from server import make_app
-from tests.api import ADMIN_TOKEN
-from tests.conftest import shut_down
 from tests.servers import ROOT
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -21,10 +17,8 @@ def dev_mode() -> bool:
 
 
 @pytest.fixture
-def app(db, wechat, dev_mode, io_loop):
-    application = make_app(db, wechat, admin_token=ADMIN_TOKEN, dev=dev_mode)
-    yield application
-    shut_down(application, io_loop)
+def app(build_app, dev_mode):
+    return build_app(dev=dev_mode)
 
 
 async def dev_login(api, name) -> tuple[int, dict]:
@@ -32,10 +26,9 @@ async def dev_login(api, name) -> tuple[int, dict]:
 
 
 async def opened(api, key: str, order_id: str) -> None:
-    deadline = time.monotonic() + 20
-    while (await api.gift(key, order_id))[1]["gift"]["status"] != "finished":
-        assert time.monotonic() < deadline, "the gift did not open"
-        await asyncio.sleep(0.05)
+    async def finished() -> bool:
+        return (await api.gift(key, order_id))[1]["gift"]["status"] == "finished"
+    await until(finished)
 
 
 @pytest.mark.gen_test

@@ -10,23 +10,18 @@ from pymongo.errors import OperationFailure
 from tornado.httpclient import HTTPClientError
 
 from handlers.realtime import CLOSE_AUTH_TIMEOUT, CLOSE_BACKLOG, CLOSE_BAD_KEY, CLOSE_FLOOD
-from lottery.live import LiveHub
-from lottery.storage import live as live_store
-from server import make_app
-from tests.api import ADMIN_TOKEN
-from tests.conftest import shut_down
+from lottery.live.hub import LiveHub
+from lottery.storage import gifts as gift_store
 from tests.servers import ServerProcess, uri_with_db
+from tests.waiting import until
 from tests.ws import WsClient
 
 
 @pytest.fixture
-def app(db, wechat, io_loop, request):
+def app(db, build_app, request):
     """The app; `@pytest.mark.parametrize("app", ["polling"], indirect=True)` forces polling."""
     polling = getattr(request, "param", "change_stream") == "polling"
-    hub = LiveHub(db, force_polling=polling, poll_interval=0.2, progress_interval=0.1)
-    application = make_app(db, wechat, admin_token=ADMIN_TOKEN, hub=hub)
-    yield application
-    shut_down(application, io_loop)
+    return build_app(hub=LiveHub(db, force_polling=polling, poll_interval=0.2, progress_interval=0.1))
 
 
 @pytest.fixture
@@ -107,10 +102,9 @@ async def test_subscribing_after_the_draw_gives_the_result_in_the_snapshot(api, 
     order_id = await api.create_gift(method="full", open_number=1)
     key = await api.login("late")
     await api.join(key, order_id)
-    for _ in range(100):
-        if (await api.gift(key, order_id))[1]["gift"]["status"] == "finished":
-            break
-        await asyncio.sleep(0.1)
+    async def finished() -> bool:
+        return (await api.gift(key, order_id))[1]["gift"]["status"] == "finished"
+    await until(finished)
     client = await subscribed(base_url, key, order_id)  # half an hour later, say
     try:
         snapshot = await client.next("snapshot", "opened")
@@ -217,8 +211,8 @@ async def test_without_change_streams_a_poll_delivers_the_result_and_says_so(
     async def standalone(*args, **kwargs):
         raise OperationFailure("The $changeStream stage is only supported on replica sets", 40573)
 
-    monkeypatch.setattr(live_store, "watch_gifts", standalone)
-    hub.mode = "change_stream"  # as on a standalone mongod: the stream is tried, then the poll
+    monkeypatch.setattr(gift_store, "watch", standalone)
+    hub.feed.mode = "change_stream"  # as on a standalone mongod: the stream is tried, then the poll
     order_id = await api.create_gift(method="full", open_number=2)
     ann, bob = await api.login("ann"), await api.login("bob")
     await api.join(ann, order_id)
@@ -237,7 +231,7 @@ async def test_without_change_streams_a_poll_delivers_the_result_and_says_so(
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_lost_change_stream_is_resumed_and_nothing_is_missed(api, base_url, hub, monkeypatch):
-    real_watch = live_store.watch_gifts
+    real_watch = gift_store.watch
     opened_streams = []
 
     async def flaky(db, resume_after, **kwargs):
@@ -247,8 +241,8 @@ async def test_a_lost_change_stream_is_resumed_and_nothing_is_missed(api, base_u
             await stream.close()  # the first stream dies at once: the next try_next fails
         return stream
 
-    monkeypatch.setattr(live_store, "watch_gifts", flaky)
-    hub.retry_delay = 0.1
+    monkeypatch.setattr(gift_store, "watch", flaky)
+    hub.feed.retry_delay = 0.1
     order_id = await api.create_gift(method="full", open_number=2)
     ann, bob = await api.login("ann"), await api.login("bob")
     await api.join(ann, order_id)
@@ -420,11 +414,7 @@ async def test_closed_connections_leave_the_hub(api, base_url, hub):
     assert hub.subscription_count() == 3
     for client in clients:
         client.close()
-    for _ in range(100):
-        if not hub.connections and not hub.gifts:
-            break
-        await asyncio.sleep(0.05)
-    assert not hub.connections and not hub.gifts
+    await until(lambda: not hub.connections and not hub.gifts)
 
 
 @pytest.mark.gen_test(timeout=30)

@@ -4,18 +4,10 @@ from datetime import timedelta
 import pytest
 
 from lottery import clock
-from lottery.accounts import Accounts, Session
-from lottery.errors import AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, NoItemsLeft, OwnGift
+from lottery.errors import (AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, InvalidInput, MissingParams,
+                            NoItemsLeft, OwnGift)
 from lottery.gifts import Gifts, admission_state, member_view
-
-
-async def no_wechat(code: str) -> Session:
-    raise AssertionError("not used")
-
-
-@pytest.fixture
-def gifts(db) -> Gifts:
-    return Gifts(db, Accounts(db, no_wechat))
+from tests.gifts import spec
 
 
 async def member(gifts: Gifts, name: str) -> str:
@@ -26,8 +18,7 @@ async def member(gifts: Gifts, name: str) -> str:
 async def test_a_full_gift_becomes_ready_with_its_last_seat_and_tells_the_draw(gifts):
     ready = []
     gifts.on_ready = ready.append
-    gift = await gifts.create({"sender_openid": "o_s", "method": "full", "open_number": 2,
-                               "items": [{"name": "A"}]})
+    gift = await gifts.create(spec("full", ["A"], open_number=2))
     first = await gifts.join(gift["_id"], await member(gifts, "a"))
     assert first.gift["status"] == "open" and ready == []
     second = await gifts.join(gift["_id"], await member(gifts, "b"))
@@ -38,8 +29,7 @@ async def test_a_full_gift_becomes_ready_with_its_last_seat_and_tells_the_draw(g
 
 @pytest.mark.gen_test
 async def test_direct_items_go_out_in_order_then_the_gift_finishes(gifts):
-    gift = await gifts.create({"sender_openid": "o_s", "method": "direct",
-                               "items": [{"name": "A"}, {"name": "B"}]})
+    gift = await gifts.create(spec("direct", ["A", "B"]))
     a = await gifts.join(gift["_id"], await member(gifts, "a"))
     b = await gifts.join(gift["_id"], await member(gifts, "b"))
     assert (a.item["name"], b.item["name"]) == ("A", "B")
@@ -52,9 +42,7 @@ async def test_direct_items_go_out_in_order_then_the_gift_finishes(gifts):
 
 @pytest.mark.gen_test
 async def test_refusals_name_their_reason(gifts, db):
-    timed = await gifts.create({"sender_openid": "o_s", "method": "timed",
-                                "open_at": (clock.utcnow() + timedelta(hours=1)).isoformat(),
-                                "items": [{"name": "A"}]})
+    timed = await gifts.create(spec("timed", ["A"], sender="o_s"))
     with pytest.raises(OwnGift):
         await gifts.join(timed["_id"], await member(gifts, "s"))
     with pytest.raises(GiftNotFound):
@@ -89,3 +77,23 @@ def test_member_view_gives_exactly_one_state():
     assert admission_state({**gift, "method": "full", "seats_left": 0}, now) == "full"
     assert admission_state({**gift, "method": "full", "status": "ready"}, now) == "full"
     assert admission_state({**gift, "method": "direct", "items_left": 0}, now) == "closed"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("bad, error", [
+    (dict(method="lucky"), InvalidInput),
+    (dict(items=[]), InvalidInput),
+    (dict(items=1001), InvalidInput),
+    (dict(method="full"), MissingParams),
+    (dict(method="full", open_number=0), InvalidInput),
+    (dict(method="full", open_number=10001), InvalidInput),
+    (dict(method="full", open_number=3, deadline_hours=24 * 30 + 1), InvalidInput),
+    (dict(open_at=None), MissingParams),
+    (dict(open_at=clock.utcnow() - timedelta(seconds=1)), InvalidInput),
+    (dict(open_at=clock.utcnow() + timedelta(days=367)), InvalidInput),
+])
+async def test_a_gift_that_breaks_a_rule_is_refused_and_not_stored(gifts, db, bad, error):
+    fields = {"method": "timed", "items": 2, **bad}
+    with pytest.raises(error):
+        await gifts.create(spec(fields.pop("method"), fields.pop("items"), **fields))
+    assert await db.gifts.count_documents({}) == 0

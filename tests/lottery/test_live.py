@@ -2,16 +2,12 @@
 dropped, and every watcher of a drawn gift gets its own result."""
 import asyncio
 import json
-import time
-from datetime import timedelta
 
 import pytest
 
-from lottery import clock
-from lottery.accounts import Accounts
-from lottery.draw import Draws
-from lottery.gifts import Gifts
-from lottery.live import LiveHub
+from lottery.live.hub import LiveHub
+from tests.gifts import make_gift
+from tests.waiting import until
 
 
 class Inbox:
@@ -40,19 +36,6 @@ class Inbox:
         return [t for f, t in zip(self.frames, self.times) if f["type"] == kind]
 
 
-async def until(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-def gifts(db) -> Gifts:
-    return Gifts(db, Accounts(db, None))
-
-
 @pytest.fixture
 def hub(db, io_loop):
     live = LiveHub(db, progress_interval=0.2, retry_delay=0.1)
@@ -60,15 +43,9 @@ def hub(db, io_loop):
     io_loop.run_sync(live.stop)
 
 
-async def timed_gift(gifts: Gifts, items: int = 1) -> dict:
-    return await gifts.create({"sender_openid": "o_sender", "method": "timed",
-                               "items": [{"name": f"item{i}"} for i in range(items)],
-                               "open_at": (clock.utcnow() + timedelta(hours=1)).isoformat()})
-
-
 @pytest.mark.gen_test(timeout=60)
 async def test_progress_is_coalesced_to_one_frame_per_interval_and_ends_at_the_last_count(db, gifts, hub):
-    gift = await timed_gift(gifts)
+    gift = await make_gift(gifts, "timed", items=1)
     await hub.started()
     onlooker = Inbox(await gifts.accounts.ensure_member("o_onlooker"))
     hub.subscribe(onlooker, gift["_id"])
@@ -85,8 +62,8 @@ async def test_progress_is_coalesced_to_one_frame_per_interval_and_ends_at_the_l
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_every_watcher_of_a_drawn_gift_gets_its_own_outcome_and_dead_ones_are_dropped(db, gifts, hub):
-    gift = await timed_gift(gifts, items=2)
+async def test_every_watcher_of_a_drawn_gift_gets_its_own_outcome_and_dead_ones_are_dropped(db, gifts, hub, drawer):
+    gift = await make_gift(gifts, "timed", items=2)
     order_id = gift["_id"]
     members = [await gifts.accounts.ensure_member(f"o_w{i}") for i in range(6)]
     for member_id in members:
@@ -97,7 +74,7 @@ async def test_every_watcher_of_a_drawn_gift_gets_its_own_outcome_and_dead_ones_
     await until(lambda: all(i.of("snapshot") for i in inboxes))
     dead = inboxes[0]
     dead.alive = False
-    draws = Draws(db)
+    draws = drawer()
     await draws.open_early(order_id, gift["sender_id"])
     await until(lambda: all(i.of("opened") for i in inboxes[1:]))
     finished = await db.gifts.find_one({"_id": order_id})
@@ -111,7 +88,6 @@ async def test_every_watcher_of_a_drawn_gift_gets_its_own_outcome_and_dead_ones_
             assert me["state"] == "lost" and "item" not in me
     assert inboxes[-1].of("opened")[0]["me"]["state"] == "own_gift"
     assert dead not in hub.gifts[order_id].subs  # its send failed: forgotten until it resubscribes
-    await draws.idle()
 
 
 @pytest.mark.gen_test(timeout=30)

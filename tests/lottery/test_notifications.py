@@ -10,50 +10,44 @@ from lottery.storage import notifications as store
 from tests.notify.support import TEMPLATE_IDS, open_gift, timed_gift
 
 
-@pytest.fixture
-def ndb(db, io_loop):
-    io_loop.run_sync(lambda: store.ensure_indexes(db))
-    return db
-
-
 @pytest.mark.gen_test(timeout=30)
-async def test_an_opened_gift_expands_once_however_often_it_is_retried(ndb):
-    order_id, subscribers = await timed_gift(ndb, joiners=7, items=2, subscribed_every=3)
-    await open_gift(ndb, order_id)
-    first, second = Notifications(ndb, TEMPLATE_IDS), Notifications(ndb, TEMPLATE_IDS)
+async def test_an_opened_gift_expands_once_however_often_it_is_retried(db):
+    order_id, subscribers = await timed_gift(db, joiners=7, items=2, subscribed_every=3)
+    await open_gift(db, order_id)
+    first, second = Notifications(db, TEMPLATE_IDS), Notifications(db, TEMPLATE_IDS)
     assert await first.expand_opened_gifts() == 1
     assert await second.expand_opened_gifts() == 0
     # Even a record set back to pending (a draw resumed from scratch) adds nothing.
-    await ndb.outbox.update_one({"_id": f"opened:{order_id}"}, {"$set": {"status": "pending"}})
+    await db.outbox.update_one({"_id": f"opened:{order_id}"}, {"$set": {"status": "pending"}})
     assert await second.expand_opened_gifts() == 1
-    counts = await store.status_counts(ndb, order_id)
+    counts = await store.status_counts(db, order_id)
     assert counts["pending"] == len(subscribers) == 3 and counts["not_subscribed"] == 5
-    gift = await ndb.gifts.find_one({"_id": order_id})
-    won = await ndb.notifications.find({"order_id": order_id, "kind": "gift_won"}).to_list()
+    gift = await db.gifts.find_one({"_id": order_id})
+    won = await db.notifications.find({"order_id": order_id, "kind": "gift_won"}).to_list()
     assert sorted(e["member_id"] for e in won) == sorted(gift["draw"]["winners"])
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_record_whose_gift_is_not_finished_yet_waits(ndb):
-    order_id, _ = await timed_gift(ndb, joiners=2, items=1)
-    await ndb.outbox.insert_one({"_id": f"opened:{order_id}", "kind": "gift_opened", "order_id": order_id,
+async def test_a_record_whose_gift_is_not_finished_yet_waits(db):
+    order_id, _ = await timed_gift(db, joiners=2, items=1)
+    await db.outbox.insert_one({"_id": f"opened:{order_id}", "kind": "gift_opened", "order_id": order_id,
                                  "status": "pending", "created_at": clock.utcnow()})
-    notifications = Notifications(ndb, TEMPLATE_IDS)
+    notifications = Notifications(db, TEMPLATE_IDS)
     assert await notifications.expand_opened_gifts() == 0
-    assert await ndb.notifications.count_documents({}) == 0
-    record = await ndb.outbox.find_one({"_id": f"opened:{order_id}"})
+    assert await db.notifications.count_documents({}) == 0
+    record = await db.outbox.find_one({"_id": f"opened:{order_id}"})
     assert record["status"] == "taken" and record["lease_until"] <= clock.utcnow() + timedelta(seconds=3)
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_record_held_by_a_dead_process_is_taken_over_when_its_lease_lapses(ndb):
-    order_id, _ = await timed_gift(ndb, joiners=3, items=1)
-    await open_gift(ndb, order_id)
-    await ndb.outbox.update_one({"_id": f"opened:{order_id}"}, {"$set": {
+async def test_a_record_held_by_a_dead_process_is_taken_over_when_its_lease_lapses(db):
+    order_id, _ = await timed_gift(db, joiners=3, items=1)
+    await open_gift(db, order_id)
+    await db.outbox.update_one({"_id": f"opened:{order_id}"}, {"$set": {
         "status": "taken", "lease_owner": "dead", "lease_until": clock.utcnow() + timedelta(minutes=1)}})
-    notifications = Notifications(ndb, TEMPLATE_IDS)
+    notifications = Notifications(db, TEMPLATE_IDS)
     assert await notifications.expand_opened_gifts() == 0  # still held
-    await ndb.outbox.update_one({"_id": f"opened:{order_id}"},
+    await db.outbox.update_one({"_id": f"opened:{order_id}"},
                                 {"$set": {"lease_until": clock.utcnow() - timedelta(seconds=1)}})
     assert await notifications.expand_opened_gifts() == 1
-    assert await ndb.notifications.count_documents({"order_id": order_id}) == 4
+    assert await db.notifications.count_documents({"order_id": order_id}) == 4

@@ -8,8 +8,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from lottery.accounts import Accounts
 from lottery.errors import InvalidInput
-from lottery.gifts import Gifts
 from lottery.profiles import DecryptionFailed, Profiles, WrongAppid, decrypt_user_data
+from tests.gifts import spec
 
 APPID = "wx_test_appid"
 KEY = base64.b64encode(bytes(range(16))).decode()
@@ -69,10 +69,8 @@ def test_tampered_data_is_refused(tamper):
 
 
 @pytest.mark.gen_test
-async def test_a_profile_change_reaches_the_members_gifts(db):
-    accounts = Accounts(db, None)
-    gifts = Gifts(db, accounts)
-    gift = await gifts.create({"sender_openid": "o_red", "method": "direct", "items": [{"name": "A"}]})
+async def test_a_profile_change_reaches_the_members_gifts(db, gifts):
+    gift = await gifts.create(spec("direct", ["A"], sender="o_red"))
     assert gift["sender"]["name"] == "微信用户"
     member_id = gift["sender_id"]
     await db.members.update_one({"_id": member_id}, {"$set": {"session_key": KEY}})
@@ -83,7 +81,7 @@ async def test_a_profile_change_reaches_the_members_gifts(db):
     after = await db.gifts.find_one({"_id": gift["_id"]})
     assert after["sender"] == {"name": "小红", "avatar": "https://thirdwx.qlogo.cn/a.png"}
     assert after["version"] == gift["version"] + 1
-    await profiles.update(member_id, {"nickname": "  小红红 "})
+    await profiles.update(member_id, nickname="  小红红 ")
     assert (await db.gifts.find_one({"_id": gift["_id"]}))["sender"]["name"] == "小红红"
 
 
@@ -91,7 +89,7 @@ async def test_a_profile_change_reaches_the_members_gifts(db):
 async def test_the_anonymous_wechat_name_never_replaces_a_chosen_one(db):
     member_id = await Accounts(db, None).ensure_member("o_x", session_key=KEY)
     profiles = Profiles(db, APPID)
-    await profiles.update(member_id, {"nickname": "阿明", "avatar_url": "https://cdn.example.com/m.png"})
+    await profiles.update(member_id, nickname="阿明", avatar_url="https://cdn.example.com/m.png")
     anonymous = encrypt_user_data(KEY, IV, user_info(nickName="微信用户", avatarUrl="https://grey.png"))
     view = await profiles.from_encrypted_user_info(member_id, IV, anonymous)
     assert view == {"nickname": "阿明", "avatar_url": "https://cdn.example.com/m.png"}
@@ -107,5 +105,5 @@ async def test_the_anonymous_wechat_name_never_replaces_a_chosen_one(db):
 async def test_bad_profile_input_is_refused(db, body):
     member_id = await Accounts(db, None).ensure_member("o_y")
     with pytest.raises(InvalidInput):
-        await Profiles(db, APPID).update(member_id, body)
+        await Profiles(db, APPID).update(member_id, **body)
     assert (await db.members.find_one({"_id": member_id})).get("nickname") is None

@@ -1,41 +1,18 @@
 """Timed gifts open on time, after downtime, and under exactly one active scheduler."""
-import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from lottery import clock
-from lottery.accounts import Accounts
 from lottery.draw import Draws
-from lottery.gifts import Gifts
 from lottery.scheduler import LEADER_LEASE, Scheduler
+from tests.gifts import make_gift
+from tests.waiting import until, until_past
 
 
-async def timed_gift(db, seconds_ahead: float, joiners: int = 3) -> dict:
-    gifts = Gifts(db, Accounts(db, None))
-    gift = await gifts.create({"sender_openid": "o_s", "method": "timed", "items": [{"name": "A"}],
-                               "open_at": (clock.utcnow() + timedelta(seconds=seconds_ahead)).isoformat()})
-    for i in range(joiners):
-        await gifts.join(gift["_id"], await gifts.accounts.ensure_member(f"o_j{i}"))
-    return gift
-
-
-async def until(predicate, timeout: float = 30) -> None:
-    """Wait for an async (or plain) condition, with a generous deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
-async def until_past(moment: datetime) -> None:
-    """Wait until the clock has passed `moment`."""
-    await until(lambda: clock.utcnow() > clock.as_utc(moment))
+async def timed_gift(gifts, seconds_ahead: float) -> dict:
+    return await make_gift(gifts, "timed", joiners=3, items=1,
+                           open_at=clock.utcnow() + timedelta(seconds=seconds_ahead))
 
 
 async def finished(db, order_id: str) -> dict | None:
@@ -54,8 +31,8 @@ async def stopped(running: Scheduler) -> None:
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_timed_gift_opens_at_its_time_not_before_and_its_job_is_used_up(db, engine_uri):
-    gift = await timed_gift(db, 2)
+async def test_a_timed_gift_opens_at_its_time_not_before_and_its_job_is_used_up(db, gifts, engine_uri):
+    gift = await timed_gift(gifts, 2)
     running = scheduler(db, engine_uri)
     running.start()
     try:
@@ -68,8 +45,8 @@ async def test_a_timed_gift_opens_at_its_time_not_before_and_its_job_is_used_up(
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_gift_due_while_no_scheduler_ran_opens_at_restart(db, engine_uri):
-    gift = await timed_gift(db, 3)
+async def test_a_gift_due_while_no_scheduler_ran_opens_at_restart(db, gifts, engine_uri):
+    gift = await timed_gift(gifts, 3)
     first = scheduler(db, engine_uri)
     first.start()
     # It gives the gift its job, then goes down before the open time.
@@ -86,7 +63,7 @@ async def test_a_gift_due_while_no_scheduler_ran_opens_at_restart(db, engine_uri
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_one_leader_at_a_time_and_a_standby_takes_over_only_once_the_lease_lapses(db, engine_uri):
+async def test_one_leader_at_a_time_and_a_standby_takes_over_only_once_the_lease_lapses(db, gifts, engine_uri):
     a, b = scheduler(db, engine_uri, lease_seconds=2), scheduler(db, engine_uri, lease_seconds=2)
     a.start()
     await until(lambda: a.is_leader)
@@ -98,7 +75,7 @@ async def test_one_leader_at_a_time_and_a_standby_takes_over_only_once_the_lease
     try:
         await until(lambda: b.is_leader)
         assert clock.utcnow() > clock.as_utc(lapses)
-        gift = await timed_gift(db, 0.5)
+        gift = await timed_gift(gifts, 2)
         await until(lambda: finished(db, gift["_id"]))
     finally:
         await stopped(b)
@@ -106,7 +83,7 @@ async def test_one_leader_at_a_time_and_a_standby_takes_over_only_once_the_lease
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_clean_stop_hands_the_lease_over_at_once(db, engine_uri):
+async def test_a_clean_stop_hands_the_lease_over_at_once(db, gifts, engine_uri):
     a, b = scheduler(db, engine_uri, lease_seconds=30), scheduler(db, engine_uri, lease_seconds=30)
     a.start()
     await until(lambda: a.is_leader)

@@ -1,14 +1,13 @@
 """Shared by the notification tests: a template configuration, gifts opened by the real draw,
 and waiting for the outbox to settle."""
-import asyncio
 import json
-from datetime import timedelta
 
-from lottery import clock
 from lottery.accounts import Accounts
 from lottery.draw import Draws
 from lottery.gifts import Gifts
 from lottery.storage import notifications as store
+from tests.gifts import make_due, spec
+from tests.waiting import until
 
 TEMPLATE_IDS = {"gift_received": "tpl_received", "gift_won": "tpl_won", "gift_lost": "tpl_lost",
                 "gift_summary": "tpl_summary"}
@@ -33,9 +32,7 @@ async def timed_gift(db, joiners: int, items: int = 3, subscribed_every: int = 1
     """A timed gift with `joiners` joins (every `subscribed_every`-th accepted both result
     templates), made due now. Returns the order id and the subscribers' openids."""
     gifts = Gifts(db, Accounts(db, None))
-    gift = await gifts.create({"sender_openid": f"o_{prefix}_sender", "method": "timed", "wish": wish,
-                               "items": [{"name": f"奖品{i}"} for i in range(items)],
-                               "open_at": (clock.utcnow() + timedelta(hours=1)).isoformat()})
+    gift = await gifts.create(spec("timed", [f"奖品{i}" for i in range(items)], sender=f"o_{prefix}_sender", wish=wish))
     subscribers = []
     for i in range(joiners):
         openid = f"o_{prefix}{i}"
@@ -44,26 +41,22 @@ async def timed_gift(db, joiners: int, items: int = 3, subscribed_every: int = 1
         await gifts.join(gift["_id"], member_id, subscribed=["tpl_won", "tpl_lost"] if accepted else [])
         if accepted:
             subscribers.append(openid)
-    now = clock.utcnow()
-    await db.gifts.update_one({"_id": gift["_id"]}, {"$set": {"open_at": now, "due_at": now}})
+    await make_due(db, gift["_id"])
     return gift["_id"], subscribers
 
 
 async def open_gift(db, order_id: str) -> None:
     """Open it with the real draw."""
     draws = Draws(db)
-    assert await draws.open(order_id)
+    assert await draws.open([order_id])
     await draws.idle()
 
 
 async def settled(db, order_id: str, timeout: float = 60.0) -> dict[str, int]:
     """Wait until the gift's record is expanded and no entry is pending or sending."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
+    async def counts_when_settled() -> dict[str, int] | None:
         record = await db.outbox.find_one({"_id": f"opened:{order_id}"})
         counts = await store.status_counts(db, order_id)
-        if record and record["status"] == "done" and counts["pending"] == 0 and counts["sending"] == 0:
-            return counts
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not settled: {await store.status_counts(db, order_id)}")
+        done = record and record["status"] == "done" and counts["pending"] == 0 and counts["sending"] == 0
+        return counts if done else None
+    return await until(counts_when_settled, timeout=timeout, interval=0.1)

@@ -1,29 +1,25 @@
 """Delivery through the outbox: once per (gift, member, kind), through outages, token expiry and
 WeChat's refusals."""
-import asyncio
-from datetime import timedelta
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 
-from lottery.storage import notifications as store
+from tests.gifts import spec
 from tests.notify.support import open_gift, settled, timed_gift
+from tests.waiting import until
 
 
 @pytest.mark.gen_test(timeout=90)
 async def test_a_500_participant_gift_opened_during_an_outage_reaches_each_subscriber_once(
-        notify_db, wechat_fake, make_worker):
-    db = notify_db
+        db, wechat_fake, make_worker):
     order_id, subscribers = await timed_gift(db, joiners=500, items=5, subscribed_every=2)
     wechat_fake.outage = True
     await open_gift(db, order_id)
     worker = make_worker(concurrency=8)
     worker.start()
     # Everything due is attempted and fails while WeChat is down.
-    deadline = asyncio.get_running_loop().time() + 60
-    while worker.stats.retried < 250:
-        assert asyncio.get_running_loop().time() < deadline, worker.stats
-        await asyncio.sleep(0.05)
+    await until(lambda: worker.stats.retried >= 250, timeout=60)
     assert wechat_fake.delivered == []
     wechat_fake.outage = False
     counts = await settled(db, order_id)
@@ -50,8 +46,7 @@ async def run_until_settled(worker, db, order_id: str) -> dict[str, int]:
 
 @pytest.mark.gen_test(timeout=60)
 async def test_winners_get_the_won_template_with_their_item_and_the_rest_the_lost_one(
-        notify_db, wechat_fake, make_worker):
-    db = notify_db
+        db, wechat_fake, make_worker):
     order_id, subscribers = await timed_gift(db, joiners=6, items=2)
     await open_gift(db, order_id)
     await run_until_settled(make_worker(), db, order_id)
@@ -70,8 +65,7 @@ async def test_winners_get_the_won_template_with_their_item_and_the_rest_the_los
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_token_expiring_mid_batch_causes_exactly_one_refresh(notify_db, wechat_fake, make_worker):
-    db = notify_db
+async def test_a_token_expiring_mid_batch_causes_exactly_one_refresh(db, wechat_fake, make_worker):
     order_id, subscribers = await timed_gift(db, joiners=60, items=1)
     await open_gift(db, order_id)
     wechat_fake.expire_token_after_sends(20)
@@ -85,8 +79,7 @@ async def test_a_token_expiring_mid_batch_causes_exactly_one_refresh(notify_db, 
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_busy_and_server_errors_are_retried_and_refusals_are_final(notify_db, wechat_fake, make_worker):
-    db = notify_db
+async def test_busy_and_server_errors_are_retried_and_refusals_are_final(db, wechat_fake, make_worker):
     order_id, subscribers = await timed_gift(db, joiners=1, items=1)
     await open_gift(db, order_id)
     path = "/cgi-bin/message/subscribe/send"
@@ -103,8 +96,7 @@ async def test_busy_and_server_errors_are_retried_and_refusals_are_final(notify_
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_43101_is_recorded_as_not_subscribed_and_never_retried(notify_db, wechat_fake, make_worker):
-    db = notify_db
+async def test_43101_is_recorded_as_not_subscribed_and_never_retried(db, wechat_fake, make_worker):
     order_id, subscribers = await timed_gift(db, joiners=2, items=1)
     await open_gift(db, order_id)
     wechat_fake.refuse(subscribers[0])
@@ -119,8 +111,7 @@ async def test_43101_is_recorded_as_not_subscribed_and_never_retried(notify_db, 
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_timed_out_send_is_retried(notify_db, wechat_fake, make_worker, wechat):
-    db = notify_db
+async def test_a_timed_out_send_is_retried(db, wechat_fake, make_worker, wechat):
     order_id, subscribers = await timed_gift(db, joiners=1, items=1)
     await open_gift(db, order_id)
     wechat.timeout = 0.5
@@ -134,8 +125,7 @@ async def test_a_timed_out_send_is_retried(notify_db, wechat_fake, make_worker, 
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_an_entry_that_keeps_failing_ends_failed_after_max_attempts(notify_db, wechat_fake, make_worker):
-    db = notify_db
+async def test_an_entry_that_keeps_failing_ends_failed_after_max_attempts(db, wechat_fake, make_worker):
     order_id, subscribers = await timed_gift(db, joiners=1, items=1)
     await open_gift(db, order_id)
     wechat_fake.fail_next("/cgi-bin/message/subscribe/send", 503, times=10)
@@ -146,8 +136,7 @@ async def test_an_entry_that_keeps_failing_ends_failed_after_max_attempts(notify
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_long_wish_is_cut_to_the_field_limits_and_still_delivered(notify_db, wechat_fake, make_worker):
-    db = notify_db
+async def test_a_long_wish_is_cut_to_the_field_limits_and_still_delivered(db, wechat_fake, make_worker):
     wish = "祝你新年快乐万事如意身体健康阖家幸福心想事成财源广进" * 3
     order_id, subscribers = await timed_gift(db, joiners=2, items=1, wish=wish)
     await open_gift(db, order_id)
@@ -158,8 +147,7 @@ async def test_a_long_wish_is_cut_to_the_field_limits_and_still_delivered(notify
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_two_workers_sharing_the_outbox_send_each_message_once(notify_db, wechat_fake, make_worker):
-    db = notify_db
+async def test_two_workers_sharing_the_outbox_send_each_message_once(db, wechat_fake, make_worker):
     order_id, subscribers = await timed_gift(db, joiners=200, items=3)
     await open_gift(db, order_id)
     wechat_fake.send_delay = 0.005
@@ -173,14 +161,8 @@ async def test_two_workers_sharing_the_outbox_send_each_message_once(notify_db, 
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_direct_gift_join_gets_one_gift_received_message(notify_db, wechat_fake, make_worker):
-    from lottery.accounts import Accounts
-    from lottery.gifts import Gifts
-
-    db = notify_db
-    gifts = Gifts(db, Accounts(db, None))
-    gift = await gifts.create({"sender_openid": "o_boss", "method": "direct", "wish": "拿去吧",
-                               "items": [{"name": "口红"}, {"name": "香水"}]})
+async def test_a_direct_gift_join_gets_one_gift_received_message(db, gifts, wechat_fake, make_worker):
+    gift = await gifts.create(spec("direct", ["口红", "香水"], sender="o_boss", wish="拿去吧"))
     await db.members.update_one({"_id": gift["sender_id"]}, {"$set": {"nickname": "一个名字特别特别特别长的发起人"}})
     await db.gifts.update_one({"_id": gift["_id"]}, {"$set": {"sender.name": "一个名字特别特别特别长的发起人"}})
     a = await gifts.accounts.ensure_member("o_a")
@@ -189,11 +171,10 @@ async def test_a_direct_gift_join_gets_one_gift_received_message(notify_db, wech
     await gifts.join(gift["_id"], b)
     worker = make_worker()
     worker.start()
-    for _ in range(200):
-        if await db.notifications.count_documents({"status": {"$in": ["pending", "sending"]}}) == 0 \
-                and await db.joins.count_documents({"notify": "pending"}) == 0:
-            break
-        await asyncio.sleep(0.05)
+    async def all_handled() -> bool:
+        return await db.notifications.count_documents({"status": {"$in": ["pending", "sending"]}}) == 0 \
+            and await db.joins.count_documents({"notify": "pending"}) == 0
+    await until(all_handled)
     await worker.stop()
     assert [m["touser"] for m in wechat_fake.delivered] == ["o_a"]
     data = wechat_fake.delivered[0]["data"]
@@ -207,8 +188,7 @@ async def test_a_direct_gift_join_gets_one_gift_received_message(notify_db, wech
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_the_sender_gets_a_summary_when_they_accepted_it(notify_db, wechat_fake, make_worker):
-    db = notify_db
+async def test_the_sender_gets_a_summary_when_they_accepted_it(db, wechat_fake, make_worker):
     order_id, subscribers = await timed_gift(db, joiners=4, items=2, subscribed_every=100)
     await db.gifts.update_one({"_id": order_id}, {"$set": {"sender_subscribed": ["tpl_summary"]}})
     await open_gift(db, order_id)
@@ -220,7 +200,7 @@ async def test_the_sender_gets_a_summary_when_they_accepted_it(notify_db, wechat
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_legacy_join_with_subscribed_leads_to_one_message(api, notify_db, wechat_fake, make_worker):
+async def test_a_legacy_join_with_subscribed_leads_to_one_message(api, db, wechat_fake, make_worker):
     order_id = await api.create_gift(method="direct", items=[{"name": "围巾"}, {"name": "手套"}])
     key = await api.login("gina")
     answer = await api.legacy("/api/sharagift/JoinGift", {"login_key": key, "order_id": order_id,
@@ -228,10 +208,9 @@ async def test_a_legacy_join_with_subscribed_leads_to_one_message(api, notify_db
     assert answer["code"] == "suc"
     worker = make_worker()
     worker.start()
-    for _ in range(200):
-        if wechat_fake.delivered and await notify_db.joins.count_documents({"notify": "pending"}) == 0:
-            break
-        await asyncio.sleep(0.05)
+    async def delivered() -> bool:
+        return bool(wechat_fake.delivered) and await db.joins.count_documents({"notify": "pending"}) == 0
+    await until(delivered)
     await worker.stop()
     assert [(m["touser"], m["template_id"]) for m in wechat_fake.delivered] == [("o_gina", "tpl_received")]
     assert wechat_fake.delivered[0]["data"]["thing1"]["value"] == "围巾"
@@ -239,8 +218,7 @@ async def test_a_legacy_join_with_subscribed_leads_to_one_message(api, notify_db
 
 @pytest.mark.gen_test(timeout=90)
 async def test_an_entry_in_flight_under_a_live_lease_is_never_sent_by_another_worker(
-        notify_db, wechat_fake, make_worker):
-    db = notify_db
+        db, wechat_fake, make_worker):
     order_id, subscribers = await timed_gift(db, joiners=24, items=2)
     await open_gift(db, order_id)
     # Slow answers keep every claimed entry in flight (status `sending`, live lease) while the

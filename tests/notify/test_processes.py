@@ -1,13 +1,12 @@
 """Real server processes sharing one outbox: a worker killed (SIGKILL) mid-batch and restarted,
 and two workers at once. Each subscriber still gets exactly one message."""
-import asyncio
 from collections import Counter
 
 import pytest
 
-from lottery.storage import notifications as store
 from tests.notify.support import CONFIG_JSON, settled, timed_gift
 from tests.servers import ServerProcess, uri_with_db
+from tests.waiting import until
 
 WORKER_ARGS = ("--role=scheduler", "--sweep_seconds=0.2", "--notify_lease_seconds=2",
                "--notify_concurrency=4", "--notify_rate=500", "--notify_backoff_seconds=0.2")
@@ -19,18 +18,9 @@ def worker_process(engine_uri: str, db_name: str, wechat_url: str) -> ServerProc
     return process
 
 
-async def wait_for(predicate, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.gen_test(timeout=90)
 async def test_a_worker_killed_mid_batch_and_restarted_still_sends_each_message_once(
-        notify_db, db_name, engine_uri, wechat_fake):
-    db = notify_db
+        db, db_name, engine_uri, wechat_fake):
     order_id, subscribers = await timed_gift(db, joiners=300, items=3, subscribed_every=2)
     # WeChat is down and slow to say so: the worker always has requests in flight.
     wechat_fake.outage, wechat_fake.outage_delay = True, 0.1
@@ -40,7 +30,7 @@ async def test_a_worker_killed_mid_batch_and_restarted_still_sends_each_message_
         async def busy() -> bool:  # the draw ran, the entries exist, the worker holds some
             return await db.notifications.count_documents({"attempts": {"$gte": 1}}) >= 40 and \
                 await db.notifications.count_documents({"status": "sending"}) > 0
-        await wait_for(busy)
+        await until(busy)
         first.kill()
         held = await db.notifications.find({"status": "sending"}).to_list()
         assert held and all(e["lease_owner"] for e in held)
@@ -61,8 +51,7 @@ async def test_a_worker_killed_mid_batch_and_restarted_still_sends_each_message_
 
 @pytest.mark.gen_test(timeout=90)
 async def test_two_worker_processes_share_the_outbox_and_send_each_message_once(
-        notify_db, db_name, engine_uri, wechat_fake):
-    db = notify_db
+        db, db_name, engine_uri, wechat_fake):
     wechat_fake.send_delay = 0.01
     processes = [worker_process(engine_uri, db_name, wechat_fake.url).start() for _ in range(2)]
     try:

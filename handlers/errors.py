@@ -1,0 +1,34 @@
+"""Which HTTP status each domain error means (the domain knows nothing of HTTP)."""
+from lottery.errors import (AlreadyJoined, Forbidden, GiftClosed, GiftFull, GiftNotFound,
+                            InvalidInput, LoginExpired, LotteryError, NotOpenable, NotOpenedYet,
+                            OwnGift, UpstreamError)
+
+
+class BodyTooLarge(InvalidInput):
+    """A JSON body over the handlers' limit."""
+
+    code = "body_too_large"
+    message = "请求体过大"
+
+
+# The most specific class in an error's ancestry decides.
+STATUS: dict[type[LotteryError], int] = {
+    LotteryError: 400,
+    InvalidInput: 400,
+    BodyTooLarge: 413,
+    LoginExpired: 401,
+    Forbidden: 403,
+    OwnGift: 403,
+    GiftNotFound: 404,
+    AlreadyJoined: 409,
+    GiftFull: 409,
+    NotOpenable: 409,
+    NotOpenedYet: 409,
+    GiftClosed: 410,
+    UpstreamError: 502,
+}
+
+
+def status_of(error: LotteryError) -> int:
+    """The v1 API's status for a domain error."""
+    return next(STATUS[cls] for cls in type(error).__mro__ if cls in STATUS)

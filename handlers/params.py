@@ -1,0 +1,74 @@
+"""Reading request fields: present, of the right type, within bounds. Values reach the domain
+(and MongoDB) only after passing here, so an operator object such as {"$ne": null} can never
+become part of a query. Missing -> 缺少参数 (MissingParams); wrong -> 参数错误 (InvalidInput)."""
+from typing import Any
+
+from lottery.errors import InvalidInput, MissingParams
+from lottery.validate import check_identifier
+
+
+def _present(body: dict, name: str) -> Any:
+    value = body.get(name)
+    if value is None or value == "":
+        raise MissingParams()
+    return value
+
+
+def text(body: dict, name: str, max_len: int, required: bool = True, default: str = "") -> str:
+    """A string field."""
+    if not required and body.get(name) in (None, ""):
+        return default
+    value = _present(body, name)
+    if not isinstance(value, str):
+        raise InvalidInput(f"参数 {name} 必须是字符串")
+    if len(value) > max_len:
+        raise InvalidInput(f"参数 {name} 过长")
+    return value
+
+
+def identifier(body: dict, name: str) -> str:
+    """An id such as order_id."""
+    return check_identifier(text(body, name, 64), name)
+
+
+def integer(body: dict, name: str, low: int, high: int, required: bool = True) -> int | None:
+    """A whole number within [low, high]; booleans are not numbers here."""
+    if not required and body.get(name) is None:
+        return None
+    value = _present(body, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"参数 {name} 必须是整数")
+    if not low <= value <= high:
+        raise InvalidInput(f"参数 {name} 必须在 {low} 到 {high} 之间")
+    return value
+
+
+def text_list(body: dict, name: str, max_items: int, max_len: int) -> list[str]:
+    """An optional list of short strings (for example accepted template ids), duplicates dropped."""
+    value = body.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > max_items:
+        raise InvalidInput(f"参数 {name} 格式错误")
+    if not all(isinstance(v, str) and 0 < len(v) <= max_len for v in value):
+        raise InvalidInput(f"参数 {name} 格式错误")
+    return list(dict.fromkeys(value))
+
+
+def objects(body: dict, name: str, max_items: int) -> list[dict]:
+    """A non-empty list of JSON objects."""
+    value = body.get(name)
+    if not isinstance(value, list) or not value:
+        raise InvalidInput(f"{name} 必须是非空列表")
+    if len(value) > max_items:
+        raise InvalidInput(f"{name} 最多 {max_items} 个")
+    if not all(isinstance(entry, dict) for entry in value):
+        raise InvalidInput(f"{name} 的每一项必须是对象")
+    return value
+
+
+def query_integer(value: str, name: str, low: int, high: int) -> int:
+    """A whole number from a query string."""
+    if not value.strip().lstrip("-").isdigit():
+        raise InvalidInput(f"参数 {name} 必须是整数")
+    return integer({name: int(value)}, name, low, high)

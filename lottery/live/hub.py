@@ -1,0 +1,318 @@
+"""Subscriptions by gift, and the fan-out of each change to a gift's watchers.
+
+The gift document is the durable record: its `version` grows on every change and a draw marks
+it `finished` in the same update that commits its winners (`draw.winners`). So the hub needs no
+message log. For every change of a gift somebody watches (from `feed.GiftFeed`):
+
+- `progress` (joined count, status): coalesced to one frame per gift per `progress_interval`;
+- `finished`: one read of the gift and of the watchers' joins (two queries whatever the number of
+  watchers), then each watcher gets `opened` with their own `me`.
+
+A subscriber says which version it has; it gets what is newer, never anything older, so a client
+that reconnects with its version gets exactly what it missed. Transport-agnostic: a subscriber
+is anything with `member_id`, `send(text) -> bool` and `close(code, reason)` (handlers/realtime.py
+adapts a websocket)."""
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from lottery import clock, metrics
+from lottery.gifts import drawn_winners, is_live, member_view, public_view
+from lottery.live import frames
+from lottery.live.feed import GiftChange, GiftFeed
+from lottery.storage import gifts, joins
+
+log = logging.getLogger(__name__)
+
+FANOUT_SLICE = 500  # sends between yields to the event loop
+NONE = -1  # the version of a subscriber that has nothing yet
+
+
+class Subscriber(Protocol):
+    """One live connection."""
+
+    member_id: str | None
+
+    def send(self, text: str | bytes) -> bool:
+        """Queue a text frame (str, or UTF-8 bytes) without waiting; False if the connection is
+        gone (or was cut)."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection."""
+
+
+@dataclass
+class WatchedGift:
+    """One gift with subscribers in this process."""
+
+    order_id: str
+    subs: dict[Subscriber, int] = field(default_factory=dict)  # subscriber -> the version it has
+    unsettled: set[Subscriber] = field(default_factory=set)  # first answer not yet settled
+    # subscribers waiting for a read of the gift -> why ("subscribe", "resume", "change")
+    pending: dict[Subscriber, str] = field(default_factory=dict)
+    change_version: int = 0  # newest version seen from the feed
+    # Join records of subscribed members, read once: a join never goes away, and the draw's
+    # outcome comes from the finished gift's `draw.winners`, so the result needs no join reads.
+    joins: dict[str, dict] = field(default_factory=dict)
+    state: dict = field(default_factory=dict)  # newest known {version, status, joined_count, open_number}
+    reader: asyncio.Task | None = None
+    progress_timer: asyncio.TimerHandle | None = None
+    progress_sent_at: float = 0.0
+
+    def drop(self, connection: Subscriber) -> None:
+        self.subs.pop(connection, None)
+        self.pending.pop(connection, None)
+        self.unsettled.discard(connection)
+
+    def merge_state(self, fields: dict) -> None:
+        """Keep the newest of what the feed and the reads saw."""
+        if (fields.get("version") or 0) < self.state.get("version", 0):
+            return
+        self.state.update({k: v for k, v in fields.items()
+                           if k in ("version", "status", "joined_count", "open_number") and v is not None})
+
+
+class LiveHub:
+    """Subscriptions by gift and their fan-out; owns the process's feed of gift changes."""
+
+    def __init__(self, db: AsyncDatabase, progress_interval: float = 0.25, poll_interval: float = 0.5,
+                 force_polling: bool = False, retry_delay: float = 1.0) -> None:
+        self.db = db
+        self.progress_interval = progress_interval
+        self.connections: dict[Subscriber, set[str]] = {}  # connection -> the gifts it follows
+        self.gifts: dict[str, WatchedGift] = {}
+        self.feed = GiftFeed(db, lambda: self.gifts.keys(), force_polling, poll_interval, retry_delay)
+        self._follower: asyncio.Task | None = None
+        self._stopping = False
+
+    @property
+    def mode(self) -> str:
+        """"change_stream" or "polling"."""
+        return self.feed.mode
+
+    # Lifecycle
+
+    def start(self) -> None:
+        """Start following the gifts (idempotent; also done by the first subscription)."""
+        if self._follower is None and not self._stopping:
+            self._follower = asyncio.ensure_future(self._follow())
+
+    async def started(self) -> None:
+        """Wait until changes are being followed."""
+        self.start()
+        await self.feed.ready.wait()
+
+    async def stop(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """Stop following and close every connection."""
+        self._stopping = True
+        tasks = [t for t in [self._follower, *(w.reader for w in self.gifts.values())] if t]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for watched in self.gifts.values():
+            if watched.progress_timer:
+                watched.progress_timer.cancel()
+        for connection in list(self.connections):
+            connection.close(code, reason)
+        self.connections.clear()
+        self.gifts.clear()
+
+    async def _follow(self) -> None:
+        # A bug must not end realtime for the process: log it, then follow again (a resync).
+        while not self._stopping:
+            try:
+                async for change in self.feed.changes():
+                    self.on_change(change)
+            except Exception:
+                log.exception("following gift changes failed; following again")
+                await asyncio.sleep(self.feed.retry_delay)
+
+    # Connections and subscriptions
+
+    def register(self, connection: Subscriber) -> None:
+        """A connection opened."""
+        self.connections.setdefault(connection, set())
+
+    def leave(self, connection: Subscriber) -> None:
+        """A connection closed: forget it and its subscriptions."""
+        for order_id in list(self.connections.get(connection, ())):
+            self.unsubscribe(connection, order_id)
+        self.connections.pop(connection, None)
+
+    def subscriptions(self, connection: Subscriber) -> set[str]:
+        """The gifts this connection follows."""
+        return self.connections.get(connection, set())
+
+    def subscription_count(self) -> int:
+        return sum(len(w.subs) for w in self.gifts.values())
+
+    def subscribe(self, connection: Subscriber, order_id: str, version: int | None = None) -> None:
+        """Follow a gift. The connection gets a snapshot of the current state (or, if it says
+        which version it has, only what is newer: `opened` if it missed the draw)."""
+        self.start()
+        watched = self.gifts.get(order_id)
+        if watched is None:
+            watched = self.gifts[order_id] = WatchedGift(order_id)
+        watched.subs[connection] = NONE if version is None else version
+        self.connections.setdefault(connection, set()).add(order_id)
+        watched.unsettled.add(connection)
+        watched.pending[connection] = "subscribe" if version is None else "resume"
+        self._read_soon(watched)
+
+    def unsubscribe(self, connection: Subscriber, order_id: str) -> None:
+        """Stop following a gift."""
+        watched = self.gifts.get(order_id)
+        if watched is None:
+            return
+        self._drop(watched, connection)
+        if not watched.subs:
+            self._forget(watched)
+
+    def _drop(self, watched: WatchedGift, connection: Subscriber) -> None:
+        """Forget a subscription (a failed send: the connection is gone or was cut; it
+        resubscribes when it returns)."""
+        watched.drop(connection)
+        self.connections.get(connection, set()).discard(watched.order_id)
+
+    def _forget(self, watched: WatchedGift) -> None:
+        if self.gifts.get(watched.order_id) is watched:
+            del self.gifts[watched.order_id]
+        if watched.progress_timer:
+            watched.progress_timer.cancel()
+        if watched.reader and not watched.reader.done() and watched.reader is not asyncio.current_task():
+            watched.reader.cancel()
+
+    # Changes
+
+    def on_change(self, change: GiftChange) -> None:
+        """A gift changed (from the feed). Cheap: schedules the work."""
+        watched = self.gifts.get(change.order_id)
+        if watched is None or change.version <= watched.change_version:
+            return
+        watched.change_version = change.version
+        watched.merge_state(change._asdict())
+        if change.status == "finished":
+            # Unsettled ones too: a read under way may predate the result; they get another.
+            for connection, version in watched.subs.items():
+                if version < change.version:
+                    watched.pending.setdefault(connection, "change")
+            self._read_soon(watched)
+        else:
+            self._progress_soon(watched)
+
+    def _progress_soon(self, watched: WatchedGift) -> None:
+        if watched.progress_timer is not None:
+            return  # coalesced into the one already due
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, watched.progress_sent_at + self.progress_interval - loop.time())
+        watched.progress_timer = loop.call_later(delay, self._send_progress, watched)
+
+    def _send_progress(self, watched: WatchedGift) -> None:
+        watched.progress_timer = None
+        watched.progress_sent_at = asyncio.get_running_loop().time()
+        if "joined_count" not in watched.state:
+            return  # not read yet: the pending snapshot carries it
+        version = watched.state["version"]
+        text = frames.progress(watched.order_id, watched.state)
+        for connection, has in list(watched.subs.items()):
+            if has >= version or connection in watched.unsettled:
+                continue
+            if connection.send(text):
+                watched.subs[connection] = version
+            else:
+                self._drop(watched, connection)
+
+    # Reading a gift for its subscribers (snapshots and the result)
+
+    def _read_soon(self, watched: WatchedGift) -> None:
+        if watched.reader is None or watched.reader.done():
+            watched.reader = asyncio.ensure_future(self._read_loop(watched))
+
+    async def _read_loop(self, watched: WatchedGift) -> None:
+        # One read at a time per gift; whoever subscribes meanwhile is served by the next one,
+        # so a thousand subscribes in a burst cost a handful of reads.
+        try:
+            while watched.pending and self.gifts.get(watched.order_id) is watched:
+                pending, watched.pending = watched.pending, {}
+                gift = await self._read(watched, pending)
+                if gift is None:
+                    self._refuse_unknown(watched, pending)
+                else:
+                    await self._fan_out(watched, pending, gift)
+        except asyncio.CancelledError:
+            raise
+        except PyMongoError as exc:
+            log.warning("realtime read of gift %s failed (%s); closing its subscribers to resync",
+                        watched.order_id, exc)
+            self._close_all(watched, 1011, "database unavailable")
+        except Exception:
+            log.exception("realtime read of gift %s failed", watched.order_id)
+            self._close_all(watched, 1011, "internal error")
+
+    async def _read(self, watched: WatchedGift, pending: dict[Subscriber, str]) -> dict | None:
+        """The gift, and the joins of pending members not read before; None if unknown."""
+        gift = await gifts.get(self.db, watched.order_id)
+        if not is_live(gift):
+            return None
+        watched.merge_state({"version": gift["version"], "status": gift["status"],
+                             "joined_count": gift["joined_count"], "open_number": gift.get("open_number")})
+        # Before a timed or full gift's result is committed its joins cannot say who won, so
+        # cached joins serve; a finished gift without `draw.winners` is read afresh.
+        trust_cache = gift["status"] != "finished" or gift["method"] == "direct" or "draw" in gift
+        members = {c.member_id for c in pending if c.member_id and c.member_id != gift["sender_id"]
+                   and not (trust_cache and c.member_id in watched.joins)}
+        if members:
+            watched.joins.update(await joins.of_members(self.db, watched.order_id, members, gift["joined_count"]))
+        return gift
+
+    def _refuse_unknown(self, watched: WatchedGift, pending: dict[Subscriber, str]) -> None:
+        text = frames.error("gift_not_found", "礼物不存在", order_id=watched.order_id)
+        for connection in pending:
+            connection.send(text)
+            self._drop(watched, connection)
+        if not watched.subs:
+            self._forget(watched)
+
+    async def _fan_out(self, watched: WatchedGift, pending: dict[Subscriber, str], gift: dict) -> None:
+        """Each pending subscriber behind this version gets its frame, encoded once per state."""
+        version, finished = gift["version"], gift["status"] == "finished"
+        head = frames.gift_head(watched.order_id, version, public_view(gift))
+        won, now = drawn_winners(gift), clock.utcnow()
+        me_frames: dict[str | None, bytes] = {}
+        pushed = 0  # `opened` frames sent
+        for sent, (connection, why) in enumerate(pending.items(), 1):
+            if connection not in watched.subs:
+                continue  # left meanwhile
+            watched.unsettled.discard(connection)
+            if version <= watched.subs[connection]:
+                continue  # up to date: nothing to send
+            kind = frames.SNAPSHOT if why == "subscribe" or not finished else frames.OPENED
+            member_id = connection.member_id
+            if member_id not in me_frames:
+                me_frames[member_id] = frames.encode(member_view(gift, watched.joins.get(member_id),
+                                                                 member_id or "", now, won)).encode()
+            if connection.send(frames.gift_frame(kind, head, me_frames[member_id])):
+                watched.subs[connection] = version
+                pushed += kind is frames.OPENED
+            else:
+                self._drop(watched, connection)
+            if sent % FANOUT_SLICE == 0:
+                await asyncio.sleep(0)  # let the loop flush sockets and serve others
+        if pushed:
+            since_commit = time.time() - clock.as_utc(gift["opened_at"]).timestamp() if gift.get("opened_at") else 0.0
+            metrics.RESULT_PUSH_SECONDS.observe(max(0.0, since_commit))
+            log.info("gift %s: result pushed to %d subscribers, %.0f ms after the commit",
+                     watched.order_id, pushed, since_commit * 1000)
+        if watched.state.get("version", 0) > version:
+            self._progress_soon(watched)  # changed while we read
+
+    def _close_all(self, watched: WatchedGift, code: int, reason: str) -> None:
+        # Closed connections reconnect and resubscribe with their version: nothing is lost.
+        for connection in list(watched.subs):
+            connection.close(code, reason)
+        self._forget(watched)

@@ -1,0 +1,142 @@
+"""`joins`: one record per member and gift, `_id` = `{order_id}:{member_id}`, so one join per
+member is the unique `_id`. It holds what the member accepted (`subscribed`), and the outcome:
+a direct gift's item from the join on; a drawn gift's outcome copied from `draw.winners` after
+the draw (readers take a drawn gift's result from the gift until then)."""
+from datetime import datetime
+from typing import Iterable
+
+from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from lottery.errors import AlreadyJoined
+from lottery.storage.writes import insert_new
+
+# ids per `$in`: the embedded engine's `$in` costs grow with the square of the list
+IN_SLICE = 50
+# Reading all of a gift's joins costs about a quarter of fetching one by id (embedded engine).
+SCAN_FACTOR = 4
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    await db.joins.create_index([("order_id", ASCENDING), ("member_id", ASCENDING)], unique=True)
+    # The pages' lists (newest joins, a direct gift's recipients). No index on `outcome`: a
+    # draw writes it on every join, and results are read from the gift's `draw.winners`.
+    await db.joins.create_index([("order_id", ASCENDING), ("joined_at", ASCENDING)])
+    # Only direct-gift joins carry `notify`; sparse keeps the index to them.
+    await db.joins.create_index([("notify", ASCENDING)], sparse=True)
+
+
+def join_id(order_id: str, member_id: str) -> str:
+    return f"{order_id}:{member_id}"
+
+
+def new_join(order_id: str, member_id: str, now: datetime, form_id: str = "",
+             subscribed: list[str] | None = None) -> dict:
+    """A join record with no outcome yet."""
+    return {"_id": join_id(order_id, member_id), "order_id": order_id, "member_id": member_id,
+            "form_id": form_id, "subscribed": subscribed or [], "joined_at": now,
+            "outcome": None, "item_index": None}
+
+
+async def insert(db: AsyncDatabase, join: dict) -> None:
+    """Record a join; the unique `_id` (gift, member) refuses a second one."""
+    try:
+        await db.joins.insert_one(join)
+    except DuplicateKeyError as exc:
+        raise AlreadyJoined() from exc
+
+
+async def get(db: AsyncDatabase, order_id: str, member_id: str) -> dict | None:
+    return await db.joins.find_one({"_id": join_id(order_id, member_id)})
+
+
+# The draw
+
+async def member_ids(db: AsyncDatabase, order_ids: list[str]) -> dict[str, list[str]]:
+    """Members with a join record, by gift (read in slices)."""
+    found: dict[str, list[str]] = {}
+    for start in range(0, len(order_ids), IN_SLICE):
+        cursor = db.joins.find({"order_id": {"$in": order_ids[start:start + IN_SLICE]}},
+                               {"order_id": 1, "member_id": 1, "_id": 0})
+        async for doc in cursor:
+            found.setdefault(doc["order_id"], []).append(doc["member_id"])
+    return found
+
+
+async def restore(db: AsyncDatabase, pairs: list[tuple[str, str]], now: datetime) -> None:
+    """Join records for claimants whose join write never landed (their process died)."""
+    await insert_new(db.joins, [new_join(order_id, member_id, now) for order_id, member_id in pairs])
+
+
+async def write_winners(db: AsyncDatabase, winners: list[tuple[str, str, int]]) -> None:
+    """Mark (order id, member id, item index) won; writing the same values again is harmless."""
+    if winners:
+        await db.joins.bulk_write([
+            UpdateOne({"_id": join_id(order_id, member_id)}, {"$set": {"outcome": "won", "item_index": index}})
+            for order_id, member_id, index in winners], ordered=False)
+
+
+async def write_losers(db: AsyncDatabase, order_ids: list[str]) -> None:
+    """In these finished gifts, everyone still without an outcome lost (the winners were
+    copied first)."""
+    await db.joins.update_many({"order_id": {"$in": order_ids}, "outcome": None}, {"$set": {"outcome": "lost"}})
+
+
+# Readers
+
+async def of_members(db: AsyncDatabase, order_id: str, member_ids_: Iterable[str],
+                     joined_count: int) -> dict[str, dict]:
+    """The join records of these members in this gift, by member id (absent: not joined).
+
+    Few members: their records by `_id`, in small `$in` lists. Many members, compared with the
+    gift's joins: all of the gift's joins through the (order_id, member_id) index, one pass."""
+    wanted = set(member_ids_)
+    projection = {"_id": 0, "member_id": 1, "joined_at": 1, "outcome": 1, "item_index": 1}
+    found: dict[str, dict] = {}
+    if joined_count <= SCAN_FACTOR * len(wanted):
+        async for join in db.joins.find({"order_id": order_id}, projection):
+            if join["member_id"] in wanted:
+                found[join["member_id"]] = join
+        return found
+    ids = [join_id(order_id, m) for m in wanted]
+    for start in range(0, len(ids), IN_SLICE):
+        async for join in db.joins.find({"_id": {"$in": ids[start:start + IN_SLICE]}}, projection):
+            found[join["member_id"]] = join
+    return found
+
+
+async def direct_recipients(db: AsyncDatabase, order_id: str, limit: int) -> list[dict]:
+    """A direct gift's joins (each received an item), in item order (every join holds one of
+    at most 1000 items; the (order_id, joined_at) index serves the read)."""
+    cursor = db.joins.find({"order_id": order_id}, {"_id": 0, "member_id": 1, "item_index": 1}
+                           ).sort("joined_at", ASCENDING).limit(limit)
+    return sorted([j async for j in cursor if j.get("item_index") is not None], key=lambda j: j["item_index"])
+
+
+async def latest(db: AsyncDatabase, order_id: str, limit: int) -> list[dict]:
+    """The most recent joins of a gift, newest first."""
+    cursor = db.joins.find({"order_id": order_id}, {"_id": 0, "member_id": 1, "joined_at": 1, "outcome": 1}
+                           ).sort("joined_at", DESCENDING).limit(limit)
+    return await cursor.to_list()
+
+
+async def page(db: AsyncDatabase, order_id: str, after_member: str, limit: int) -> list[dict]:
+    """The gift's joins in member order, after `after_member` (the (order_id, member_id) index)."""
+    cursor = db.joins.find({"order_id": order_id, "member_id": {"$gt": after_member}},
+                           {"member_id": 1, "subscribed": 1, "outcome": 1, "item_index": 1}
+                           ).sort("member_id", ASCENDING).limit(limit)
+    return await cursor.to_list()
+
+
+# Direct-gift joins to notify (`notify: pending`, set by the join itself)
+
+async def to_notify(db: AsyncDatabase, limit: int) -> list[dict]:
+    cursor = db.joins.find({"notify": "pending"},
+                           {"order_id": 1, "member_id": 1, "subscribed": 1, "item_index": 1}).limit(limit)
+    return await cursor.to_list()
+
+
+async def mark_notified(db: AsyncDatabase, ids: list[str]) -> None:
+    if ids:
+        await db.joins.update_many({"_id": {"$in": ids}, "notify": "pending"}, {"$set": {"notify": "done"}})

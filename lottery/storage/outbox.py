@@ -1,0 +1,82 @@
+"""`outbox`: durable records of what must follow a committed change, written in the same step
+as the change and consumed by a worker under a lease (pending -> taken -> done). The draw writes
+two per gift: `gift_opened` (the notifications) and `record_outcomes` (its own follow-up,
+copying the result onto the join records). A record's id is `{prefix}:{order_id}`, so however
+often a draw is resumed, each record exists once."""
+from datetime import datetime
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from lottery.storage.writes import insert_new
+
+# kind -> id prefix
+PREFIXES = {"gift_opened": "opened", "record_outcomes": "outcomes"}
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    await db.outbox.create_index([("kind", ASCENDING), ("status", ASCENDING), ("created_at", ASCENDING)])
+
+
+def record_id(kind: str, order_id: str) -> str:
+    return f"{PREFIXES[kind]}:{order_id}"
+
+
+def new_record(kind: str, order_id: str, now: datetime) -> dict:
+    return {"_id": record_id(kind, order_id), "kind": kind, "order_id": order_id, "status": "pending",
+            "created_at": now}
+
+
+async def add(db: AsyncDatabase, records: list[dict]) -> None:
+    """Write the records not written yet (ids are stable, so retries add nothing)."""
+    await insert_new(db.outbox, records)
+
+
+async def get(db: AsyncDatabase, kind: str, order_id: str) -> dict | None:
+    return await db.outbox.find_one({"_id": record_id(kind, order_id)})
+
+
+async def free(db: AsyncDatabase, kind: str, now: datetime, limit: int) -> list[dict]:
+    """Records of this kind nobody is working on: pending, or taken under a lapsed lease."""
+    pending = await db.outbox.find({"kind": kind, "status": "pending"}).limit(limit).to_list()
+    lapsed = await db.outbox.find({"kind": kind, "status": "taken", "lease_until": {"$lt": now}}
+                                  ).limit(limit).to_list()
+    return pending + lapsed
+
+
+async def pending_before(db: AsyncDatabase, kind: str, created_before: datetime, limit: int) -> list[str]:
+    """Order ids of pending records of this kind older than `created_before` (their writer died)."""
+    cursor = db.outbox.find({"kind": kind, "status": "pending", "created_at": {"$lt": created_before}},
+                            {"order_id": 1}).limit(limit)
+    return [doc["order_id"] async for doc in cursor]
+
+
+async def take(db: AsyncDatabase, seen: dict, owner: str, until: datetime) -> bool:
+    """Take the record if it is still as `seen`; True for exactly one taker."""
+    condition = {"_id": seen["_id"], "status": seen["status"]}
+    if seen["status"] == "taken":
+        condition.update(lease_owner=seen.get("lease_owner"), lease_until=seen.get("lease_until"))
+    result = await db.outbox.update_one(condition, {"$set": {"status": "taken", "lease_owner": owner,
+                                                             "lease_until": until}})
+    return result.modified_count == 1
+
+
+async def renew(db: AsyncDatabase, record_id_: str, owner: str, until: datetime) -> bool:
+    result = await db.outbox.update_one({"_id": record_id_, "status": "taken", "lease_owner": owner},
+                                        {"$set": {"lease_until": until}})
+    return result.matched_count == 1
+
+
+async def finish(db: AsyncDatabase, record_id_: str, owner: str, now: datetime, fields: dict) -> bool:
+    """Mark a taken record done, if this owner still holds it."""
+    result = await db.outbox.update_one(
+        {"_id": record_id_, "status": "taken", "lease_owner": owner},
+        {"$set": {"status": "done", "done_at": now, "lease_owner": None, "lease_until": None, **fields}})
+    return result.modified_count == 1
+
+
+async def mark_done(db: AsyncDatabase, kind: str, order_ids: list[str], now: datetime) -> None:
+    """Mark these gifts' records of this kind done (their follow-up is idempotent, so whoever
+    completes it may)."""
+    await db.outbox.update_many({"_id": {"$in": [record_id(kind, o) for o in order_ids]}},
+                                {"$set": {"status": "done", "done_at": now}})
