@@ -32,7 +32,7 @@ from lottery.notifications import Notifications
 from lottery.profiles import Profiles
 from lottery.roster import Roster
 from lottery.scheduler import Scheduler
-from lottery.storage.connection import client_for, database_name, ensure_indexes
+from lottery.storage.connection import Retention, client_for, database_name, ensure_indexes
 from lottery.storage.engine import EmbeddedEngine
 from notify.templates import ConfigError, NotifyConfig, load_config
 from notify.wechat import WeChatClient
@@ -77,6 +77,9 @@ option("realtime_polling", default=False,
        help="follow gifts by polling instead of a change stream (automatic where change streams are unavailable)")
 option("realtime_poll_seconds", default=0.5, help="poll interval of the realtime polling fallback")
 option("login_key_days", default=30, help="login key lifetime in days")
+option("keep_notifications_days", default=90.0,
+       help="how long a notification entry is kept once final (sent, not subscribed, failed)")
+option("keep_outbox_days", default=30.0, help="how long an outbox record is kept once done")
 option("notify_config", default="",
        help="subscribe-message templates, a JSON file (or the JSON itself in NOTIFY_TEMPLATES); "
             "none: nothing is sent, see docs/notifications.md")
@@ -200,7 +203,8 @@ async def serve(uri: str, templates: NotifyConfig) -> None:
     # The realtime change stream holds one pooled connection for good: room above it.
     client = client_for(uri, max_pool_size=51)
     db = client[database_name(uri)]
-    await ensure_indexes(db)
+    await ensure_indexes(db, Retention(notifications=timedelta(days=options.keep_notifications_days),
+                                       outbox=timedelta(days=options.keep_outbox_days)))
     wechat = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base)
     draw_service = Draws(db, lease=timedelta(seconds=options.draw_lease_seconds))
 

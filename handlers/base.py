@@ -12,16 +12,17 @@ from typing import Any
 from tornado import web
 
 from handlers.errors import BodyTooLarge, status_of
+from lottery import clock
 from lottery.accounts import Accounts
 from lottery.draw import Draws
 from lottery.errors import Forbidden, InvalidInput, LoginExpired, LotteryError
-from lottery.gifts import Gifts
+from lottery.gifts import Gifts, live, member_view
 from lottery.health import Health
 from lottery.live.hub import LiveHub
 from lottery.notifications import Notifications
 from lottery.profiles import Profiles
 from lottery.roster import Roster
-from lottery.validate import ID
+from lottery.validate import ID, ID_PATTERN
 
 log = logging.getLogger("gift_lottery.http")
 
@@ -73,15 +74,34 @@ class BaseHandler(Services, web.RequestHandler):
     """Shared by every HTTP handler."""
 
     legacy = False  # legacy routes answer the seed's envelope
+    # Routes about one gift: its document and the member's join come with the login key.
+    loads_gift = False
     current_user: str | None
+    gift: dict | None = None
+    join: dict | None = None
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
 
     async def prepare(self) -> None:
-        """Resolve the login key, if the request carries one, to the member it belongs to."""
-        self.current_user = await self.accounts.member_for(self.login_key())
+        """Resolve the login key, if the request carries one, to the member it belongs to; on a
+        gift route, with the gift and the member's join in the same database round trip."""
+        order_id = self.requested_order_id() if self.loads_gift else None
+        if order_id is not None:
+            self.current_user, self.gift, self.join = await self.gifts.for_member(self.login_key(), order_id)
+        else:
+            self.current_user = await self.accounts.member_for(self.login_key())
+
+    def requested_order_id(self) -> str | None:
+        """The gift this request is about: the route's order id."""
+        return self.path_args[0] if self.path_args else None
+
+    def my_gift(self) -> tuple[str, dict, dict]:
+        """(member id, gift, the member's view of it) as prepare() read them; 401 or 404 otherwise."""
+        member_id = self.member_id()
+        gift = live(self.gift)
+        return member_id, gift, member_view(gift, self.join, member_id, clock.utcnow())
 
     def login_key(self) -> str | None:
         """`Authorization: Bearer <login_key>`."""
@@ -165,6 +185,10 @@ class LegacyHandler(BaseHandler):
     def login_key(self) -> str | None:
         key = self.json_body().get("login_key")
         return key if isinstance(key, str) and 0 < len(key) <= 128 else None
+
+    def requested_order_id(self) -> str | None:
+        order_id = self.json_body().get("order_id")
+        return order_id if isinstance(order_id, str) and ID_PATTERN.match(order_id) else None
 
 
 class NotFoundHandler(BaseHandler):

@@ -5,20 +5,24 @@ from lottery.gifts import public_view
 
 
 class GiftHandler(BaseHandler):
+    loads_gift = True
+
     async def get(self, order_id: str) -> None:
         """`{"gift": public view, "me": {state, item?}}`."""
-        gift, me = await self.gifts.look(order_id, self.member_id())
+        _, gift, me = self.my_gift()
         self.reply({"gift": public_view(gift), "me": me})
 
 
 class JoinHandler(BaseHandler):
+    loads_gift = True
+
     async def post(self, order_id: str) -> None:
         """Join with the same rules as JoinGift. Body (optional): `{form_id, subscribed}`."""
-        member_id = self.member_id()
+        member_id, gift, _ = self.my_gift()
         body = self.json_body()
         form_id = params.text(body, "form_id", 128, required=False)
         subscribed = params.text_list(body, "subscribed", 10, 128)
-        result = await self.gifts.join(order_id, member_id, form_id, subscribed)
+        result = await self.gifts.join(order_id, member_id, form_id, subscribed, gift)
         me = {"state": result.state}
         if result.item is not None:
             me["item"] = result.item

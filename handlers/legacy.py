@@ -41,12 +41,14 @@ CHECK_ANSWERS = {
 
 
 class CheckHasJoinHandler(LegacyHandler):
+    loads_gift = True
+
     async def post(self) -> None:
         """Whether the member may join: "suc" opened, "error" cannot, "success" may."""
         body = self.json_body()
         params.text(body, "login_key", 128)
-        order_id = params.identifier(body, "order_id")
-        gift, me = await self.gifts.look(order_id, self.member_id())
+        params.identifier(body, "order_id")
+        _, gift, me = self.my_gift()
         if gift["status"] == "finished":
             self.reply(None, "suc", "已经开奖")
         elif me["state"] == "can_join":
@@ -57,6 +59,8 @@ class CheckHasJoinHandler(LegacyHandler):
 
 
 class JoinGiftHandler(LegacyHandler):
+    loads_gift = True
+
     async def post(self) -> None:
         """Join: "success" joined and waiting, "suc" a direct gift's item is yours."""
         body = self.json_body()
@@ -65,7 +69,8 @@ class JoinGiftHandler(LegacyHandler):
         # form_id fed the retired template messages; kept on the join, no longer required.
         form_id = params.text(body, "form_id", 128, required=False)
         subscribed = params.text_list(body, "subscribed", 10, 128)
-        result = await self.gifts.join(order_id, self.member_id(), form_id, subscribed)
+        member_id, gift, _ = self.my_gift()
+        result = await self.gifts.join(order_id, member_id, form_id, subscribed, gift)
         data = legacy_gift_data(result.gift)
         if result.item is not None:
             data["item"] = result.item

@@ -9,12 +9,11 @@ from typing import Callable, NamedTuple
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, fairness
-from lottery.accounts import Accounts
+from lottery.accounts import Accounts, key_digest
 from lottery.errors import (AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
                             InvalidInput, LotteryError, MissingParams, NoItemsLeft, OwnGift)
 from lottery.storage import gifts as store
-from lottery.storage import joins
-from lottery.storage import members
+from lottery.storage import joins, login_keys, members
 from lottery.validate import check_identifier
 
 log = logging.getLogger(__name__)
@@ -27,6 +26,11 @@ METHODS = tuple(METHOD_NAMES)
 STATES = ("can_join", "joined_waiting", "won", "lost", "full", "closed", "own_gift")
 
 MAX_ITEMS = 1000
+# A direct gift's join tries the next item when a racing joiner took the one it saw; at most
+# this many times (each retry means another joiner got an item).
+MAX_CLAIMS = 50
+# A full gift's joiner who saw this many seats or fewer left tells the draw to look.
+NUDGE_SEATS = 16
 MAX_SEATS = 10000  # the seat list lives in the gift document, so it is bounded
 DEFAULT_FULL_DEADLINE = timedelta(hours=24)
 MAX_DEADLINE_HOURS = 24 * 30
@@ -177,8 +181,9 @@ class Gifts:
             "open_at": open_at, "deadline_at": deadline_at, "wish": spec.wish,
             "items": [{"name": item.name, "image": item.image} for item in spec.items],
             # When the draw is due without anyone asking (timed: open_at; full: its deadline),
-            # one indexed field for the scheduler; `scheduled` once it has its job.
-            "due_at": open_at or deadline_at, "scheduled": False,
+            # one indexed field for the scheduler; `scheduled` once it has its job (or has none
+            # to have), so the scheduler's index holds only the gifts still waiting for one.
+            "due_at": open_at or deadline_at, "scheduled": not (open_at or deadline_at),
             "items_total": len(spec.items), "items_left": len(spec.items),
             "seats_left": spec.open_number if spec.method == "full" else 0, "claimants": [],
             "joined_count": 0, "status": "open", "paid": True, "version": 1,
@@ -192,10 +197,15 @@ class Gifts:
 
     async def get(self, order_id: str) -> dict:
         """The gift, or GiftNotFound when unknown or unpaid."""
-        gift = await store.get(self.db, check_identifier(order_id))
-        if not is_live(gift):
-            raise GiftNotFound()
-        return gift
+        return live(await store.get(self.db, check_identifier(order_id)))
+
+    async def for_member(self, login_key: str | None, order_id: str) -> tuple[str | None, dict | None, dict | None]:
+        """The member behind a login key, the gift and their join, in one database round trip:
+        (member id or None, gift or None, join or None)."""
+        if not login_key:
+            return None, None, None
+        return await login_keys.member_with_gift(self.db, key_digest(login_key), clock.utcnow(),
+                                                 check_identifier(order_id), store.PUBLIC)
 
     async def look(self, order_id: str, member_id: str) -> tuple[dict, dict]:
         """The gift and this member's view of it."""
@@ -204,19 +214,25 @@ class Gifts:
         return gift, member_view(gift, join, member_id, clock.utcnow())
 
     async def join(self, order_id: str, member_id: str, form_id: str = "",
-                   subscribed: list[str] | None = None) -> JoinResult:
-        """Join a gift. Three database round trips with the login lookup: the atomic claim,
-        then the join record. Refusals are explained with one more read."""
-        check_identifier(order_id)
+                   subscribed: list[str] | None = None, gift: dict | None = None) -> JoinResult:
+        """Join a gift (`gift`: as just read, if the caller has it). With the read that comes
+        with the login key, three database round trips: that read, the atomic claim, the join
+        record. Refusals are explained with more reads."""
         now = clock.utcnow()
-        gift = await store.claim_seat(self.db, order_id, member_id, now)
-        if gift is None:
-            raise await self._refusal(order_id, member_id, now)
+        gift = live(gift if gift is not None else await store.get(self.db, check_identifier(order_id)))
+        for _ in range(MAX_CLAIMS):
+            if await store.claim(self.db, gift, member_id, now):
+                break
+            # Refused: read again. Only a direct gift whose next item a racing joiner took is
+            # tried again, for the item after it.
+            gift = await self._refused(order_id, member_id, now)
+        else:
+            raise LotteryError("参与失败，请重试")
         join = joins.new_join(order_id, member_id, now, form_id, subscribed)
         item = None
         if gift["method"] == "direct":
-            # Claims never give items back, so the n-th claim owns item n-1.
-            index = gift["items_total"] - gift["items_left"] - 1
+            # Claims never give items back, so the claim that left k items took item total - k.
+            index = gift["items_total"] - gift["items_left"]
             # The join itself is the durable record the notification worker delivers from.
             join.update(outcome="won", item_index=index, notify="pending")
             item = gift["items"][index]
@@ -226,31 +242,42 @@ class Gifts:
             if gift["method"] == "timed":
                 await store.release_timed_seat(self.db, order_id)
             raise
-        if gift["status"] == "ready" and self.on_ready is not None:
+        if gift["method"] == "full" and gift["seats_left"] <= NUDGE_SEATS and self.on_ready is not None:
+            # This join may have taken the last seat (racing joiners may each have seen a few
+            # left): the draw looks at once; it opens only a gift that is `ready`, and the sweep
+            # catches a last seat taken by a joiner who saw more than NUDGE_SEATS left.
             self.on_ready(order_id)
-        return JoinResult(gift, "won" if item else "joined_waiting", item)
+        return JoinResult(store.after_claim(gift), "won" if item else "joined_waiting", item)
 
-    async def _refusal(self, order_id: str, member_id: str, now: datetime) -> LotteryError:
-        """Why a claim was refused, read after the fact (the claim itself was atomic)."""
-        gift = await store.get(self.db, order_id)
-        if not is_live(gift):
-            return GiftNotFound()
+    async def _refused(self, order_id: str, member_id: str, now: datetime) -> dict:
+        """Why a claim was refused, read after the fact (the claim itself was atomic): the error
+        to raise, or the gift as it is now when a direct gift still has items for this member."""
+        gift = live(await store.get(self.db, order_id))
         if gift["sender_id"] == member_id:
-            return OwnGift()
+            raise OwnGift()
         if await joins.get(self.db, order_id, member_id) is not None or (
                 gift["method"] != "timed" and await store.is_claimant(self.db, order_id, member_id)):
-            return AlreadyJoined()
+            raise AlreadyJoined()
         if gift["method"] == "direct" and gift["items_left"] <= 0:
-            return NoItemsLeft()
+            raise NoItemsLeft()
         if gift["method"] == "full" and gift["seats_left"] <= 0:
-            return GiftFull()  # as the seed said, even once the full gift has opened
+            raise GiftFull()  # as the seed said, even once the full gift has opened
         if gift["status"] == "finished":
-            return GiftOpened()
-        if gift["method"] == "full":
-            return GiftClosed()
-        if gift["status"] != "open" or clock.as_utc(gift["open_at"]) <= now:
-            return GiftClosed()
-        return LotteryError("参与失败，请重试")
+            raise GiftOpened()
+        if gift["status"] != "open" or gift["method"] == "full":
+            raise GiftClosed()
+        if gift["method"] == "timed":
+            if clock.as_utc(gift["open_at"]) <= now:
+                raise GiftClosed()
+            raise LotteryError("参与失败，请重试")
+        return gift  # direct, open, items left: the next one
+
+
+def live(gift: dict | None) -> dict:
+    """The stored gift if it exists for members; GiftNotFound for unknown and unpaid gifts."""
+    if not is_live(gift):
+        raise GiftNotFound()
+    return gift
 
 
 def check_gift(spec: GiftSpec, now: datetime) -> None:

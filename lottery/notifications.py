@@ -43,7 +43,7 @@ def new_entry(order_id: str, member_id: str, kind: str, openid: str, template_id
             "member_id": member_id, "kind": kind, "touser": openid, "template_id": template_id,
             "values": values, "status": status, "attempts": 0, "next_attempt_at": now,
             "last_error": error, "lease_owner": None, "lease_until": None,
-            "created_at": now, "updated_at": now}
+            "created_at": now, "updated_at": now, **({} if status == "pending" else {"final_at": now})}
 
 
 def gift_values(gift: dict) -> dict[str, str]:

@@ -197,7 +197,10 @@ class NotificationWorker:
             self.stats.retried += 1
         else:
             setattr(self.stats, status, getattr(self.stats, status) + 1)
-        fields.update(updated_at=clock.utcnow(), last_attempt_by=self.owner)
+        now = clock.utcnow()
+        fields.update(updated_at=now, last_attempt_by=self.owner)
+        if status in store.FINAL:
+            fields["final_at"] = now  # retention counts from here (a TTL index)
         if not await store.record(self.db, entry["_id"], self.owner, fields):
             log.warning("notification %s: lease lost before its answer was recorded", entry["_id"])
 

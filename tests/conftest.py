@@ -14,6 +14,7 @@ from notify.wechat import WeChatClient
 from server import http_server as production_http_server, make_app
 from tests.api import ADMIN_TOKEN, Api
 from tests.fakes.wechat import APPID, SECRET, FakeWeChat
+from tests.query_guard import QueryGuard, indexed_fields
 
 
 @pytest.fixture(scope="session")
@@ -32,13 +33,19 @@ def db_name() -> str:
 
 @pytest.fixture
 def db(engine_uri, db_name, io_loop):
-    """A fresh database with indexes, dropped afterwards."""
-    client = client_for(engine_uri)
+    """A fresh database with indexes, dropped afterwards. The project's own queries on it are
+    checked by the query guard: one that would scan a collection fails the test."""
+    guard = QueryGuard({})
+    client = client_for(engine_uri, event_listeners=[guard])
     database = client[db_name]
     io_loop.run_sync(lambda: ensure_indexes(database))
+    guard.indexed = io_loop.run_sync(lambda: indexed_fields(database))
     yield database
     io_loop.run_sync(lambda: client.drop_database(db_name))
     io_loop.run_sync(client.close)
+    if guard.violations:
+        pytest.fail("queries the embedded engine serves by scanning a collection:\n"
+                    + "\n".join(sorted(set(guard.violations))), pytrace=False)
 
 
 @pytest.fixture

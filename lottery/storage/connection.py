@@ -1,4 +1,7 @@
-"""The database client and every collection's indexes."""
+"""The database client and every collection's indexes, retention included."""
+from dataclasses import dataclass
+from datetime import timedelta
+
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.uri_parser import parse_uri
@@ -18,7 +21,19 @@ def database_name(uri: str, default: str = "gift_lottery") -> str:
     return parse_uri(uri).get("database") or default
 
 
-async def ensure_indexes(db: AsyncDatabase) -> None:
-    """Create every index the queries rely on. Idempotent; run at startup."""
-    for collection in (members, login_keys, gifts, joins, outbox, notifications):
+@dataclass(frozen=True)
+class Retention:
+    """How long records with no further use are kept (gifts, joins, orders, proofs are kept
+    for good). Expired login keys go as soon as they expire."""
+
+    notifications: timedelta = timedelta(days=90)  # a notification entry once final
+    outbox: timedelta = timedelta(days=30)  # an outbox record once done
+
+
+async def ensure_indexes(db: AsyncDatabase, retention: Retention = Retention()) -> None:
+    """Create every index the queries rely on, and the TTL indexes of retention. Idempotent;
+    run at startup (a changed retention applies to the existing index)."""
+    for collection in (members, login_keys, gifts, joins):
         await collection.ensure_indexes(db)
+    await outbox.ensure_indexes(db, retention.outbox)
+    await notifications.ensure_indexes(db, retention.notifications)

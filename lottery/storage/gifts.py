@@ -2,8 +2,8 @@
 counters, the claimant list of direct and open-when-full gifts, the draw's state and lease,
 and after the draw its result (`draw.winners`). `version` grows on every change.
 
-Joining is one findAndModify whose filter holds every admission rule, so the check and the
-write are one atomic step:
+Joining is one conditional update whose filter holds every admission rule of the gift's method,
+so the check and the write are one atomic step:
 - direct and open-when-full gifts keep their (bounded) `claimants` array in the document, so
   "not already joined" and "a seat/item is left" are checked together with the claim;
 - timed gifts have no bound, so they count in `joined_count` and rely on the unique `_id`
@@ -14,17 +14,17 @@ import secrets
 from datetime import datetime
 from typing import Any, Iterable
 
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.database import AsyncDatabase
+
+from lottery.storage.slices import in_slices
 
 # The secret seed and the claimant list stay in the database unless asked for.
 PUBLIC = {"seed": 0, "claimants": 0}
 # The fields the realtime channel follows. Projecting change events down to them keeps a join's
 # event small (a pipeline update may report the whole claimant list as changed).
 WATCHED_FIELDS = ("status", "version", "joined_count")
-# ids per `$in`: the embedded engine's `$in` costs grow with the square of the list
-IN_SLICE = 100
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -43,48 +43,58 @@ async def get(db: AsyncDatabase, order_id: str, with_secrets: bool = False) -> d
 
 
 async def get_many(db: AsyncDatabase, order_ids: Iterable[str], projection: dict | None = None) -> list[dict]:
-    """These gifts (public fields, or `projection`), read in small `$in` slices."""
-    ids = list(order_ids)
+    """These gifts (public fields, or `projection`)."""
     found: list[dict] = []
-    for start in range(0, len(ids), IN_SLICE):
-        found += await db.gifts.find({"_id": {"$in": ids[start:start + IN_SLICE]}},
-                                     projection or PUBLIC).to_list()
+    for ids in in_slices(order_ids):
+        found += await db.gifts.find({"_id": {"$in": ids}}, projection or PUBLIC).to_list()
     return found
 
 
 # Joining
 
-async def claim_seat(db: AsyncDatabase, order_id: str, member_id: str, now: datetime) -> dict | None:
-    """Admit a member in one atomic step, or return None if any rule refuses.
+async def claim(db: AsyncDatabase, gift: dict, member_id: str, now: datetime) -> bool:
+    """Admit a member to `gift` (as just read) in one atomic update whose filter holds every
+    admission rule of its method; False if any refuses. The filter is plain field conditions
+    on the gift's `_id`, which an index serves on any engine (an `$or` over the methods would
+    make the embedded engine's write scan the whole collection).
 
-    Direct: one item leaves (`items_left`), the gift finishes with the last one.
-    Full: one seat leaves (`seats_left`), the gift becomes `ready` with the last one.
-    Timed: counted while `open_at` is still ahead by this server's clock.
-    Returns the gift after the claim (public fields)."""
-    admission = {
-        "_id": order_id, "status": "open", "paid": True, "sender_id": {"$ne": member_id},
-        "$or": [
-            {"method": "direct", "items_left": {"$gt": 0}, "claimants": {"$ne": member_id}},
-            {"method": "full", "seats_left": {"$gt": 0}, "claimants": {"$ne": member_id}},
-            {"method": "timed", "open_at": {"$gt": now}},
-        ]}
-    is_direct = {"$eq": ["$method", "direct"]}
-    is_full = {"$eq": ["$method", "full"]}
-    claim = [{"$set": {
-        "joined_count": {"$add": ["$joined_count", 1]},
-        "version": {"$add": ["$version", 1]},
-        "claimants": {"$cond": [{"$or": [is_direct, is_full]},
-                                {"$concatArrays": ["$claimants", [member_id]]}, "$claimants"]},
-        "items_left": {"$cond": [is_direct, {"$subtract": ["$items_left", 1]}, "$items_left"]},
-        "seats_left": {"$cond": [is_full, {"$subtract": ["$seats_left", 1]}, "$seats_left"]},
-        "status": {"$switch": {"branches": [
-            {"case": {"$and": [is_direct, {"$lte": ["$items_left", 1]}]}, "then": "finished"},
-            {"case": {"$and": [is_full, {"$lte": ["$seats_left", 1]}]}, "then": "ready"},
-        ], "default": "$status"}},
-        "updated_at": now,
-    }}]
-    return await db.gifts.find_one_and_update(
-        admission, claim, projection=PUBLIC, return_document=ReturnDocument.AFTER)
+    Direct: takes the next item, the one `items_left` (as read) names; if a racing claim took
+    it first, this one is refused and the caller reads again. The last item finishes the gift.
+    Full: a seat while any is left; the last makes the gift `ready`.
+    Timed: counted while `open_at` is still ahead by this server's clock."""
+    rules = {"_id": gift["_id"], "status": "open", "paid": True, "sender_id": {"$ne": member_id}}
+    counted = {"joined_count": {"$add": ["$joined_count", 1]}, "version": {"$add": ["$version", 1]},
+               "updated_at": now}
+    if gift["method"] == "direct":
+        if gift["items_left"] <= 0:
+            return False
+        rules.update(items_left=gift["items_left"], claimants={"$ne": member_id})
+        update = [{"$set": {**counted, "claimants": {"$concatArrays": ["$claimants", [member_id]]},
+                            "items_left": {"$subtract": ["$items_left", 1]},
+                            "status": {"$cond": [{"$lte": ["$items_left", 1]}, "finished", "$status"]}}}]
+    elif gift["method"] == "full":
+        rules.update(seats_left={"$gt": 0}, claimants={"$ne": member_id})
+        update = [{"$set": {**counted, "claimants": {"$concatArrays": ["$claimants", [member_id]]},
+                            "seats_left": {"$subtract": ["$seats_left", 1]},
+                            "status": {"$cond": [{"$lte": ["$seats_left", 1]}, "ready", "$status"]}}}]
+    else:
+        rules.update(open_at={"$gt": now})
+        update = {"$inc": {"joined_count": 1, "version": 1}, "$set": {"updated_at": now}}
+    result = await db.gifts.update_one(rules, update)
+    return result.modified_count == 1
+
+
+def after_claim(gift: dict) -> dict:
+    """The gift as `claim` left it, had nobody else joined meanwhile (the join's answer; the
+    realtime channel brings the exact state)."""
+    after = {**gift, "joined_count": gift["joined_count"] + 1, "version": gift["version"] + 1}
+    if gift["method"] == "direct":
+        after["items_left"] = gift["items_left"] - 1
+        after["status"] = "finished" if after["items_left"] == 0 else gift["status"]
+    if gift["method"] == "full":
+        after["seats_left"] = gift["seats_left"] - 1
+        after["status"] = "ready" if after["seats_left"] <= 0 else gift["status"]
+    return after
 
 
 async def release_timed_seat(db: AsyncDatabase, order_id: str) -> None:
@@ -101,9 +111,10 @@ async def is_claimant(db: AsyncDatabase, order_id: str, member_id: str) -> bool:
 async def update_sender(db: AsyncDatabase, member_id: str, name: str, avatar: str, now: datetime) -> int:
     """The denormalised `sender` copy on the member's gifts follows the profile (the
     (sender_id, created_at) index); each changed gift's `version` grows."""
+    sender = {"name": name, "avatar": avatar}  # stored in this key order, so equality compares it
     result = await db.gifts.update_many(
-        {"sender_id": member_id, "$or": [{"sender.name": {"$ne": name}}, {"sender.avatar": {"$ne": avatar}}]},
-        {"$set": {"sender": {"name": name, "avatar": avatar}, "updated_at": now}, "$inc": {"version": 1}})
+        {"sender_id": member_id, "sender": {"$ne": sender}},
+        {"$set": {"sender": sender, "updated_at": now}, "$inc": {"version": 1}})
     return result.modified_count
 
 
@@ -117,40 +128,42 @@ async def unscheduled(db: AsyncDatabase, limit: int = 1000) -> list[dict]:
 
 
 async def mark_scheduled(db: AsyncDatabase, order_ids: list[str]) -> None:
-    if order_ids:
-        await db.gifts.update_many({"_id": {"$in": order_ids}}, {"$set": {"scheduled": True}})
+    for ids in in_slices(order_ids):
+        await db.gifts.update_many({"_id": {"$in": ids}}, {"$set": {"scheduled": True}})
 
 
 # The draw
 
-def due_filter(now: datetime) -> dict:
-    """Gifts whose draw should start (or resume) now."""
-    return {"$or": [
-        {"status": "ready"},
-        {"status": "open", "due_at": {"$lte": now}},
-        {"status": "drawing", "lease_until": {"$lt": now}},
-    ]}
+def due_conditions(now: datetime, early: bool) -> list[dict]:
+    """The ways a gift's draw is due now, each a plain filter the (status, due_at) index serves:
+    the last seat taken, its time come, a stalled draw's lease lapsed, or (`early`, the sender's
+    request) any open full or timed gift."""
+    due = [{"status": "ready"},
+           {"status": "open", "due_at": {"$lte": now}},
+           {"status": "drawing", "lease_until": {"$lt": now}}]
+    if early:
+        due.append({"status": "open", "method": {"$in": ["full", "timed"]}})
+    return due
 
 
 async def take(db: AsyncDatabase, order_ids: list[str] | None, token: str, now: datetime,
                lease_until: datetime, early: bool = False) -> list[dict]:
     """Move the due gifts among these (None: every due gift) to `drawing` under this batch's
     lease token, and return them (with their secret seeds). Gifts not due, or drawn under a
-    live lease, are left alone. (No id list when none is needed: the embedded engine's `$in`
-    is slow on long lists, and the due filter is served by the (status, due_at) index.)
-
-    `early` (the sender's request) also takes an open, not-yet-due full or timed gift."""
-    condition = due_filter(now)
-    if early:
-        condition["$or"].append({"status": "open", "method": {"$in": ["full", "timed"]}})
+    live lease, are left alone. One update per way of being due: no `$or`, whose write would scan
+    the collection on the embedded engine. (No id list when none is needed: the embedded
+    engine's `$in` is slow on long lists.)"""
     chosen = {} if order_ids is None else {"_id": {"$in": order_ids}}
-    result = await db.gifts.update_many(
-        {**chosen, **condition},
-        {"$set": {"status": "drawing", "lease_owner": token, "lease_until": lease_until,
-                  "updated_at": now}, "$inc": {"version": 1}})
-    if result.modified_count == 0:
+    taken = 0
+    for condition in due_conditions(now, early):
+        result = await db.gifts.update_many(
+            {**chosen, **condition},
+            {"$set": {"status": "drawing", "lease_owner": token, "lease_until": lease_until,
+                      "updated_at": now}, "$inc": {"version": 1}})
+        taken += result.modified_count
+    if not taken:
         return []
-    return await db.gifts.find({**chosen, "status": "drawing", "lease_owner": token}).to_list()
+    return await db.gifts.find({"status": "drawing", "lease_owner": token, **chosen}).to_list()
 
 
 async def extend_lease(db: AsyncDatabase, token: str, lease_until: datetime) -> None:
@@ -168,14 +181,14 @@ async def finish(db: AsyncDatabase, summaries: dict[str, dict], now: datetime) -
     result = await db.gifts.bulk_write([
         UpdateOne({"_id": order_id, "status": "drawing"},
                   {"$set": {"status": "finished", "opened_at": now, "items_left": 0, "draw": summary,
-                            "finish_token": token, "lease_owner": None,
-                            "lease_until": None, "updated_at": now},
+                            "finish_token": token, "lease_owner": None, "lease_until": None,
+                            "scheduled": True, "updated_at": now},
                    "$inc": {"version": 1}})
         for order_id, summary in summaries.items()], ordered=False)
     if result.modified_count == len(summaries):
         return list(summaries)
-    cursor = db.gifts.find({"_id": {"$in": list(summaries)}, "finish_token": token}, {"_id": 1})
-    return [doc["_id"] async for doc in cursor]
+    found = await get_many(db, list(summaries), {"finish_token": 1})
+    return [doc["_id"] for doc in found if doc.get("finish_token") == token]
 
 
 async def drawn_winners(db: AsyncDatabase, order_ids: list[str]) -> dict[str, list[str]]:

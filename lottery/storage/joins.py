@@ -10,10 +10,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from lottery.errors import AlreadyJoined
+from lottery.storage.slices import in_slices
 from lottery.storage.writes import insert_new
 
-# ids per `$in`: the embedded engine's `$in` costs grow with the square of the list
-IN_SLICE = 50
 # Reading all of a gift's joins costs about a quarter of fetching one by id (embedded engine).
 SCAN_FACTOR = 4
 
@@ -56,10 +55,8 @@ async def get(db: AsyncDatabase, order_id: str, member_id: str) -> dict | None:
 async def member_ids(db: AsyncDatabase, order_ids: list[str]) -> dict[str, list[str]]:
     """Members with a join record, by gift (read in slices)."""
     found: dict[str, list[str]] = {}
-    for start in range(0, len(order_ids), IN_SLICE):
-        cursor = db.joins.find({"order_id": {"$in": order_ids[start:start + IN_SLICE]}},
-                               {"order_id": 1, "member_id": 1, "_id": 0})
-        async for doc in cursor:
+    for ids in in_slices(order_ids, 50):
+        async for doc in db.joins.find({"order_id": {"$in": ids}}, {"order_id": 1, "member_id": 1, "_id": 0}):
             found.setdefault(doc["order_id"], []).append(doc["member_id"])
     return found
 
@@ -80,7 +77,8 @@ async def write_winners(db: AsyncDatabase, winners: list[tuple[str, str, int]]) 
 async def write_losers(db: AsyncDatabase, order_ids: list[str]) -> None:
     """In these finished gifts, everyone still without an outcome lost (the winners were
     copied first)."""
-    await db.joins.update_many({"order_id": {"$in": order_ids}, "outcome": None}, {"$set": {"outcome": "lost"}})
+    for ids in in_slices(order_ids):
+        await db.joins.update_many({"order_id": {"$in": ids}, "outcome": None}, {"$set": {"outcome": "lost"}})
 
 
 # Readers
@@ -99,9 +97,8 @@ async def of_members(db: AsyncDatabase, order_id: str, member_ids_: Iterable[str
             if join["member_id"] in wanted:
                 found[join["member_id"]] = join
         return found
-    ids = [join_id(order_id, m) for m in wanted]
-    for start in range(0, len(ids), IN_SLICE):
-        async for join in db.joins.find({"_id": {"$in": ids[start:start + IN_SLICE]}}, projection):
+    for ids in in_slices(join_id(order_id, m) for m in wanted):
+        async for join in db.joins.find({"_id": {"$in": ids}}, projection):
             found[join["member_id"]] = join
     return found
 
@@ -138,5 +135,5 @@ async def to_notify(db: AsyncDatabase, limit: int) -> list[dict]:
 
 
 async def mark_notified(db: AsyncDatabase, ids: list[str]) -> None:
-    if ids:
-        await db.joins.update_many({"_id": {"$in": ids}, "notify": "pending"}, {"$set": {"notify": "done"}})
+    for some in in_slices(ids):
+        await db.joins.update_many({"_id": {"$in": some}, "notify": "pending"}, {"$set": {"notify": "done"}})

@@ -18,3 +18,23 @@ async def member_for(db: AsyncDatabase, digest: str, now: datetime) -> str | Non
     """The member id behind a live login key, or None."""
     doc = await db.login_keys.find_one({"_id": digest, "expires_at": {"$gt": now}}, {"member_id": 1})
     return doc["member_id"] if doc else None
+
+
+async def member_with_gift(db: AsyncDatabase, digest: str, now: datetime, order_id: str,
+                           gift_projection: dict) -> tuple[str | None, dict | None, dict | None]:
+    """The member behind a live login key, the gift and that member's join record: one round
+    trip, the key's document looked up by `_id` and the others joined to it by `_id`.
+    (None, None, None) for an unknown or expired key."""
+    cursor = await db.login_keys.aggregate([
+        {"$match": {"_id": digest, "expires_at": {"$gt": now}}},
+        {"$project": {"member_id": 1, "order_id": {"$literal": order_id},
+                      "join_id": {"$concat": [{"$literal": order_id + ":"}, "$member_id"]}}},
+        {"$lookup": {"from": "gifts", "localField": "order_id", "foreignField": "_id", "as": "gift"}},
+        {"$lookup": {"from": "joins", "localField": "join_id", "foreignField": "_id", "as": "join"}},
+        {"$project": {"member_id": 1, "gift": {"$first": "$gift"}, "join": {"$first": "$join"}}},
+        {"$unset": [f"gift.{field}" for field, keep in gift_projection.items() if not keep]},
+    ])
+    found = await cursor.to_list()
+    if not found:
+        return None, None, None
+    return found[0]["member_id"], found[0].get("gift"), found[0].get("join")

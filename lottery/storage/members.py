@@ -5,6 +5,8 @@ from datetime import datetime
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lottery.storage.slices import in_slices
+
 # What other people may see of a member.
 PROFILE = {"nickname": 1, "avatar_url": 1}
 
@@ -35,15 +37,15 @@ async def update_profile(db: AsyncDatabase, member_id: str, fields: dict) -> dic
 
 async def profiles(db: AsyncDatabase, member_ids: list[str]) -> dict[str, dict]:
     """Nickname and avatar of each member, by id."""
-    if not member_ids:
-        return {}
-    cursor = db.members.find({"_id": {"$in": list(set(member_ids))}}, PROFILE)
-    return {doc["_id"]: doc async for doc in cursor}
+    found: dict[str, dict] = {}
+    for ids in in_slices(member_ids):
+        found.update({doc["_id"]: doc async for doc in db.members.find({"_id": {"$in": ids}}, PROFILE)})
+    return found
 
 
 async def openids(db: AsyncDatabase, member_ids: list[str]) -> dict[str, str]:
     """member id -> openid (the only member field a message needs)."""
-    if not member_ids:
-        return {}
-    cursor = db.members.find({"_id": {"$in": list(set(member_ids))}}, {"openid": 1})
-    return {doc["_id"]: doc.get("openid", "") async for doc in cursor}
+    found: dict[str, str] = {}
+    for ids in in_slices(member_ids):
+        found.update({doc["_id"]: doc.get("openid", "") async for doc in db.members.find({"_id": {"$in": ids}}, {"openid": 1})})
+    return found

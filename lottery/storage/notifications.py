@@ -8,18 +8,21 @@ record or a direct join is expanded, each message exists once. Its life:
 A claim is one `update_one` whose filter holds the state the claimer saw (status, attempts, or
 the lapsed lease), so of several processes exactly one wins it (`modified_count`). Claims never
 use findAndModify: the embedded engine's findAndModify scans the whole collection."""
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lottery.storage.ttl import ensure_ttl
 from lottery.storage.writes import insert_new
 
 STATUSES = ("pending", "sending", "sent", "not_subscribed", "failed")
 FINAL = ("sent", "not_subscribed", "failed")
 
 
-async def ensure_indexes(db: AsyncDatabase) -> None:
+async def ensure_indexes(db: AsyncDatabase, keep: timedelta) -> None:
+    """`keep`: how long an entry stays once final (`final_at`, set with its last status)."""
+    await ensure_ttl(db.notifications, "final_at", keep)
     await db.notifications.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
     await db.notifications.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
     await db.notifications.create_index([("order_id", ASCENDING), ("status", ASCENDING)])

@@ -3,18 +3,22 @@ as the change and consumed by a worker under a lease (pending -> taken -> done).
 two per gift: `gift_opened` (the notifications) and `record_outcomes` (its own follow-up,
 copying the result onto the join records). A record's id is `{prefix}:{order_id}`, so however
 often a draw is resumed, each record exists once."""
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lottery.storage.slices import in_slices
+from lottery.storage.ttl import ensure_ttl
 from lottery.storage.writes import insert_new
 
 # kind -> id prefix
 PREFIXES = {"gift_opened": "opened", "record_outcomes": "outcomes"}
 
 
-async def ensure_indexes(db: AsyncDatabase) -> None:
+async def ensure_indexes(db: AsyncDatabase, keep: timedelta) -> None:
+    """`keep`: how long a record stays once done (`done_at`)."""
+    await ensure_ttl(db.outbox, "done_at", keep)
     await db.outbox.create_index([("kind", ASCENDING), ("status", ASCENDING), ("created_at", ASCENDING)])
 
 
@@ -78,5 +82,5 @@ async def finish(db: AsyncDatabase, record_id_: str, owner: str, now: datetime, 
 async def mark_done(db: AsyncDatabase, kind: str, order_ids: list[str], now: datetime) -> None:
     """Mark these gifts' records of this kind done (their follow-up is idempotent, so whoever
     completes it may)."""
-    await db.outbox.update_many({"_id": {"$in": [record_id(kind, o) for o in order_ids]}},
-                                {"$set": {"status": "done", "done_at": now}})
+    for ids in in_slices(record_id(kind, o) for o in order_ids):
+        await db.outbox.update_many({"_id": {"$in": ids}}, {"$set": {"status": "done", "done_at": now}})

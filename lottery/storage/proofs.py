@@ -1,6 +1,7 @@
 """`proofs`: each drawn gift's frozen participant list and fairness proof, stored once."""
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lottery.storage.slices import in_slices
 from lottery.storage.writes import insert_new
 
 
@@ -13,6 +14,6 @@ async def save(db: AsyncDatabase, proofs: list[dict]) -> dict[str, dict]:
     """Store each frozen proof once; a resumed draw gets the one stored first. By order id."""
     saved = {p["_id"]: p for p in proofs}
     stored_before = [proofs[i]["_id"] for i in await insert_new(db.proofs, proofs)]
-    if stored_before:
-        saved.update({doc["_id"]: doc async for doc in db.proofs.find({"_id": {"$in": stored_before}})})
+    for ids in in_slices(stored_before):
+        saved.update({doc["_id"]: doc async for doc in db.proofs.find({"_id": {"$in": ids}})})
     return saved

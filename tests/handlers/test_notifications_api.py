@@ -2,14 +2,12 @@
 import pytest
 
 from lottery.notifications import Notifications
-from lottery.storage import notifications as store
 from tests.api import ADMIN_TOKEN
 from tests.notify.support import TEMPLATE_IDS, open_gift, timed_gift
 
 
 @pytest.mark.gen_test(timeout=30)
 async def test_support_sees_every_entry_of_a_gift(api, db):
-    await store.ensure_indexes(db)
     order_id, subscribers = await timed_gift(db, joiners=4, items=1, subscribed_every=2)
     await open_gift(db, order_id)
     assert await Notifications(db, TEMPLATE_IDS).expand_opened_gifts() == 1

@@ -6,7 +6,7 @@ import pytest
 from lottery import clock
 from lottery.errors import (AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, InvalidInput, MissingParams,
                             NoItemsLeft, OwnGift)
-from lottery.gifts import Gifts, admission_state, member_view
+from lottery.gifts import NUDGE_SEATS, Gifts, admission_state, member_view
 from tests.gifts import spec
 
 
@@ -15,16 +15,19 @@ async def member(gifts: Gifts, name: str) -> str:
 
 
 @pytest.mark.gen_test
-async def test_a_full_gift_becomes_ready_with_its_last_seat_and_tells_the_draw(gifts):
-    ready = []
-    gifts.on_ready = ready.append
-    gift = await gifts.create(spec("full", ["A"], open_number=2))
-    first = await gifts.join(gift["_id"], await member(gifts, "a"))
-    assert first.gift["status"] == "open" and ready == []
-    second = await gifts.join(gift["_id"], await member(gifts, "b"))
-    assert second.gift["status"] == "ready" and ready == [gift["_id"]]
+async def test_a_full_gift_becomes_ready_with_its_last_seat_and_its_last_joiners_tell_the_draw(gifts, db):
+    told = []
+    gifts.on_ready = told.append
+    seats = NUDGE_SEATS + 2
+    gift = await gifts.create(spec("full", ["A"], open_number=seats))
+    for i in range(seats):
+        joined = await gifts.join(gift["_id"], await member(gifts, f"m{i}"))
+        # Only joiners who saw few enough seats left (one of whom took the last) tell the draw.
+        assert len(told) == max(0, i + 1 - (seats - NUDGE_SEATS))
+    assert joined.gift["status"] == "ready"
+    assert (await db.gifts.find_one({"_id": gift["_id"]}))["status"] == "ready"
     with pytest.raises(GiftFull):
-        await gifts.join(gift["_id"], await member(gifts, "c"))
+        await gifts.join(gift["_id"], await member(gifts, "late"))
 
 
 @pytest.mark.gen_test

@@ -50,6 +50,8 @@ async def test_winners_get_the_won_template_with_their_item_and_the_rest_the_los
     order_id, subscribers = await timed_gift(db, joiners=6, items=2)
     await open_gift(db, order_id)
     await run_until_settled(make_worker(), db, order_id)
+    # Every entry is final, and dated for retention.
+    assert await db.notifications.count_documents({"order_id": order_id, "final_at": {"$exists": False}}) == 0
     gift = await db.gifts.find_one({"_id": order_id})
     winner_openids = {m["openid"]: i for i, w in enumerate(gift["draw"]["winners"])
                       for m in [await db.members.find_one({"_id": w})]}
