@@ -10,31 +10,60 @@ second and the time to drain all N, and checks each was delivered exactly once.
 Last line: one JSON object with the figures."""
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 from datetime import timedelta
+from typing import Iterator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 FAKE = """
-import sys, time
+import sys
 sys.path.insert(0, {root!r})
 from tests.fakes.wechat import FakeWeChat
 fake = FakeWeChat().start()
 print(fake.port, flush=True)
-sys.stdin.readline()
-print(len(fake.delivered), len({{m["touser"] for m in fake.delivered}}), flush=True)
+while sys.stdin.readline():
+    print(len(fake.delivered), len({{m["touser"] for m in fake.delivered}}), flush=True)
 """
 
 
-async def run(args: argparse.Namespace, uri: str, fake_url: str) -> dict:
+class FakeProcess:
+    """The WeChat fake in a process of its own (so this one's loop is the worker's alone)."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+        self.url = f"http://127.0.0.1:{int(process.stdout.readline())}"
+
+    def delivered(self) -> tuple[int, int]:
+        """(messages delivered so far, distinct recipients)."""
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        count, unique = map(int, self.process.stdout.readline().split())
+        return count, unique
+
+
+@contextlib.contextmanager
+def fake_wechat() -> Iterator[FakeProcess]:
+    process = subprocess.Popen([sys.executable, "-c", FAKE.format(root=ROOT)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        yield FakeProcess(process)
+    finally:
+        process.kill()
+
+
+async def drain(db, fake: FakeProcess, entries: int, concurrency: int, rate: float = 0.0) -> dict:
+    """Put `entries` pending entries into this database's outbox, drain them with one worker,
+    and say how fast; checks every entry reached the fake once."""
     from lottery import clock
     from lottery.notifications import new_entry
-    from lottery.storage.connection import client_for, ensure_indexes
+    from lottery.storage import notifications as store
     from notify.templates import parse_config
     from notify.wechat import WeChatClient
     from notify.worker import Limits, NotificationWorker
@@ -42,42 +71,55 @@ async def run(args: argparse.Namespace, uri: str, fake_url: str) -> dict:
     from tests.notify.support import CONFIG_JSON
     from tornado.httpclient import AsyncHTTPClient
 
-    client = client_for(uri)
-    db = client["bench_notify"]
-    await ensure_indexes(db)
+    delivered_before, _ = fake.delivered()
     now = clock.utcnow()
-    values = {"order_id": "bench", "item": "口红", "result": "恭喜中奖", "opened_at": "2026-01-01 12:00",
+    run = f"bench{time.monotonic_ns()}"
+    values = {"order_id": run, "item": "口红", "result": "恭喜中奖", "opened_at": "2026-01-01 12:00",
               "wish": "新年快乐"}
-    entries = [new_entry("bench", f"m{i:07d}", "gift_won", f"o_bench{i}", "tpl_won", True, values, now)
-               for i in range(args.entries)]
-    for start in range(0, len(entries), 1000):
-        await db.notifications.insert_many(entries[start:start + 1000])
-    http = AsyncHTTPClient(force_instance=True, max_clients=args.concurrency + 2)
-    wechat = WeChatClient(APPID, SECRET, fake_url, http=http)
-    worker = NotificationWorker(db, wechat, parse_config(CONFIG_JSON), Limits(
-        rate=args.rate, concurrency=args.concurrency, lease=timedelta(seconds=60), poll_interval=0.05))
+    docs = [new_entry(run, f"m{i:07d}", "gift_won", f"o_{run}_{i}", "tpl_won", True, values, now)
+            for i in range(entries)]
+    for start in range(0, len(docs), 1000):
+        await store.insert(db, docs[start:start + 1000])
+    http = AsyncHTTPClient(force_instance=True, max_clients=concurrency + 2)
+    worker = NotificationWorker(db, WeChatClient(APPID, SECRET, fake.url, http=http), parse_config(CONFIG_JSON),
+                                Limits(rate=rate, concurrency=concurrency, lease=timedelta(seconds=60),
+                                       poll_interval=0.05))
     started = time.perf_counter()
     marks: list[tuple[float, int]] = []
     worker.start()
     while True:
-        left = await db.notifications.count_documents({"status": {"$in": ["pending", "sending"]}})
-        marks.append((time.perf_counter() - started, args.entries - left))
+        counts = await store.status_counts(db, run)
+        left = counts["pending"] + counts["sending"]
+        marks.append((time.perf_counter() - started, entries - left))
         if left == 0:
             break
         await asyncio.sleep(0.5)
-    drain = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     await worker.stop()
-    sent = await db.notifications.count_documents({"status": "sent"})
-    # Steady rate: the middle 80 % of the drain, without start-up and tail.
-    lo = next(m for m in marks if m[1] >= args.entries * 0.1)
-    hi = next(m for m in marks if m[1] >= args.entries * 0.9)
-    steady = (hi[1] - lo[1]) / (hi[0] - lo[0]) if hi[0] > lo[0] else args.entries / drain
-    await client.drop_database("bench_notify")
-    await client.close()
     http.close()
-    return {"entries": args.entries, "concurrency": args.concurrency, "rate_limit": args.rate,
-            "sent": sent, "drain_seconds": round(drain, 2), "messages_per_second": round(args.entries / drain, 1),
-            "steady_messages_per_second": round(steady, 1), "retried": worker.stats.retried}
+    delivered, unique = fake.delivered()
+    # Steady rate: the middle 80 % of the drain, without start-up and tail.
+    lo = next(m for m in marks if m[1] >= entries * 0.1)
+    hi = next(m for m in marks if m[1] >= entries * 0.9)
+    steady = (hi[1] - lo[1]) / (hi[0] - lo[0]) if hi[0] > lo[0] else entries / seconds
+    return {"entries": entries, "concurrency": concurrency, "rate_limit": rate,
+            "sent": (await store.status_counts(db, run))["sent"], "drain_seconds": round(seconds, 2),
+            "messages_per_second": round(entries / seconds, 1), "steady_messages_per_second": round(steady, 1),
+            "retried": worker.stats.retried,
+            "delivered_once": delivered - delivered_before == entries and unique - delivered_before == entries}
+
+
+async def run(args: argparse.Namespace, uri: str, fake: FakeProcess) -> dict:
+    from lottery.storage.connection import client_for, ensure_indexes
+
+    client = client_for(uri)
+    db = client["bench_notify"]
+    await ensure_indexes(db)
+    try:
+        return await drain(db, fake, args.entries, args.concurrency, args.rate)
+    finally:
+        await client.drop_database("bench_notify")
+        await client.close()
 
 
 def main() -> None:
@@ -90,17 +132,10 @@ def main() -> None:
 
     engine = EmbeddedEngine(":memory:")
     uri = engine.start()
-    fake = subprocess.Popen([sys.executable, "-c", FAKE.format(root=ROOT)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
     try:
-        port = int(fake.stdout.readline())
-        result = asyncio.run(run(args, uri, f"http://127.0.0.1:{port}"))
-        fake.stdin.write("\n")
-        fake.stdin.flush()
-        delivered, unique = map(int, fake.stdout.readline().split())
-        result.update(delivered=delivered, delivered_once=delivered == unique == args.entries)
+        with fake_wechat() as fake:
+            result = asyncio.run(run(args, uri, fake))
     finally:
-        fake.kill()
         engine.stop()
     print(f"{result['entries']} entries, concurrency {result['concurrency']}: drained in "
           f"{result['drain_seconds']} s, {result['messages_per_second']} msg/s overall, "

@@ -163,34 +163,9 @@ class Gifts:
         """Create a paid gift; returns the stored document."""
         now = clock.utcnow()
         check_gift(spec, now)
-        open_at = deadline_at = None
-        if spec.method == "full":
-            deadline_at = now + (timedelta(hours=spec.deadline_hours) if spec.deadline_hours
-                                 else DEFAULT_FULL_DEADLINE)
-        if spec.method == "timed":
-            open_at = clock.to_millis(spec.open_at)
         sender_id = await self.accounts.ensure_member(spec.sender_openid)
         sender = await members.get(self.db, sender_id) or {}
-        seed, commitment = new_seed()
-        gift = {
-            "_id": secrets.token_hex(12),
-            "sender_id": sender_id,
-            "sender": {"name": sender.get("nickname") or "微信用户",
-                       "avatar": sender.get("avatar_url") or ""},
-            "method": spec.method, "open_number": spec.open_number if spec.method == "full" else None,
-            "open_at": open_at, "deadline_at": deadline_at, "wish": spec.wish,
-            "items": [{"name": item.name, "image": item.image} for item in spec.items],
-            # When the draw is due without anyone asking (timed: open_at; full: its deadline),
-            # one indexed field for the scheduler; `scheduled` once it has its job (or has none
-            # to have), so the scheduler's index holds only the gifts still waiting for one.
-            "due_at": open_at or deadline_at, "scheduled": not (open_at or deadline_at),
-            "items_total": len(spec.items), "items_left": len(spec.items),
-            "seats_left": spec.open_number if spec.method == "full" else 0, "claimants": [],
-            "joined_count": 0, "status": "open", "paid": True, "version": 1,
-            "sender_subscribed": list(spec.sender_subscribed),
-            "seed": seed, "seed_commitment": commitment,
-            "created_at": now, "updated_at": now,
-        }
+        gift = new_gift(spec, sender_id, sender, now)
         await store.insert(self.db, gift)
         log.info("gift %s created (%s, %d items)", gift["_id"], spec.method, len(spec.items))
         return gift
@@ -278,6 +253,34 @@ def live(gift: dict | None) -> dict:
     if not is_live(gift):
         raise GiftNotFound()
     return gift
+
+
+def new_gift(spec: GiftSpec, sender_id: str, sender: dict, now: datetime) -> dict:
+    """The document of a new paid gift (its rules checked by check_gift)."""
+    open_at = deadline_at = None
+    if spec.method == "full":
+        deadline_at = now + (timedelta(hours=spec.deadline_hours) if spec.deadline_hours else DEFAULT_FULL_DEADLINE)
+    if spec.method == "timed":
+        open_at = clock.to_millis(spec.open_at)
+    seed, commitment = new_seed()
+    return {
+        "_id": secrets.token_hex(12),
+        "sender_id": sender_id,
+        "sender": {"name": sender.get("nickname") or "微信用户", "avatar": sender.get("avatar_url") or ""},
+        "method": spec.method, "open_number": spec.open_number if spec.method == "full" else None,
+        "open_at": open_at, "deadline_at": deadline_at, "wish": spec.wish,
+        "items": [{"name": item.name, "image": item.image} for item in spec.items],
+        # When the draw is due without anyone asking (timed: open_at; full: its deadline), one
+        # indexed field for the scheduler; `scheduled` once it has its job (or has none to
+        # have), so the scheduler's index holds only the gifts still waiting for one.
+        "due_at": open_at or deadline_at, "scheduled": not (open_at or deadline_at),
+        "items_total": len(spec.items), "items_left": len(spec.items),
+        "seats_left": spec.open_number if spec.method == "full" else 0, "claimants": [],
+        "joined_count": 0, "status": "open", "paid": True, "version": 1,
+        "sender_subscribed": list(spec.sender_subscribed),
+        "seed": seed, "seed_commitment": commitment,
+        "created_at": now, "updated_at": now,
+    }
 
 
 def check_gift(spec: GiftSpec, now: datetime) -> None:

@@ -14,7 +14,7 @@ from notify.wechat import WeChatClient
 from server import http_server as production_http_server, make_app
 from tests.api import ADMIN_TOKEN, Api
 from tests.fakes.wechat import APPID, SECRET, FakeWeChat
-from tests.query_guard import QueryGuard, indexed_fields
+from tests.query_guard import QueryGuard, index_specs
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,7 @@ def db(engine_uri, db_name, io_loop):
     client = client_for(engine_uri, event_listeners=[guard])
     database = client[db_name]
     io_loop.run_sync(lambda: ensure_indexes(database))
-    guard.indexed = io_loop.run_sync(lambda: indexed_fields(database))
+    guard.indexes = io_loop.run_sync(lambda: index_specs(database))
     yield database
     io_loop.run_sync(lambda: client.drop_database(db_name))
     io_loop.run_sync(client.close)

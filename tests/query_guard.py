@@ -1,18 +1,23 @@
-"""A test-time guard against queries that make the embedded engine read a whole collection.
+"""A test-time guard against queries that make the embedded engine read far more documents than
+they return.
 
 It listens to every command a database client sends and checks those issued by the project's
-own code (lottery/, notify/, handlers/, server.py; not the tests' own checks) against the shapes
-the engine serves from an index (measured, and read in its source; docs/design.md, "Query
-shapes on the embedded engine"):
+own code (lottery/, notify/, handlers/, server.py; not the tests' own checks) against the access
+paths the engine has (read in its source, storage.py `_try_index_id_keys`, and measured; see
+docs/design.md, "Query shapes on the embedded engine"). A filter is served by an index when:
 
-- a filter needs a plain condition (a value, `$eq`, `$in`, or a range) on `_id` or on the first
-  field of one of the collection's indexes; otherwise the engine scans;
-- a write (update, delete, findAndModify) must have no top-level `$or`/`$and`/`$nor`: its write
-  path then scans whatever else the filter says;
-- findAndModify scans its whole collection on the embedded engine, whatever the filter;
-- an `$in` list is short (its cost grows with the square of its length).
+- it is `{_id: value}` (or `$in`) alone;
+- all its conditions are equalities and its fields are the leading fields of one index;
+- it is equalities on an index's leading fields plus one range/`$in` on the next field;
+- it is one condition on the leading field of an index (a sparse one only if the condition
+  implies the field exists).
 
-A test whose code under test breaks one of these fails, naming the query and where it came from."""
+Otherwise the engine looks up the first condition that an index serves and checks every
+document it names: fine when that condition names one aggregate (`_id`, `order_id`,
+`sender_id`, `member_id`), a scan of a state's documents when not. A top-level `$or`/`$and`
+makes any write scan; findAndModify always scans; an `$in` list must be short (its cost grows
+with the square of its length). A test whose code breaks one of these fails, naming the query
+and the line it came from."""
 import os
 import sys
 
@@ -20,8 +25,8 @@ from pymongo import monitoring
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = tuple(os.path.join(ROOT, part) for part in ("lottery", "notify", "handlers", "server.py"))
-SERVED_OPERATORS = {"$eq", "$in", "$gt", "$gte", "$lt", "$lte"}
-COMBINATORS = {"$or", "$and", "$nor"}
+RANGE = {"$eq", "$gt", "$gte", "$lt", "$lte", "$in"}
+AGGREGATE_IDS = {"_id", "order_id", "sender_id", "member_id"}
 MAX_IN = 100
 WRITES = {"update", "delete", "findAndModify"}
 
@@ -38,11 +43,11 @@ def project_frame() -> str | None:
 
 
 class QueryGuard(monitoring.CommandListener):
-    """Collects the project's queries that would scan; `indexed` maps a collection to the first
-    fields of its indexes."""
+    """Collects the project's queries the engine cannot serve from an index. `indexes` maps a
+    collection to its indexes: (fields in order, sparse)."""
 
-    def __init__(self, indexed: dict[str, set[str]]) -> None:
-        self.indexed = indexed
+    def __init__(self, indexes: dict[str, list[tuple[list[str], bool]]]) -> None:
+        self.indexes = indexes
         self.violations: list[str] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
@@ -82,28 +87,62 @@ class QueryGuard(monitoring.CommandListener):
         if name == "findAndModify":
             found.append("findAndModify scans the whole collection on the embedded engine")
         for query in filters:
-            combined = COMBINATORS & set(query)
-            if combined and name in WRITES:
-                found.append(f"a write filter with a top-level {sorted(combined)} scans: {query}")
-            if not any(self.served(field, condition, collection) for field, condition in query.items()):
-                found.append(f"no index serves this filter: {query}")
+            path = self.path(collection, query)
+            if path is None:
+                found.append(f"no index serves this filter (the engine scans): {query}")
+            elif path not in ("index",) and path not in AGGREGATE_IDS:
+                found.append(f"an index serves only its `{path}` condition; every document it names is "
+                             f"read and checked: {query}")
             for field, condition in query.items():
                 if isinstance(condition, dict) and len(condition.get("$in", ())) > MAX_IN:
                     found.append(f"`$in` of {len(condition['$in'])} on {field} (at most {MAX_IN})")
         return found
 
-    def served(self, field: str, condition: object, collection: str) -> bool:
-        if field != "_id" and field not in self.indexed.get(collection, set()):
-            return False
-        if isinstance(condition, dict):
-            return bool(condition) and set(condition) <= SERVED_OPERATORS
-        return True
+    def path(self, collection: str, query: dict) -> str | None:
+        """"index" when an index serves the whole filter; the field of the one condition an
+        index serves otherwise; None for a scan."""
+        if not query or any(field.startswith("$") for field in query):
+            return None
+        if self.served_whole(collection, query):
+            return "index"
+        for field, condition in query.items():
+            if self.served_whole(collection, {field: condition}):
+                return field
+        return None
+
+    def served_whole(self, collection: str, query: dict) -> bool:
+        if list(query) == ["_id"]:
+            return is_range_or_value(query["_id"])
+        indexes = [(fields, sparse) for fields, sparse in self.indexes.get(collection, [])
+                   if fields != ["_id"] and (not sparse or implies_existence(query, fields))]
+        equal = {f for f, c in query.items() if not isinstance(c, dict)}
+        ranged = [f for f, c in query.items() if isinstance(c, dict)]
+        if not ranged and any(set(fields[:len(equal)]) == equal for fields, _ in indexes):
+            return True
+        if len(ranged) == 1 and is_range_or_value(query[ranged[0]]):
+            for fields, _ in indexes:
+                if len(fields) > len(equal) and set(fields[:len(equal)]) == equal and fields[len(equal)] == ranged[0]:
+                    return True
+        return False
 
 
-async def indexed_fields(db) -> dict[str, set[str]]:
-    """collection -> the first field of each of its indexes."""
-    found: dict[str, set[str]] = {}
+def is_range_or_value(condition: object) -> bool:
+    if isinstance(condition, dict):
+        return bool(condition) and set(condition) <= RANGE
+    return True
+
+
+def implies_existence(query: dict, fields: list[str]) -> bool:
+    """A sparse index holds only documents that have its field: usable when the query asks for
+    a value of it."""
+    condition = query.get(fields[0])
+    return condition is not None and not (isinstance(condition, dict) and "$exists" in condition)
+
+
+async def index_specs(db) -> dict[str, list[tuple[list[str], bool]]]:
+    """collection -> its indexes, (fields in order, sparse)."""
+    found: dict[str, list[tuple[list[str], bool]]] = {}
     for name in await db.list_collection_names():
         async for index in await db[name].list_indexes():
-            found.setdefault(name, set()).add(next(iter(index["key"])))
+            found.setdefault(name, []).append((list(index["key"]), bool(index.get("sparse"))))
     return found

@@ -11,7 +11,7 @@ so the check and the write are one atomic step:
 
 A draw takes a gift `open|ready -> drawing` under a lease and finishes it with its result."""
 import secrets
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from pymongo import ASCENDING, UpdateOne
@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery.storage.slices import in_slices
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # before any due time: "has one"
 # The secret seed and the claimant list stay in the database unless asked for.
 PUBLIC = {"seed": 0, "claimants": 0}
 # The fields the realtime channel follows. Projecting change events down to them keeps a join's
@@ -32,6 +33,10 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.gifts.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
     await db.gifts.create_index([("scheduled", ASCENDING), ("due_at", ASCENDING)])
     await db.gifts.create_index([("sender_id", ASCENDING), ("created_at", ASCENDING)])
+    # A draw's lease exists only while it draws (the finish removes it): sparse indexes that
+    # hold the gifts being drawn and nothing else.
+    await db.gifts.create_index([("lease_owner", ASCENDING)], sparse=True)
+    await db.gifts.create_index([("lease_until", ASCENDING)], sparse=True)
 
 
 async def insert(db: AsyncDatabase, gift: dict) -> None:
@@ -121,9 +126,9 @@ async def update_sender(db: AsyncDatabase, member_id: str, name: str, avatar: st
 # Scheduling
 
 async def unscheduled(db: AsyncDatabase, limit: int = 1000) -> list[dict]:
-    """Open gifts with a due time (timed: open_at; full: deadline) not yet given a job."""
-    cursor = db.gifts.find({"scheduled": False, "status": "open", "due_at": {"$ne": None}},
-                           {"_id": 1, "due_at": 1}).limit(limit)
+    """Gifts with a due time (timed: open_at; full: deadline) not yet given a job (the (scheduled,
+    due_at) index; a gift is marked scheduled once it has its job or is finished)."""
+    cursor = db.gifts.find({"scheduled": False, "due_at": {"$gte": EPOCH}}, {"_id": 1, "due_at": 1}).limit(limit)
     return await cursor.to_list()
 
 
@@ -135,12 +140,12 @@ async def mark_scheduled(db: AsyncDatabase, order_ids: list[str]) -> None:
 # The draw
 
 def due_conditions(now: datetime, early: bool) -> list[dict]:
-    """The ways a gift's draw is due now, each a plain filter the (status, due_at) index serves:
-    the last seat taken, its time come, a stalled draw's lease lapsed, or (`early`, the sender's
-    request) any open full or timed gift."""
+    """The ways a gift's draw is due now, each a plain filter an index serves: the last seat
+    taken, its time come, a stalled draw's lease lapsed (only drawing gifts have one), or
+    (`early`, the sender's request) any open full or timed gift."""
     due = [{"status": "ready"},
-           {"status": "open", "due_at": {"$lte": now}},
-           {"status": "drawing", "lease_until": {"$lt": now}}]
+           {"status": "open", "due_at": {"$gte": EPOCH, "$lte": now}},  # not the gifts with none
+           {"lease_until": {"$lt": now}}]
     if early:
         due.append({"status": "open", "method": {"$in": ["full", "timed"]}})
     return due
@@ -163,12 +168,12 @@ async def take(db: AsyncDatabase, order_ids: list[str] | None, token: str, now: 
         taken += result.modified_count
     if not taken:
         return []
-    return await db.gifts.find({"status": "drawing", "lease_owner": token, **chosen}).to_list()
+    return await db.gifts.find({"lease_owner": token}).to_list()
 
 
 async def extend_lease(db: AsyncDatabase, token: str, lease_until: datetime) -> None:
     """Renew the lease on the gifts still drawing under this token."""
-    await db.gifts.update_many({"status": "drawing", "lease_owner": token}, {"$set": {"lease_until": lease_until}})
+    await db.gifts.update_many({"lease_owner": token}, {"$set": {"lease_until": lease_until}})
 
 
 async def joined_counts(db: AsyncDatabase, order_ids: list[str]) -> dict[str, int]:
@@ -181,9 +186,8 @@ async def finish(db: AsyncDatabase, summaries: dict[str, dict], now: datetime) -
     result = await db.gifts.bulk_write([
         UpdateOne({"_id": order_id, "status": "drawing"},
                   {"$set": {"status": "finished", "opened_at": now, "items_left": 0, "draw": summary,
-                            "finish_token": token, "lease_owner": None, "lease_until": None,
-                            "scheduled": True, "updated_at": now},
-                   "$inc": {"version": 1}})
+                            "finish_token": token, "scheduled": True, "updated_at": now},
+                   "$unset": {"lease_owner": "", "lease_until": ""}, "$inc": {"version": 1}})
         for order_id, summary in summaries.items()], ordered=False)
     if result.modified_count == len(summaries):
         return list(summaries)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lottery import clock
 from lottery.storage.slices import in_slices
 from lottery.storage.ttl import ensure_ttl
 from lottery.storage.writes import insert_new
@@ -41,11 +42,12 @@ async def get(db: AsyncDatabase, kind: str, order_id: str) -> dict | None:
 
 
 async def free(db: AsyncDatabase, kind: str, now: datetime, limit: int) -> list[dict]:
-    """Records of this kind nobody is working on: pending, or taken under a lapsed lease."""
+    """Records of this kind nobody is working on: pending, or taken under a lapsed lease (the
+    taken ones are few at any time; the (kind, status) index serves both reads)."""
     pending = await db.outbox.find({"kind": kind, "status": "pending"}).limit(limit).to_list()
-    lapsed = await db.outbox.find({"kind": kind, "status": "taken", "lease_until": {"$lt": now}}
-                                  ).limit(limit).to_list()
-    return pending + lapsed
+    taken = await db.outbox.find({"kind": kind, "status": "taken"}).to_list()
+    lapsed = [r for r in taken if r.get("lease_until") is None or clock.as_utc(r["lease_until"]) < now]
+    return pending + lapsed[:limit]
 
 
 async def pending_before(db: AsyncDatabase, kind: str, created_before: datetime, limit: int) -> list[str]:
