@@ -1,12 +1,17 @@
 """WeChat Pay v3: our client against the local fake over real HTTP. Requests carry our signature,
 replies and notifies are trusted only once verified, and errors say whether to try again."""
+import base64
 import json
 import logging
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
@@ -174,6 +179,7 @@ async def test_out_trade_no_of_6_and_32_characters_with_wechat_symbols_is_accept
     for no in ("123456", "A|b*c_d-" + "9" * 24):
         assert await client.jsapi_prepay(no, "礼物", 1, OPENID, expire_in())
         assert fake.transaction(no)["trade_state"] == "NOTPAY"
+        assert (await client.query_by_out_trade_no(no))["out_trade_no"] == no  # in a signed, escaped path
 
 
 # -- our Authorization ---------------------------------------------------------------------------
@@ -218,6 +224,33 @@ async def test_our_authorization_is_accepted_and_a_tampered_one_is_refused_with_
         await raw_request(fake, path, authorization='WECHATPAY2-SHA256-RSA2048 mchid="1"'),
     ]
     assert [(status, answer["code"]) for status, answer in refused] == [(401, "SIGN_ERROR")] * len(refused)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_signatures_and_ciphertext_follow_wechat_pay_documented_formats(client, fake):
+    """Checked here by hand with `cryptography` alone, so that a format shared wrongly by the
+    client and the fake cannot pass: the request string, the notify string, AES-256-GCM."""
+    await client.jsapi_prepay("gift-order-0001", "礼物", TOTAL, OPENID, expire_in())
+    [request] = fake.requests_to("/v3/pay/transactions/jsapi")
+    auth = dict(re.findall(r'(\w+)="([^"]*)"', request.headers["Authorization"].split(" ", 1)[1]))
+    assert request.headers["Authorization"].startswith("WECHATPAY2-SHA256-RSA2048 mchid=")
+    assert (auth["mchid"], auth["serial_no"]) == (MCHID, fake.merchant.serial)
+    merchant = serialization.load_pem_public_key(fake.merchant.public_pem)
+    merchant.verify(base64.b64decode(auth["signature"]),
+                    b"POST\n/v3/pay/transactions/jsapi\n" + f"{auth['timestamp']}\n{auth['nonce_str']}\n".encode()
+                    + request.body + b"\n", padding.PKCS1v15(), hashes.SHA256())
+
+    [delivery] = await fake.pay("gift-order-0001")
+    wechat = serialization.load_pem_public_key(fake.public_key_pem)
+    headers = delivery.headers
+    assert headers["Wechatpay-Serial"] == fake.public_key_id
+    wechat.verify(base64.b64decode(headers["Wechatpay-Signature"]),
+                  f"{headers['Wechatpay-Timestamp']}\n{headers['Wechatpay-Nonce']}\n".encode() + delivery.body + b"\n",
+                  padding.PKCS1v15(), hashes.SHA256())
+    resource = json.loads(delivery.body)["resource"]
+    plain = AESGCM(APIV3_KEY.encode()).decrypt(resource["nonce"].encode(), base64.b64decode(resource["ciphertext"]),
+                                               resource["associated_data"].encode())
+    assert json.loads(plain)["out_trade_no"] == "gift-order-0001"
 
 
 @pytest.mark.gen_test(timeout=30)
