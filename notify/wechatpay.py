@@ -279,7 +279,9 @@ class WeChatPayClient:
             notify = json.loads(raw_body)
         except ValueError:
             raise MalformedMessage("notify body is not JSON") from None
-        resource = notify.get("resource") if isinstance(notify, dict) else None
+        if not isinstance(notify, dict):
+            raise MalformedMessage("notify body is not a JSON object")
+        resource = notify.get("resource")
         if notify.get("resource_type") != "encrypt-resource" or not isinstance(resource, dict):
             raise MalformedMessage("notify has no encrypted resource")
         if expect is not None and resource.get("original_type") != expect:

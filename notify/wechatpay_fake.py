@@ -31,9 +31,14 @@ server subprocesses alike reach it over a socket):
 Steering, for tests: `pay` (SUCCESS, then the signed, encrypted TRANSACTION.SUCCESS notify to the
 order's notify_url), `send_notify` / `send_refund_notify` (again, several copies at once, late,
 or with a fault: a bad signature, an unknown serial, a stale timestamp, a tampered ciphertext, a
-wrong amount), `fail_next` (HTTP statuses, WeChat codes, timeouts, dropped connections, and
-"applied, but the answer is lost"), `set_trade_state`. It records every request it received
-(`requests`) and every notify delivery (`deliveries`).
+wrong amount), `complete_refund`, `set_trade_state`, `fail_next` (HTTP statuses, WeChat codes,
+timeouts, dropped connections, "applied, but the answer is lost", replies with a bad signature or
+none), and `signature_headers` (sign any body as WeChat Pay). Notifies our server does not answer
+with 2xx are sent again after `notify_retry_delays` (WeChat Pay's own schedule runs from 15 s to
+hours). It records every request it received (`requests`, `requests_to`) and every notify
+delivery (`deliveries`); `refunds_of` shows the refunds it executed. A server trusts it through
+`public_key_pem` / `public_key_id` and `certificate_pem` / `certificate_serial` (or simply
+`client_config`); it trusts `merchant` (generated unless given) and any `trust_merchant` key.
 """
 import asyncio
 import base64
@@ -416,7 +421,7 @@ class FakeWeChatPay:
                 if signature is not None:
                     signer = fake._reply_signer(self.request.headers.get("Wechatpay-Serial", ""))
                     fault = signature if signature != "valid" else None
-                    for name, value in fake._signature_headers(body, signer, fault).items():
+                    for name, value in fake.signature_headers(body, signer, fault).items():
                         self.set_header(name, value)
                 if body:
                     self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -456,9 +461,10 @@ class FakeWeChatPay:
             return "public_key"
         return "certificate"
 
-    def _signature_headers(self, body: bytes, signer: str, fault: str | None = None,
-                           timestamp: int | None = None) -> dict[str, str]:
-        """Wechatpay-* headers signing `body` with the named key, or with a fault."""
+    def signature_headers(self, body: bytes, signer: str = "public_key", fault: str | None = None,
+                          timestamp: int | None = None) -> dict[str, str]:
+        """Wechatpay-* headers signing `body` as WeChat Pay does, with its public key or its
+        platform certificate (`signer`), or with a fault ("bad_signature", "unknown_serial")."""
         key, serial = ((self._public_key, self.public_key_id) if signer == "public_key"
                        else (self._certificate_key, self.certificate_serial))
         if fault == "unknown_serial":
@@ -730,7 +736,7 @@ class FakeWeChatPay:
         stale = int(time.time()) - crypto.TIMESTAMP_WINDOW - 60 if fault == "stale" else None
         signature_fault = fault if fault in ("bad_signature", "unknown_serial") else None
         headers = {"Content-Type": "application/json",
-                   **self._signature_headers(body, signer, signature_fault, timestamp=stale)}
+                   **self.signature_headers(body, signer, signature_fault, timestamp=stale)}
         return headers, body
 
     async def _deliver(self, url: str, kind: str, event_type: str, summary: str, key: str, resource: dict,

@@ -31,6 +31,7 @@ from notify.wechatpay import (
     WeChatPayError,
 )
 from notify.wechatpay_fake import APIV3_KEY, APPID, MCHID, FakeWeChatPay, generate_merchant_keys
+from tests.waiting import until
 
 CHINA = timezone(timedelta(hours=8))
 OPENID = "o_buyer"
@@ -340,6 +341,10 @@ async def test_a_notify_changed_after_signing_or_outside_five_minutes_is_refused
     for missing in ("Wechatpay-Signature", "Wechatpay-Serial", "Wechatpay-Timestamp", "Wechatpay-Nonce"):
         with pytest.raises(MalformedMessage):
             client.verify_notify({k: v for k, v in delivery.headers.items() if k != missing}, delivery.body)
+    for body in (b"[1]", b"{}", b"not json"):  # signed, but not a notify
+        headers = fake.signature_headers(body, "public_key")
+        with pytest.raises(MalformedMessage):
+            client.verify_notify(headers, body)
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -527,6 +532,46 @@ async def test_refunds_of_one_order_one_minute_apart_else_frequency_limited(rece
         strict.stop()
 
 
+@pytest.mark.gen_test(timeout=30)
+async def test_refunds_complete_by_themselves_after_refund_delay_and_notify(receiver):
+    auto = FakeWeChatPay(refund_interval=0, refund_delay=0.1).start()
+    try:
+        client = WeChatPayClient(auto.client_config(receiver.url("/pay/notify"), receiver.url("/refund/notify")))
+        receiver.client = client
+        await paid_order(client, auto)
+        assert (await client.refund("gift-order-0001", "r-1", 100, TOTAL, "退回"))["status"] == "PROCESSING"
+        await until(lambda: receiver.accepted)
+        assert receiver.accepted[0]["refund_status"] == "SUCCESS"
+        assert (await client.query_refund("r-1"))["status"] == "SUCCESS"
+    finally:
+        auto.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_refused_notify_is_sent_again_on_wechat_pay_schedule(receiver):
+    retrying = FakeWeChatPay(notify_retry_delays=(0.05, 0.05)).start()
+    try:
+        client = WeChatPayClient(retrying.client_config(receiver.url("/pay/notify")))
+        receiver.client = client
+        await paid_order(client, retrying)
+        await retrying.send_notify("gift-order-0001", fault="bad_signature")
+        await until(lambda: len(retrying.deliveries) == 3)
+        assert [d.status for d in retrying.deliveries] == [401, 401, 401] and len(receiver.refused) == 3
+    finally:
+        retrying.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_another_trusted_merchant_key_and_a_forced_trade_state(make_client, fake):
+    second = generate_merchant_keys()
+    fake.trust_merchant(second.public_pem, second.serial)
+    client = make_client(private_key=second.private_key, cert_serial=second.serial)
+    await client.jsapi_prepay("gift-order-0001", "礼物", TOTAL, OPENID, expire_in())
+    fake.set_trade_state("gift-order-0001", "USERPAYING")
+    queried = await client.query_by_out_trade_no("gift-order-0001")
+    assert (queried["trade_state"], queried["trade_state_desc"]) == ("USERPAYING", "用户支付中")
+
+
 # -- what is worth trying again ------------------------------------------------------------------
 
 @pytest.mark.parametrize("answer, status, code, retryable", [
@@ -552,6 +597,10 @@ async def test_a_timeout_and_an_unreachable_server_are_retryable(make_client, fa
     fake.fail_next("/v3/pay/transactions/out-trade-no/", "timeout")
     error = await failure(impatient.query_by_out_trade_no("gift-order-0001"))
     assert (error.status, error.code, error.retryable) == (None, None, True)
+    await paid_order(impatient, fake)
+    fake.fail_next("/v3/refund/domestic/refunds", "apply_then_timeout")
+    error = await failure(impatient.refund("gift-order-0001", "r-1", 100, TOTAL, "退回"))
+    assert (error.status, error.retryable) == (None, True) and len(fake.refunds_of("gift-order-0001")) == 1
     sockets = bind_sockets(0, "127.0.0.1")
     closed_port = sockets[0].getsockname()[1]
     sockets[0].close()
