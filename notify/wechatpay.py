@@ -152,6 +152,7 @@ class WeChatPayConfig:
             raise ConfigError("WECHATPAY_PRIVATE_KEY_FILE: the merchant API key (apiclient_key.pem) is needed")
         private_key = loaded("WECHATPAY_PRIVATE_KEY_FILE", private_key_file, crypto.load_private_key)
         keys: dict[str, rsa.RSAPublicKey] = {}
+        public_key_file, public_key_id = public_key_file.strip(), public_key_id.strip()
         if bool(public_key_file) != bool(public_key_id):
             raise ConfigError("WECHATPAY_PUBLIC_KEY_FILE and WECHATPAY_PUBLIC_KEY_ID go together")
         if public_key_file:
@@ -161,7 +162,7 @@ class WeChatPayConfig:
             keys[serial] = key
         return cls(mchid=mchid.strip(), appid=appid.strip(), apiv3_key=apiv3_key, private_key=private_key,
                    cert_serial=cert_serial.strip(), verifier_keys=keys, notify_url=notify_url.strip(),
-                   public_key_id=public_key_id.strip() or None, api_base=api_base.strip() or DEFAULT_API_BASE,
+                   public_key_id=public_key_id or None, api_base=api_base.strip() or DEFAULT_API_BASE,
                    refund_notify_url=refund_notify_url.strip() or None)
 
     @classmethod
