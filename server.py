@@ -20,15 +20,17 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.options import Error as OptionError, define, options
 
-from handlers import admin, draws, gifts, health, legacy, pages, profile, realtime
+from handlers import admin, draws, gifts, health, legacy, orders, pages, payment, profile, realtime, shop
 from handlers.base import NotFoundHandler, log_request
 from lottery import devmode
 from lottery.accounts import Accounts
+from lottery.catalogue import Catalogue
 from lottery.draw import Draws
 from lottery.gifts import Gifts
 from lottery.health import Health
 from lottery.live.hub import LiveHub
 from lottery.notifications import Notifications
+from lottery.orders import Orders
 from lottery.profiles import Profiles
 from lottery.roster import Roster
 from lottery.scheduler import Scheduler
@@ -36,6 +38,8 @@ from lottery.storage.connection import Retention, client_for, database_name, ens
 from lottery.storage.engine import EmbeddedEngine
 from notify.templates import ConfigError, NotifyConfig, load_config
 from notify.wechat import WeChatClient
+from notify.wechatpay import ConfigError as PaymentConfigError, WeChatPayClient, WeChatPayConfig
+from notify.wechatpay_fake import FakeWeChatPay
 from notify.worker import Limits, NotificationWorker
 
 log = logging.getLogger("gift_lottery")
@@ -90,6 +94,21 @@ option("notify_lease_seconds", default=60.0,
 option("notify_max_attempts", default=25, help="attempts before a notification is failed")
 option("notify_backoff_seconds", default=2.0,
        help="wait before a failed notification's second attempt; doubles each time, with jitter, up to 10 min")
+option("order_expire_minutes", default=15.0, help="how long an unpaid order holds its stock before it is closed")
+# WeChat Pay (API v3); unset WECHATPAY_MCHID: orders answer "payments are not configured", except
+# with --dev/--demo, which run against the local fake.
+option("wechatpay_mchid", default="", help="WeChat Pay merchant number")
+option("wechatpay_apiv3_key", default="", help="WeChat Pay APIv3 key, 32 bytes (never printed or logged)")
+option("wechatpay_private_key_file", default="", help="the merchant API private key (apiclient_key.pem)")
+option("wechatpay_cert_serial", default="", help="the merchant API certificate's serial number")
+option("wechatpay_public_key_file", default="", help="WeChat Pay public key (public-key mode, PEM)")
+option("wechatpay_public_key_id", default="", help="its id, PUB_KEY_ID_... (public-key mode)")
+option("wechatpay_platform_cert_files", default="", help="WeChat Pay platform certificates (comma-separated PEM files)")
+option("wechatpay_api_base", default="https://api.mch.weixin.qq.com", help="WeChat Pay API base URL")
+option("wechatpay_notify_url", default="",
+       help="the public https URL of /api/payment/wechat/notify (http only on loopback)")
+option("wechatpay_refund_notify_url", default="",
+       help="the public https URL of the refund notify route (http only on loopback)")
 
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
@@ -149,9 +168,11 @@ def http_server(app: web.Application) -> HTTPServer:
 
 def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", login_key_days: int = 30,
              draw_service: Draws | None = None, dev: bool = False, hub: LiveHub | None = None,
-             realtime_options: realtime.RealtimeOptions | None = None) -> web.Application:
-    """The web application: every service built once here and reached by the handlers as
-    properties (handlers/base.py). No globals, so tests build as many as they like."""
+             realtime_options: realtime.RealtimeOptions | None = None, payments: WeChatPayClient | None = None,
+             order_service: Orders | None = None, wechatpay_fake: FakeWeChatPay | None = None) -> web.Application:
+    """The web application: every service built once here (or, shared with a scheduler, given)
+    and reached by the handlers as properties (handlers/base.py). No globals, so tests build as
+    many as they like. `payments` None: orders answer "payments are not configured"."""
     accounts = Accounts(db, wechat.code2session, timedelta(days=login_key_days))
     draw_service = draw_service or Draws(db)
     gift_service = Gifts(db, accounts, on_ready=draw_service.open_soon)
@@ -159,6 +180,9 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", log
         *legacy.default_handlers,
         *gifts.default_handlers,
         *draws.default_handlers,
+        *shop.default_handlers,
+        *orders.default_handlers,
+        *payment.default_handlers,
         *admin.default_handlers,
         *profile.default_handlers,
         *health.default_handlers,
@@ -170,7 +194,15 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", log
         routes, log_function=log_request, admin_token=admin_token, dev=dev, demo_gifts=[],
         accounts=accounts, gifts=gift_service, draws=draw_service, profiles=Profiles(db, wechat.appid),
         roster=Roster(db, gift_service), notifications=Notifications(db), health=Health(db),
-        hub=hub or LiveHub(db), realtime=realtime_options or realtime.RealtimeOptions())
+        catalogue=Catalogue(db), orders=order_service or orders_for(db, payments), payments=payments,
+        wechatpay_fake=wechatpay_fake, hub=hub or LiveHub(db), realtime=realtime_options or realtime.RealtimeOptions())
+
+
+def orders_for(db: AsyncDatabase, payments: WeChatPayClient | None, expire_minutes: float = 15) -> Orders:
+    """The order service over WeChat Pay (or none)."""
+    config = payments.config if payments is not None else None
+    return Orders(db, payments, mchid=config.mchid if config else "", appid=config.appid if config else "",
+                  expire_after=timedelta(minutes=expire_minutes))
 
 
 def make_health_app(db: AsyncDatabase) -> web.Application:
@@ -187,6 +219,30 @@ def tune_gc() -> None:
     gc.freeze()  # what exists at startup is never garbage
 
 
+def payment_config() -> WeChatPayConfig | None:
+    """WeChat Pay's settings, or None when WECHATPAY_MCHID is unset; SystemExit naming what is
+    wrong (never a secret's value)."""
+    if not options.wechatpay_mchid:
+        return None
+    try:
+        return WeChatPayConfig.load(
+            mchid=options.wechatpay_mchid, appid=options.wechat_appid, apiv3_key=options.wechatpay_apiv3_key,
+            private_key_file=options.wechatpay_private_key_file, cert_serial=options.wechatpay_cert_serial,
+            notify_url=options.wechatpay_notify_url, public_key_file=options.wechatpay_public_key_file,
+            public_key_id=options.wechatpay_public_key_id, platform_cert_files=options.wechatpay_platform_cert_files,
+            api_base=options.wechatpay_api_base, refund_notify_url=options.wechatpay_refund_notify_url)
+    except PaymentConfigError as exc:
+        raise SystemExit(f"WeChat Pay configuration: {exc}") from exc
+
+
+def local_wechatpay(port: int, appid: str) -> tuple[FakeWeChatPay, WeChatPayConfig]:
+    """--dev/--demo without WeChat Pay settings: the local fake, whose real signed notifies
+    reach this server's notify route."""
+    fake = FakeWeChatPay(appid=appid or "wx_dev_appid", refund_delay=2.0).start()
+    base = f"http://127.0.0.1:{port}/api/payment/wechat"
+    return fake, fake.client_config(f"{base}/notify", f"{base}/refund-notify")
+
+
 def notify_config() -> NotifyConfig:
     """The templates from --notify_config (a file) or NOTIFY_TEMPLATES (JSON), or SystemExit."""
     try:
@@ -197,7 +253,7 @@ def notify_config() -> NotifyConfig:
 
 # Running
 
-async def serve(uri: str, templates: NotifyConfig) -> None:
+async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayConfig | None) -> None:
     """Build this role's parts once, listen, run until SIGINT/SIGTERM, then stop in order."""
     web_role, scheduler_role = options.role in ("all", "web"), options.role in ("all", "scheduler")
     # The realtime change stream holds one pooled connection for good: room above it.
@@ -207,6 +263,11 @@ async def serve(uri: str, templates: NotifyConfig) -> None:
                                        outbox=timedelta(days=options.keep_outbox_days)))
     wechat = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base)
     draw_service = Draws(db, lease=timedelta(seconds=options.draw_lease_seconds))
+    wechatpay_fake = None
+    if payments_config is None and options.dev:
+        wechatpay_fake, payments_config = local_wechatpay(options.port, options.wechat_appid)
+    payments = WeChatPayClient(payments_config) if payments_config is not None else None
+    order_service = orders_for(db, payments, options.order_expire_minutes)
 
     hub = None
     if web_role:
@@ -215,8 +276,10 @@ async def serve(uri: str, templates: NotifyConfig) -> None:
                        hub=hub, realtime_options=realtime.RealtimeOptions(
                            ping_interval=options.ws_ping_interval, ping_timeout=options.ws_ping_timeout,
                            max_subscriptions=options.ws_max_subscriptions,
-                           allowed_origins=[o.strip() for o in options.ws_origins.split(",") if o.strip()]))
+                           allowed_origins=[o.strip() for o in options.ws_origins.split(",") if o.strip()]),
+                       payments=payments, order_service=order_service, wechatpay_fake=wechatpay_fake)
         if options.demo:
+            await devmode.create_demo_catalogue(app.settings["catalogue"])
             demos = await devmode.create_demo_gifts(app.settings["gifts"], app.settings["accounts"])
             app.settings["demo_gifts"].extend(demos)
             for demo in demos:
@@ -228,7 +291,7 @@ async def serve(uri: str, templates: NotifyConfig) -> None:
     scheduler = notifier = None
     if scheduler_role:
         scheduler = Scheduler(db, draw_service, uri, sweep_interval=options.sweep_seconds,
-                              lease_seconds=options.leader_lease_seconds)
+                              lease_seconds=options.leader_lease_seconds, sweeps=[order_service.sweep])
         # Its own HTTP client, sized to its concurrency (the shared one allows 10 requests).
         sender = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base,
                               http=AsyncHTTPClient(force_instance=True, max_clients=options.notify_concurrency + 2))
@@ -261,6 +324,8 @@ async def serve(uri: str, templates: NotifyConfig) -> None:
     await draw_service.idle(timeout=10)
     if notifier is not None:
         await notifier.stop()
+    if wechatpay_fake is not None:
+        wechatpay_fake.stop()
     await client.close()
 
 
@@ -273,7 +338,8 @@ def main() -> None:
     if options.role not in ROLES:
         raise SystemExit("--role must be all, web or scheduler")
     options.dev = options.dev or options.demo
-    templates = notify_config()  # a broken template configuration stops the start, not the first send
+    # A broken template or payment configuration stops the start, not the first send.
+    templates, payments_config = notify_config(), payment_config()
     if options.dev:
         if not devmode.is_local_database(options.mongodb_uri):
             raise SystemExit("--dev/--demo refused: MONGODB_URI is not a local database")
@@ -285,7 +351,7 @@ def main() -> None:
         engine = EmbeddedEngine(options.data_dir)
         uri = engine.start()
     try:
-        asyncio.run(serve(uri, templates))
+        asyncio.run(serve(uri, templates, payments_config))
     finally:
         if engine is not None:
             engine.stop()

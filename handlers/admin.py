@@ -1,10 +1,10 @@
 """Operations API, present only when ADMIN_TOKEN is set: creating gifts and support's view of a
 gift's notifications."""
 from handlers import params
-from handlers.base import BaseHandler
-from lottery import clock
+from handlers.base import ID_GROUP, BaseHandler
+from lottery.catalogue import ProductChange, ProductSpec, product_view
 from lottery.errors import InvalidInput
-from lottery.gifts import DEFAULT_WISH, MAX_ITEMS, GiftSpec, Item
+from lottery.gifts import MAX_ITEMS, GiftSpec, Item
 
 MAX_ENTRIES = 1000
 
@@ -19,21 +19,11 @@ class AdminHandler(BaseHandler):
 
 def gift_spec(body: dict) -> GiftSpec:
     """A new gift from an admin request body (types here; the rules are the domain's)."""
-    open_at = params.text(body, "open_at", 40, required=False)
-    try:
-        opens = clock.parse_time(open_at) if open_at else None
-    except ValueError as exc:
-        raise InvalidInput("open_at 必须是 ISO 8601 时间") from exc
     return GiftSpec(
         sender_openid=params.text(body, "sender_openid", 128),
-        method=params.text(body, "method", 16),
         items=[Item(params.text(entry, "name", 50), params.text(entry, "image", 500, required=False))
                for entry in params.objects(body, "items", MAX_ITEMS)],
-        open_number=params.integer(body, "open_number", 0, 2**31, required=False),
-        open_at=opens,
-        wish=params.text(body, "wish", 100, required=False, default=DEFAULT_WISH),
-        deadline_hours=params.integer(body, "deadline_hours", 0, 2**31, required=False),
-        sender_subscribed=params.text_list(body, "sender_subscribed", 10, 128))
+        **params.opening(body))
 
 
 class AdminGiftsHandler(AdminHandler):
@@ -54,7 +44,64 @@ class AdminNotificationsHandler(AdminHandler):
         self.reply(await self.notifications.for_order(order_id, status, limit))
 
 
+def images(body: dict) -> list[str] | None:
+    value = body.get("images")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and len(v) <= 500 for v in value):
+        raise InvalidInput("images 必须是图片地址的列表")
+    return value
+
+
+def flag(body: dict, name: str) -> bool | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidInput(f"参数 {name} 必须是 true 或 false")
+    return value
+
+
+class AdminCategoriesHandler(AdminHandler):
+    async def post(self) -> None:
+        """`{name, sort?}` -> 201 `{category_id}`."""
+        body = self.json_body()
+        category = await self.catalogue.add_category(params.text(body, "name", 50),
+                                                     params.integer(body, "sort", -10000, 10000, required=False) or 0)
+        self.reply({"category_id": category["_id"]}, status=201)
+
+
+class AdminProductsHandler(AdminHandler):
+    async def post(self) -> None:
+        """`{name, price (fen), stock, category_id?, images?, description?, on_sale?}` -> 201 `{product_id}`."""
+        body = self.json_body()
+        category_id = params.text(body, "category_id", 64, required=False) or None
+        on_sale = flag(body, "on_sale")
+        product = await self.catalogue.add_product(ProductSpec(
+            name=params.text(body, "name", 50), price=params.integer(body, "price", 1, 10**8),
+            stock=params.integer(body, "stock", 0, 10**6), category_id=category_id,
+            images=images(body) or [], description=params.text(body, "description", 2000, required=False),
+            on_sale=True if on_sale is None else on_sale))
+        self.reply({"product_id": product["_id"]}, status=201)
+
+
+class AdminProductHandler(AdminHandler):
+    async def patch(self, product_id: str) -> None:
+        """Change `name`, `price`, `stock`, `images`, `description`, `on_sale` or `category_id`;
+        orders already made keep the prices they were charged."""
+        body = self.json_body()
+        product = await self.catalogue.change_product(product_id, ProductChange(
+            name=params.text(body, "name", 50, required=False) or None,
+            price=params.integer(body, "price", 1, 10**8, required=False),
+            stock=params.integer(body, "stock", 0, 10**6, required=False),
+            images=images(body), description=body.get("description") if isinstance(body.get("description"), str) else None,
+            on_sale=flag(body, "on_sale"),
+            category_id=params.text(body, "category_id", 64, required=False) or None))
+        self.reply(product_view(product))
+
+
 default_handlers = [
     (r"/api/admin/gifts", AdminGiftsHandler),
     (r"/api/admin/notifications", AdminNotificationsHandler),
+    (r"/api/admin/categories", AdminCategoriesHandler),
+    (r"/api/admin/products", AdminProductsHandler),
+    (rf"/api/admin/products/{ID_GROUP}", AdminProductHandler),
 ]

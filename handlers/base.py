@@ -19,15 +19,17 @@ from lottery.errors import Forbidden, InvalidInput, LoginExpired, LotteryError
 from lottery.gifts import Gifts, live, member_view
 from lottery.health import Health
 from lottery.live.hub import LiveHub
+from lottery.catalogue import Catalogue
 from lottery.notifications import Notifications
+from lottery.orders import Orders
 from lottery.profiles import Profiles
 from lottery.roster import Roster
 from lottery.validate import ID, ID_PATTERN
 
 log = logging.getLogger("gift_lottery.http")
 
-# A route's order id, as a path group: the one definition of what an id looks like.
-ORDER_ID = f"({ID})"
+# An id in a route (an order, a product), as a path group: the one definition of what an id looks like.
+ID_GROUP = f"({ID})"
 MAX_JSON_BODY = 64 * 1024
 
 
@@ -68,6 +70,14 @@ class Services:
     @property
     def health(self) -> Health:
         return self.settings["health"]
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self.settings["catalogue"]
+
+    @property
+    def orders(self) -> Orders:
+        return self.settings["orders"]
 
 
 class BaseHandler(Services, web.RequestHandler):

@@ -1,5 +1,5 @@
 """Opening a gift early, and its fairness proof."""
-from handlers.base import ORDER_ID, BaseHandler
+from handlers.base import ID_GROUP, BaseHandler
 from lottery.gifts import public_view
 
 
@@ -19,6 +19,6 @@ class ProofHandler(BaseHandler):
 
 
 default_handlers = [
-    (rf"/api/v1/gifts/{ORDER_ID}/open", OpenHandler),
-    (rf"/api/v1/gifts/{ORDER_ID}/proof", ProofHandler),
+    (rf"/api/v1/gifts/{ID_GROUP}/open", OpenHandler),
+    (rf"/api/v1/gifts/{ID_GROUP}/proof", ProofHandler),
 ]

@@ -1,7 +1,8 @@
 """Which HTTP status each domain error means (the domain knows nothing of HTTP)."""
-from lottery.errors import (AlreadyJoined, Forbidden, GiftClosed, GiftFull, GiftNotFound,
-                            InvalidInput, LoginExpired, LotteryError, NotOpenable, NotOpenedYet,
-                            OwnGift, UpstreamError)
+from lottery.errors import (AlreadyJoined, CategoryNotFound, Forbidden, GiftClosed, GiftFull, GiftNotFound,
+                            InvalidInput, LoginExpired, LotteryError, NotOpenable, NotOpenedYet, OrderClosed,
+                            OrderNotFound, OutOfStock, OwnGift, PaymentsNotConfigured, ProductNotFound,
+                            UpstreamError)
 
 
 class BodyTooLarge(InvalidInput):
@@ -26,6 +27,12 @@ STATUS: dict[type[LotteryError], int] = {
     NotOpenedYet: 409,
     GiftClosed: 410,
     UpstreamError: 502,
+    ProductNotFound: 404,
+    CategoryNotFound: 404,
+    OrderNotFound: 404,
+    OutOfStock: 409,
+    OrderClosed: 409,
+    PaymentsNotConfigured: 503,
 }
 
 

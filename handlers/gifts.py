@@ -1,6 +1,6 @@
 """The v1 gift API: bearer login key, real status codes."""
 from handlers import params
-from handlers.base import ORDER_ID, BaseHandler
+from handlers.base import ID_GROUP, BaseHandler
 from lottery.gifts import public_view
 
 
@@ -32,6 +32,6 @@ class JoinHandler(BaseHandler):
 
 
 default_handlers = [
-    (rf"/api/v1/gifts/{ORDER_ID}", GiftHandler),
-    (rf"/api/v1/gifts/{ORDER_ID}/join", JoinHandler),
+    (rf"/api/v1/gifts/{ID_GROUP}", GiftHandler),
+    (rf"/api/v1/gifts/{ID_GROUP}/join", JoinHandler),
 ]

@@ -5,7 +5,7 @@ from typing import Awaitable
 
 from tornado import web
 
-from handlers.base import ORDER_ID, BaseHandler
+from handlers.base import ID_GROUP, BaseHandler
 from lottery import devmode
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
@@ -60,6 +60,20 @@ class DevLoginHandler(BaseHandler):
         self.reply({"login_key": login_key, "name": name})
 
 
+class DevPayHandler(BaseHandler):
+    async def post(self, order_id: str) -> None:
+        """Development only (--dev/--demo with the local WeChat Pay): the buyer "pays" an
+        order at the fake, which sends this server its real, signed payment notify."""
+        fake = self.settings.get("wechatpay_fake")
+        if not self.settings.get("dev") or fake is None:
+            raise web.HTTPError(404, "接口不存在")
+        order = await self.orders.order_of(order_id, self.member_id())
+        if order["status"] != "unpaid" or not order["order"].get("prepay_id"):
+            raise web.HTTPError(409, "订单不是待支付状态")
+        await fake.pay(order_id)
+        self.reply({"order_id": order_id})
+
+
 class WinnersHandler(BaseHandler):
     async def get(self, order_id: str) -> None:
         """Public: who won what, nicknames masked."""
@@ -74,10 +88,11 @@ class ParticipantsHandler(BaseHandler):
 
 default_handlers = [
     (r"/", PageHandler, {"page": "index.html"}),
-    (rf"/gift/{ORDER_ID}(?:/(wait|result|proof|mine))?/?", PageHandler, {"page": "gift.html"}),
+    (rf"/gift/{ID_GROUP}(?:/(wait|result|proof|mine))?/?", PageHandler, {"page": "gift.html"}),
     (r"/static/(.*)", StaticHandler, {"path": STATIC_DIR}),
     (r"/api/site", SiteHandler),
     (r"/api/dev/login", DevLoginHandler),
-    (rf"/api/v1/gifts/{ORDER_ID}/winners", WinnersHandler),
-    (rf"/api/v1/gifts/{ORDER_ID}/participants", ParticipantsHandler),
+    (rf"/api/dev/pay/{ID_GROUP}", DevPayHandler),
+    (rf"/api/v1/gifts/{ID_GROUP}/winners", WinnersHandler),
+    (rf"/api/v1/gifts/{ID_GROUP}/participants", ParticipantsHandler),
 ]

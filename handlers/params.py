@@ -3,7 +3,9 @@
 become part of a query. Missing -> 缺少参数 (MissingParams); wrong -> 参数错误 (InvalidInput)."""
 from typing import Any
 
+from lottery import clock
 from lottery.errors import InvalidInput, MissingParams
+from lottery.gifts import DEFAULT_WISH
 from lottery.validate import check_identifier
 
 
@@ -72,3 +74,26 @@ def query_integer(value: str, name: str, low: int, high: int) -> int:
     if not value.strip().lstrip("-").isdigit():
         raise InvalidInput(f"参数 {name} 必须是整数")
     return integer({name: int(value)}, name, low, high)
+
+
+def optional_time(body: dict, name: str) -> Any:
+    """An optional ISO 8601 time (a naive one is Asia/Shanghai), as aware UTC, or None."""
+    value = text(body, name, 40, required=False)
+    if not value:
+        return None
+    try:
+        return clock.parse_time(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{name} 必须是 ISO 8601 时间") from exc
+
+
+def opening(body: dict) -> dict:
+    """How a gift opens and what it says, as a new gift or an order gives them: method,
+    open_number, open_at, wish, deadline_hours, sender_subscribed (types here; the rules are
+    the domain's)."""
+    return {"method": text(body, "method", 16),
+            "open_number": integer(body, "open_number", 0, 2**31, required=False),
+            "open_at": optional_time(body, "open_at"),
+            "wish": text(body, "wish", 100, required=False, default=DEFAULT_WISH),
+            "deadline_hours": integer(body, "deadline_hours", 0, 2**31, required=False),
+            "sender_subscribed": text_list(body, "sender_subscribed", 10, 128)}

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from lottery import clock
 from lottery.accounts import Accounts
+from lottery.catalogue import Catalogue, ProductSpec
 from lottery.errors import InvalidInput
 from lottery.gifts import GiftSpec, Gifts, Item
 
@@ -87,3 +88,26 @@ async def create_demo_gifts(gifts: Gifts, accounts: Accounts, timed_in: timedelt
         gift = await gifts.create(spec)
         demos.append({"order_id": gift["_id"], "method": spec.method, "label": label})
     return demos
+
+
+# (category, [(product, price in fen, stock, image under static/img/products/)])
+_DEMO_CATALOGUE = [
+    ("零食饮品", [("咖啡券", 2800, 200, "coffee.svg"), ("奶茶券", 1800, 300, "tea.svg"), ("坚果礼盒", 9900, 50, "nuts.svg")]),
+    ("生活好物", [("保温杯", 12900, 30, "cup.svg"), ("蓝牙耳机", 19900, 20, "earphones.svg")]),
+    ("节日礼盒", [("月饼礼盒", 16800, 40, "mooncake.svg"), ("红包封面", 600, 1000, "envelope.svg")]),
+]
+
+
+async def create_demo_catalogue(catalogue: Catalogue) -> int:
+    """A small demo shop (with local images), unless the shop already has categories. Returns
+    how many products it added."""
+    if await catalogue.categories():
+        return 0
+    added = 0
+    for sort, (category_name, products) in enumerate(_DEMO_CATALOGUE):
+        category = await catalogue.add_category(category_name, sort)
+        for name, price, stock, image in products:
+            await catalogue.add_product(ProductSpec(name, price, stock, category["_id"],
+                                                    [f"/static/img/products/{image}"], f"{name}，送给朋友的心意"))
+            added += 1
+    return added

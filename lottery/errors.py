@@ -83,3 +83,33 @@ class UpstreamError(LotteryError):
 
     code = "upstream_error"
     message = "微信服务暂时不可用，请稍后再试"
+
+
+class ProductNotFound(LotteryError):
+    code = "product_not_found"
+    message = "商品不存在或已下架"
+
+
+class CategoryNotFound(LotteryError):
+    code = "category_not_found"
+    message = "分类不存在"
+
+
+class OutOfStock(LotteryError):
+    code = "out_of_stock"
+    message = "库存不足"
+
+
+class OrderNotFound(LotteryError):
+    code = "order_not_found"
+    message = "订单不存在"
+
+
+class OrderClosed(LotteryError):
+    code = "order_closed"
+    message = "订单已关闭，请重新下单"
+
+
+class PaymentsNotConfigured(LotteryError):
+    code = "payments_not_configured"
+    message = "支付暂未开通"

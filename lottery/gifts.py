@@ -42,6 +42,9 @@ DEFAULT_WISH = "恭喜发财，大吉大利"
 class Item:
     name: str
     image: str = ""
+    # A bought gift's item: the product it is one unit of, and its price as charged (fen).
+    product_id: str = ""
+    price: int = 0
 
 
 @dataclass(frozen=True)
@@ -269,7 +272,7 @@ def new_gift(spec: GiftSpec, sender_id: str, sender: dict, now: datetime) -> dic
         "sender": {"name": sender.get("nickname") or "微信用户", "avatar": sender.get("avatar_url") or ""},
         "method": spec.method, "open_number": spec.open_number if spec.method == "full" else None,
         "open_at": open_at, "deadline_at": deadline_at, "wish": spec.wish,
-        "items": [{"name": item.name, "image": item.image} for item in spec.items],
+        "items": [item_doc(item) for item in spec.items],
         # When the draw is due without anyone asking (timed: open_at; full: its deadline), one
         # indexed field for the scheduler; `scheduled` once it has its job (or has none to
         # have), so the scheduler's index holds only the gifts still waiting for one.
@@ -283,6 +286,19 @@ def new_gift(spec: GiftSpec, sender_id: str, sender: dict, now: datetime) -> dic
     }
 
 
+def check_image(url: str) -> None:
+    """An image a page may show: empty, or a URL."""
+    if url and not url.startswith(("https://", "http://", "/")):
+        raise InvalidInput("image 必须是 URL")
+
+
+def item_doc(item: Item) -> dict:
+    doc = {"name": item.name, "image": item.image}
+    if item.product_id:
+        doc.update(product_id=item.product_id, price=item.price)
+    return doc
+
+
 def check_gift(spec: GiftSpec, now: datetime) -> None:
     """The rules a new gift must satisfy; InvalidInput (or MissingParams) saying which it breaks."""
     if spec.method not in METHODS:
@@ -292,8 +308,7 @@ def check_gift(spec: GiftSpec, now: datetime) -> None:
     if len(spec.items) > MAX_ITEMS:
         raise InvalidInput(f"items 最多 {MAX_ITEMS} 个")
     for item in spec.items:
-        if item.image and not item.image.startswith(("https://", "http://", "/")):
-            raise InvalidInput("image 必须是 URL")
+        check_image(item.image)
     if spec.method == "full":
         if spec.open_number is None:
             raise MissingParams()

@@ -9,6 +9,7 @@ Jobs only hand the gift to the draw on the event loop, where gifts due together 
 import asyncio
 import logging
 from datetime import timedelta
+from typing import Awaitable, Callable
 
 from apscheduler.jobstores.mongodb import MongoDBJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -42,12 +43,13 @@ def open_gift_job(order_id: str) -> None:
 class Scheduler:
     """Leader election, APScheduler jobs and the safety-net sweep."""
 
-    def __init__(self, db: AsyncDatabase, draws: Draws, sync_uri: str,
-                 sweep_interval: float = 1.0, lease_seconds: float = 10.0) -> None:
+    def __init__(self, db: AsyncDatabase, draws: Draws, sync_uri: str, sweep_interval: float = 1.0,
+                 lease_seconds: float = 10.0, sweeps: list[Callable[[], Awaitable]] = ()) -> None:
         self.db = db
         self.draws = draws
         self.sync_uri = sync_uri
         self.sweep_interval = sweep_interval
+        self.sweeps = list(sweeps)  # more work of the leader's every round (expiring orders)
         self.lease = timedelta(seconds=lease_seconds)
         self.owner = leases.owner_id()
         self.is_leader = False
@@ -79,6 +81,8 @@ class Scheduler:
                         self._take_over()
                     await self._schedule_new_gifts()
                     await self.draws.sweep()
+                    for sweep in self.sweeps:
+                        await sweep()
                 elif self.is_leader:
                     log.warning("scheduler lost its leader lease; standing by")
                     self._step_down()

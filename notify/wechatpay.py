@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from cryptography.hazmat.primitives.asymmetric import rsa
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 
+from lottery.orders import PaymentFailure
 from notify import wechatpay_crypto as crypto
 from notify.wechatpay_crypto import (
     BadCiphertext,
@@ -52,7 +53,7 @@ class ConfigError(ValueError):
     """The WeChat Pay configuration is incomplete or wrong; the message names the setting."""
 
 
-class WeChatPayError(Exception):
+class WeChatPayError(PaymentFailure):
     """A WeChat Pay call that did not succeed.
 
     `status` is the HTTP status (None: no answer at all), `code` and `message` WeChat Pay's own

@@ -21,8 +21,8 @@ class Api:
         self.http.close()
 
     async def request(self, method: str, path: str, body: Any = None, token: str | None = None,
-                      raw: bytes | None = None) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json"}
+                      raw: bytes | None = None, headers: dict | None = None) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json", **(headers or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)

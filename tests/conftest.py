@@ -11,6 +11,8 @@ from lottery.gifts import Gifts
 from lottery.storage.connection import client_for, ensure_indexes
 from lottery.storage.engine import EmbeddedEngine
 from notify.wechat import WeChatClient
+from notify.wechatpay import WeChatPayClient
+from notify.wechatpay_fake import FakeWeChatPay
 from server import http_server as production_http_server, make_app
 from tests.api import ADMIN_TOKEN, Api
 from tests.fakes.wechat import APPID, SECRET, FakeWeChat
@@ -81,6 +83,21 @@ def wechat_fake():
 @pytest.fixture
 def wechat(wechat_fake) -> WeChatClient:
     return WeChatClient(APPID, SECRET, wechat_fake.url, timeout=2.0)
+
+
+@pytest.fixture
+def pay_fake():
+    """The local WeChat Pay (notify/wechatpay_fake.py), for the mini-program of the WeChat fake."""
+    fake = FakeWeChatPay(appid=APPID).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def payments(pay_fake, base_url) -> WeChatPayClient:
+    """A WeChat Pay client of the fake, whose notifies reach the app under test."""
+    return WeChatPayClient(pay_fake.client_config(f"{base_url}/api/payment/wechat/notify",
+                                                  f"{base_url}/api/payment/wechat/refund-notify"), timeout=5)
 
 
 @pytest.fixture

@@ -44,9 +44,9 @@ def project_frame() -> str | None:
 
 class QueryGuard(monitoring.CommandListener):
     """Collects the project's queries the engine cannot serve from an index. `indexes` maps a
-    collection to its indexes: (fields in order, sparse)."""
+    collection to its indexes: (fields in order, sparse, partial filter or None)."""
 
-    def __init__(self, indexes: dict[str, list[tuple[list[str], bool]]]) -> None:
+    def __init__(self, indexes: dict[str, list[tuple]]) -> None:
         self.indexes = indexes
         self.violations: list[str] = []
 
@@ -113,16 +113,19 @@ class QueryGuard(monitoring.CommandListener):
     def served_whole(self, collection: str, query: dict) -> bool:
         if list(query) == ["_id"]:
             return is_range_or_value(query["_id"])
-        indexes = [(fields, sparse) for fields, sparse in self.indexes.get(collection, [])
-                   if fields != ["_id"] and (not sparse or implies_existence(query, fields))]
-        equal = {f for f, c in query.items() if not isinstance(c, dict)}
         ranged = [f for f, c in query.items() if isinstance(c, dict)]
-        if not ranged and any(set(fields[:len(equal)]) == equal for fields, _ in indexes):
-            return True
-        if len(ranged) == 1 and is_range_or_value(query[ranged[0]]):
-            for fields, _ in indexes:
-                if len(fields) > len(equal) and set(fields[:len(equal)]) == equal and fields[len(equal)] == ranged[0]:
-                    return True
+        for fields, sparse, *rest in self.indexes.get(collection, []):
+            partial = rest[0] if rest else None
+            if fields == ["_id"] or (sparse and not implies_existence(query, fields)):
+                continue
+            if partial and any(query.get(f) != v for f, v in partial.items()):
+                continue  # a partial index serves only queries that ask for its condition
+            equal = {f for f, c in query.items() if not isinstance(c, dict)} - set(partial or ())
+            if not ranged and set(fields[:len(equal)]) == equal:
+                return True
+            if (len(ranged) == 1 and is_range_or_value(query[ranged[0]]) and len(fields) > len(equal)
+                    and set(fields[:len(equal)]) == equal and fields[len(equal)] == ranged[0]):
+                return True
         return False
 
 
@@ -139,10 +142,11 @@ def implies_existence(query: dict, fields: list[str]) -> bool:
     return condition is not None and not (isinstance(condition, dict) and "$exists" in condition)
 
 
-async def index_specs(db) -> dict[str, list[tuple[list[str], bool]]]:
-    """collection -> its indexes, (fields in order, sparse)."""
-    found: dict[str, list[tuple[list[str], bool]]] = {}
+async def index_specs(db) -> dict[str, list[tuple]]:
+    """collection -> its indexes, (fields in order, sparse, partial filter or None)."""
+    found: dict[str, list[tuple]] = {}
     for name in await db.list_collection_names():
         async for index in await db[name].list_indexes():
-            found.setdefault(name, []).append((list(index["key"]), bool(index.get("sparse"))))
+            found.setdefault(name, []).append((list(index["key"]), bool(index.get("sparse")),
+                                               index.get("partialFilterExpression")))
     return found

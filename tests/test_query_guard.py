@@ -7,6 +7,7 @@ GUARD = QueryGuard({
               (["sender_id", "created_at"], False), (["lease_owner"], True)],
     "joins": [(["_id"], False), (["order_id", "member_id"], False), (["notify"], True)],
     "outbox": [(["_id"], False), (["kind", "status", "created_at"], False)],
+    "orders": [(["order.key"], False, {"order.key_open": True})],
 })
 
 
@@ -21,7 +22,7 @@ def test_filters_an_index_serves_whole_pass():
     assert problems("find", "outbox", {"status": "pending", "kind": "k", "created_at": {"$lt": 3}}) == []
     assert problems("find", "joins", {"notify": "pending"}) == []  # the sparse index holds them
     assert problems("update", "gifts", {"lease_owner": "token"}) == []
-
+    assert problems("find", "orders", {"order.key": "k", "order.key_open": True}) == []  # the partial index
 
 def test_a_filter_whose_served_condition_names_one_aggregate_passes():
     assert problems("update", "gifts", {"_id": "g", "status": "open", "claimants": {"$ne": "m"}}) == []
@@ -45,6 +46,7 @@ def test_a_filter_no_index_serves_is_flagged():
     assert problems("find", "joins", {"notify": {"$exists": False}})  # the sparse index lacks them
     assert problems("delete", "joins", {})
     assert problems("find", "proofs", {"seed": "s"})
+    assert problems("find", "orders", {"order.key": "k"})  # the partial index holds only open orders
 
 
 def test_a_long_in_list_is_flagged():

@@ -14,7 +14,7 @@ from lottery.storage.ttl import ensure_ttl
 from lottery.storage.writes import insert_new
 
 # kind -> id prefix
-PREFIXES = {"gift_opened": "opened", "record_outcomes": "outcomes"}
+PREFIXES = {"gift_opened": "opened", "record_outcomes": "outcomes", "refund_due": "refund"}
 
 
 async def ensure_indexes(db: AsyncDatabase, keep: timedelta) -> None:

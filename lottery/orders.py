@@ -1,0 +1,334 @@
+"""Orders: a buyer picks products, the server prices them, holds their stock and asks WeChat Pay
+for a payment; when the payment is confirmed (its notify, or a query) the order is paid and its
+gift opens to joiners, in one update that counts once (lottery/storage/orders.py). Unpaid orders
+expire: they are closed at WeChat Pay and their stock goes back. A payment that lands on an order
+already closed is recorded for refund.
+
+WeChat Pay is reached through a `PaymentGateway` (notify/wechatpay.py in production, its local
+fake in development and tests); the domain knows nothing of HTTP."""
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from lottery import clock
+from lottery.errors import (InvalidInput, LoginExpired, LotteryError, OrderNotFound, OutOfStock,
+                            PaymentsNotConfigured, ProductNotFound, UpstreamError)
+from lottery.gifts import (DEFAULT_WISH, MAX_ITEMS, GiftSpec, Item, check_gift, new_gift)
+from lottery.storage import members, outbox, products
+from lottery.storage import orders as store
+from lottery.validate import check_identifier
+
+log = logging.getLogger(__name__)
+
+MAX_LINES = 20
+PREPAY_LIFETIME = timedelta(minutes=110)  # WeChat Pay's prepay ids last two hours
+STALLED_RESERVING = timedelta(minutes=1)
+# What a buyer sees of an order's state.
+ORDER_STATUSES = ("unpaid", "paid", "closed", "refunding", "refunded", "partially_refunded")
+
+
+class PaymentFailure(Exception):
+    """WeChat Pay refused or did not answer (notify/wechatpay.WeChatPayError is one)."""
+
+    status: int | None
+    code: str | None
+    retryable: bool
+
+
+class PaymentGateway(Protocol):
+    """The calls the orders make to WeChat Pay."""
+
+    async def jsapi_prepay(self, out_trade_no: str, description: str, total_fen: int, openid: str,
+                           time_expire: datetime) -> str: ...
+
+    def request_payment_params(self, prepay_id: str) -> dict[str, str]: ...
+
+    async def query_by_out_trade_no(self, out_trade_no: str) -> dict: ...
+
+    async def close(self, out_trade_no: str) -> None: ...
+
+
+class PaymentMismatch(LotteryError):
+    """A verified payment that does not match its order (merchant, app or amount)."""
+
+    code = "payment_mismatch"
+    message = "支付信息与订单不符"
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    product_id: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    """What a buyer orders: products and how the gift they make opens."""
+
+    lines: list[OrderLine]
+    method: str
+    open_number: int | None = None
+    open_at: datetime | None = None
+    wish: str = DEFAULT_WISH
+    deadline_hours: int | None = None
+    sender_subscribed: list[str] = field(default_factory=list)
+    # The client's idempotency key; without one, the same request while it is open is the same order.
+    request_key: str | None = None
+
+
+def order_view(gift: dict) -> dict:
+    """An order as its buyer sees it."""
+    order = gift["order"]
+    view = {
+        "order_id": gift["_id"], "status": order["status"], "method": gift["method"],
+        "lines": [{k: line[k] for k in ("product_id", "name", "price", "quantity", "image")} for line in order["lines"]],
+        "amount_total": order["amount_total"], "amount_refunded": order.get("amount_refunded", 0),
+        "amount_refunding": order.get("amount_refunding", 0), "wish": gift["wish"],
+        "created_at": clock.iso(gift["created_at"]), "expires_at": clock.iso(order.get("expires_at")),
+        "paid_at": clock.iso(order.get("paid_at")), "closed_at": clock.iso(order.get("closed_at")),
+        "gift": None,
+    }
+    if order["status"] != "unpaid" and order["status"] != "closed" and order["status"] != "reserving":
+        view["gift"] = {"order_id": gift["_id"], "url": f"/gift/{gift['_id']}", "status": gift["status"]}
+    if order.get("paid_after_close"):
+        view["paid_after_close"] = {"amount": order["paid_after_close"]["amount"], "refund": "pending"}
+    return view
+
+
+class Orders:
+    """Creating orders, paying them, and expiring the unpaid ones."""
+
+    def __init__(self, db: AsyncDatabase, gateway: PaymentGateway | None, mchid: str = "", appid: str = "",
+                 expire_after: timedelta = timedelta(minutes=15), description: str = "礼物抽奖") -> None:
+        self.db = db
+        self.gateway = gateway
+        self.mchid = mchid
+        self.appid = appid
+        self.expire_after = expire_after
+        self.description = description
+
+    # Buying
+
+    async def create(self, buyer_id: str, spec: OrderSpec) -> tuple[dict, dict, bool]:
+        """A new unpaid order (or the open one this same request made before: False), and the
+        parameters of `wx.requestPayment` for it."""
+        if self.gateway is None:
+            raise PaymentsNotConfigured()
+        now = clock.utcnow()
+        lines = merged_lines(spec.lines)
+        found = await products.get_many(self.db, [line.product_id for line in lines])
+        items = []
+        for line in lines:
+            product = found.get(line.product_id)
+            if product is None or not product["on_sale"]:
+                raise ProductNotFound(f"商品不存在或已下架：{line.product_id}")
+            image = (product.get("images") or [""])[0]
+            items += [Item(product["name"], image, product["_id"], product["price"])] * line.quantity
+        buyer = await members.get(self.db, buyer_id) or {}
+        if not buyer.get("openid"):
+            raise LoginExpired("请先用微信登录")
+        gift_spec = GiftSpec(buyer["openid"], spec.method, items, open_number=spec.open_number,
+                             open_at=spec.open_at, wish=spec.wish, deadline_hours=spec.deadline_hours,
+                             sender_subscribed=spec.sender_subscribed)
+        check_gift(gift_spec, now)
+        if spec.method == "timed" and spec.open_at < now + self.expire_after + timedelta(minutes=5):
+            minutes = int(self.expire_after.total_seconds() // 60) + 5
+            raise InvalidInput(f"开奖时间至少在 {minutes} 分钟后（付款有 {minutes - 5} 分钟）")
+        key = request_key(buyer_id, spec)
+        order = await self._new(buyer_id, buyer, gift_spec, lines, found, key, now)
+        new = order is not None
+        if not new:  # this request made an order before: the same one
+            order = await self._existing(key)
+        return order, await self.pay_params(order), new
+
+    async def _new(self, buyer_id: str, buyer: dict, spec: GiftSpec, lines: list[OrderLine],
+                   found: dict[str, dict], key: str, now: datetime) -> dict | None:
+        gift = new_gift(spec, buyer_id, buyer, now)
+        amount = sum(item.price for item in spec.items)
+        gift.update(status=store.RESERVING, paid=False, due_at=now, scheduled=True, order={
+            "buyer_id": buyer_id, "status": store.RESERVING, "key": key, "key_open": True,
+            "lines": [{"product_id": line.product_id, "name": found[line.product_id]["name"],
+                       "price": found[line.product_id]["price"], "quantity": line.quantity,
+                       "image": (found[line.product_id].get("images") or [""])[0]} for line in lines],
+            "amount_total": amount, "deadline_hours": spec.deadline_hours,
+            "expires_at": now + self.expire_after, "payer_openid": buyer["openid"]})
+        if await store.insert(self.db, gift) is None:
+            return None
+        held: list[OrderLine] = []
+        for line in lines:
+            if not await products.hold(self.db, line.product_id, gift["_id"], line.quantity):
+                await self._release(gift["_id"], held)
+                await store.drop(self.db, gift["_id"])
+                raise OutOfStock(f"库存不足：{found[line.product_id]['name']}")
+            held.append(line)
+        await store.held(self.db, gift["_id"], gift["order"]["expires_at"], clock.utcnow())
+        gift.update(status=store.UNPAID, due_at=gift["order"]["expires_at"])
+        gift["order"]["status"] = store.UNPAID
+        log.info("order %s created: %d fen, %d lines", gift["_id"], amount, len(lines))
+        return gift
+
+    async def _existing(self, key: str) -> dict:
+        order = await store.by_key(self.db, key)
+        if order is None or order["status"] != store.UNPAID:
+            # It was closed meanwhile, or is still holding stock in another request.
+            raise LotteryError("订单正在处理中，请稍后再试")
+        return order
+
+    async def pay_params(self, order: dict) -> dict:
+        """`wx.requestPayment`'s parameters for an unpaid order: its prepay id while it is
+        fresh, a new one otherwise."""
+        if self.gateway is None:
+            raise PaymentsNotConfigured()
+        if order["status"] != store.UNPAID:
+            raise InvalidInput("订单已支付或已关闭")
+        now = clock.utcnow()
+        payment = order["order"]
+        prepay_id, prepay_at = payment.get("prepay_id"), payment.get("prepay_at")
+        if not prepay_id or clock.as_utc(prepay_at) < now - PREPAY_LIFETIME:
+            try:
+                prepay_id = await self.gateway.jsapi_prepay(
+                    order["_id"], self.description, payment["amount_total"], payment["payer_openid"],
+                    clock.as_utc(payment["expires_at"]).astimezone(clock.SHANGHAI))
+            except PaymentFailure as exc:
+                log.warning("order %s: WeChat Pay prepay failed (%s %s)", order["_id"], exc.status, exc.code)
+                raise UpstreamError("微信支付暂时不可用，请稍后再试") from exc
+            await store.remember_prepay(self.db, order["_id"], prepay_id, now)
+        return self.gateway.request_payment_params(prepay_id)
+
+    async def order_of(self, order_id: str, buyer_id: str) -> dict:
+        """The buyer's order, its payment looked up at WeChat Pay while no notify has come."""
+        order = await store.get(self.db, check_identifier(order_id))
+        if order is None or order["order"]["buyer_id"] != buyer_id or order["status"] == store.RESERVING:
+            raise OrderNotFound()
+        if order["status"] == store.UNPAID and order["order"].get("prepay_id") and self.gateway is not None:
+            try:
+                transaction = await self.gateway.query_by_out_trade_no(order_id)
+            except PaymentFailure as exc:
+                log.warning("order %s: WeChat Pay query failed (%s %s)", order_id, exc.status, exc.code)
+            else:
+                if await self.settle(transaction) != "ignored":
+                    order = await store.get(self.db, order_id)
+        return order
+
+    async def of_buyer(self, buyer_id: str, cursor: str = "") -> dict:
+        """`{orders, next_cursor}`: the buyer's orders, newest first."""
+        before = parse_cursor(cursor)
+        found = await store.of_buyer(self.db, buyer_id, before, 21)
+        page = [o for o in found[:20] if "order" in o and o["status"] != store.RESERVING]
+        return {"orders": [order_view(o) for o in page],
+                "next_cursor": clock.iso(found[19]["created_at"]) if len(found) > 20 else None}
+
+    # Payment
+
+    async def settle(self, transaction: dict) -> str:
+        """Apply a verified WeChat Pay transaction (from a notify or a query): "paid" (this call
+        paid the order), "already_paid", "paid_after_close" (recorded for refund) or "ignored"
+        (not a success). PaymentMismatch if it does not match its order."""
+        if transaction.get("trade_state") != "SUCCESS":
+            return "ignored"
+        order_id = transaction.get("out_trade_no")
+        order = await store.get(self.db, order_id) if isinstance(order_id, str) else None
+        if order is None:
+            raise PaymentMismatch("订单不存在")
+        total = (transaction.get("amount") or {}).get("total")
+        if (transaction.get("mchid"), transaction.get("appid")) != (self.mchid, self.appid) \
+                or total != order["order"]["amount_total"]:
+            log.error("order %s: payment does not match the order (merchant, app or amount %s != %s)",
+                      order_id, total, order["order"]["amount_total"])
+            raise PaymentMismatch()
+        now = clock.utcnow()
+        if await store.paid(self.db, order_id, transaction, now):
+            for line in order["order"]["lines"]:
+                await products.sell(self.db, line["product_id"], order_id)
+            log.info("order %s paid: %d fen", order_id, total)
+            return "paid"
+        current = await store.get(self.db, order_id)
+        if current["status"] == store.CLOSED:
+            if await store.paid_after_close(self.db, order_id, transaction, now):
+                await outbox.add(self.db, [outbox.new_record("refund_due", order_id, now)])
+                log.error("order %s: paid after it was closed; recorded for refund (%d fen)", order_id, total)
+            return "paid_after_close"
+        return "already_paid"
+
+    # Expiry
+
+    async def sweep(self, limit: int = 100) -> int:
+        """Close unpaid orders past their expiry (at WeChat Pay first, so no payment can land
+        after), give their stock back, and finish reservations whose process stopped. Returns
+        how many orders it closed."""
+        now = clock.utcnow()
+        closed = 0
+        for order in await store.expired(self.db, now, limit):
+            closed += await self._expire(order)
+        for order in await store.stalled(self.db, now - STALLED_RESERVING, limit):
+            await self._release(order["_id"], [OrderLine(line["product_id"], line["quantity"])
+                                               for line in order["order"]["lines"]])
+            await store.drop(self.db, order["_id"])
+        return closed
+
+    async def _expire(self, order: dict) -> int:
+        order_id = order["_id"]
+        if order["order"].get("prepay_id") and self.gateway is not None:
+            try:
+                transaction = await self.gateway.query_by_out_trade_no(order_id)
+                if transaction.get("trade_state") == "SUCCESS":
+                    await self.settle(transaction)
+                    return 0
+                await self.gateway.close(order_id)
+            except PaymentFailure as exc:
+                if exc.code != "ORDERNOTEXIST":
+                    log.warning("order %s: could not close it at WeChat Pay (%s %s); retrying later",
+                                order_id, exc.status, exc.code)
+                    return 0
+        if not await store.closed(self.db, order_id, clock.utcnow()):
+            return 0
+        await self._release(order_id, [OrderLine(line["product_id"], line["quantity"])
+                                       for line in order["order"]["lines"]])
+        log.info("order %s closed unpaid; stock given back", order_id)
+        return 1
+
+    async def _release(self, order_id: str, lines: list[OrderLine]) -> None:
+        for line in lines:
+            await products.release(self.db, line.product_id, order_id, line.quantity)
+
+
+def merged_lines(lines: list[OrderLine]) -> list[OrderLine]:
+    """The lines with one per product, checked: 1 to 20 lines, at most MAX_ITEMS units."""
+    if not lines:
+        raise InvalidInput("items 必须是非空列表")
+    if len(lines) > MAX_LINES:
+        raise InvalidInput(f"items 最多 {MAX_LINES} 种商品")
+    quantities: dict[str, int] = {}
+    for line in lines:
+        check_identifier(line.product_id, "product_id")
+        if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or not 1 <= line.quantity <= MAX_ITEMS:
+            raise InvalidInput(f"quantity 必须是 1 到 {MAX_ITEMS} 之间的整数")
+        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
+    if sum(quantities.values()) > MAX_ITEMS:
+        raise InvalidInput(f"一个礼物最多 {MAX_ITEMS} 件")
+    return [OrderLine(product_id, quantity) for product_id, quantity in quantities.items()]
+
+
+def request_key(buyer_id: str, spec: OrderSpec) -> str:
+    """The same request from the same buyer gives the same key: the client's idempotency key,
+    or else the request itself."""
+    what = spec.request_key or json.dumps({
+        "lines": sorted((line.product_id, line.quantity) for line in spec.lines), "method": spec.method,
+        "open_number": spec.open_number, "open_at": clock.iso(spec.open_at), "wish": spec.wish,
+        "deadline_hours": spec.deadline_hours}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(f"{buyer_id}|{what}".encode()).hexdigest()[:32]
+
+
+def parse_cursor(cursor: str) -> datetime:
+    if not cursor:
+        return clock.utcnow() + timedelta(days=1)
+    try:
+        return clock.parse_time(cursor)
+    except ValueError as exc:
+        raise InvalidInput("cursor 格式错误") from exc
+

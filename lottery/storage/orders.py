@@ -1,0 +1,125 @@
+"""The order side of a gift. A bought gift is its order: one document in `gifts` whose `order`
+part carries the lines, the amount and the payment state, so that paying the order and opening
+the gift to joiners are one atomic update (this module), and the gift side (gifts.py) never sees
+an unpaid gift: an order is `reserving` (stock being held), then `unpaid`, then the gift's own
+states once paid; `closed` if it expired unpaid.
+
+Every transition is one conditional update on the state it leaves, so a duplicate notify, a
+retried query or a second process changes nothing twice:
+
+    reserving --stock held--> unpaid --paid (notify or query)--> open (the gift), order.status paid
+                                     \\--expired, closed at WeChat Pay--> closed
+    closed --a payment that landed anyway--> closed with `order.paid_after_close` (to refund)
+
+While reserving, `due_at` is when the order was made; while unpaid, its expiry (the (status, due_at) index finds expired ones);
+once paid it becomes the gift's own due time. `order.key` (unique among open orders) makes a
+second tap with the same request the same order."""
+from datetime import datetime
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from lottery.storage.gifts import PUBLIC
+
+# States of an order's gift document before the gift exists for members.
+RESERVING, UNPAID, CLOSED = "reserving", "unpaid", "closed"
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    await db.gifts.create_index([("order.key", ASCENDING)], unique=True,
+                                partialFilterExpression={"order.key_open": True})
+
+
+async def insert(db: AsyncDatabase, gift: dict) -> dict | None:
+    """Store a new order (status `reserving`); None if an open order has the same key (the
+    caller answers with that one)."""
+    try:
+        await db.gifts.insert_one(gift)
+    except DuplicateKeyError:
+        return None
+    return gift
+
+
+async def by_key(db: AsyncDatabase, key: str) -> dict | None:
+    """The open order (reserving or unpaid) with this request key."""
+    return await db.gifts.find_one({"order.key": key, "order.key_open": True}, PUBLIC)
+
+
+async def get(db: AsyncDatabase, order_id: str) -> dict | None:
+    return await db.gifts.find_one({"_id": order_id, "order": {"$exists": True}}, PUBLIC)
+
+
+async def held(db: AsyncDatabase, order_id: str, expires_at: datetime, now: datetime) -> bool:
+    """reserving -> unpaid, once its stock is held; `due_at` is its expiry."""
+    result = await db.gifts.update_one(
+        {"_id": order_id, "status": RESERVING},
+        {"$set": {"status": UNPAID, "order.status": UNPAID, "due_at": expires_at, "updated_at": now}})
+    return result.modified_count == 1
+
+
+async def drop(db: AsyncDatabase, order_id: str) -> None:
+    """Forget an order whose stock could not be held (it never was unpaid)."""
+    await db.gifts.delete_one({"_id": order_id, "status": RESERVING})
+
+
+async def remember_prepay(db: AsyncDatabase, order_id: str, prepay_id: str, now: datetime) -> None:
+    await db.gifts.update_one({"_id": order_id, "status": UNPAID},
+                              {"$set": {"order.prepay_id": prepay_id, "order.prepay_at": now}})
+
+
+async def paid(db: AsyncDatabase, order_id: str, transaction: dict, now: datetime) -> bool:
+    """unpaid -> paid: the order is paid and the gift opens to joiners, in one update; True for
+    exactly one caller. An open-when-full gift's deadline counts from now; the gift's due time
+    (timed: open_at; full: the deadline) replaces the order's expiry and the scheduler gives it
+    its job."""
+    hours = {"$multiply": [{"$ifNull": ["$order.deadline_hours", 24]}, 3_600_000]}
+    deadline = {"$cond": [{"$eq": ["$method", "full"]}, {"$add": [now, hours]}, None]}
+    result = await db.gifts.update_one(
+        {"_id": order_id, "status": UNPAID},
+        [{"$set": {"status": "open", "paid": True, "order.status": "paid", "order.paid_at": now,
+                   "order.transaction_id": transaction.get("transaction_id"),
+                   "order.payer_total": (transaction.get("amount") or {}).get("payer_total"),
+                   "deadline_at": deadline, "due_at": {"$ifNull": ["$open_at", deadline]},
+                   "scheduled": False, "version": {"$add": ["$version", 1]}, "updated_at": now}},
+         {"$unset": "order.key_open"}])
+    return result.modified_count == 1
+
+
+async def closed(db: AsyncDatabase, order_id: str, now: datetime) -> bool:
+    """unpaid -> closed (expired, and closed at WeChat Pay); True for exactly one caller."""
+    result = await db.gifts.update_one(
+        {"_id": order_id, "status": UNPAID},
+        {"$set": {"status": CLOSED, "order.status": CLOSED, "order.closed_at": now, "due_at": None,
+                  "updated_at": now}, "$unset": {"order.key_open": ""}})
+    return result.modified_count == 1
+
+
+async def paid_after_close(db: AsyncDatabase, order_id: str, transaction: dict, now: datetime) -> bool:
+    """A payment that reached an order already closed, recorded once, to be refunded."""
+    result = await db.gifts.update_one(
+        {"_id": order_id, "status": CLOSED, "order.paid_after_close": {"$exists": False}},
+        {"$set": {"order.paid_after_close": {
+            "transaction_id": transaction.get("transaction_id"),
+            "amount": (transaction.get("amount") or {}).get("total"), "at": now}, "updated_at": now}})
+    return result.modified_count == 1
+
+
+async def expired(db: AsyncDatabase, now: datetime, limit: int) -> list[dict]:
+    """Unpaid orders past their expiry (the (status, due_at) index)."""
+    cursor = db.gifts.find({"status": UNPAID, "due_at": {"$lte": now}}, PUBLIC).limit(limit)
+    return await cursor.to_list()
+
+
+async def stalled(db: AsyncDatabase, before: datetime, limit: int) -> list[dict]:
+    """Orders still reserving stock since before `before`: their process stopped half-way
+    (while reserving, `due_at` is when the order was made)."""
+    cursor = db.gifts.find({"status": RESERVING, "due_at": {"$lt": before}}, PUBLIC).limit(limit)
+    return await cursor.to_list()
+
+
+async def of_buyer(db: AsyncDatabase, buyer_id: str, before: datetime, limit: int) -> list[dict]:
+    """A buyer's orders, newest first, created before `before` (the (sender_id, created_at) index)."""
+    cursor = db.gifts.find({"sender_id": buyer_id, "created_at": {"$lt": before}}, PUBLIC
+                           ).sort("created_at", DESCENDING).limit(limit)
+    return await cursor.to_list()

@@ -1,0 +1,136 @@
+"""Orders in the domain, against the real database and the local WeChat Pay: expiry closes at
+WeChat Pay and gives stock back; a payment is applied once whatever races it; a payment that
+lands after the close is recorded for refund; a reservation left half-way is undone."""
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from lottery import clock
+from lottery.catalogue import Catalogue, ProductSpec
+from lottery.errors import UpstreamError
+from lottery.orders import OrderLine, Orders, OrderSpec
+from lottery.storage import orders as order_store
+from lottery.storage import products
+from notify.wechatpay import WeChatPayClient
+
+
+@pytest.fixture
+def orders(db, pay_fake) -> Orders:
+    client = WeChatPayClient(pay_fake.client_config("http://127.0.0.1:9/notify"), timeout=5)
+    return Orders(db, client, mchid=pay_fake.mchid, appid=pay_fake.appid)
+
+
+async def setup(db, gifts, stock: int = 5) -> tuple[str, str]:
+    """(buyer member id, product id)."""
+    product = await Catalogue(db).add_product(ProductSpec("保温杯", 12900, stock))
+    return await gifts.accounts.ensure_member("o_buyer"), product["_id"]
+
+
+async def expire(db, order_id: str) -> None:
+    await db.gifts.update_one({"_id": order_id}, {"$set": {"due_at": clock.utcnow() - timedelta(seconds=1)}})
+
+
+async def stock(db, product_id: str) -> tuple[int, dict]:
+    doc = await db.products.find_one({"_id": product_id})
+    return doc["stock"], doc["held"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_unpaid_order_past_its_expiry_is_closed_at_wechat_pay_and_its_stock_comes_back(db, gifts, orders, pay_fake):
+    buyer, cup = await setup(db, gifts)
+    order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 2)], "direct"))
+    assert await stock(db, cup) == (3, {order["_id"]: 2})
+    assert await orders.sweep() == 0  # not expired yet
+    await expire(db, order["_id"])
+    assert await orders.sweep() == 1
+    closed = await order_store.get(db, order["_id"])
+    assert closed["status"] == "closed" and closed["order"]["status"] == "closed"
+    assert pay_fake.transaction(order["_id"])["trade_state"] == "CLOSED"
+    assert await stock(db, cup) == (5, {})
+    assert await orders.sweep() == 0 and await stock(db, cup) == (5, {})  # given back once
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_order_paid_but_not_yet_notified_at_its_expiry_is_paid_not_closed(db, gifts, orders, pay_fake):
+    buyer, cup = await setup(db, gifts)
+    order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct"))
+    await pay_fake.pay(order["_id"], notify=False)
+    await expire(db, order["_id"])
+    assert await orders.sweep() == 0
+    paid = await order_store.get(db, order["_id"])
+    assert paid["status"] == "open" and paid["order"]["status"] == "paid"
+    assert await stock(db, cup) == (4, {})
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_payment_landing_after_the_close_is_recorded_once_for_refund(db, gifts, orders, pay_fake):
+    buyer, cup = await setup(db, gifts)
+    order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct"))
+    await expire(db, order["_id"])
+    assert await orders.sweep() == 1
+    pay_fake.set_trade_state(order["_id"], "SUCCESS")  # WeChat Pay took the money anyway
+    transaction = await orders.gateway.query_by_out_trade_no(order["_id"])
+    outcomes = await asyncio.gather(*(orders.settle(transaction) for _ in range(10)))
+    assert set(outcomes) == {"paid_after_close"}
+    closed = await order_store.get(db, order["_id"])
+    assert closed["status"] == "closed" and not closed["paid"]
+    assert closed["order"]["paid_after_close"]["amount"] == 12900
+    assert await db.outbox.count_documents({"kind": "refund_due", "order_id": order["_id"]}) == 1
+    assert await stock(db, cup) == (5, {})  # given back once, not sold
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_an_order_expiring_while_its_payment_arrives_ends_paid_or_closed_never_both(db, gifts, orders, pay_fake):
+    buyer, cup = await setup(db, gifts, stock=100)
+    for round_ in range(8):
+        order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct", wish=f"第{round_}次"))
+        await expire(db, order["_id"])
+
+        async def pays() -> str:
+            await asyncio.sleep(0.002 * round_)
+            await pay_fake.pay(order["_id"], notify=False)
+            return await orders.settle(await orders.gateway.query_by_out_trade_no(order["_id"]))
+
+        _, settled = await asyncio.gather(orders.sweep(), pays(), return_exceptions=True)
+        final = await order_store.get(db, order["_id"])
+        held = (await stock(db, cup))[1]
+        if final["status"] == "open":  # paid: the stock stays sold, no refund owed
+            assert final["order"]["status"] == "paid" and "paid_after_close" not in final["order"]
+        else:  # closed first: the stock came back, and a payment that landed anyway is to refund
+            assert final["status"] == "closed"
+            charged = pay_fake.transaction(order["_id"])["trade_state"] == "SUCCESS"
+            assert ("paid_after_close" in final["order"]) == charged
+        assert order["_id"] not in held
+    # Every unit is either sold (a paid order) or back in stock.
+    paid = await db.gifts.count_documents({"order.status": "paid"})
+    assert (await stock(db, cup))[0] == 100 - paid
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_reservation_left_half_way_by_a_stopped_process_is_undone(db, gifts, orders):
+    buyer, cup = await setup(db, gifts)
+    other = (await Catalogue(db).add_product(ProductSpec("耳机", 19900, 5)))["_id"]
+    # What a process leaves when it stops after holding the first line of two.
+    gift = {"_id": "a" * 24, "status": "reserving", "due_at": clock.utcnow() - timedelta(minutes=2),
+            "sender_id": buyer, "created_at": clock.utcnow(), "paid": False,
+            "order": {"buyer_id": buyer, "status": "reserving", "key": "k", "key_open": True,
+                      "lines": [{"product_id": cup, "quantity": 2}, {"product_id": other, "quantity": 1}]}}
+    await order_store.insert(db, gift)
+    assert await products.hold(db, cup, gift["_id"], 2)
+    await orders.sweep()
+    assert await stock(db, cup) == (5, {}) and await stock(db, other) == (5, {})
+    assert await db.gifts.count_documents({"_id": gift["_id"]}) == 0
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_when_wechat_pay_fails_the_order_waits_and_asking_again_pays_it(db, gifts, orders, pay_fake):
+    buyer, cup = await setup(db, gifts)
+    spec = OrderSpec([OrderLine(cup, 1)], "direct")
+    pay_fake.fail_next("/v3/pay/transactions/jsapi", "SYSTEM_ERROR")
+    with pytest.raises(UpstreamError):
+        await orders.create(buyer, spec)
+    [waiting] = await db.gifts.find({"status": "unpaid"}).to_list()
+    again, pay, new = await orders.create(buyer, spec)
+    assert not new and again["_id"] == waiting["_id"] and pay["package"].startswith("prepay_id=")
+    assert await stock(db, cup) == (4, {waiting["_id"]: 1})
