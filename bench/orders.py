@@ -1,0 +1,167 @@
+"""Orders and payments: how many orders a server creates and gets paid per second through its real
+routes, against the local WeChat Pay fake (in its own process, as WeChat Pay would be).
+
+1. U buyers (logged in beforehand) each create an order of one product at concurrency C over
+   HTTP (`POST /api/v1/orders`: pricing, the stock hold, the JSAPI prepay at the fake, the pay
+   parameters): orders/s, p50/p99.
+2. The fake pays them all, C at a time: each payment sends the server its signed, encrypted
+   notify, which the server verifies, decrypts and applies (`POST /api/payment/wechat/notify`):
+   notifies/s, p50/p99 of the notify round trip, and that every order ended paid exactly once.
+
+    python bench/orders.py [--buyers 500] [--concurrency 20]
+
+Last line: one JSON object with the figures."""
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+FAKE = """
+import asyncio, json, sys, time
+sys.path.insert(0, {root!r})
+from notify import wechatpay_crypto as crypto
+from notify.wechatpay_fake import APPID, FakeWeChatPay, MerchantKeys
+merchant = MerchantKeys(crypto.load_private_key(open({key_file!r}, "rb").read()), {serial!r})
+fake = FakeWeChatPay(appid=APPID, merchant=merchant).start()
+print(json.dumps({{"port": fake.port, "public_key_pem": fake.public_key_pem.decode(),
+                   "public_key_id": fake.public_key_id}}), flush=True)
+
+async def pay_all(order_ids, concurrency):
+    gate = asyncio.Semaphore(concurrency)
+    async def one(order_id):
+        async with gate:
+            started = time.perf_counter()
+            [delivery] = await fake.pay(order_id)
+            return time.perf_counter() - started, delivery.status
+    started = time.perf_counter()
+    done = await asyncio.gather(*(one(o) for o in order_ids))
+    return time.perf_counter() - started, done
+
+for line in sys.stdin:
+    path, concurrency = line.split()
+    seconds, done = asyncio.run(pay_all(json.load(open(path)), int(concurrency)))
+    print(json.dumps({{"seconds": seconds, "latencies": [d[0] for d in done],
+                       "statuses": [d[1] for d in done]}}), flush=True)
+"""
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[max(0, int(len(ordered) * 0.99) - 1)]
+
+
+async def run(args: argparse.Namespace) -> dict:
+    from lottery.storage.connection import client_for, ensure_indexes
+    from lottery.storage.engine import EmbeddedEngine, free_port
+    from notify import wechatpay_crypto as crypto
+    from notify.wechat import WeChatClient
+    from notify.wechatpay import WeChatPayClient, WeChatPayConfig
+    from notify.wechatpay_fake import APIV3_KEY, APPID, MCHID, generate_merchant_keys
+    from server import http_server, make_app
+    from tests.api import Api
+    from tests.fakes.wechat import SECRET, FakeWeChat
+    from tornado.httpclient import AsyncHTTPClient
+
+    engine = EmbeddedEngine(":memory:")
+    uri = engine.start()
+    wechat = FakeWeChat().start()
+    merchant = generate_merchant_keys()
+    key_file = tempfile.NamedTemporaryFile(suffix=".pem", delete=False)
+    key_file.write(merchant.private_pem)
+    key_file.close()
+    fake = subprocess.Popen([sys.executable, "-c", FAKE.format(root=ROOT, key_file=key_file.name, serial=merchant.serial)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    client = client_for(uri)
+    try:
+        trusted = json.loads(fake.stdout.readline())
+        port = free_port()
+        config = WeChatPayConfig(
+            mchid=MCHID, appid=APPID, apiv3_key=APIV3_KEY, private_key=merchant.private_key, cert_serial=merchant.serial,
+            verifier_keys={trusted["public_key_id"]: crypto.load_public_key(trusted["public_key_pem"].encode())},
+            notify_url=f"http://127.0.0.1:{port}/api/payment/wechat/notify", public_key_id=trusted["public_key_id"],
+            api_base=f"http://127.0.0.1:{trusted['port']}")
+        payments = WeChatPayClient(config, http=AsyncHTTPClient(force_instance=True, max_clients=args.concurrency + 4))
+        db = client["bench_orders"]
+        await ensure_indexes(db)
+        app = make_app(db, WeChatClient(APPID, SECRET, wechat.url), admin_token="bench", payments=payments)
+        server = http_server(app)
+        server.listen(port, address="127.0.0.1")
+        api = Api(f"http://127.0.0.1:{port}", admin_token="bench", max_clients=args.concurrency)
+        status, created = await api.request("POST", "/api/admin/products",
+                                            {"name": "咖啡券", "price": 2800, "stock": args.buyers * 2}, token="bench")
+        assert status == 201, created
+        product_id = created["product_id"]
+        gate = asyncio.Semaphore(args.concurrency)
+
+        async def limited(work):
+            async with gate:
+                return await work
+
+        keys = await asyncio.gather(*(limited(api.login(f"buyer{i}")) for i in range(args.buyers)))
+
+        async def buy(key: str) -> tuple[float, str]:
+            async with gate:
+                started = time.perf_counter()
+                status, answer = await api.request("POST", "/api/v1/orders", {
+                    "items": [{"product_id": product_id, "quantity": 1}], "method": "direct"}, token=key)
+                assert status == 201, answer
+                return time.perf_counter() - started, answer["order_id"]
+
+        started = time.perf_counter()
+        bought = await asyncio.gather(*(buy(k) for k in keys))
+        create_seconds = time.perf_counter() - started
+        order_ids = [order_id for _, order_id in bought]
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as ids:
+            json.dump(order_ids, ids)
+        fake.stdin.write(f"{ids.name} {args.concurrency}\n")
+        fake.stdin.flush()
+        paid = json.loads(await asyncio.get_running_loop().run_in_executor(None, fake.stdout.readline))
+        os.unlink(ids.name)
+        paid_orders = await db.gifts.count_documents({"order.status": "paid"})
+        versions = {doc["version"] async for doc in db.gifts.find({"order.status": "paid"}, {"version": 1})}
+        server.stop()
+        api.close()
+        await app.settings["draws"].idle()
+        await app.settings["hub"].stop()
+    finally:
+        fake.kill()
+        os.unlink(key_file.name)
+        await client.close()
+        wechat.stop()
+        engine.stop()
+    create_p50, create_p99 = percentiles([seconds for seconds, _ in bought])
+    notify_p50, notify_p99 = percentiles(paid["latencies"])
+    return {
+        "bench": "orders", "buyers": args.buyers, "concurrency": args.concurrency,
+        "orders_created_per_s": round(args.buyers / create_seconds, 1),
+        "create_p50_ms": round(create_p50 * 1000, 1), "create_p99_ms": round(create_p99 * 1000, 1),
+        "notifies_per_s": round(args.buyers / paid["seconds"], 1),
+        "notify_p50_ms": round(notify_p50 * 1000, 1), "notify_p99_ms": round(notify_p99 * 1000, 1),
+        "notify_answers": sorted(set(paid["statuses"])),
+        # Each order paid once: every order paid, each one version step from unpaid to paid.
+        "paid_exactly_once": paid_orders == args.buyers and versions == {2},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--buyers", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=20)
+    figures = asyncio.run(run(parser.parse_args()))
+    print(f"{figures['buyers']} orders at concurrency {figures['concurrency']}: {figures['orders_created_per_s']}/s "
+          f"created (p50 {figures['create_p50_ms']} ms, p99 {figures['create_p99_ms']} ms); paid through "
+          f"{figures['notifies_per_s']} notifies/s (p50 {figures['notify_p50_ms']} ms, p99 {figures['notify_p99_ms']} ms); "
+          f"each paid once: {figures['paid_exactly_once']}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
