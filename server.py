@@ -20,17 +20,19 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.options import Error as OptionError, define, options
 
-from handlers import admin, draws, gifts, health, legacy, orders, pages, payment, profile, realtime, shop
+from handlers import admin, claims, draws, gifts, health, legacy, orders, pages, payment, profile, realtime, shop
 from handlers.base import NotFoundHandler, log_request
 from lottery import devmode
 from lottery.accounts import Accounts
 from lottery.catalogue import Catalogue
+from lottery.claims import Claims
 from lottery.draw import Draws
 from lottery.gifts import Gifts
 from lottery.health import Health
 from lottery.live.hub import LiveHub
 from lottery.notifications import Notifications
 from lottery.orders import Orders
+from lottery.refunds import Refunds
 from lottery.profiles import Profiles
 from lottery.roster import Roster
 from lottery.scheduler import Scheduler
@@ -40,6 +42,7 @@ from notify.templates import ConfigError, NotifyConfig, load_config
 from notify.wechat import WeChatClient
 from notify.wechatpay import ConfigError as PaymentConfigError, WeChatPayClient, WeChatPayConfig
 from notify.wechatpay_fake import FakeWeChatPay
+from notify.refund_worker import RefundWorker
 from notify.worker import Limits, NotificationWorker
 
 log = logging.getLogger("gift_lottery")
@@ -95,6 +98,8 @@ option("notify_max_attempts", default=25, help="attempts before a notification i
 option("notify_backoff_seconds", default=2.0,
        help="wait before a failed notification's second attempt; doubles each time, with jitter, up to 10 min")
 option("order_expire_minutes", default=15.0, help="how long an unpaid order holds its stock before it is closed")
+option("claim_days", default=7.0, help="how long a winner has to give an address before the item is refunded")
+option("claim_reminder_hours", default=24.0, help="how long before a claim's deadline its winner is reminded")
 # WeChat Pay (API v3); unset WECHATPAY_MCHID: orders answer "payments are not configured", except
 # with --dev/--demo, which run against the local fake.
 option("wechatpay_mchid", default="", help="WeChat Pay merchant number")
@@ -169,7 +174,8 @@ def http_server(app: web.Application) -> HTTPServer:
 def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", login_key_days: int = 30,
              draw_service: Draws | None = None, dev: bool = False, hub: LiveHub | None = None,
              realtime_options: realtime.RealtimeOptions | None = None, payments: WeChatPayClient | None = None,
-             order_service: Orders | None = None, wechatpay_fake: FakeWeChatPay | None = None) -> web.Application:
+             order_service: Orders | None = None, wechatpay_fake: FakeWeChatPay | None = None,
+             claim_service: Claims | None = None) -> web.Application:
     """The web application: every service built once here (or, shared with a scheduler, given)
     and reached by the handlers as properties (handlers/base.py). No globals, so tests build as
     many as they like. `payments` None: orders answer "payments are not configured"."""
@@ -183,6 +189,7 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", log
         *shop.default_handlers,
         *orders.default_handlers,
         *payment.default_handlers,
+        *claims.default_handlers,
         *admin.default_handlers,
         *profile.default_handlers,
         *health.default_handlers,
@@ -195,6 +202,7 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", log
         accounts=accounts, gifts=gift_service, draws=draw_service, profiles=Profiles(db, wechat.appid),
         roster=Roster(db, gift_service), notifications=Notifications(db), health=Health(db),
         catalogue=Catalogue(db), orders=order_service or orders_for(db, payments), payments=payments,
+        claims=claim_service or Claims(db), refunds=Refunds(db, payments),
         wechatpay_fake=wechatpay_fake, hub=hub or LiveHub(db), realtime=realtime_options or realtime.RealtimeOptions())
 
 
@@ -268,6 +276,7 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
         wechatpay_fake, payments_config = local_wechatpay(options.port, options.wechat_appid)
     payments = WeChatPayClient(payments_config) if payments_config is not None else None
     order_service = orders_for(db, payments, options.order_expire_minutes)
+    claim_service = Claims(db, options.claim_days, timedelta(hours=options.claim_reminder_hours))
 
     hub = None
     if web_role:
@@ -277,7 +286,8 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
                            ping_interval=options.ws_ping_interval, ping_timeout=options.ws_ping_timeout,
                            max_subscriptions=options.ws_max_subscriptions,
                            allowed_origins=[o.strip() for o in options.ws_origins.split(",") if o.strip()]),
-                       payments=payments, order_service=order_service, wechatpay_fake=wechatpay_fake)
+                       payments=payments, order_service=order_service, wechatpay_fake=wechatpay_fake,
+                       claim_service=claim_service)
         if options.demo:
             await devmode.create_demo_catalogue(app.settings["catalogue"])
             demos = await devmode.create_demo_gifts(app.settings["gifts"], app.settings["accounts"])
@@ -288,10 +298,12 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
     else:
         app = make_health_app(db)
 
-    scheduler = notifier = None
+    scheduler = notifier = refunder = None
     if scheduler_role:
         scheduler = Scheduler(db, draw_service, uri, sweep_interval=options.sweep_seconds,
-                              lease_seconds=options.leader_lease_seconds, sweeps=[order_service.sweep])
+                              lease_seconds=options.leader_lease_seconds,
+                              sweeps=[order_service.sweep, claim_service.sweep])
+        refunder = RefundWorker(Refunds(db, payments)) if payments is not None else None
         # Its own HTTP client, sized to its concurrency (the shared one allows 10 requests).
         sender = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base,
                               http=AsyncHTTPClient(force_instance=True, max_clients=options.notify_concurrency + 2))
@@ -304,7 +316,7 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
     server = http_server(app)
     server.listen(options.port)
     log.info("%s role listening on http://127.0.0.1:%d", options.role, options.port)
-    for part in (hub, scheduler, notifier):
+    for part in (hub, scheduler, notifier, refunder):
         if part is not None:
             part.start()
 
@@ -324,6 +336,8 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
     await draw_service.idle(timeout=10)
     if notifier is not None:
         await notifier.stop()
+    if refunder is not None:
+        await refunder.stop()
     if wechatpay_fake is not None:
         wechatpay_fake.stop()
     await client.close()

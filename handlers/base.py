@@ -20,8 +20,10 @@ from lottery.gifts import Gifts, live, member_view
 from lottery.health import Health
 from lottery.live.hub import LiveHub
 from lottery.catalogue import Catalogue
+from lottery.claims import Claims
 from lottery.notifications import Notifications
 from lottery.orders import Orders
+from lottery.refunds import Refunds
 from lottery.profiles import Profiles
 from lottery.roster import Roster
 from lottery.validate import ID, ID_PATTERN
@@ -78,6 +80,14 @@ class Services:
     @property
     def orders(self) -> Orders:
         return self.settings["orders"]
+
+    @property
+    def claims(self) -> Claims:
+        return self.settings["claims"]
+
+    @property
+    def refunds(self) -> Refunds:
+        return self.settings["refunds"]
 
 
 class BaseHandler(Services, web.RequestHandler):

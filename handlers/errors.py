@@ -3,6 +3,8 @@ from lottery.errors import (AlreadyJoined, CategoryNotFound, Forbidden, GiftClos
                             InvalidInput, LoginExpired, LotteryError, NotOpenable, NotOpenedYet, OrderClosed,
                             OrderNotFound, OutOfStock, OwnGift, PaymentsNotConfigured, ProductNotFound,
                             UpstreamError)
+from lottery.claims import ClaimExpired, ClaimLocked, ClaimNotFound, NotWinner, WrongClaimState
+from lottery.orders import PaymentMismatch
 
 
 class BodyTooLarge(InvalidInput):
@@ -33,6 +35,12 @@ STATUS: dict[type[LotteryError], int] = {
     OutOfStock: 409,
     OrderClosed: 409,
     PaymentsNotConfigured: 503,
+    PaymentMismatch: 400,
+    NotWinner: 403,
+    ClaimLocked: 409,
+    ClaimExpired: 410,
+    ClaimNotFound: 404,
+    WrongClaimState: 409,
 }
 
 

@@ -1,5 +1,5 @@
-"""WeChat Pay's payment notify: verified (signature by the key its serial names, a five-minute
-window, the encrypted resource), matched against its order, applied once. 204 when accepted,
+"""WeChat Pay's notifies, of payments and of refunds: verified (signature by the key its serial
+names, a five-minute window, the encrypted resource), matched, applied once. 204 when accepted,
 duplicates included; any other answer makes WeChat Pay send it again (for 24 hours)."""
 import json
 import logging
@@ -11,21 +11,40 @@ from notify.wechatpay_crypto import VerificationError
 log = logging.getLogger("gift_lottery.payment")
 
 
-class PaymentNotifyHandler(BaseHandler):
-    async def prepare(self) -> None:
-        self.current_user = None  # WeChat Pay, not a member
+class NotifyHandler(BaseHandler):
+    """A notify from WeChat Pay, not a member."""
 
-    async def post(self) -> None:
+    expect = ""
+
+    async def prepare(self) -> None:
+        self.current_user = None
+
+    def verified(self) -> dict | None:
+        """The notify's decrypted resource, or None after answering why not."""
         payments = self.settings.get("payments")
         if payments is None:
             self.fail(404, "NOT_CONFIGURED", "payments are not configured")
-            return
+            return None
         try:
-            transaction = payments.verify_notify(self.request.headers, self.request.body, expect="transaction")
+            return payments.verify_notify(self.request.headers, self.request.body, expect=self.expect)
         except VerificationError as exc:
             # WeChat Pay sends some notifies with bad signatures on purpose: they change nothing.
-            log.warning("payment notify refused: %s", exc.reason)
+            log.warning("%s notify refused: %s", self.expect, exc.reason)
             self.fail(401, "SIGN_ERROR", "verification failed")
+            return None
+
+    def fail(self, status: int, code: str, message: str) -> None:
+        """WeChat Pay's failure answer: it retries."""
+        self.set_status(status)
+        self.finish(json.dumps({"code": code, "message": message}))
+
+
+class PaymentNotifyHandler(NotifyHandler):
+    expect = "transaction"
+
+    async def post(self) -> None:
+        transaction = self.verified()
+        if transaction is None:
             return
         try:
             outcome = await self.orders.settle(transaction)
@@ -36,12 +55,22 @@ class PaymentNotifyHandler(BaseHandler):
         self.set_status(204)
         self.finish()
 
-    def fail(self, status: int, code: str, message: str) -> None:
-        """WeChat Pay's failure answer: it retries."""
-        self.set_status(status)
-        self.finish(json.dumps({"code": code, "message": message}))
+
+class RefundNotifyHandler(NotifyHandler):
+    expect = "refund"
+
+    async def post(self) -> None:
+        """REFUND.SUCCESS, REFUND.CLOSED or REFUND.ABNORMAL for one of our refunds: applied once."""
+        notice = self.verified()
+        if notice is None:
+            return
+        outcome = await self.refunds.settle(notice)
+        log.info("refund notify for %s: %s", notice.get("out_refund_no"), outcome or "already known")
+        self.set_status(204)
+        self.finish()
 
 
 default_handlers = [
     (r"/api/payment/wechat/notify", PaymentNotifyHandler),
+    (r"/api/payment/wechat/refund-notify", RefundNotifyHandler),
 ]

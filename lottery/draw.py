@@ -31,7 +31,17 @@ from lottery.storage import gifts, joins, leases, outbox, proofs
 
 log = logging.getLogger(__name__)
 
-FOLLOW_UPS = ("gift_opened", "record_outcomes")  # outbox records written before the finish
+# Outbox records written before a drawn gift's finish: its messages, the copy of its outcomes,
+# and its winners' claims.
+FOLLOW_UPS = ("gift_opened", "record_outcomes", "open_claims")
+
+
+def not_won(gift: dict, summary: dict) -> dict[int, int]:
+    """A bought gift's items nobody won, by index, with their prices (to refund); none for a
+    gift the operator gave."""
+    if "order" not in gift:
+        return {}
+    return {i: gift["items"][i].get("price", 0) for i in summary["returned"] if gift["items"][i].get("price")}
 
 
 class Draws:
@@ -143,28 +153,34 @@ class Draws:
     # The transitions
 
     async def _draw_batch(self, taken: list[dict]) -> list[str]:
-        """freeze -> finish -> (background) copy, for gifts this process has taken."""
-        participants, recorded = await self._participants(taken)
-        frozen = await proofs.save(self.db, [self._freeze(g, participants[g["_id"]]) for g in taken])
+        """freeze -> finish -> (background) copy, for gifts this process has taken. A direct
+        gift taken at its deadline has no draw: its joiners already hold their items, and it
+        finishes with the rest returned."""
+        drawn = [g for g in taken if g["method"] != "direct"]
+        participants, recorded = await self._participants(drawn)
+        frozen = await proofs.save(self.db, [self._freeze(g, participants[g["_id"]]) for g in drawn])
         now = clock.utcnow()
         # Before the finish: restored joins, and the outbox records of what must follow it.
         await asyncio.gather(
-            joins.restore(self.db, [(g["_id"], m) for g in taken for m in participants[g["_id"]]
+            joins.restore(self.db, [(g["_id"], m) for g in drawn for m in participants[g["_id"]]
                                     if m not in recorded[g["_id"]]], now),
-            outbox.add(self.db, [outbox.new_record(kind, g["_id"], now) for g in taken for kind in FOLLOW_UPS]))
-        summaries = {g["_id"]: self._summary(g, frozen[g["_id"]]) for g in taken}
-        finished = await self._finish(summaries)
+            outbox.add(self.db, [outbox.new_record(kind, g["_id"], now) for g in drawn for kind in FOLLOW_UPS]))
+        summaries = {g["_id"]: self._summary(g, frozen[g["_id"]]["winner_member_ids"], frozen[g["_id"]])
+                     for g in drawn}
+        summaries.update({g["_id"]: self._summary(g, list(g["claimants"])) for g in taken if g["method"] == "direct"})
+        finished = await self._finish(summaries, {g["_id"]: not_won(g, summaries[g["_id"]]) for g in taken})
         for order_id in finished:
             log.info("gift %s opened: %d participants, %d winners", order_id,
                      summaries[order_id]["participant_count"], len(summaries[order_id]["winners"]))
-        self.background.spawn(self.record_outcomes({o: summaries[o]["winners"] for o in finished},
-                                                   self.outcome_delay))
+        self.background.spawn(self.record_outcomes(
+            {o: summaries[o]["winners"] for o in finished if o in frozen}, self.outcome_delay))
         return finished
 
-    async def _finish(self, summaries: dict[str, dict]) -> list[str]:
-        """The result, `draw.winners` (member ids in item order), committed with the finish;
-        returns the gifts this call finished."""
-        return await gifts.finish(self.db, summaries, clock.utcnow())
+    async def _finish(self, summaries: dict[str, dict], refunds: dict[str, dict[int, int]]) -> list[str]:
+        """The result, `draw.winners` (member ids in item order), committed with the finish, and
+        a bought gift's items nobody won registered for refund; returns the gifts this call
+        finished."""
+        return await gifts.finish(self.db, summaries, clock.utcnow(), refunds)
 
     async def _write_winners(self, winners: list[tuple[str, str, int]]) -> None:
         await joins.write_winners(self.db, winners)
@@ -214,9 +230,12 @@ class Draws:
         }
 
     @staticmethod
-    def _summary(gift: dict, proof: dict) -> dict:
-        won = len(proof["winner_member_ids"])
-        return {"winners": proof["winner_member_ids"], "returned": list(range(won, len(gift["items"]))),
-                "participant_count": len(proof["participants"]),
-                "participants_hash": proof["participants_hash"],
-                "algorithm": f"{fairness.ALGORITHM}/v{fairness.VERSION}"}
+    def _summary(gift: dict, winners: list[str], proof: dict | None = None) -> dict:
+        """The committed result: winners in item order, the items nobody won, and (drawn gifts)
+        what the proof commits to."""
+        summary = {"winners": winners, "returned": list(range(len(winners), len(gift["items"]))),
+                   "participant_count": len(proof["participants"]) if proof else len(winners)}
+        if proof:
+            summary.update(participants_hash=proof["participants_hash"],
+                           algorithm=f"{fairness.ALGORITHM}/v{fairness.VERSION}")
+        return summary

@@ -32,7 +32,9 @@ MAX_CLAIMS = 50
 # A full gift's joiner who saw this many seats or fewer left tells the draw to look.
 NUDGE_SEATS = 16
 MAX_SEATS = 10000  # the seat list lives in the gift document, so it is bounded
-DEFAULT_FULL_DEADLINE = timedelta(hours=24)
+# A direct or open-when-full gift closes this long after it starts (unless told): a full gift then
+# opens among whoever joined; what nobody received or won of a bought gift is refunded.
+DEFAULT_DEADLINE = timedelta(hours=24)
 MAX_DEADLINE_HOURS = 24 * 30
 MAX_OPEN_AHEAD = timedelta(days=366)
 DEFAULT_WISH = "恭喜发财，大吉大利"
@@ -57,7 +59,7 @@ class GiftSpec:
     open_number: int | None = None  # full: joins that open it
     open_at: datetime | None = None  # timed: when it opens
     wish: str = DEFAULT_WISH
-    deadline_hours: int | None = None  # full: opens among whoever joined by then
+    deadline_hours: int | None = None  # direct, full: closes after this many hours
     # Subscribe-message templates the sender accepted when paying (their result summary).
     sender_subscribed: list[str] = field(default_factory=list)
 
@@ -141,6 +143,8 @@ def admission_state(gift: dict, now: datetime) -> str:
         return "closed"
     if method == "direct" and gift["items_left"] <= 0:
         return "closed"
+    if method in ("direct", "full") and gift.get("deadline_at") and clock.as_utc(gift["deadline_at"]) <= now:
+        return "closed"
     if method == "timed" and clock.as_utc(gift["open_at"]) <= now:
         return "closed"
     return "can_join"
@@ -212,7 +216,8 @@ class Gifts:
             # Claims never give items back, so the claim that left k items took item total - k.
             index = gift["items_total"] - gift["items_left"]
             # The join itself is the durable record the notification worker delivers from.
-            join.update(outcome="won", item_index=index, notify="pending")
+            # It is also what the item's claim is opened from (lottery/claims.py).
+            join.update(outcome="won", item_index=index, notify="pending", claim="pending")
             item = gift["items"][index]
         try:
             await joins.insert(self.db, join)
@@ -244,6 +249,8 @@ class Gifts:
             raise GiftOpened()
         if gift["status"] != "open" or gift["method"] == "full":
             raise GiftClosed()
+        if gift.get("deadline_at") and clock.as_utc(gift["deadline_at"]) <= now:
+            raise GiftClosed()
         if gift["method"] == "timed":
             if clock.as_utc(gift["open_at"]) <= now:
                 raise GiftClosed()
@@ -261,8 +268,8 @@ def live(gift: dict | None) -> dict:
 def new_gift(spec: GiftSpec, sender_id: str, sender: dict, now: datetime) -> dict:
     """The document of a new paid gift (its rules checked by check_gift)."""
     open_at = deadline_at = None
-    if spec.method == "full":
-        deadline_at = now + (timedelta(hours=spec.deadline_hours) if spec.deadline_hours else DEFAULT_FULL_DEADLINE)
+    if spec.method in ("direct", "full"):
+        deadline_at = now + (timedelta(hours=spec.deadline_hours) if spec.deadline_hours else DEFAULT_DEADLINE)
     if spec.method == "timed":
         open_at = clock.to_millis(spec.open_at)
     seed, commitment = new_seed()
@@ -273,7 +280,7 @@ def new_gift(spec: GiftSpec, sender_id: str, sender: dict, now: datetime) -> dic
         "method": spec.method, "open_number": spec.open_number if spec.method == "full" else None,
         "open_at": open_at, "deadline_at": deadline_at, "wish": spec.wish,
         "items": [item_doc(item) for item in spec.items],
-        # When the draw is due without anyone asking (timed: open_at; full: its deadline), one
+        # When the draw is due without anyone asking (timed: open_at; full, direct: the deadline), one
         # indexed field for the scheduler; `scheduled` once it has its job (or has none to
         # have), so the scheduler's index holds only the gifts still waiting for one.
         "due_at": open_at or deadline_at, "scheduled": not (open_at or deadline_at),
@@ -314,8 +321,9 @@ def check_gift(spec: GiftSpec, now: datetime) -> None:
             raise MissingParams()
         if not 1 <= spec.open_number <= MAX_SEATS:
             raise InvalidInput(f"参数 open_number 必须在 1 到 {MAX_SEATS} 之间")
-        if spec.deadline_hours is not None and not 1 <= spec.deadline_hours <= MAX_DEADLINE_HOURS:
-            raise InvalidInput(f"参数 deadline_hours 必须在 1 到 {MAX_DEADLINE_HOURS} 之间")
+    if spec.method in ("direct", "full") and spec.deadline_hours is not None \
+            and not 1 <= spec.deadline_hours <= MAX_DEADLINE_HOURS:
+        raise InvalidInput(f"参数 deadline_hours 必须在 1 到 {MAX_DEADLINE_HOURS} 之间")
     if spec.method == "timed":
         if spec.open_at is None:
             raise MissingParams()

@@ -95,6 +95,24 @@ class Notifications:
         await joins.mark_notified(self.db, [j["_id"] for j in received])
         return len(received)
 
+    async def expand_messages(self, limit: int = 200) -> int:
+        """One entry for each `message` outbox record (a prize shipped, a claim's reminder, a
+        refund): the member accepted its template if it is among the record's `subscribed`."""
+        done = 0
+        for record in await outbox.free(self.db, "message", clock.utcnow(), limit):
+            now = clock.utcnow()
+            if not await outbox.take(self.db, record, self.owner, now + self.lease):
+                continue
+            kind, member_id = record["message"], record["member_id"]
+            template_id = self.template_ids.get(kind, "")
+            openid = (await members.openids(self.db, [member_id])).get(member_id, "")
+            await store.insert(self.db, [new_entry(record["order_id"], member_id, kind, openid, template_id,
+                                                   template_id in (record.get("subscribed") or []),
+                                                   record.get("values") or {}, now)])
+            if await outbox.finish(self.db, record["_id"], self.owner, clock.utcnow(), {}):
+                done += 1
+        return done
+
     async def expand_opened_gifts(self, limit: int = 20) -> int:
         """Expand the `gift_opened` records nobody holds. Returns how many were completed."""
         done = 0

@@ -19,7 +19,7 @@ from lottery import clock
 from lottery.errors import (InvalidInput, LoginExpired, LotteryError, OrderNotFound, OutOfStock,
                             PaymentsNotConfigured, ProductNotFound, UpstreamError)
 from lottery.gifts import (DEFAULT_WISH, MAX_ITEMS, GiftSpec, Item, check_gift, new_gift)
-from lottery.storage import members, outbox, products
+from lottery.storage import members, products
 from lottery.storage import orders as store
 from lottery.validate import check_identifier
 
@@ -81,11 +81,22 @@ class OrderSpec:
     request_key: str | None = None
 
 
+def order_status(order: dict) -> str:
+    """unpaid, paid, closed, or once refunds began: refunding (one under way), partially_refunded
+    or refunded (all that was paid)."""
+    paid = order["amount_total"] if order["status"] == "paid" or order.get("paid_after_close") else 0
+    if order.get("amount_refunding"):
+        return "refunding"
+    if order.get("amount_refunded"):
+        return "refunded" if order["amount_refunded"] >= paid else "partially_refunded"
+    return order["status"]
+
+
 def order_view(gift: dict) -> dict:
     """An order as its buyer sees it."""
     order = gift["order"]
     view = {
-        "order_id": gift["_id"], "status": order["status"], "method": gift["method"],
+        "order_id": gift["_id"], "status": order_status(order), "method": gift["method"],
         "lines": [{k: line[k] for k in ("product_id", "name", "price", "quantity", "image")} for line in order["lines"]],
         "amount_total": order["amount_total"], "amount_refunded": order.get("amount_refunded", 0),
         "amount_refunding": order.get("amount_refunding", 0), "wish": gift["wish"],
@@ -93,7 +104,7 @@ def order_view(gift: dict) -> dict:
         "paid_at": clock.iso(order.get("paid_at")), "closed_at": clock.iso(order.get("closed_at")),
         "gift": None,
     }
-    if order["status"] != "unpaid" and order["status"] != "closed" and order["status"] != "reserving":
+    if order["status"] == "paid":
         view["gift"] = {"order_id": gift["_id"], "url": f"/gift/{gift['_id']}", "status": gift["status"]}
     if order.get("paid_after_close"):
         view["paid_after_close"] = {"amount": order["paid_after_close"]["amount"], "refund": "pending"}
@@ -249,9 +260,8 @@ class Orders:
             return "paid"
         current = await store.get(self.db, order_id)
         if current["status"] == store.CLOSED:
-            if await store.paid_after_close(self.db, order_id, transaction, now):
-                await outbox.add(self.db, [outbox.new_record("refund_due", order_id, now)])
-                log.error("order %s: paid after it was closed; recorded for refund (%d fen)", order_id, total)
+            if await store.paid_after_close(self.db, current, transaction, now):
+                log.error("order %s: paid after it was closed; its whole amount goes back (%d fen)", order_id, total)
             return "paid_after_close"
         return "already_paid"
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from string import Formatter
 
 # Message kinds, one template each.
-KINDS = ("gift_received", "gift_won", "gift_lost", "gift_summary")
+KINDS = ("gift_received", "gift_won", "gift_lost", "gift_summary", "prize_shipped", "claim_reminder",
+         "gift_refunded")
 
-# The values a pattern may use, per message (all strings).
+# The values a pattern may use, per message (all strings; a kind's message fills those it has).
 VALUES = ("order_id", "item", "wish", "sender", "result", "participant_count", "winner_count",
-          "opened_at", "method")
+          "opened_at", "method", "carrier", "tracking_no", "deadline", "amount")
 
 # WeChat's limit per field type, in characters. `name` is ten Chinese characters or twenty
 # letters; `phrase` is at most five Chinese characters and nothing else.

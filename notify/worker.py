@@ -139,7 +139,8 @@ class NotificationWorker:
         """One round of expansion; True if there was anything to expand."""
         direct = await self.records.expand_direct_joins()
         opened = await self.records.expand_opened_gifts()
-        return bool(direct or opened)
+        messages = await self.records.expand_messages()
+        return bool(direct or opened or messages)
 
     # Delivery
 

@@ -31,3 +31,36 @@ async def stock_of(db, product_id: str) -> tuple[int, dict]:
     """(stock, held) of a product as stored."""
     doc = await db.products.find_one({"_id": product_id})
     return doc["stock"], doc.get("held", {})
+
+
+async def bought_gift(api: Api, pay_fake, key: str, *lines: tuple[str, int], **fields: Any) -> str:
+    """An order made, paid at the fake, its notify applied: the gift is open. Its order id."""
+    status, created = await order(api, key, *lines, **fields)
+    assert status == 201, created
+    [delivery] = await pay_fake.pay(created["order_id"])
+    assert delivery.status == 204, delivery
+    return created["order_id"]
+
+
+ADDRESS = {"userName": "张三", "telNumber": "13800138000", "provinceName": "广东省", "cityName": "广州市",
+           "countyName": "天河区", "detailInfo": "体育西路 1 号 2 栋 303", "postalCode": "510000"}
+
+
+async def check_money(db) -> None:
+    """The money invariant, for every order: what was paid = the value of the items it still
+    gives (won and claimed or still claimable, or not yet given out) + refunded + refunding +
+    registered for refund but not in a refund yet; and never more refunded than paid."""
+    async for gift in db.gifts.find({"order": {"$exists": True}}):
+        order = gift["order"]
+        paid = order["amount_total"] if order["status"] == "paid" or order.get("paid_after_close") else 0
+        registered = order.get("refund_items") or {}
+        prices = [item["price"] for item in gift["items"]]
+        kept = sum(p for i, p in enumerate(prices) if str(i) not in registered) if paid and order["status"] == "paid" else 0
+        unplanned = sum(item["price"] for item in registered.values() if not item.get("refund_no"))
+        refunded, refunding = order.get("amount_refunded", 0), order.get("amount_refunding", 0)
+        assert paid == kept + refunded + refunding + unplanned, (gift["_id"], paid, kept, refunded, refunding, unplanned)
+        assert refunded <= paid and refunding >= 0
+        claims = {c["item_index"]: c async for c in db.claims.find({"order_id": gift["_id"]})}
+        for index in registered:
+            claim = claims.get(int(index))
+            assert claim is None or claim["status"] == "expired", (gift["_id"], index, claim)

@@ -14,10 +14,10 @@ def stalling_draws(stall: str) -> type[Draws]:
         raise ValueError(f"unknown stall point {stall!r}")
 
     class StallingDraws(Draws):
-        async def _finish(self, summaries: dict[str, dict]) -> list[str]:
+        async def _finish(self, summaries: dict[str, dict], refunds: dict[str, dict[int, int]]) -> list[str]:
             if point == "before_finish":
                 await asyncio.sleep(FOREVER)
-            return await super()._finish(summaries)
+            return await super()._finish(summaries, refunds)
 
         async def _write_winners(self, winners: list[tuple[str, str, int]]) -> None:
             if point != "after_winners":

@@ -6,8 +6,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.uri_parser import parse_uri
 
-from lottery.storage import (categories, gifts, joins, login_keys, members, notifications, orders, outbox,
-                             products)
+from lottery.storage import (categories, claims, gifts, joins, login_keys, members, notifications, orders,
+                             outbox, products, refunds)
 
 
 def client_for(uri: str, max_pool_size: int = 50, server_selection_ms: int = 5000,
@@ -34,7 +34,7 @@ class Retention:
 async def ensure_indexes(db: AsyncDatabase, retention: Retention = Retention()) -> None:
     """Create every index the queries rely on, and the TTL indexes of retention. Idempotent;
     run at startup (a changed retention applies to the existing index)."""
-    for collection in (members, login_keys, gifts, orders, joins, categories, products):
+    for collection in (members, login_keys, gifts, orders, joins, categories, products, claims, refunds):
         await collection.ensure_indexes(db)
     await outbox.ensure_indexes(db, retention.outbox)
     await notifications.ensure_indexes(db, retention.notifications)

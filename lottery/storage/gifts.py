@@ -73,12 +73,12 @@ async def claim(db: AsyncDatabase, gift: dict, member_id: str, now: datetime) ->
     if gift["method"] == "direct":
         if gift["items_left"] <= 0:
             return False
-        rules.update(items_left=gift["items_left"], claimants={"$ne": member_id})
+        rules.update(items_left=gift["items_left"], claimants={"$ne": member_id}, deadline_at={"$gt": now})
         update = [{"$set": {**counted, "claimants": {"$concatArrays": ["$claimants", [member_id]]},
                             "items_left": {"$subtract": ["$items_left", 1]},
                             "status": {"$cond": [{"$lte": ["$items_left", 1]}, "finished", "$status"]}}}]
     elif gift["method"] == "full":
-        rules.update(seats_left={"$gt": 0}, claimants={"$ne": member_id})
+        rules.update(seats_left={"$gt": 0}, claimants={"$ne": member_id}, deadline_at={"$gt": now})
         update = [{"$set": {**counted, "claimants": {"$concatArrays": ["$claimants", [member_id]]},
                             "seats_left": {"$subtract": ["$seats_left", 1]},
                             "status": {"$cond": [{"$lte": ["$seats_left", 1]}, "ready", "$status"]}}}]
@@ -180,19 +180,36 @@ async def joined_counts(db: AsyncDatabase, order_ids: list[str]) -> dict[str, in
     return {doc["_id"]: doc["joined_count"] for doc in await get_many(db, order_ids, {"joined_count": 1})}
 
 
-async def finish(db: AsyncDatabase, summaries: dict[str, dict], now: datetime) -> list[str]:
-    """Commit the results; returns the gifts this call moved to `finished`."""
+async def finish(db: AsyncDatabase, summaries: dict[str, dict], now: datetime,
+                 refunds: dict[str, dict[int, int]] | None = None) -> list[str]:
+    """Commit the results; returns the gifts this call moved to `finished`. A bought gift's
+    items nobody won (`refunds`: order id -> item index -> price) are registered for refund in
+    the same update (storage/orders.py), so they are once and only if the gift finished."""
     token = secrets.token_hex(8)
-    result = await db.gifts.bulk_write([
-        UpdateOne({"_id": order_id, "status": "drawing"},
-                  {"$set": {"status": "finished", "opened_at": now, "items_left": 0, "draw": summary,
-                            "finish_token": token, "scheduled": True, "updated_at": now},
-                   "$unset": {"lease_owner": "", "lease_until": ""}, "$inc": {"version": 1}})
-        for order_id, summary in summaries.items()], ordered=False)
+    updates = []
+    for order_id, summary in summaries.items():
+        update = {"$set": {"status": "finished", "opened_at": now, "items_left": 0, "draw": summary,
+                           "finish_token": token, "scheduled": True, "updated_at": now},
+                  "$unset": {"lease_owner": "", "lease_until": ""}, "$inc": {"version": 1}}
+        prices = (refunds or {}).get(order_id)
+        if prices:
+            parts = refund_items(prices, "not_won", now)
+            update["$set"].update(parts["$set"])
+            update["$inc"].update(parts["$inc"])
+        updates.append(UpdateOne({"_id": order_id, "status": "drawing"}, update))
+    result = await db.gifts.bulk_write(updates, ordered=False)
     if result.modified_count == len(summaries):
         return list(summaries)
     found = await get_many(db, list(summaries), {"finish_token": 1})
     return [doc["_id"] for doc in found if doc.get("finish_token") == token]
+
+
+def refund_items(prices: dict[int, int], cause: str, now: datetime) -> dict:
+    """The update parts that register these items (index -> price) of a bought gift for refund,
+    for an update that happens once. (The refunds' own queries are in storage/orders.py.)"""
+    return {"$set": {f"order.refund_items.{i}": {"price": price, "cause": cause, "at": now}
+                     for i, price in prices.items()},
+            "$inc": {"order.refund_unbatched": len(prices)}}
 
 
 async def drawn_winners(db: AsyncDatabase, order_ids: list[str]) -> dict[str, list[str]]:

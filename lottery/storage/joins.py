@@ -22,8 +22,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     # The pages' lists (newest joins, a direct gift's recipients). No index on `outcome`: a
     # draw writes it on every join, and results are read from the gift's `draw.winners`.
     await db.joins.create_index([("order_id", ASCENDING), ("joined_at", ASCENDING)])
-    # Only direct-gift joins carry `notify`; sparse keeps the index to them.
+    # Only direct-gift joins carry `notify` and `claim`; sparse keeps the indexes to them.
     await db.joins.create_index([("notify", ASCENDING)], sparse=True)
+    await db.joins.create_index([("claim", ASCENDING)], sparse=True)
 
 
 def join_id(order_id: str, member_id: str) -> str:
@@ -132,6 +133,17 @@ async def to_notify(db: AsyncDatabase, limit: int) -> list[dict]:
     cursor = db.joins.find({"notify": "pending"},
                            {"order_id": 1, "member_id": 1, "subscribed": 1, "item_index": 1}).limit(limit)
     return await cursor.to_list()
+
+
+async def to_claim(db: AsyncDatabase, limit: int) -> list[dict]:
+    """Direct-gift joins whose item's claim is not opened yet."""
+    cursor = db.joins.find({"claim": "pending"}, {"order_id": 1, "member_id": 1, "item_index": 1, "joined_at": 1})
+    return await cursor.limit(limit).to_list()
+
+
+async def mark_claim_opened(db: AsyncDatabase, ids: list[str]) -> None:
+    for some in in_slices(ids):
+        await db.joins.update_many({"_id": {"$in": some}, "claim": "pending"}, {"$set": {"claim": "opened"}})
 
 
 async def mark_notified(db: AsyncDatabase, ids: list[str]) -> None:

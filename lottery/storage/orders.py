@@ -20,7 +20,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from lottery.storage.gifts import PUBLIC
+from lottery.storage.gifts import PUBLIC, refund_items
 
 # States of an order's gift document before the gift exists for members.
 RESERVING, UNPAID, CLOSED = "reserving", "unpaid", "closed"
@@ -29,6 +29,8 @@ RESERVING, UNPAID, CLOSED = "reserving", "unpaid", "closed"
 async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.gifts.create_index([("order.key", ASCENDING)], unique=True,
                                 partialFilterExpression={"order.key_open": True})
+    # Orders with refundable items not yet in a refund (sparse: only orders that ever had one).
+    await db.gifts.create_index([("order.refund_unbatched", ASCENDING)], sparse=True)
 
 
 async def insert(db: AsyncDatabase, gift: dict) -> dict | None:
@@ -70,11 +72,11 @@ async def remember_prepay(db: AsyncDatabase, order_id: str, prepay_id: str, now:
 
 async def paid(db: AsyncDatabase, order_id: str, transaction: dict, now: datetime) -> bool:
     """unpaid -> paid: the order is paid and the gift opens to joiners, in one update; True for
-    exactly one caller. An open-when-full gift's deadline counts from now; the gift's due time
-    (timed: open_at; full: the deadline) replaces the order's expiry and the scheduler gives it
-    its job."""
+    exactly one caller. A direct or open-when-full gift's deadline counts from now; the gift's
+    due time (timed: open_at; direct, full: the deadline) replaces the order's expiry and the
+    scheduler gives it its job."""
     hours = {"$multiply": [{"$ifNull": ["$order.deadline_hours", 24]}, 3_600_000]}
-    deadline = {"$cond": [{"$eq": ["$method", "full"]}, {"$add": [now, hours]}, None]}
+    deadline = {"$cond": [{"$in": ["$method", ["direct", "full"]]}, {"$add": [now, hours]}, None]}
     result = await db.gifts.update_one(
         {"_id": order_id, "status": UNPAID},
         [{"$set": {"status": "open", "paid": True, "order.status": "paid", "order.paid_at": now,
@@ -95,14 +97,52 @@ async def closed(db: AsyncDatabase, order_id: str, now: datetime) -> bool:
     return result.modified_count == 1
 
 
-async def paid_after_close(db: AsyncDatabase, order_id: str, transaction: dict, now: datetime) -> bool:
-    """A payment that reached an order already closed, recorded once, to be refunded."""
+async def paid_after_close(db: AsyncDatabase, order: dict, transaction: dict, now: datetime) -> bool:
+    """A payment that reached an order already closed, recorded once, with all its items to
+    refund."""
+    refund = refund_items({i: item["price"] for i, item in enumerate(order["items"])}, "paid_after_close", now)
     result = await db.gifts.update_one(
-        {"_id": order_id, "status": CLOSED, "order.paid_after_close": {"$exists": False}},
+        {"_id": order["_id"], "status": CLOSED, "order.paid_after_close": {"$exists": False}},
         {"$set": {"order.paid_after_close": {
             "transaction_id": transaction.get("transaction_id"),
-            "amount": (transaction.get("amount") or {}).get("total"), "at": now}, "updated_at": now}})
+            "amount": (transaction.get("amount") or {}).get("total"), "at": now}, "updated_at": now,
+            **refund["$set"]}, "$inc": refund["$inc"]})
     return result.modified_count == 1
+
+
+# Refunds. An order's refundable items are registered once each (`order.refund_items.<index>`:
+# price, cause), then grouped into refunds: the n-th takes every item not yet in one.
+
+async def register_refund(db: AsyncDatabase, order_id: str, index: int, price: int, cause: str, now: datetime) -> bool:
+    """Register one item for refund, once (an expired claim)."""
+    parts = refund_items({index: price}, cause, now)
+    result = await db.gifts.update_one(
+        {"_id": order_id, "order": {"$exists": True}, f"order.refund_items.{index}": {"$exists": False}}, parts)
+    return result.modified_count == 1
+
+
+async def with_refunds_to_make(db: AsyncDatabase, limit: int) -> list[dict]:
+    cursor = db.gifts.find({"order.refund_unbatched": {"$gt": 0}}, PUBLIC).limit(limit)
+    return await cursor.to_list()
+
+
+async def batched(db: AsyncDatabase, order_id: str, seq: int, items: list[int], out_refund_no: str, amount: int,
+                  now: datetime) -> bool:
+    """These items are in refund `out_refund_no`, the order's refund number seq + 1: once (the
+    filter holds the number the batcher saw)."""
+    result = await db.gifts.update_one(
+        {"_id": order_id, "order.refund_seq": seq if seq else None},
+        {"$set": {"order.refund_seq": seq + 1, "updated_at": now,
+                  **{f"order.refund_items.{i}.refund_no": out_refund_no for i in items}},
+         "$inc": {"order.refund_unbatched": -len(items), "order.amount_refunding": amount}})
+    return result.modified_count == 1
+
+
+async def refund_ended(db: AsyncDatabase, order_id: str, amount: int, refunded: bool, now: datetime) -> None:
+    """A refund of `amount` ended (once per refund: its record's transition is the gate)."""
+    await db.gifts.update_one({"_id": order_id}, {
+        "$inc": {"order.amount_refunding": -amount, "order.amount_refunded": amount if refunded else 0},
+        "$set": {"updated_at": now}})
 
 
 async def expired(db: AsyncDatabase, now: datetime, limit: int) -> list[dict]:
@@ -123,3 +163,8 @@ async def of_buyer(db: AsyncDatabase, buyer_id: str, before: datetime, limit: in
     cursor = db.gifts.find({"sender_id": buyer_id, "created_at": {"$lt": before}}, PUBLIC
                            ).sort("created_at", DESCENDING).limit(limit)
     return await cursor.to_list()
+
+
+async def refund_sent(db: AsyncDatabase, order_id: str, now: datetime) -> None:
+    """When the order's latest refund went to WeChat Pay (the next waits a minute)."""
+    await db.gifts.update_one({"_id": order_id}, {"$set": {"order.last_refund_at": now}})

@@ -14,7 +14,7 @@ from lottery.storage.ttl import ensure_ttl
 from lottery.storage.writes import insert_new
 
 # kind -> id prefix
-PREFIXES = {"gift_opened": "opened", "record_outcomes": "outcomes", "refund_due": "refund"}
+PREFIXES = {"gift_opened": "opened", "record_outcomes": "outcomes", "open_claims": "claims", "message": "message"}
 
 
 async def ensure_indexes(db: AsyncDatabase, keep: timedelta) -> None:
@@ -30,6 +30,15 @@ def record_id(kind: str, order_id: str) -> str:
 def new_record(kind: str, order_id: str, now: datetime) -> dict:
     return {"_id": record_id(kind, order_id), "kind": kind, "order_id": order_id, "status": "pending",
             "created_at": now}
+
+
+def new_message(message: str, key: str, order_id: str, member_id: str, values: dict[str, str],
+                subscribed: list[str], now: datetime) -> dict:
+    """A record of one subscribe message to send (once per `message` and `key`), expanded into a
+    notification entry where the templates are known (lottery/notifications.py)."""
+    return {"_id": f"{PREFIXES['message']}:{message}:{key}", "kind": "message", "message": message,
+            "order_id": order_id, "member_id": member_id, "values": values, "subscribed": subscribed,
+            "status": "pending", "created_at": now}
 
 
 async def add(db: AsyncDatabase, records: list[dict]) -> None:

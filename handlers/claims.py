@@ -1,0 +1,101 @@
+"""Claiming a prize (the winner), the sender's view of a gift's claims, my prizes, and the
+operator's shipping list. Addresses go only to their winner and to the operator."""
+import csv
+import io
+
+from handlers import params
+from handlers.base import ID_GROUP, BaseHandler
+from handlers.admin import AdminHandler
+from lottery.claims import clean_address
+
+CLAIM_GROUP = r"([A-Za-z0-9_-]{1,64}:[0-9]{1,4})"
+CSV_FIELDS = ("claim_id", "order_id", "item", "userName", "telNumber", "provinceName", "cityName",
+              "countyName", "detailInfo", "postalCode", "claimed_at")
+
+
+class ClaimHandler(BaseHandler):
+    loads_gift = True
+
+    async def post(self, order_id: str) -> None:
+        """The winner's address, in the fields of `wx.chooseAddress` (`userName, telNumber,
+        provinceName, cityName, countyName, detailInfo, postalCode?`), and `subscribed?` (the
+        template ids accepted for the shipping message) -> the claim, with the address. Again
+        until the item ships changes the address."""
+        member_id, gift, _ = self.my_gift()
+        body = self.json_body()
+        address = clean_address(body)
+        subscribed = params.text_list(body, "subscribed", 10, 128)
+        self.reply(await self.claims.give_address(gift, self.join, member_id, address, subscribed))
+
+
+class GiftClaimsHandler(BaseHandler):
+    loads_gift = True
+
+    async def get(self, order_id: str) -> None:
+        """The sender's view: `{claims: [...]}`, each item's winner (masked) and claim status;
+        and the order's refunds."""
+        member_id, gift, _ = self.my_gift()
+        claims = await self.claims.of_gift(gift, member_id)
+        refunds = await self.refunds.of_order(order_id) if "order" in gift else []
+        self.reply({"order_id": order_id, "claims": claims,
+                    "refunds": [{k: r[k] for k in ("refund_no", "amount", "items", "status", "reason")} for r in refunds]})
+
+
+class MyPrizesHandler(BaseHandler):
+    async def get(self) -> None:
+        """`{prizes: [...]}`: what I won and where each stands (with my own addresses)."""
+        self.reply({"prizes": await self.claims.of_winner(self.member_id())})
+
+
+class AdminClaimsHandler(AdminHandler):
+    async def get(self) -> None:
+        """`?status=claimed&cursor=&format=json|csv`: the shipping list (addresses in full)."""
+        status = params.text({"status": self.get_query_argument("status", "claimed")}, "status", 16)
+        cursor = params.text({"cursor": self.get_query_argument("cursor", "")}, "cursor", 80, required=False)
+        found = await self.claims.page(status, cursor)
+        if self.get_query_argument("format", "json") != "csv":
+            self.reply(found)
+            return
+        out = io.StringIO()
+        writer = csv.DictWriter(out, CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for claim in found["claims"]:
+            writer.writerow({**claim, **(claim.get("address") or {}), "item": claim["item"]["name"]})
+        self.set_header("Content-Type", "text/csv; charset=UTF-8")
+        self.set_header("Content-Disposition", f'attachment; filename="claims-{status}.csv"')
+        if found["next_cursor"]:
+            self.set_header("X-Next-Cursor", found["next_cursor"])
+        self.finish(out.getvalue())
+
+
+class AdminShipHandler(AdminHandler):
+    async def post(self, claim_id: str) -> None:
+        """`{carrier, tracking_no}`: claimed -> shipped; the winner is told."""
+        body = self.json_body()
+        self.reply(await self.claims.ship(claim_id, params.text(body, "carrier", 32),
+                                          params.text(body, "tracking_no", 64)))
+
+
+class AdminDeliveredHandler(AdminHandler):
+    async def post(self, claim_id: str) -> None:
+        """shipped -> delivered."""
+        self.reply(await self.claims.delivered(claim_id))
+
+
+class AdminRefundsHandler(AdminHandler):
+    async def get(self) -> None:
+        """`?status=failed&cursor=`: refunds in a state (failed and abnormal ones need the operator)."""
+        status = params.text({"status": self.get_query_argument("status", "failed")}, "status", 16)
+        cursor = params.text({"cursor": self.get_query_argument("cursor", "")}, "cursor", 80, required=False)
+        self.reply(await self.refunds.page(status, cursor))
+
+
+default_handlers = [
+    (rf"/api/v1/gifts/{ID_GROUP}/claim", ClaimHandler),
+    (rf"/api/v1/gifts/{ID_GROUP}/claims", GiftClaimsHandler),
+    (r"/api/v1/me/prizes", MyPrizesHandler),
+    (r"/api/admin/claims", AdminClaimsHandler),
+    (rf"/api/admin/claims/{CLAIM_GROUP}/ship", AdminShipHandler),
+    (rf"/api/admin/claims/{CLAIM_GROUP}/delivered", AdminDeliveredHandler),
+    (r"/api/admin/refunds", AdminRefundsHandler),
+]

@@ -1,0 +1,35 @@
+"""The refund worker: runs lottery/refunds.py's rounds (plan, send with leases, settle by query)
+in the background of every scheduler-role process; the leases make any number safe."""
+import asyncio
+import logging
+
+from lottery.refunds import Refunds
+
+log = logging.getLogger(__name__)
+
+
+class RefundWorker:
+    def __init__(self, refunds: Refunds, interval: float = 1.0) -> None:
+        self.refunds = refunds
+        self.interval = interval
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                busy = await self.refunds.run_once()
+            except Exception:
+                # The database or WeChat Pay is away: records keep their state; the next round retries.
+                log.exception("refund round failed; retrying")
+                busy = 0
+            if not busy:
+                await asyncio.sleep(self.interval)
