@@ -100,6 +100,8 @@ option("notify_backoff_seconds", default=2.0,
 option("order_expire_minutes", default=15.0, help="how long an unpaid order holds its stock before it is closed")
 option("claim_days", default=7.0, help="how long a winner has to give an address before the item is refunded")
 option("claim_reminder_hours", default=24.0, help="how long before a claim's deadline its winner is reminded")
+option("refund_lease_seconds", default=60.0,
+       help="how long a refund stays taken by a process that stopped answering before another sends it")
 # WeChat Pay (API v3); unset WECHATPAY_MCHID: orders answer "payments are not configured", except
 # with --dev/--demo, which run against the local fake.
 option("wechatpay_mchid", default="", help="WeChat Pay merchant number")
@@ -303,7 +305,8 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
         scheduler = Scheduler(db, draw_service, uri, sweep_interval=options.sweep_seconds,
                               lease_seconds=options.leader_lease_seconds,
                               sweeps=[order_service.sweep, claim_service.sweep])
-        refunder = RefundWorker(Refunds(db, payments)) if payments is not None else None
+        refunder = RefundWorker(Refunds(db, payments, lease=timedelta(seconds=options.refund_lease_seconds))) \
+            if payments is not None else None
         # Its own HTTP client, sized to its concurrency (the shared one allows 10 requests).
         sender = WeChatClient(options.wechat_appid, options.wechat_secret, options.wechat_api_base,
                               http=AsyncHTTPClient(force_instance=True, max_clients=options.notify_concurrency + 2))

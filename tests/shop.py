@@ -64,3 +64,17 @@ async def check_money(db) -> None:
         for index in registered:
             claim = claims.get(int(index))
             assert claim is None or claim["status"] == "expired", (gift["_id"], index, claim)
+
+
+def wechatpay_env(fake, port: int, folder) -> dict[str, str]:
+    """The environment that points a server process at the WeChat Pay fake (keys in `folder`),
+    its notifies to port `port`."""
+    key, public = folder / "apiclient_key.pem", folder / "pub_key.pem"
+    key.write_bytes(fake.merchant.private_pem)
+    public.write_bytes(fake.public_key_pem)
+    base = f"http://127.0.0.1:{port}/api/payment/wechat"
+    return {"WECHATPAY_MCHID": fake.mchid, "WECHATPAY_APIV3_KEY": fake.apiv3_key,
+            "WECHATPAY_PRIVATE_KEY_FILE": str(key), "WECHATPAY_CERT_SERIAL": fake.merchant.serial,
+            "WECHATPAY_PUBLIC_KEY_FILE": str(public), "WECHATPAY_PUBLIC_KEY_ID": fake.public_key_id,
+            "WECHATPAY_API_BASE": fake.url, "WECHATPAY_NOTIFY_URL": f"{base}/notify",
+            "WECHATPAY_REFUND_NOTIFY_URL": f"{base}/refund-notify"}
