@@ -1,5 +1,6 @@
-"""The web pages (static/) and the small API only they need: site info, the development
-sign-in, the winners list and the sender's participant list."""
+"""The web pages (static/): the gift pages (gift.html), the shop and its orders (shop.html),
+and the small API only they need: site info, the development sign-in and pay button, the
+winners list and the sender's participant list."""
 import os
 from typing import Awaitable
 
@@ -89,6 +90,8 @@ class ParticipantsHandler(BaseHandler):
 default_handlers = [
     (r"/", PageHandler, {"page": "index.html"}),
     (rf"/gift/{ID_GROUP}(?:/(wait|result|proof|mine))?/?", PageHandler, {"page": "gift.html"}),
+    (rf"/shop(?:/new|/product/{ID_GROUP})?/?", PageHandler, {"page": "shop.html"}),
+    (rf"/orders/{ID_GROUP}(?:/(pay))?/?", PageHandler, {"page": "shop.html"}),
     (r"/static/(.*)", StaticHandler, {"path": STATIC_DIR}),
     (r"/api/site", SiteHandler),
     (r"/api/dev/login", DevLoginHandler),

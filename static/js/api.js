@@ -36,9 +36,10 @@ function learnClock(response) {
 }
 
 // `api('GET', '/api/v1/gifts/x')` -> the parsed answer, or throws ApiError (the server's
-// Chinese message; status 0 when the network failed).
-export async function api(method, path, body) {
-  const headers = {};
+// Chinese message; status 0 when the network failed). `headers`: extra request headers
+// (an Idempotency-Key).
+export async function api(method, path, body, { headers: extra = {} } = {}) {
+  const headers = { ...extra };
   const key = auth.key();
   if (key) headers.Authorization = `Bearer ${key}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';

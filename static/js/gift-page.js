@@ -2,14 +2,14 @@
 // /proof. One document serves them all, so the waiting page turns into the result without
 // a reload: the view follows the member's state (`me.state`), from the API at load and
 // from the realtime channel (static/js/gift-socket.js) afterwards.
-import { api, ApiError, auth, devSignIn, serverNow, site } from './api.js';
+import { api, ApiError, auth, serverNow } from './api.js';
 import { verify } from './fairness.js';
-import { avatar, formatCountdown, formatTime, h, openInfo, toast } from './ui.js';
+import { showSignIn, showWho } from './signin.js';
+import { avatar, formatCountdown, formatTime, h, openInfo, showView, toast } from './ui.js';
 
 // The server serves this page only at /gift/{order_id}[/{view}], so the path is well formed.
 const [, , orderId, pathView] = location.pathname.split('/');
 const requestedView = pathView || 'join';
-const app = document.getElementById('app');
 const connection = document.getElementById('conn');
 
 const page = {
@@ -35,9 +35,7 @@ function show(view, ...content) {
     if (location.pathname !== path) history.replaceState(null, '', path);
   }
   page.view = view;
-  document.body.dataset.view = view;
-  document.title = `${TITLES[view] || '礼物抽奖'} · 礼物抽奖`;
-  app.replaceChildren(...content.filter(Boolean));
+  showView(view, TITLES[view], ...content);
 }
 
 // The seed's three-way check: not joined -> join; opened -> result; joined -> waiting.
@@ -436,48 +434,19 @@ async function showProof() {
 
 // ---- sign-in and start -----------------------------------------------------------------------
 
-function showWho() {
-  const who = document.getElementById('who');
-  const name = auth.name();
-  who.replaceChildren(...(name ? [h('span', {}, name), h('button.bar__switch', {
-    type: 'button',
-    onclick: () => { auth.clear(); location.reload(); },
-  }, '切换')] : []));
-}
-
-async function showSignIn() {
-  const info = await site().catch(() => ({ dev: false }));
-  if (!info.dev) {
-    show('signin', h('section.card.card--result', {},
-      h('div.result__title', {}, '请在微信中打开'),
-      h('p.result__text', {}, '网页版登录即将上线。现在请在微信小程序中打开这个礼物链接。')));
-    return;
-  }
-  const input = h('input.signin__input', { id: 'name', name: 'name', maxlength: 20, placeholder: '你的昵称', autocomplete: 'nickname', required: true });
-  const form = h('form.signin', {
-    onsubmit: async (event) => {
-      event.preventDefault();
-      try {
-        await devSignIn(input.value);
-        showWho();
-        await load();
-      } catch (err) {
-        toast(err.message);
-      }
-    },
-  }, input, h('button.btn', { type: 'submit' }, '进入'));
-  show('signin', h('section.card.card--result', {},
-    h('div.card__arc'),
-    h('div.signin__title', {}, '选择一个昵称参与抽奖'),
-    h('p.signin__note', {}, '开发模式：输入任意昵称即可登录，无需微信授权。'),
-    form));
-  input.focus();
+function showSignInCard() {
+  return showSignIn({
+    show: (card) => show('signin', card),
+    prompt: '选择一个昵称参与抽奖',
+    inWeChat: '网页版登录即将上线。现在请在微信小程序中打开这个礼物链接。',
+    onSignedIn: load,
+  });
 }
 
 // Ask the gift state, then show the page it calls for.
 async function load() {
   if (!auth.key()) {
-    await showSignIn();
+    await showSignInCard();
     return;
   }
   try {
@@ -487,7 +456,7 @@ async function load() {
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
       showWho();
-      await showSignIn();
+      await showSignInCard();
     } else if (err instanceof ApiError && err.status === 404) {
       show('missing', h('section.card.card--result', {}, h('div.result__title', {}, '礼物不存在'),
         h('p.result__text', {}, '请检查链接是否完整')));

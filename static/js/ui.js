@@ -59,6 +59,21 @@ export function openInfo(gift) {
   return `${formatTime(gift.open_at)}开奖`;
 }
 
+// "¥328.00" for an amount in fen (integers only: no floating-point rounding).
+export function formatPrice(fen) {
+  const sign = fen < 0 ? '-' : '';
+  const abs = Math.abs(fen);
+  return `${sign}¥${Math.floor(abs / 100)}.${String(abs % 100).padStart(2, '0')}`;
+}
+
+// Show a view in the page's <main id="app">: its content, the document's title, and
+// `body[data-view]` (which the styles and tests read).
+export function showView(view, title, ...content) {
+  document.body.dataset.view = view;
+  document.title = title ? `${title} · 礼物抽奖` : '礼物抽奖';
+  document.getElementById('app').replaceChildren(...content.flat().filter(Boolean));
+}
+
 let toastTimer = null;
 export function toast(message) {
   let node = document.getElementById('toast');
