@@ -16,42 +16,11 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-
-FAKE = """
-import asyncio, json, sys, time
-sys.path.insert(0, {root!r})
-from notify import wechatpay_crypto as crypto
-from notify.wechatpay_fake import APPID, FakeWeChatPay, MerchantKeys
-merchant = MerchantKeys(crypto.load_private_key(open({key_file!r}, "rb").read()), {serial!r})
-fake = FakeWeChatPay(appid=APPID, merchant=merchant).start()
-print(json.dumps({{"port": fake.port, "public_key_pem": fake.public_key_pem.decode(),
-                   "public_key_id": fake.public_key_id}}), flush=True)
-
-async def pay_all(order_ids, concurrency):
-    gate = asyncio.Semaphore(concurrency)
-    async def one(order_id):
-        async with gate:
-            started = time.perf_counter()
-            [delivery] = await fake.pay(order_id)
-            return time.perf_counter() - started, delivery.status
-    started = time.perf_counter()
-    done = await asyncio.gather(*(one(o) for o in order_ids))
-    return time.perf_counter() - started, done
-
-for line in sys.stdin:
-    path, concurrency = line.split()
-    seconds, done = asyncio.run(pay_all(json.load(open(path)), int(concurrency)))
-    print(json.dumps({{"seconds": seconds, "latencies": [d[0] for d in done],
-                       "statuses": [d[1] for d in done]}}), flush=True)
-"""
-
 
 def percentiles(values: list[float]) -> tuple[float, float]:
     ordered = sorted(values)
@@ -59,12 +28,12 @@ def percentiles(values: list[float]) -> tuple[float, float]:
 
 
 async def run(args: argparse.Namespace) -> dict:
+    from bench.payfake import PayFakeProcess
     from lottery.storage.connection import client_for, ensure_indexes
     from lottery.storage.engine import EmbeddedEngine, free_port
-    from notify import wechatpay_crypto as crypto
     from notify.wechat import WeChatClient
-    from notify.wechatpay import WeChatPayClient, WeChatPayConfig
-    from notify.wechatpay_fake import APIV3_KEY, APPID, MCHID, generate_merchant_keys
+    from notify.wechatpay import WeChatPayClient
+    from notify.wechatpay_fake import APPID
     from server import http_server, make_app
     from tests.api import Api
     from tests.fakes.wechat import SECRET, FakeWeChat
@@ -73,22 +42,12 @@ async def run(args: argparse.Namespace) -> dict:
     engine = EmbeddedEngine(":memory:")
     uri = engine.start()
     wechat = FakeWeChat().start()
-    merchant = generate_merchant_keys()
-    key_file = tempfile.NamedTemporaryFile(suffix=".pem", delete=False)
-    key_file.write(merchant.private_pem)
-    key_file.close()
-    fake = subprocess.Popen([sys.executable, "-c", FAKE.format(root=ROOT, key_file=key_file.name, serial=merchant.serial)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    fake = PayFakeProcess()
     client = client_for(uri)
     try:
-        trusted = json.loads(fake.stdout.readline())
         port = free_port()
-        config = WeChatPayConfig(
-            mchid=MCHID, appid=APPID, apiv3_key=APIV3_KEY, private_key=merchant.private_key, cert_serial=merchant.serial,
-            verifier_keys={trusted["public_key_id"]: crypto.load_public_key(trusted["public_key_pem"].encode())},
-            notify_url=f"http://127.0.0.1:{port}/api/payment/wechat/notify", public_key_id=trusted["public_key_id"],
-            api_base=f"http://127.0.0.1:{trusted['port']}")
-        payments = WeChatPayClient(config, http=AsyncHTTPClient(force_instance=True, max_clients=args.concurrency + 4))
+        payments = WeChatPayClient(fake.config(port),
+                                   http=AsyncHTTPClient(force_instance=True, max_clients=args.concurrency + 4))
         db = client["bench_orders"]
         await ensure_indexes(db)
         app = make_app(db, WeChatClient(APPID, SECRET, wechat.url), admin_token="bench", payments=payments)
@@ -118,13 +77,7 @@ async def run(args: argparse.Namespace) -> dict:
         started = time.perf_counter()
         bought = await asyncio.gather(*(buy(k) for k in keys))
         create_seconds = time.perf_counter() - started
-        order_ids = [order_id for _, order_id in bought]
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as ids:
-            json.dump(order_ids, ids)
-        fake.stdin.write(f"{ids.name} {args.concurrency}\n")
-        fake.stdin.flush()
-        paid = json.loads(await asyncio.get_running_loop().run_in_executor(None, fake.stdout.readline))
-        os.unlink(ids.name)
+        paid = await fake.pay([order_id for _, order_id in bought], args.concurrency)
         paid_orders = await db.gifts.count_documents({"order.status": "paid"})
         versions = {doc["version"] async for doc in db.gifts.find({"order.status": "paid"}, {"version": 1})}
         server.stop()
@@ -132,8 +85,7 @@ async def run(args: argparse.Namespace) -> dict:
         await app.settings["draws"].idle()
         await app.settings["hub"].stop()
     finally:
-        fake.kill()
-        os.unlink(key_file.name)
+        fake.stop()
         await client.close()
         wechat.stop()
         engine.stop()
