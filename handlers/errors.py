@@ -1,7 +1,7 @@
 """Which HTTP status each domain error means (the domain knows nothing of HTTP)."""
 from lottery.errors import (AlreadyJoined, CategoryNotFound, Forbidden, GiftClosed, GiftFull, GiftNotFound,
                             InvalidInput, LoginExpired, LotteryError, NotOpenable, NotOpenedYet, OrderClosed,
-                            OrderNotFound, OutOfStock, OwnGift, PaymentsNotConfigured, ProductNotFound,
+                            OrderInProgress, OrderNotFound, OutOfStock, OwnGift, PaymentsNotConfigured, ProductNotFound,
                             UpstreamError)
 from lottery.claims import ClaimExpired, ClaimLocked, ClaimNotFound, NotWinner, WrongClaimState
 from lottery.orders import PaymentMismatch
@@ -34,6 +34,7 @@ STATUS: dict[type[LotteryError], int] = {
     OrderNotFound: 404,
     OutOfStock: 409,
     OrderClosed: 409,
+    OrderInProgress: 409,
     PaymentsNotConfigured: 503,
     PaymentMismatch: 400,
     NotWinner: 403,

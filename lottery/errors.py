@@ -110,6 +110,13 @@ class OrderClosed(LotteryError):
     message = "订单已关闭，请重新下单"
 
 
+class OrderInProgress(LotteryError):
+    """The same order request is still being made by another request (it holds the stock)."""
+
+    code = "order_in_progress"
+    message = "订单正在处理中，请稍后再试"
+
+
 class PaymentsNotConfigured(LotteryError):
     code = "payments_not_configured"
     message = "支付暂未开通"

@@ -16,7 +16,7 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock
-from lottery.errors import (InvalidInput, LoginExpired, LotteryError, OrderNotFound, OutOfStock,
+from lottery.errors import (InvalidInput, LoginExpired, LotteryError, OrderInProgress, OrderNotFound, OutOfStock,
                             PaymentsNotConfigured, ProductNotFound, UpstreamError)
 from lottery.gifts import (DEFAULT_WISH, MAX_ITEMS, GiftSpec, Item, check_gift, new_gift)
 from lottery.storage import members, products
@@ -97,6 +97,8 @@ def order_view(gift: dict) -> dict:
     order = gift["order"]
     view = {
         "order_id": gift["_id"], "status": order_status(order), "method": gift["method"],
+        "open_number": gift.get("open_number"), "open_at": clock.iso(gift.get("open_at")),
+        "deadline_at": clock.iso(gift.get("deadline_at")),
         "lines": [{k: line[k] for k in ("product_id", "name", "price", "quantity", "image")} for line in order["lines"]],
         "amount_total": order["amount_total"], "amount_refunded": order.get("amount_refunded", 0),
         "amount_refunding": order.get("amount_refunding", 0), "wish": gift["wish"],
@@ -186,8 +188,8 @@ class Orders:
     async def _existing(self, key: str) -> dict:
         order = await store.by_key(self.db, key)
         if order is None or order["status"] != store.UNPAID:
-            # It was closed meanwhile, or is still holding stock in another request.
-            raise LotteryError("订单正在处理中，请稍后再试")
+            # Still holding stock in another request (or it ended meanwhile): try again shortly.
+            raise OrderInProgress()
         return order
 
     async def pay_params(self, order: dict) -> dict:

@@ -46,6 +46,7 @@ async def test_an_order_is_priced_by_the_server_and_paid_through_a_signed_notify
     assert pay_fake.deliveries[-1].status == 204
     status, seen = await api.request("GET", f"/api/v1/orders/{order_id}", token=key)
     assert status == 200 and seen["status"] == "paid" and seen["gift"]["url"] == f"/gift/{order_id}"
+    assert (seen["method"], seen["open_number"], seen["open_at"]) == ("full", 3, None) and seen["deadline_at"]
     assert [(line["name"], line["price"], line["quantity"]) for line in seen["lines"]] == [("咖啡券", 2800, 2), ("奶茶券", 1800, 1)]
     assert await stock_of(db, coffee) == (8, {})  # the hold became a sale
     status, joined = await api.join(await api.login("friend"), order_id)
@@ -70,6 +71,21 @@ async def test_the_same_tap_twice_is_one_order_and_asking_again_gives_pay_parame
     assert [s for s, _ in keyed] == [201, 200, 200] and len({a["order_id"] for _, a in keyed}) == 1
     assert await db.gifts.count_documents({"order.buyer_id": {"$exists": True}}) == 2
     assert await stock_of(db, cup) == (2, {first[1]["order_id"]: 1, keyed[0][1]["order_id"]: 2})
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_ten_identical_taps_at_once_make_one_order_and_the_rest_get_it_or_a_409(api, db, pay_fake):
+    cup = await product(api, "保温杯", 12900, 50)
+    key = await buyer(api)
+    answers = await api.burst("/api/v1/orders", order_body((cup, 1)), 10,
+                              headers={"Idempotency-Key": "tap-7", "Authorization": f"Bearer {key}"})
+    made = [a for s, a in answers if s == 201]
+    assert len(made) == 1
+    for status, answer in answers:
+        assert (status == 200 and answer["order_id"] == made[0]["order_id"]) or \
+            (status == 201) or (status == 409 and answer["error"]["code"] == "order_in_progress"), (status, answer)
+    assert await db.gifts.count_documents({"order.buyer_id": {"$exists": True}}) == 1
+    assert await stock_of(db, cup) == (49, {made[0]["order_id"]: 1})
 
 
 @pytest.mark.gen_test(timeout=120)
