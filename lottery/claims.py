@@ -193,12 +193,14 @@ class Claims:
         return claim_view(await store.get(self.db, claim_id), address="full")
 
     async def page(self, status: str, cursor: str = "") -> dict:
-        """The operator's list of claims in a state (addresses in full: it is the shipping list)."""
+        """The operator's list of claims in a state: the shipping list (claimed) has addresses in
+        full; the lists of what was shipped or ended need them no more, and mask them."""
         if status not in STATUSES:
             raise InvalidInput(f"status 必须是 {'、'.join(STATUSES)} 之一")
         after = check_claim_id(cursor) if cursor else ""
         found = await store.page(self.db, status, after, PAGE_SIZE + 1)
-        return {"claims": [claim_view(c, address="full") for c in found[:PAGE_SIZE]],
+        address = "full" if status == "claimed" else "masked"
+        return {"claims": [claim_view(c, address=address) for c in found[:PAGE_SIZE]],
                 "next_cursor": found[PAGE_SIZE - 1]["_id"] if len(found) > PAGE_SIZE else None}
 
     async def _get(self, claim_id: str) -> dict:

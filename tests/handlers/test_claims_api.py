@@ -242,6 +242,11 @@ async def test_the_winner_claims_with_an_address_only_they_and_the_operator_see(
     assert [(p["status"], p["tracking_no"]) for p in prizes["prizes"]] == [("shipped", "SF123")]
     status, done = await api.request("POST", f"/api/admin/claims/{claim_id}/delivered", {}, token=api.admin_token)
     assert status == 200 and done["status"] == "delivered"
+    # Lists past shipping need no address in full.
+    status, delivered = await api.request("GET", "/api/admin/claims?status=delivered", token=api.admin_token)
+    [listed] = delivered["claims"]
+    assert listed["address"]["telNumber"] == "*******8000" and listed["address"]["userName"] == "张*"
+    assert ADDRESS["detailInfo"] not in str(delivered) and ADDRESS["telNumber"] not in str(delivered)
     await check_money(db)
 
 
