@@ -26,6 +26,7 @@ from lottery.orders import Orders
 from lottery.refunds import Refunds
 from lottery.profiles import Profiles
 from lottery.roster import Roster
+from lottery.storage.backup import Backups
 from lottery.validate import ID, ID_PATTERN
 
 log = logging.getLogger("gift_lottery.http")
@@ -72,6 +73,10 @@ class Services:
     @property
     def health(self) -> Health:
         return self.settings["health"]
+
+    @property
+    def backups(self) -> Backups:
+        return self.settings["backups"]
 
     @property
     def catalogue(self) -> Catalogue:
