@@ -22,8 +22,10 @@ from tornado.options import Error as OptionError, define, options
 
 from handlers import admin, claims, draws, gifts, health, legacy, orders, pages, payment, profile, realtime, shop
 from handlers.base import NotFoundHandler, log_request
+from handlers.metrics import metrics_app
 from lottery import devmode
 from lottery.accounts import Accounts
+from lottery.backlogs import Backlogs
 from lottery.catalogue import Catalogue
 from lottery.claims import Claims
 from lottery.draw import Draws
@@ -64,6 +66,8 @@ def option(name: str, default: object, help: str) -> None:
 option("port", default=8888, help="HTTP port")
 option("mongodb_uri", default="", help="MongoDB URI; unset: start the embedded engine")
 option("data_dir", default="./data", help="embedded engine data folder, kept across restarts")
+option("metrics_port", default=0, help="serve Prometheus /metrics on this port (0: off); never the public port")
+option("metrics_address", default="127.0.0.1", help="where /metrics listens (0.0.0.0 for a scraper on another host)")
 option("backup_dir", default="./backups", help="where POST /api/admin/backup writes the embedded engine's archives")
 option("wechat_appid", default="", help="mini-program appid")
 option("wechat_secret", default="", help="mini-program app secret (never printed or logged)")
@@ -302,8 +306,9 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
     else:
         app = make_health_app(db)
 
-    scheduler = notifier = refunder = None
+    scheduler = notifier = refunder = backlogs = None
     if scheduler_role:
+        backlogs = Backlogs(db)
         scheduler = Scheduler(db, draw_service, uri, sweep_interval=options.sweep_seconds,
                               lease_seconds=options.leader_lease_seconds,
                               sweeps=[order_service.sweep, claim_service.sweep])
@@ -321,7 +326,10 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
     server = http_server(app)
     server.listen(options.port)
     log.info("%s role listening on http://127.0.0.1:%d", options.role, options.port)
-    for part in (hub, scheduler, notifier, refunder):
+    if options.metrics_port:
+        metrics_app().listen(options.metrics_port, address=options.metrics_address)
+        log.info("metrics on http://%s:%d/metrics", options.metrics_address, options.metrics_port)
+    for part in (hub, scheduler, notifier, refunder, backlogs):
         if part is not None:
             part.start()
 
@@ -343,6 +351,8 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
         await notifier.stop()
     if refunder is not None:
         await refunder.stop()
+    if backlogs is not None:
+        await backlogs.stop()
     if wechatpay_fake is not None:
         wechatpay_fake.stop()
     await client.close()

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock
+from lottery import clock, metrics
 from lottery.errors import Forbidden, InvalidInput, LotteryError, MissingParams
 from lottery.gifts import drawn_winners, live
 from lottery.roster import mask_name
@@ -153,6 +153,7 @@ class Claims:
                 raise ClaimLocked()
             raise ClaimExpired()
         log.info("claim %s: address given", claim_id)
+        metrics.CLAIMS.labels("address_given").inc()
         return claim_view(await store.get(self.db, claim_id), address="full")
 
     async def of_winner(self, member_id: str) -> list[dict]:
@@ -184,12 +185,14 @@ class Claims:
             {"item": claim["item"]["name"], "carrier": carrier, "tracking_no": tracking_no,
              "order_id": claim["order_id"]}, claim.get("subscribed", []), now)])
         log.info("claim %s shipped", claim_id)
+        metrics.CLAIMS.labels("shipped").inc()
         return claim_view(await store.get(self.db, claim_id), address="full")
 
     async def delivered(self, claim_id: str) -> dict:
         await self._get(claim_id)
         if not await store.delivered(self.db, claim_id, clock.utcnow()):
             raise WrongClaimState("只有已发货的礼物可以确认送达")
+        metrics.CLAIMS.labels("delivered").inc()
         return claim_view(await store.get(self.db, claim_id), address="full")
 
     async def page(self, status: str, cursor: str = "") -> dict:
@@ -225,6 +228,7 @@ class Claims:
         for claim in await store.past_deadline(self.db, now, limit):
             if await store.expire(self.db, claim["_id"], now):
                 log.info("claim %s expired unclaimed", claim["_id"])
+                metrics.CLAIMS.labels("expired").inc()
         for claim in await store.refunds_to_register(self.db, limit):
             price = claim["item"].get("price")
             if price:

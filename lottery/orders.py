@@ -15,7 +15,7 @@ from typing import Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock
+from lottery import clock, metrics
 from lottery.errors import (InvalidInput, LoginExpired, LotteryError, OrderInProgress, OrderNotFound, OutOfStock,
                             PaymentsNotConfigured, ProductNotFound, UpstreamError)
 from lottery.gifts import (DEFAULT_WISH, MAX_ITEMS, GiftSpec, Item, check_gift, new_gift)
@@ -130,6 +130,15 @@ class Orders:
     async def create(self, buyer_id: str, spec: OrderSpec) -> tuple[dict, dict, bool]:
         """A new unpaid order (or the open one this same request made before: False), and the
         parameters of `wx.requestPayment` for it."""
+        try:
+            order, pay, new = await self._create(buyer_id, spec)
+        except LotteryError as exc:
+            metrics.ORDERS.labels(exc.code).inc()
+            raise
+        metrics.ORDERS.labels("created" if new else "repeated").inc()
+        return order, pay, new
+
+    async def _create(self, buyer_id: str, spec: OrderSpec) -> tuple[dict, dict, bool]:
         if self.gateway is None:
             raise PaymentsNotConfigured()
         now = clock.utcnow()
@@ -242,6 +251,15 @@ class Orders:
         """Apply a verified WeChat Pay transaction (from a notify or a query): "paid" (this call
         paid the order), "already_paid", "paid_after_close" (recorded for refund) or "ignored"
         (not a success). PaymentMismatch if it does not match its order."""
+        try:
+            outcome = await self._settle(transaction)
+        except PaymentMismatch:
+            metrics.PAYMENTS.labels("mismatch").inc()
+            raise
+        metrics.PAYMENTS.labels(outcome).inc()
+        return outcome
+
+    async def _settle(self, transaction: dict) -> str:
         if transaction.get("trade_state") != "SUCCESS":
             return "ignored"
         order_id = transaction.get("out_trade_no")
