@@ -8,7 +8,7 @@ from typing import Callable, NamedTuple
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock, fairness, metrics
+from lottery import clock, fairness, logs, metrics
 from lottery.accounts import Accounts, key_digest
 from lottery.errors import (AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
                             InvalidInput, LotteryError, MissingParams, NoItemsLeft, OwnGift)
@@ -230,7 +230,8 @@ class Gifts:
             index = gift["items_total"] - gift["items_left"]
             # The join itself is the durable record the notification worker delivers from.
             # It is also what the item's claim is opened from (lottery/claims.py).
-            join.update(outcome="won", item_index=index, notify="pending", claim="pending")
+            join.update(outcome="won", item_index=index, notify="pending", claim="pending",
+                        request_id=logs.REQUEST_ID.get())  # its notification logs as this request
             item = gift["items"][index]
         try:
             await joins.insert(self.db, join)

@@ -28,7 +28,7 @@ from datetime import timedelta
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from lottery import clock, metrics
+from lottery import clock, logs, metrics
 from lottery.notifications import Notifications
 from lottery.storage import leases
 from lottery.storage import notifications as store
@@ -200,6 +200,10 @@ class NotificationWorker:
                               entry["_id"])
 
     async def _attempt(self, entry: dict) -> None:
+        with logs.bound(entry.get("request_id"), entry.get("member_id")):
+            await self._attempt_bound(entry)
+
+    async def _attempt_bound(self, entry: dict) -> None:
         now = clock.utcnow()
         if not await store.claim(self.db, entry, self.owner, now, now + self.limits.lease):
             return  # another process got it first
