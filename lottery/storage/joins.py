@@ -114,7 +114,8 @@ async def direct_recipients(db: AsyncDatabase, order_id: str, limit: int) -> lis
 
 async def latest(db: AsyncDatabase, order_id: str, limit: int) -> list[dict]:
     """The most recent joins of a gift, newest first."""
-    cursor = db.joins.find({"order_id": order_id}, {"_id": 0, "member_id": 1, "joined_at": 1, "outcome": 1}
+    cursor = db.joins.find({"order_id": order_id},
+                           {"_id": 0, "member_id": 1, "joined_at": 1, "outcome": 1, "item_index": 1}
                            ).sort("joined_at", DESCENDING).limit(limit)
     return await cursor.to_list()
 

@@ -126,6 +126,16 @@ async def test_only_the_sender_sees_the_participant_list(api):
     assert all(p["outcome"] is None and p["joined_at"] for p in answer["participants"])
 
 
+@pytest.mark.gen_test
+async def test_the_sender_sees_a_direct_gifts_recipients_as_winners(api):
+    _, sender = await dev_login(api, "发起人")
+    order_id = await api.create_gift(method="direct", sender_openid="dev_发起人", items=[{"name": "A"}, {"name": "B"}])
+    _, a = await dev_login(api, "阿")
+    await api.join(a["login_key"], order_id)
+    status, answer = await api.request("GET", f"/api/v1/gifts/{order_id}/participants", token=sender["login_key"])
+    assert status == 200 and [(p["name"], p["outcome"]) for p in answer["participants"]] == [("阿", "won")]
+
+
 def run_server(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, os.path.join(ROOT, "server.py"), *args], cwd=ROOT,
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=30)
