@@ -64,7 +64,7 @@ async def test_without_dev_mode_there_is_no_dev_sign_in(api, dev_mode):
 async def test_pages_are_html_with_a_strict_content_policy(api, http_client, base_url):
     for path in ("/", "/gift/abc123", "/gift/abc123/wait", "/gift/abc123/result", "/gift/abc123/proof",
                  "/gift/abc123/mine/", "/shop", "/shop/", "/shop/product/abc123", "/shop/new",
-                 "/shop/new?product=abc123", "/orders/abc123", "/orders/abc123/pay"):
+                 "/shop/new?product=abc123", "/orders/abc123", "/orders/abc123/pay", "/me/prizes"):
         response = await http_client.fetch(base_url + path)
         assert response.code == 200, path
         assert response.headers["Content-Type"].startswith("text/html")
@@ -72,7 +72,7 @@ async def test_pages_are_html_with_a_strict_content_policy(api, http_client, bas
     response = await http_client.fetch(base_url + "/static/js/fairness.js")
     assert response.code == 200 and b"hmac-sha256-fisher-yates" in response.body
     for path in ("/gift/abc123/other", "/static/../server.py", "/gift/a%2Fb", "/shop/other", "/shop/product/",
-                 "/shop/product/a%2Fb", "/orders/abc123/other", "/orders/"):
+                 "/shop/product/a%2Fb", "/orders/abc123/other", "/orders/", "/me", "/me/other"):
         response = await http_client.fetch(base_url + path, raise_error=False)
         assert response.code in (403, 404), path
 

@@ -108,6 +108,16 @@ def test_a_winner_claims_with_an_address_and_sees_it_shipped_and_the_sender_neve
     site.admin("POST", f"/api/admin/claims/{order_id}:0/delivered", {})
     expect(winner.page.locator("#claim-status")).to_have_text("已送达", timeout=15000)
 
+    # My prizes lists it, with the way back to its gift.
+    winner.page.goto(f"{site.base_url}/")
+    winner.page.click("#prizes-link")
+    prize = winner.page.locator(f"#prizes .line[data-claim='{order_id}:0']")
+    expect(prize).to_contain_text("蓝牙耳机")
+    expect(prize.locator(".tag")).to_have_text("已送达")
+    expect(prize).to_contain_text("顺丰速运 运单号 SF1234567890")
+    screenshot(winner, "prizes")
+    prize.get_by_role("link", name="查看").click()
+    expect(winner.page).to_have_url(f"{site.base_url}/gift/{order_id}/result")
 
 
 def test_a_claim_past_its_deadline_shows_the_servers_refusal_as_it_words_it(site, people):
