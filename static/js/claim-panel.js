@@ -18,7 +18,6 @@ const FIELDS = [
   { name: 'detailInfo', label: '详细地址', max: 120, autocomplete: 'street-address', placeholder: '街道、门牌号' },
   { name: 'postalCode', label: '邮编', max: 6, autocomplete: 'postal-code', inputmode: 'numeric', placeholder: '选填', optional: true },
 ];
-const REGION = new Set(['provinceName', 'cityName', 'countyName']);
 // The server's rules (lottery/claims.py clean_address).
 const PHONE = /^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(-\d{1,6})?)$/;
 const POSTAL_CODE = /^\d{6}$/;
@@ -134,14 +133,15 @@ export class ClaimPanel {
       autocomplete: f.autocomplete, placeholder: f.placeholder, required: !f.optional, value: this.draft[f.name] || '',
       oninput: (e) => { this.draft[f.name] = e.target.value; },
     });
-    const labelled = (f) => h('label.address__field', { for: `claim-${f.name}` }, h('span', {}, f.label), input(f));
+    const field = Object.fromEntries(FIELDS.map((f) => [f.name,
+      h('label.address__field', { for: `claim-${f.name}` }, h('span', {}, f.label), input(f))]));
     const submit = h('button.btn.btn--primary', { type: 'submit', id: 'claim-submit', disabled: this.busy },
       this.busy ? '正在提交…' : '提交地址');
     return h('form.address', { id: 'claim-form', novalidate: true, onsubmit: (e) => this.submit(e) },
       h('p.panel__text', { id: 'claim-deadline' }, `请在北京时间 ${formatTime(this.claim.deadline_at)} 前填写收货地址，逾期视为放弃。`),
-      FIELDS.filter((f) => !REGION.has(f.name) && f.name !== 'detailInfo' && f.name !== 'postalCode').map(labelled),
-      h('div.address__region', {}, FIELDS.filter((f) => REGION.has(f.name)).map(labelled)),
-      FIELDS.filter((f) => f.name === 'detailInfo' || f.name === 'postalCode').map(labelled),
+      field.userName, field.telNumber,
+      h('div.address__region', {}, field.provinceName, field.cityName, field.countyName),
+      field.detailInfo, field.postalCode,
       this.error ? h('div.form-error', { id: 'claim-error', role: 'alert' }, this.error) : null,
       h('div.address__actions', {},
         this.editing ? h('button.btn', { type: 'button', onclick: () => this.cancel() }, '取消') : null,
