@@ -92,6 +92,15 @@ def order_status(order: dict) -> str:
     return order["status"]
 
 
+def refund_summary(order: dict) -> dict:
+    """Where an order's refunds stand, as its sender's view of the gift shows it:
+    `amount_to_refund` is registered for refund but not in a refund yet."""
+    registered = (order.get("refund_items") or {}).values()
+    return {"status": order_status(order), "amount_total": order["amount_total"],
+            "amount_refunded": order.get("amount_refunded", 0), "amount_refunding": order.get("amount_refunding", 0),
+            "amount_to_refund": sum(item["price"] for item in registered if not item.get("refund_no"))}
+
+
 def order_view(gift: dict) -> dict:
     """An order as its buyer sees it."""
     order = gift["order"]
