@@ -180,7 +180,9 @@ class Claims:
         found = sorted(found + await self._not_opened(gift, {c["item_index"] for c in found}),
                        key=lambda c: c["item_index"])
         people = await members.profiles(self.db, [c["winner_id"] for c in found])
-        return [{**claim_view(c), "winner": mask_name((people.get(c["winner_id"]) or {}).get("nickname") or "微信用户")}
+        # Not the tracking number: a courier's site shows it with part of the recipient's details.
+        return [{**claim_view(c), "tracking_no": None,
+                 "winner": mask_name((people.get(c["winner_id"]) or {}).get("nickname") or "微信用户")}
                 for c in found]
 
     async def _not_opened(self, gift: dict, opened: set[int]) -> list[dict]:

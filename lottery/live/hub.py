@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 FANOUT_SLICE = 500  # sends between yields to the event loop
 NONE = -1  # the version of a subscriber that has nothing yet
+LAST_JOIN_TRIES, LAST_JOIN_PAUSE = 40, 0.05  # how long a direct gift's last joiner's record is awaited
 
 # The gauges read the hubs when scraped: a count kept on the side could drift from the truth.
 _hubs: "weakref.WeakSet[LiveHub]" = weakref.WeakSet()
@@ -278,7 +279,23 @@ class LiveHub:
                    and not (trust_cache and c.member_id in watched.joins)}
         if members:
             watched.joins.update(await joins.of_members(self.db, watched.order_id, members, gift["joined_count"]))
+            if gift["method"] == "direct" and gift["status"] == "finished":
+                await self._await_last_joins(watched, members - watched.joins.keys(), gift["joined_count"])
         return gift
+
+    async def _await_last_joins(self, watched: WatchedGift, missing: set[str], joined_count: int) -> None:
+        """The claim of a direct gift's last item finishes it, and the joiner's record is the
+        next write: a member who holds an item but has no record yet gets it read again
+        briefly, so their result does not say they never joined."""
+        holders = [m for m in missing if await gifts.is_claimant(self.db, watched.order_id, m)]
+        for _ in range(LAST_JOIN_TRIES):
+            if not holders:
+                return
+            await asyncio.sleep(LAST_JOIN_PAUSE)
+            found = await joins.of_members(self.db, watched.order_id, holders, joined_count)
+            watched.joins.update(found)
+            holders = [m for m in holders if m not in found]
+        log.warning("gift %s: %d item holders still without a join record", watched.order_id, len(holders))
 
     def _refuse_unknown(self, watched: WatchedGift, pending: dict[Subscriber, str]) -> None:
         text = frames.error("gift_not_found", "礼物不存在", order_id=watched.order_id)

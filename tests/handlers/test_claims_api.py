@@ -240,6 +240,10 @@ async def test_the_winner_claims_with_an_address_only_they_and_the_operator_see(
     assert await db.outbox.count_documents({"message": "prize_shipped", "member_id": winner_id}) == 1
     status, prizes = await api.request("GET", "/api/v1/me/prizes", token=winner)
     assert [(p["status"], p["tracking_no"]) for p in prizes["prizes"]] == [("shipped", "SF123")]
+    status, seen = await api.request("GET", f"/api/v1/gifts/{order_id}/claims", token=buyer)
+    [item] = seen["claims"]  # the sender sees it shipped, and by whom, but not the tracking number
+    assert (item["status"], item["carrier"], item["tracking_no"]) == ("shipped", "顺丰", None)
+    assert "SF123" not in str(seen)
     status, done = await api.request("POST", f"/api/admin/claims/{claim_id}/delivered", {}, token=api.admin_token)
     assert status == 200 and done["status"] == "delivered"
     # Lists past shipping need no address in full.
