@@ -21,7 +21,7 @@ from tornado.httpserver import HTTPServer
 from tornado.options import Error as OptionError, define, options
 
 from handlers import admin, draws, gifts, health, legacy, pages, profile, realtime
-from handlers.base import NotFoundHandler, log_request
+from handlers.base import NotFoundHandler, log_request, redact_tornado_logs
 from lottery import devmode
 from lottery.accounts import Accounts
 from lottery.draw import Draws
@@ -143,7 +143,9 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def http_server(app: web.Application) -> HTTPServer:
-    """The HTTP server as production runs it; the tests serve their apps with this too."""
+    """The HTTP server as production runs it; the tests serve their apps with this too. Tornado's
+    own log lines lose addresses and quoted input (handlers/base.py)."""
+    redact_tornado_logs()
     return HTTPServer(app, max_body_size=MAX_BODY_BYTES)
 
 

@@ -7,6 +7,7 @@ Two reply styles share it. Legacy routes (the seed's mini-program) always answer
 import hmac
 import json
 import logging
+import re
 from typing import Any
 
 from tornado import web
@@ -70,8 +71,48 @@ class Services:
         return self.settings["health"]
 
 
-class BaseHandler(Services, web.RequestHandler):
-    """Shared by every HTTP handler."""
+# Every answer's Content-Security-Policy, the pages' in particular: everything from this origin,
+# avatars from https, nothing framed, no plugins.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: https:; connect-src 'self' ws: wss:; "
+                           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def loggable_path(request: Any) -> str:
+    """The request's path for a log line: never the query string (login keys travel there on
+    some routes), at most 200 characters."""
+    path = request.path
+    return path if len(path) <= 200 else path[:200] + "..."
+
+
+class CommonHandler:
+    """What every handler shares, API, pages, static files and the websocket alike: the
+    security headers of every answer, and logging that never holds a query string, a header
+    or an address."""
+
+    settings: dict[str, Any]
+    request: Any
+
+    def set_default_headers(self) -> None:
+        self.clear_header("Server")  # no version banner
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Client mistakes: one warning line. Anything else: the traceback. Method and path
+        only (Tornado's own would add the query string, the address and the headers)."""
+        where = f"{self.request.method} {loggable_path(self.request)}"
+        if isinstance(value, LotteryError):
+            log.warning("%s -> %s", where, value.code)
+        elif isinstance(value, web.HTTPError) and value.status_code < 500:
+            log.warning("%s -> %d", where, value.status_code)
+        else:
+            log.error("uncaught exception on %s", where, exc_info=(typ, value, tb))
+
+
+class BaseHandler(CommonHandler, Services, web.RequestHandler):
+    """Shared by every HTTP handler of the API."""
 
     legacy = False  # legacy routes answer the seed's envelope
     # Routes about one gift: its document and the member's join come with the login key.
@@ -81,8 +122,9 @@ class BaseHandler(Services, web.RequestHandler):
     join: dict | None = None
 
     def set_default_headers(self) -> None:
+        super().set_default_headers()
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
+        self.set_header("Cache-Control", "no-store")  # answers may be a member's own
 
     async def prepare(self) -> None:
         """Resolve the login key, if the request carries one, to the member it belongs to; on a
@@ -165,18 +207,6 @@ class BaseHandler(Services, web.RequestHandler):
         self.set_status(status)
         self.finish(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False))
 
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        """Client mistakes: one warning line. Anything else: the traceback. Never the query
-        string (login keys travel there on some routes)."""
-        where = f"{self.request.method} {self.request.path}"
-        if isinstance(value, LotteryError):
-            log.warning("%s -> %s", where, value.code)
-        elif isinstance(value, web.HTTPError) and value.status_code < 500:
-            log.warning("%s -> %d", where, value.status_code)
-        else:
-            log.error("uncaught exception on %s", where, exc_info=(typ, value, tb))
-
-
 class LegacyHandler(BaseHandler):
     """The seed's routes: the login key travels in the JSON body."""
 
@@ -199,9 +229,40 @@ class NotFoundHandler(BaseHandler):
 
 
 def log_request(handler: web.RequestHandler) -> None:
-    """Access log without the query string: `/ws?login_key=...` must never reach a log."""
+    """Access log without the query string or the address: `/ws?login_key=...` must never
+    reach a log."""
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     logging.getLogger("tornado.access").log(
-        level, "%d %s %s %.1fms", status, handler.request.method, handler.request.path,
+        level, "%d %s %s %.1fms", status, handler.request.method, loggable_path(handler.request),
         1000.0 * handler.request.request_time())
+
+
+class TornadoLogRedaction(logging.Filter):
+    """Tornado's own connection-level lines ("Malformed HTTP message from 1.2.3.4: Invalid
+    header value 'Bearer ...'", "...: Only integer Content-Length is allowed: <what was sent>",
+    "Timeout reading body from 1.2.3.4") name the peer's address and quote what it sent (a
+    header, a query string). Rewritten without them: addresses become [peer], a query string
+    `?...`, and the message is cut at its first quote or after its second ": " (where Tornado's
+    messages put the value they quote)."""
+
+    ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b|\[?(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}\]?")
+    QUERY = re.compile(r"\?\S*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = self.QUERY.sub("?...", self.ADDRESS.sub("[peer]", record.getMessage()))
+        first = text.find(": ")
+        second = text.find(": ", first + 2) if first >= 0 else -1
+        cuts = [i for i in (text.find("'"), text.find('"'), second + 2 if second >= 0 else -1) if i >= 0]
+        if cuts:
+            text = text[:min(cuts)] + "..."
+        record.msg, record.args = text, None
+        return True
+
+
+def redact_tornado_logs() -> None:
+    """Install the redaction on Tornado's loggers (once, however often called)."""
+    for name in ("tornado.general", "tornado.application"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, TornadoLogRedaction) for f in logger.filters):
+            logger.addFilter(TornadoLogRedaction())

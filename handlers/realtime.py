@@ -17,7 +17,7 @@ from tornado import websocket
 from tornado.ioloop import IOLoop
 
 from handlers import params
-from handlers.base import Services
+from handlers.base import CommonHandler, Services
 from lottery.errors import LoginExpired, LotteryError
 from lottery.live import frames
 from lottery.validate import ID_PATTERN
@@ -50,7 +50,7 @@ class RealtimeOptions:
     allowed_origins: list[str] = field(default_factory=list)
 
 
-class RealtimeHandler(Services, websocket.WebSocketHandler):
+class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
     """One websocket connection: a member's live view of the gifts it subscribes to (the hub's
     Subscriber)."""
 
@@ -142,10 +142,6 @@ class RealtimeHandler(Services, websocket.WebSocketHandler):
             return False
         self.allowance -= 1
         return True
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        """Like Tornado's, without the URL: `/ws?login_key=...` must never reach a log."""
-        log.error("uncaught exception on %s", self.request.path, exc_info=(typ, value, tb))
 
     # Client messages
 

@@ -435,7 +435,7 @@ async def test_no_log_line_ever_holds_a_login_key(api, base_url, app, caplog, mo
         await client.closed()
         bad = await WsClient.connect(base_url, "wrong-" + key)
         await bad.closed()
-    assert any("uncaught exception on /ws" in r.getMessage() for r in caplog.records)
+    assert any("uncaught exception on GET /ws" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if key in r.getMessage() or key in str(r.exc_text or "")]
 
 
