@@ -12,6 +12,7 @@ from tornado.httpclient import HTTPClientError
 from handlers.realtime import CLOSE_AUTH_TIMEOUT, CLOSE_BACKLOG, CLOSE_BAD_KEY, CLOSE_FLOOD
 from lottery.live.hub import LiveHub
 from lottery.storage import gifts as gift_store
+from tests.rawhttp import exchange, open_connections, request_bytes, status_of, where
 from tests.servers import ServerProcess, uri_with_db
 from tests.waiting import until
 from tests.ws import WsClient
@@ -459,3 +460,14 @@ async def test_a_web_process_pushes_a_draw_made_by_a_join_in_another_process(
     finally:
         web.stop()
     assert ann not in web.log_text()  # the key came in the URL; no log line holds it
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_post_to_ws_gets_405_at_once_and_fifty_leave_no_connection_open_and_no_error(
+        http_server, base_url, caplog):
+    caplog.set_level(logging.WARNING)
+    answers = await asyncio.gather(*(exchange(base_url, request_bytes("POST", f"/ws?n={i}", body=b"{}"), timeout=10)
+                                     for i in range(50)))  # each read until the server closed it
+    assert [status_of(answer) for answer in answers] == [405] * 50
+    await until(lambda: open_connections(where(base_url)[1]) == 0)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
