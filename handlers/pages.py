@@ -34,6 +34,12 @@ class PageHandler(CommonHandler, web.StaticFileHandler):
 class StaticHandler(CommonHandler, web.StaticFileHandler):
     """static/ at /static/, revalidated on each load so a deploy shows at once."""
 
+    def parse_url_path(self, url_path: str) -> str:
+        """No file name holds a NUL byte (the file system calls would raise on it)."""
+        if "\x00" in url_path:
+            raise web.HTTPError(404)
+        return super().parse_url_path(url_path)
+
     def set_extra_headers(self, path: str) -> None:
         self.set_header("Cache-Control", "no-cache")
 

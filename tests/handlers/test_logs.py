@@ -36,6 +36,7 @@ REQUESTS = [
     ("GET", f"/gift/abc/other?{QUERY}", {}),
     ("GET", f"/static/nope.js?{QUERY}", {}),
     ("GET", f"/static/%ff?{QUERY}", {}),
+    ("GET", f"/static/js%00/x?{QUERY}", {}),
     ("POST", f"/ws?{QUERY}", {}),
     ("GET", f"/ws?{QUERY}", {}),
     ("GET", f"/ws?{QUERY}", {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",

@@ -1,4 +1,5 @@
 """The pages' own routes: the HTML pages, development sign-in, winners and participants."""
+import logging
 import os
 import subprocess
 import sys
@@ -73,6 +74,15 @@ async def test_pages_are_html_with_a_strict_content_policy(api, http_client, bas
     for path in ("/gift/abc123/other", "/static/../server.py", "/gift/a%2Fb"):
         response = await http_client.fetch(base_url + path, raise_error=False)
         assert response.code in (403, 404), path
+
+
+@pytest.mark.gen_test
+async def test_a_nul_byte_in_a_static_path_is_a_plain_404(api, http_client, base_url, caplog):
+    caplog.set_level(logging.WARNING)
+    for path in ("/static/js%00/x", "/static/%00", "/static/js/api.js%00", "/static/%00/../js/api.js"):
+        response = await http_client.fetch(base_url + path, raise_error=False)
+        assert response.code == 404, path
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 @pytest.mark.gen_test
