@@ -12,6 +12,7 @@ from typing import Any
 
 from tornado import web
 
+from handlers import params
 from handlers.errors import BodyTooLarge, status_of
 from lottery import clock
 from lottery.accounts import Accounts
@@ -167,10 +168,7 @@ class BaseHandler(CommonHandler, Services, web.RequestHandler):
             raise BodyTooLarge()
         if not self.request.body:
             return {}
-        try:
-            body = json.loads(self.request.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput("请求体不是合法的 JSON") from exc
+        body = params.json_document(self.request.body, "请求体")
         if not isinstance(body, dict):
             raise InvalidInput("请求体必须是 JSON 对象")
         return body

@@ -4,7 +4,6 @@ The handler is the websocket end of a `lottery.live.LiveHub` subscriber: it auth
 connection, turns frames into hub calls and hub messages into frames. It never waits for one
 client's write: `send` queues the frame and counts the bytes still pending, and cuts a client
 whose backlog passes the cap (it reconnects and resyncs with its version)."""
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from tornado.ioloop import IOLoop
 
 from handlers import params
 from handlers.base import CommonHandler, Services
-from lottery.errors import LoginExpired, LotteryError
+from lottery.errors import InvalidInput, LoginExpired, LotteryError
 from lottery.live import frames
 from lottery.validate import ID_PATTERN
 
@@ -115,9 +114,9 @@ class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
             self.send_error_frame("bad_message", "只接受 JSON 文本消息")
             return
         try:
-            frame = json.loads(message)
-        except ValueError:
-            self.send_error_frame("bad_message", "消息不是合法的 JSON")
+            frame = params.json_document(message, "消息")
+        except InvalidInput as exc:
+            self.send_error_frame("bad_message", exc.message)
             return
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             self.send_error_frame("bad_message", "消息必须是带 type 的 JSON 对象")

@@ -471,3 +471,19 @@ async def test_a_post_to_ws_gets_405_at_once_and_fifty_leave_no_connection_open_
     assert [status_of(answer) for answer in answers] == [405] * 50
     await until(lambda: open_connections(where(base_url)[1]) == 0)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_deeply_nested_frame_gets_an_error_frame_and_the_connection_stays(api, base_url, caplog):
+    key = await api.login("nester")
+    client = await WsClient.connect(base_url, key)
+    try:
+        for frame in ("[" * 2000 + "]" * 2000, '{"type": "ping", "x": ' + "[" * 40 + "]" * 40 + "}"):
+            client.send(frame)
+            error = await client.next("error")
+            assert error["code"] == "bad_message" and "嵌套过深" in error["message"]
+        client.send({"type": "ping"})
+        assert (await client.next("pong"))["type"] == "pong"
+    finally:
+        client.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
