@@ -21,12 +21,13 @@ from tornado.httpserver import HTTPServer
 from tornado.options import Error as OptionError, define, options
 
 from handlers import admin, draws, gifts, health, legacy, pages, profile, realtime
-from handlers.base import NotFoundHandler, log_request, redact_tornado_logs
+from handlers.base import NotFoundHandler, content_security_policy, log_request, redact_tornado_logs
 from lottery import devmode
 from lottery.accounts import Accounts
 from lottery.draw import Draws
 from lottery.gifts import Gifts
 from lottery.health import Health
+from lottery.images import WECHAT_IMAGE_HOSTS, ImageSources
 from lottery.live.hub import LiveHub
 from lottery.notifications import Notifications
 from lottery.profiles import Profiles
@@ -73,6 +74,8 @@ option("ws_origins", default="",
 option("ws_ping_interval", default=25.0, help="seconds between websocket pings")
 option("ws_ping_timeout", default=10.0, help="seconds a websocket peer has to answer a ping")
 option("ws_max_subscriptions", default=20, help="gifts one websocket connection may follow")
+option("image_hosts", default=",".join(WECHAT_IMAGE_HOSTS),
+       help="comma-separated hosts whose https images items and avatars may use (besides /static/)")
 option("realtime_polling", default=False,
        help="follow gifts by polling instead of a change stream (automatic where change streams are unavailable)")
 option("realtime_poll_seconds", default=0.5, help="poll interval of the realtime polling fallback")
@@ -151,12 +154,13 @@ def http_server(app: web.Application) -> HTTPServer:
 
 def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", login_key_days: int = 30,
              draw_service: Draws | None = None, dev: bool = False, hub: LiveHub | None = None,
-             realtime_options: realtime.RealtimeOptions | None = None) -> web.Application:
+             realtime_options: realtime.RealtimeOptions | None = None,
+             images: ImageSources = ImageSources()) -> web.Application:
     """The web application: every service built once here and reached by the handlers as
     properties (handlers/base.py). No globals, so tests build as many as they like."""
     accounts = Accounts(db, wechat.code2session, timedelta(days=login_key_days))
     draw_service = draw_service or Draws(db)
-    gift_service = Gifts(db, accounts, on_ready=draw_service.open_soon)
+    gift_service = Gifts(db, accounts, on_ready=draw_service.open_soon, images=images)
     routes = [
         *legacy.default_handlers,
         *gifts.default_handlers,
@@ -170,7 +174,8 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", log
     ]
     return web.Application(
         routes, log_function=log_request, admin_token=admin_token, dev=dev, demo_gifts=[],
-        accounts=accounts, gifts=gift_service, draws=draw_service, profiles=Profiles(db, wechat.appid),
+        content_security_policy=content_security_policy(images),
+        accounts=accounts, gifts=gift_service, draws=draw_service, profiles=Profiles(db, wechat.appid, images),
         roster=Roster(db, gift_service), notifications=Notifications(db), health=Health(db),
         hub=hub or LiveHub(db), realtime=realtime_options or realtime.RealtimeOptions())
 
@@ -197,6 +202,14 @@ def notify_config() -> NotifyConfig:
         raise SystemExit(f"notification config: {exc}") from exc
 
 
+def image_sources() -> ImageSources:
+    """The allowed image hosts from --image_hosts, or SystemExit."""
+    try:
+        return ImageSources.parse(options.image_hosts)
+    except ValueError as exc:
+        raise SystemExit(f"--image_hosts: {exc}") from exc
+
+
 # Running
 
 async def serve(uri: str, templates: NotifyConfig) -> None:
@@ -214,7 +227,7 @@ async def serve(uri: str, templates: NotifyConfig) -> None:
     if web_role:
         hub = LiveHub(db, force_polling=options.realtime_polling, poll_interval=options.realtime_poll_seconds)
         app = make_app(db, wechat, options.admin_token, options.login_key_days, draw_service, dev=options.dev,
-                       hub=hub, realtime_options=realtime.RealtimeOptions(
+                       hub=hub, images=image_sources(), realtime_options=realtime.RealtimeOptions(
                            ping_interval=options.ws_ping_interval, ping_timeout=options.ws_ping_timeout,
                            max_subscriptions=options.ws_max_subscriptions,
                            allowed_origins=[o.strip() for o in options.ws_origins.split(",") if o.strip()]))
@@ -276,6 +289,7 @@ def main() -> None:
         raise SystemExit("--role must be all, web or scheduler")
     options.dev = options.dev or options.demo
     templates = notify_config()  # a broken template configuration stops the start, not the first send
+    image_sources()  # so does a malformed image host
     if options.dev:
         if not devmode.is_local_database(options.mongodb_uri):
             raise SystemExit("--dev/--demo refused: MONGODB_URI is not a local database")

@@ -20,6 +20,7 @@ from lottery.draw import Draws
 from lottery.errors import Forbidden, InvalidInput, LoginExpired, LotteryError
 from lottery.gifts import Gifts, live, member_view
 from lottery.health import Health
+from lottery.images import ImageSources
 from lottery.live.hub import LiveHub
 from lottery.notifications import Notifications
 from lottery.profiles import Profiles
@@ -72,10 +73,12 @@ class Services:
         return self.settings["health"]
 
 
-# Every answer's Content-Security-Policy, the pages' in particular: everything from this origin,
-# avatars from https, nothing framed, no plugins.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: https:; connect-src 'self' ws: wss:; "
-                           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+def content_security_policy(images: ImageSources) -> str:
+    """Every answer's Content-Security-Policy, the pages' in particular: everything from this
+    origin, images also from the allowed image hosts, nothing framed, no plugins."""
+    image_sources = " ".join(["'self'", "data:", *(f"https://{host}" for host in images.hosts)])
+    return (f"default-src 'self'; img-src {image_sources}; connect-src 'self' ws: wss:; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def loggable_path(request: Any) -> str:
@@ -98,7 +101,8 @@ class CommonHandler:
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "no-referrer")
         self.set_header("X-Frame-Options", "DENY")
-        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("Content-Security-Policy", self.settings.get("content_security_policy")
+                        or content_security_policy(ImageSources(())))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Client mistakes: one warning line. Anything else: the traceback. Method and path

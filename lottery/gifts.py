@@ -12,6 +12,7 @@ from lottery import clock, fairness
 from lottery.accounts import Accounts, key_digest
 from lottery.errors import (AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
                             InvalidInput, LotteryError, MissingParams, NoItemsLeft, OwnGift)
+from lottery.images import ImageSources
 from lottery.storage import gifts as store
 from lottery.storage import joins, login_keys, members
 from lottery.validate import check_identifier
@@ -152,9 +153,10 @@ class Gifts:
     """Creating, reading and joining gifts."""
 
     def __init__(self, db: AsyncDatabase, accounts: Accounts,
-                 on_ready: Callable[[str], None] | None = None) -> None:
+                 on_ready: Callable[[str], None] | None = None, images: ImageSources = ImageSources()) -> None:
         self.db = db
         self.accounts = accounts
+        self.images = images  # where item images may come from
         # Called with the order id when a join takes the last seat of an open-when-full gift
         # (the draw's open_soon). Must not block: the joiner's answer does not wait for it.
         self.on_ready = on_ready
@@ -162,7 +164,7 @@ class Gifts:
     async def create(self, spec: GiftSpec) -> dict:
         """Create a paid gift; returns the stored document."""
         now = clock.utcnow()
-        check_gift(spec, now)
+        check_gift(spec, now, self.images)
         sender_id = await self.accounts.ensure_member(spec.sender_openid)
         sender = await members.get(self.db, sender_id) or {}
         gift = new_gift(spec, sender_id, sender, now)
@@ -283,7 +285,7 @@ def new_gift(spec: GiftSpec, sender_id: str, sender: dict, now: datetime) -> dic
     }
 
 
-def check_gift(spec: GiftSpec, now: datetime) -> None:
+def check_gift(spec: GiftSpec, now: datetime, images: ImageSources = ImageSources()) -> None:
     """The rules a new gift must satisfy; InvalidInput (or MissingParams) saying which it breaks."""
     if spec.method not in METHODS:
         raise InvalidInput("method 必须是 direct、full 或 timed")
@@ -292,8 +294,8 @@ def check_gift(spec: GiftSpec, now: datetime) -> None:
     if len(spec.items) > MAX_ITEMS:
         raise InvalidInput(f"items 最多 {MAX_ITEMS} 个")
     for item in spec.items:
-        if item.image and not item.image.startswith(("https://", "http://", "/")):
-            raise InvalidInput("image 必须是 URL")
+        if item.image and not images.allows(item.image):
+            raise InvalidInput("image 必须是本站 /static/ 下的图片，或允许的图片域名上的 https 地址")
     if spec.method == "full":
         if spec.open_number is None:
             raise MissingParams()
