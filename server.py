@@ -18,10 +18,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 from tornado.options import Error as OptionError, define, options
 
 from handlers import admin, draws, gifts, health, legacy, pages, profile, realtime
-from handlers.base import NotFoundHandler, content_security_policy, log_request, redact_tornado_logs
+from handlers.base import (Application, NotFoundHandler, content_security_policy, log_request,
+                           redact_tornado_logs)
 from lottery import devmode
 from lottery.accounts import Accounts
 from lottery.draw import Draws
@@ -55,6 +57,11 @@ def option(name: str, default: object, help: str) -> None:
 
 
 option("port", default=8888, help="HTTP port")
+option("address", default="",
+       help="the address to listen on; unset: every interface, or 127.0.0.1 with --dev/--demo (loopback only)")
+option("allowed_hosts", default="",
+       help="comma-separated host names the server answers to (Host header, any port), or *; "
+            "unset: any, or only localhost, 127.0.0.1 and ::1 with --dev/--demo")
 option("mongodb_uri", default="", help="MongoDB URI; unset: start the embedded engine")
 option("data_dir", default="./data", help="embedded engine data folder, kept across restarts")
 option("wechat_appid", default="", help="mini-program appid")
@@ -155,9 +162,10 @@ def http_server(app: web.Application) -> HTTPServer:
 def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", login_key_days: int = 30,
              draw_service: Draws | None = None, dev: bool = False, hub: LiveHub | None = None,
              realtime_options: realtime.RealtimeOptions | None = None,
-             images: ImageSources = ImageSources()) -> web.Application:
+             images: ImageSources = ImageSources(), allowed_hosts: list[str] | None = None) -> web.Application:
     """The web application: every service built once here and reached by the handlers as
-    properties (handlers/base.py). No globals, so tests build as many as they like."""
+    properties (handlers/base.py). No globals, so tests build as many as they like.
+    `allowed_hosts` unset: any host, or only loopback names in development mode."""
     accounts = Accounts(db, wechat.code2session, timedelta(days=login_key_days))
     draw_service = draw_service or Draws(db)
     gift_service = Gifts(db, accounts, on_ready=draw_service.open_soon, images=images)
@@ -172,8 +180,11 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", log
         *realtime.default_handlers,
         (r".*", NotFoundHandler),
     ]
-    return web.Application(
+    if allowed_hosts is None:
+        allowed_hosts = list(devmode.LOOPBACK_NAMES) if dev else ["*"]
+    return Application(
         routes, log_function=log_request, admin_token=admin_token, dev=dev, demo_gifts=[],
+        allowed_hosts=[host.strip().lower().strip("[]") for host in allowed_hosts],
         content_security_policy=content_security_policy(images),
         accounts=accounts, gifts=gift_service, draws=draw_service, profiles=Profiles(db, wechat.appid, images),
         roster=Roster(db, gift_service), notifications=Notifications(db), health=Health(db),
@@ -182,8 +193,8 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", log
 
 def make_health_app(db: AsyncDatabase) -> web.Application:
     """What a scheduler-role process serves: its health, nothing else."""
-    return web.Application([*health.default_handlers, (r".*", NotFoundHandler)],
-                           log_function=log_request, health=Health(db))
+    return Application([*health.default_handlers, (r".*", NotFoundHandler)],
+                       log_function=log_request, health=Health(db))
 
 
 def tune_gc() -> None:
@@ -200,6 +211,20 @@ def notify_config() -> NotifyConfig:
         return load_config(options.notify_config, os.environ.get("NOTIFY_TEMPLATES", ""))
     except ConfigError as exc:
         raise SystemExit(f"notification config: {exc}") from exc
+
+
+def comma_list(text: str) -> list[str]:
+    """`a, b,,c` -> ["a", "b", "c"]."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def listening_urls(sockets: list) -> list[str]:
+    """Where the server really listens, one URL per bound socket."""
+    urls = []
+    for sock in sockets:
+        host, port = sock.getsockname()[:2]
+        urls.append(f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}")
+    return urls
 
 
 def image_sources() -> ImageSources:
@@ -227,16 +252,14 @@ async def serve(uri: str, templates: NotifyConfig) -> None:
     if web_role:
         hub = LiveHub(db, force_polling=options.realtime_polling, poll_interval=options.realtime_poll_seconds)
         app = make_app(db, wechat, options.admin_token, options.login_key_days, draw_service, dev=options.dev,
-                       hub=hub, images=image_sources(), realtime_options=realtime.RealtimeOptions(
+                       hub=hub, images=image_sources(), allowed_hosts=comma_list(options.allowed_hosts) or None,
+                       realtime_options=realtime.RealtimeOptions(
                            ping_interval=options.ws_ping_interval, ping_timeout=options.ws_ping_timeout,
                            max_subscriptions=options.ws_max_subscriptions,
-                           allowed_origins=[o.strip() for o in options.ws_origins.split(",") if o.strip()]))
+                           allowed_origins=comma_list(options.ws_origins)))
         if options.demo:
             demos = await devmode.create_demo_gifts(app.settings["gifts"], app.settings["accounts"])
             app.settings["demo_gifts"].extend(demos)
-            for demo in demos:
-                print(f"demo gift ({demo['label']}): http://127.0.0.1:{options.port}/gift/{demo['order_id']}",
-                      flush=True)
     else:
         app = make_health_app(db)
 
@@ -254,8 +277,12 @@ async def serve(uri: str, templates: NotifyConfig) -> None:
 
     tune_gc()
     server = http_server(app)
-    server.listen(options.port)
-    log.info("%s role listening on http://127.0.0.1:%d", options.role, options.port)
+    sockets = bind_sockets(options.port, options.address or None)
+    server.add_sockets(sockets)
+    urls = listening_urls(sockets)
+    log.info("%s role listening on %s", options.role, ", ".join(urls))
+    for demo in app.settings.get("demo_gifts", []):
+        print(f"demo gift ({demo['label']}): {urls[0]}/gift/{demo['order_id']}", flush=True)
     for part in (hub, scheduler, notifier):
         if part is not None:
             part.start()
@@ -293,6 +320,11 @@ def main() -> None:
     if options.dev:
         if not devmode.is_local_database(options.mongodb_uri):
             raise SystemExit("--dev/--demo refused: MONGODB_URI is not a local database")
+        # Sign-in by name answers only on this machine: loopback, unless told otherwise.
+        options.address = options.address or "127.0.0.1"
+        if not devmode.is_loopback(options.address):
+            raise SystemExit(f"--dev/--demo refused: --address {options.address} is not a loopback address "
+                             "(anyone who reaches it could sign in as anyone)")
         log.warning("!!! DEVELOPMENT MODE: anyone can sign in as anyone at /api/dev/login. "
                     "Never run --dev or --demo in production. !!!")
     engine = None

@@ -230,6 +230,36 @@ class NotFoundHandler(BaseHandler):
         raise web.HTTPError(404, "接口不存在")
 
 
+class UnknownHostHandler(BaseHandler):
+    """A request for a host name this server does not answer to: 400, whatever its path."""
+
+    async def prepare(self) -> None:
+        raise web.HTTPError(400, "不支持的 Host")
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header: `Gift.Example.com:8080` -> `gift.example.com`, `[::1]:80` -> `::1`."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+class Application(web.Application):
+    """Tornado's Application with a Host check before any route: with `allowed_hosts` in the
+    settings (names, any port; "*" or unset: any), a request naming another host answers 400.
+    A development server answers only to loopback names, so a web page whose own name was made
+    to resolve to 127.0.0.1 (DNS rebinding) cannot use its sign-in by name."""
+
+    def find_handler(self, request: Any, **kwargs: Any) -> Any:
+        allowed = self.settings.get("allowed_hosts") or ["*"]
+        if "*" not in allowed and host_name(request.host) not in allowed:
+            return self.get_handler_delegate(request, UnknownHostHandler)
+        return super().find_handler(request, **kwargs)
+
+
 def log_request(handler: web.RequestHandler) -> None:
     """Access log without the query string or the address: `/ws?login_key=...` must never
     reach a log."""
