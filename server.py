@@ -62,6 +62,10 @@ option("address", default="",
 option("allowed_hosts", default="",
        help="comma-separated host names the server answers to (Host header, any port), or *; "
             "unset: any, or only localhost, 127.0.0.1 and ::1 with --dev/--demo")
+option("http_idle_timeout", default=30.0,
+       help="seconds a connection may take to send a request's headers, or sit idle between requests "
+            "(websockets are not affected: pings watch them)")
+option("http_body_timeout", default=60.0, help="seconds a request may take to send its body")
 option("mongodb_uri", default="", help="MongoDB URI; unset: start the embedded engine")
 option("data_dir", default="./data", help="embedded engine data folder, kept across restarts")
 option("wechat_appid", default="", help="mini-program appid")
@@ -152,11 +156,15 @@ def command_line(argv: list[str]) -> list[str]:
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def http_server(app: web.Application) -> HTTPServer:
-    """The HTTP server as production runs it; the tests serve their apps with this too. Tornado's
-    own log lines lose addresses and quoted input (handlers/base.py)."""
+def http_server(app: web.Application, idle_timeout: float = 30.0, body_timeout: float = 60.0) -> HTTPServer:
+    """The HTTP server as production runs it; the tests serve their apps with this too.
+    `idle_timeout` bounds the wait for a request's headers, from the connection or the end of
+    the previous request (a slow or half-sent request, an idle keep-alive connection: Tornado
+    has one deadline for both); `body_timeout` the wait for its body. Tornado's own log lines
+    lose addresses and quoted input (handlers/base.py)."""
     redact_tornado_logs()
-    return HTTPServer(app, max_body_size=MAX_BODY_BYTES)
+    return HTTPServer(app, max_body_size=MAX_BODY_BYTES, idle_connection_timeout=idle_timeout,
+                      body_timeout=body_timeout)
 
 
 def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", login_key_days: int = 30,
@@ -276,7 +284,7 @@ async def serve(uri: str, templates: NotifyConfig) -> None:
             max_attempts=options.notify_max_attempts, backoff_base=options.notify_backoff_seconds))
 
     tune_gc()
-    server = http_server(app)
+    server = http_server(app, options.http_idle_timeout, options.http_body_timeout)
     sockets = bind_sockets(options.port, options.address or None)
     server.add_sockets(sockets)
     urls = listening_urls(sockets)
