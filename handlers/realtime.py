@@ -60,24 +60,25 @@ class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
     auth_timer: object = None
 
     @property
-    def options(self) -> RealtimeOptions:
+    def limits(self) -> RealtimeOptions:
+        """This channel's limits. (Not `options`: that is the handler's OPTIONS method.)"""
         return self.settings["realtime"]
 
     @property
     def ping_interval(self) -> float:
-        return self.options.ping_interval
+        return self.limits.ping_interval
 
     @property
     def ping_timeout(self) -> float:
-        return self.options.ping_timeout
+        return self.limits.ping_timeout
 
     @property
     def max_message_size(self) -> int:
-        return self.options.max_message_size
+        return self.limits.max_message_size
 
     def check_origin(self, origin: str) -> bool:
         """The server's own host always; others when configured."""
-        allowed = self.options.allowed_origins
+        allowed = self.limits.allowed_origins
         if "*" in allowed or origin.lower().rstrip("/") in (o.lower().rstrip("/") for o in allowed):
             return True
         return urlparse(origin).netloc.lower() == self.request.host.lower()
@@ -86,7 +87,7 @@ class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
         """Register with the hub; authenticate from `?login_key=` or wait for `auth`."""
         self.pending_bytes = 0
         self.closing = False
-        self.allowance = float(self.options.message_burst)
+        self.allowance = float(self.limits.message_burst)
         self.allowance_at = time.monotonic()
         self.auth_timer = None
         self.hub.register(self)
@@ -94,7 +95,7 @@ class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
         if login_key:
             await self.authenticate(login_key)
         else:
-            self.auth_timer = IOLoop.current().call_later(self.options.auth_timeout, self._auth_expired)
+            self.auth_timer = IOLoop.current().call_later(self.limits.auth_timeout, self._auth_expired)
 
     def on_close(self) -> None:
         """Leave the hub (every subscription goes with it)."""
@@ -107,7 +108,7 @@ class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
         """One client frame. Mistakes answer an `error` frame; the connection stays."""
         if not self._within_rate():
             if not self.closing:
-                log.warning("websocket closed: over %d frames in a burst", self.options.message_burst)
+                log.warning("websocket closed: over %d frames in a burst", self.limits.message_burst)
                 self.close(CLOSE_FLOOD, "too many messages")
             return
         if isinstance(message, bytes):
@@ -134,8 +135,8 @@ class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
     def _within_rate(self) -> bool:
         """A token bucket over incoming frames."""
         now = time.monotonic()
-        self.allowance = min(float(self.options.message_burst),
-                             self.allowance + (now - self.allowance_at) * self.options.messages_per_second)
+        self.allowance = min(float(self.limits.message_burst),
+                             self.allowance + (now - self.allowance_at) * self.limits.messages_per_second)
         self.allowance_at = now
         if self.allowance < 1:
             return False
@@ -162,9 +163,9 @@ class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
             self.send_error_frame("not_authenticated", "请先发送 auth 消息", order_id=order_id)
             return
         following = self.hub.subscriptions(self)
-        if order_id not in following and len(following) >= self.options.max_subscriptions:
+        if order_id not in following and len(following) >= self.limits.max_subscriptions:
             self.send_error_frame("too_many_subscriptions",
-                            f"每个连接最多订阅 {self.options.max_subscriptions} 个礼物", order_id=order_id)
+                            f"每个连接最多订阅 {self.limits.max_subscriptions} 个礼物", order_id=order_id)
             return
         self.hub.subscribe(self, order_id, version)
 
@@ -212,9 +213,9 @@ class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
             return False
         data = text.encode() if isinstance(text, str) else text
         size = len(data)
-        if self.pending_bytes + size > self.options.max_pending_bytes:
+        if self.pending_bytes + size > self.limits.max_pending_bytes:
             log.warning("websocket cut: %d bytes pending (cap %d)", self.pending_bytes,
-                        self.options.max_pending_bytes)
+                        self.limits.max_pending_bytes)
             self.close(CLOSE_BACKLOG, "too much pending output; reconnect with your versions")
             self.closing = True
             return False

@@ -474,6 +474,14 @@ async def test_a_post_to_ws_gets_405_at_once_and_fifty_leave_no_connection_open_
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_every_other_method_on_ws_is_a_405_too(http_server, base_url, caplog):
+    for method in ("OPTIONS", "PUT", "PATCH", "DELETE", "HEAD"):
+        answer = await exchange(base_url, request_bytes(method, "/ws"), timeout=10)
+        assert status_of(answer) == 405, (method, answer[:100])
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_a_deeply_nested_frame_gets_an_error_frame_and_the_connection_stays(api, base_url, caplog):
     key = await api.login("nester")
     client = await WsClient.connect(base_url, key)
