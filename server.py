@@ -21,7 +21,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.options import Error as OptionError, define, options
 
-from handlers import admin, draws, gifts, health, legacy, pages, profile, realtime
+from handlers import admin, draws, gifts, health, legacy, openapi, pages, profile, realtime
 from handlers.base import (Application, NotFoundHandler, content_security_policy, log_request,
                            redact_tornado_logs)
 from lottery import devmode
@@ -186,6 +186,7 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", log
         *health.default_handlers,
         *pages.default_handlers,
         *realtime.default_handlers,
+        *openapi.default_handlers,
         (r".*", NotFoundHandler),
     ]
     if allowed_hosts is None:
