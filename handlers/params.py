@@ -2,6 +2,7 @@
 (and MongoDB) only after passing here, so an operator object such as {"$ne": null} can never
 become part of a query. Missing -> 缺少参数 (MissingParams); wrong -> 参数错误 (InvalidInput)."""
 import json
+import re
 from typing import Any
 
 from lottery.errors import InvalidInput, MissingParams
@@ -102,7 +103,7 @@ def objects(body: dict, name: str, max_items: int) -> list[dict]:
 
 
 def query_integer(value: str, name: str, low: int, high: int) -> int:
-    """A whole number from a query string."""
-    if not value.strip().lstrip("-").isdigit():
+    """A whole number (ASCII digits) from a query string."""
+    if not re.fullmatch(r"-?[0-9]{1,12}", value.strip()):
         raise InvalidInput(f"参数 {name} 必须是整数")
     return integer({name: int(value)}, name, low, high)

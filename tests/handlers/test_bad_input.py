@@ -103,6 +103,23 @@ async def test_a_body_over_1_mib_is_not_read_and_gets_a_bare_400(api, base_url):
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize("open_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-12:00"])
+async def test_a_time_beyond_the_calendar_once_in_utc_is_a_clear_400(api, open_at):
+    status, answer = await api.request("POST", "/api/admin/gifts", {
+        "sender_openid": "o_s", "method": "timed", "items": [{"name": "a"}], "open_at": open_at},
+        token=api.admin_token)
+    assert status == 400 and answer["error"]["code"] == "invalid_input"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("limit", ["%C2%B2", "%EF%BC%91", "%D9%A3", "1e3", "9" * 40])  # ², fullwidth 1, Arabic 3
+async def test_a_query_number_must_be_ascii_digits(api, limit):
+    status, answer = await api.request("GET", f"/api/admin/notifications?order_id=abc&limit={limit}",
+                                       token=api.admin_token)
+    assert status == 400 and answer["error"]["code"] == "invalid_input", limit
+
+
+@pytest.mark.gen_test
 async def test_unknown_gift_is_a_clear_error(api):
     key = await api.login("nobody")
     for route in LEGACY_ROUTES:
