@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tests.api import ADMIN_TOKEN
+from tests.api import ADMIN_TOKEN, Api
 from lottery.storage.engine import free_port
 from tests.rawhttp import connect
 from tests.servers import ROOT, ServerProcess, uri_with_db
@@ -193,8 +193,14 @@ async def test_slow_half_sent_and_idle_connections_are_cut_and_websockets_are_no
     server = ServerProcess(uri_with_db(engine_uri, "t_timeouts"), wechat_fake.url,
                            "--http_idle_timeout=1", "--http_body_timeout=1").start()
     try:
-        status, login = call(server.base_url + "/api/member/code/login", {"code": "patient"})
-        socket = await WsClient.connect(server.base_url, login["data"]["login_key"])
+        client = Api(server.base_url)
+        try:
+            answer = await client.legacy("/api/member/code/login", {"code": "patient"})
+        finally:
+            client.close()
+        assert answer["code"] == "success", (answer, server.log_text()[-3000:])
+        key = answer["data"]["login_key"]
+        socket = await WsClient.connect(server.base_url, key)
         slow_headers = [cut_by_the_server(server.base_url, b"GET / HTTP/1.1\r\nHost: x\r\n", b"X-Slow: 1\r\n")
                         for _ in range(10)]
         idle = [cut_by_the_server(server.base_url, b"") for _ in range(5)]

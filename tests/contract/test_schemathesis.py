@@ -56,7 +56,7 @@ def live(engine_uri):
     server.start()
     try:
         base = server.base_url
-        login = lambda code: post(base + "/api/member/code/login", {"code": code})["data"]["login_key"]  # noqa: E731
+        login = lambda code: post(base + "/api/member/code/login", {"code": code})["data"]["login_key"]
         member, sender = login("fuzzer"), login("sender")
         order_ids = [post(base + "/api/admin/gifts", {"sender_openid": "o_sender", "method": method, "items": items,
                                                       **extra}, ADMIN_TOKEN)["order_id"]
@@ -123,7 +123,7 @@ def test_the_server_keeps_its_contract_under_fuzzing(live, api_schema, path, met
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
-        def run(case) -> None:
+        def run(case) -> None:  # called at once, in this iteration: `mode` is this loop's
             headers = authorization(case, live)
             if mode.is_positive:
                 steer(case, live)
