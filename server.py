@@ -18,10 +18,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 from tornado.options import Error as OptionError, define, options
 
-from handlers import admin, claims, draws, gifts, health, legacy, orders, pages, payment, profile, realtime, shop
-from handlers.base import NotFoundHandler, log_request
+from handlers import (admin, claims, draws, gifts, health, legacy, openapi, orders, pages, payment, profile,
+                      realtime, shop)
+from handlers.base import (Application, NotFoundHandler, content_security_policy, log_request,
+                           redact_tornado_logs)
 from handlers.metrics import metrics_app
 from lottery import devmode
 from lottery.accounts import Accounts
@@ -31,6 +34,7 @@ from lottery.claims import Claims
 from lottery.draw import Draws
 from lottery.gifts import Gifts
 from lottery.health import Health
+from lottery.images import WECHAT_IMAGE_HOSTS, ImageSources
 from lottery.live.hub import LiveHub
 from lottery.notifications import Notifications
 from lottery.orders import Orders
@@ -64,6 +68,15 @@ def option(name: str, default: object, help: str) -> None:
 
 
 option("port", default=8888, help="HTTP port")
+option("address", default="",
+       help="the address to listen on; unset: every interface, or 127.0.0.1 with --dev/--demo (loopback only)")
+option("allowed_hosts", default="",
+       help="comma-separated host names the server answers to (Host header, any port), or *; "
+            "unset: any, or only localhost, 127.0.0.1 and ::1 with --dev/--demo")
+option("http_idle_timeout", default=30.0,
+       help="seconds a connection may take to send a request's headers, or sit idle between requests "
+            "(websockets are not affected: pings watch them)")
+option("http_body_timeout", default=60.0, help="seconds a request may take to send its body")
 option("mongodb_uri", default="", help="MongoDB URI; unset: start the embedded engine")
 option("data_dir", default="./data", help="embedded engine data folder, kept across restarts")
 option("metrics_port", default=0, help="serve Prometheus /metrics on this port (0: off); never the public port")
@@ -86,6 +99,8 @@ option("ws_origins", default="",
 option("ws_ping_interval", default=25.0, help="seconds between websocket pings")
 option("ws_ping_timeout", default=10.0, help="seconds a websocket peer has to answer a ping")
 option("ws_max_subscriptions", default=20, help="gifts one websocket connection may follow")
+option("image_hosts", default=",".join(WECHAT_IMAGE_HOSTS),
+       help="comma-separated hosts whose https images items and avatars may use (besides /static/)")
 option("realtime_polling", default=False,
        help="follow gifts by polling instead of a change stream (automatic where change streams are unavailable)")
 option("realtime_poll_seconds", default=0.5, help="poll interval of the realtime polling fallback")
@@ -174,22 +189,30 @@ def command_line(argv: list[str]) -> list[str]:
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def http_server(app: web.Application) -> HTTPServer:
-    """The HTTP server as production runs it; the tests serve their apps with this too."""
-    return HTTPServer(app, max_body_size=MAX_BODY_BYTES)
+def http_server(app: web.Application, idle_timeout: float = 30.0, body_timeout: float = 60.0) -> HTTPServer:
+    """The HTTP server as production runs it; the tests serve their apps with this too.
+    `idle_timeout` bounds the wait for a request's headers, from the connection or the end of
+    the previous request (a slow or half-sent request, an idle keep-alive connection: Tornado
+    has one deadline for both); `body_timeout` the wait for its body. Tornado's own log lines
+    lose addresses and quoted input (handlers/base.py)."""
+    redact_tornado_logs()
+    return HTTPServer(app, max_body_size=MAX_BODY_BYTES, idle_connection_timeout=idle_timeout,
+                      body_timeout=body_timeout)
 
 
 def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", login_key_days: int = 30,
              draw_service: Draws | None = None, dev: bool = False, hub: LiveHub | None = None,
              realtime_options: realtime.RealtimeOptions | None = None, payments: WeChatPayClient | None = None,
              order_service: Orders | None = None, wechatpay_fake: FakeWeChatPay | None = None,
-             claim_service: Claims | None = None, backup_dir: str = "./backups") -> web.Application:
+             claim_service: Claims | None = None, backup_dir: str = "./backups",
+             images: ImageSources = ImageSources(), allowed_hosts: list[str] | None = None) -> web.Application:
     """The web application: every service built once here (or, shared with a scheduler, given)
     and reached by the handlers as properties (handlers/base.py). No globals, so tests build as
-    many as they like. `payments` None: orders answer "payments are not configured"."""
+    many as they like. `payments` None: orders answer "payments are not configured".
+    `allowed_hosts` unset: any host, or only loopback names in development mode."""
     accounts = Accounts(db, wechat.code2session, timedelta(days=login_key_days))
     draw_service = draw_service or Draws(db)
-    gift_service = Gifts(db, accounts, on_ready=draw_service.open_soon)
+    gift_service = Gifts(db, accounts, on_ready=draw_service.open_soon, images=images)
     routes = [
         *legacy.default_handlers,
         *gifts.default_handlers,
@@ -203,15 +226,21 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", log
         *health.default_handlers,
         *pages.default_handlers,
         *realtime.default_handlers,
+        *openapi.default_handlers,
         (r".*", NotFoundHandler),
     ]
-    return web.Application(
+    if allowed_hosts is None:
+        allowed_hosts = list(devmode.LOOPBACK_NAMES) if dev else ["*"]
+    return Application(
         routes, log_function=log_request, admin_token=admin_token, dev=dev, demo_gifts=[],
-        accounts=accounts, gifts=gift_service, draws=draw_service, profiles=Profiles(db, wechat.appid),
+        allowed_hosts=[host.strip().lower().strip("[]") for host in allowed_hosts],
+        content_security_policy=content_security_policy(images),
+        accounts=accounts, gifts=gift_service, draws=draw_service, profiles=Profiles(db, wechat.appid, images),
         roster=Roster(db, gift_service), notifications=Notifications(db), health=Health(db),
-        catalogue=Catalogue(db), orders=order_service or orders_for(db, payments), payments=payments,
+        catalogue=Catalogue(db, images), orders=order_service or orders_for(db, payments), payments=payments,
         claims=claim_service or Claims(db), refunds=Refunds(db, payments),
-        wechatpay_fake=wechatpay_fake, backups=Backups(db.client, backup_dir), hub=hub or LiveHub(db), realtime=realtime_options or realtime.RealtimeOptions())
+        wechatpay_fake=wechatpay_fake, backups=Backups(db.client, backup_dir), hub=hub or LiveHub(db),
+        realtime=realtime_options or realtime.RealtimeOptions())
 
 
 def orders_for(db: AsyncDatabase, payments: WeChatPayClient | None, expire_minutes: float = 15) -> Orders:
@@ -223,8 +252,8 @@ def orders_for(db: AsyncDatabase, payments: WeChatPayClient | None, expire_minut
 
 def make_health_app(db: AsyncDatabase) -> web.Application:
     """What a scheduler-role process serves: its health, nothing else."""
-    return web.Application([*health.default_handlers, (r".*", NotFoundHandler)],
-                           log_function=log_request, health=Health(db))
+    return Application([*health.default_handlers, (r".*", NotFoundHandler)],
+                       log_function=log_request, health=Health(db))
 
 
 def tune_gc() -> None:
@@ -267,6 +296,28 @@ def notify_config() -> NotifyConfig:
         raise SystemExit(f"notification config: {exc}") from exc
 
 
+def comma_list(text: str) -> list[str]:
+    """`a, b,,c` -> ["a", "b", "c"]."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def listening_urls(sockets: list) -> list[str]:
+    """Where the server really listens, one URL per bound socket."""
+    urls = []
+    for sock in sockets:
+        host, port = sock.getsockname()[:2]
+        urls.append(f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}")
+    return urls
+
+
+def image_sources() -> ImageSources:
+    """The allowed image hosts from --image_hosts, or SystemExit."""
+    try:
+        return ImageSources.parse(options.image_hosts)
+    except ValueError as exc:
+        raise SystemExit(f"--image_hosts: {exc}") from exc
+
+
 # Running
 
 async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayConfig | None) -> None:
@@ -290,19 +341,17 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
     if web_role:
         hub = LiveHub(db, force_polling=options.realtime_polling, poll_interval=options.realtime_poll_seconds)
         app = make_app(db, wechat, options.admin_token, options.login_key_days, draw_service, dev=options.dev,
-                       hub=hub, realtime_options=realtime.RealtimeOptions(
+                       hub=hub, images=image_sources(), allowed_hosts=comma_list(options.allowed_hosts) or None,
+                       realtime_options=realtime.RealtimeOptions(
                            ping_interval=options.ws_ping_interval, ping_timeout=options.ws_ping_timeout,
                            max_subscriptions=options.ws_max_subscriptions,
-                           allowed_origins=[o.strip() for o in options.ws_origins.split(",") if o.strip()]),
+                           allowed_origins=comma_list(options.ws_origins)),
                        payments=payments, order_service=order_service, wechatpay_fake=wechatpay_fake,
                        claim_service=claim_service, backup_dir=options.backup_dir)
         if options.demo:
             await devmode.create_demo_catalogue(app.settings["catalogue"])
             demos = await devmode.create_demo_gifts(app.settings["gifts"], app.settings["accounts"])
             app.settings["demo_gifts"].extend(demos)
-            for demo in demos:
-                print(f"demo gift ({demo['label']}): http://127.0.0.1:{options.port}/gift/{demo['order_id']}",
-                      flush=True)
     else:
         app = make_health_app(db)
 
@@ -323,9 +372,13 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
             max_attempts=options.notify_max_attempts, backoff_base=options.notify_backoff_seconds))
 
     tune_gc()
-    server = http_server(app)
-    server.listen(options.port)
-    log.info("%s role listening on http://127.0.0.1:%d", options.role, options.port)
+    server = http_server(app, options.http_idle_timeout, options.http_body_timeout)
+    sockets = bind_sockets(options.port, options.address or None)
+    server.add_sockets(sockets)
+    urls = listening_urls(sockets)
+    log.info("%s role listening on %s", options.role, ", ".join(urls))
+    for demo in app.settings.get("demo_gifts", []):
+        print(f"demo gift ({demo['label']}): {urls[0]}/gift/{demo['order_id']}", flush=True)
     if options.metrics_port:
         metrics_app().listen(options.metrics_port, address=options.metrics_address)
         log.info("metrics on http://%s:%d/metrics", options.metrics_address, options.metrics_port)
@@ -367,11 +420,17 @@ def main() -> None:
     if options.role not in ROLES:
         raise SystemExit("--role must be all, web or scheduler")
     options.dev = options.dev or options.demo
-    # A broken template or payment configuration stops the start, not the first send.
+    # A broken template, payment configuration or image host stops the start, not the first use.
     templates, payments_config = notify_config(), payment_config()
+    image_sources()
     if options.dev:
         if not devmode.is_local_database(options.mongodb_uri):
             raise SystemExit("--dev/--demo refused: MONGODB_URI is not a local database")
+        # Sign-in by name answers only on this machine: loopback, unless told otherwise.
+        options.address = options.address or "127.0.0.1"
+        if not devmode.is_loopback(options.address):
+            raise SystemExit(f"--dev/--demo refused: --address {options.address} is not a loopback address "
+                             "(anyone who reaches it could sign in as anyone)")
         log.warning("!!! DEVELOPMENT MODE: anyone can sign in as anyone at /api/dev/login. "
                     "Never run --dev or --demo in production. !!!")
     engine = None

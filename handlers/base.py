@@ -7,10 +7,12 @@ Two reply styles share it. Legacy routes (the seed's mini-program) always answer
 import hmac
 import json
 import logging
+import re
 from typing import Any
 
 from tornado import web
 
+from handlers import params
 from handlers.errors import BodyTooLarge, status_of
 from lottery import clock, metrics
 from lottery.accounts import Accounts
@@ -18,6 +20,7 @@ from lottery.draw import Draws
 from lottery.errors import Forbidden, InvalidInput, LoginExpired, LotteryError
 from lottery.gifts import Gifts, live, member_view
 from lottery.health import Health
+from lottery.images import ImageSources
 from lottery.live.hub import LiveHub
 from lottery.catalogue import Catalogue
 from lottery.claims import Claims
@@ -95,8 +98,51 @@ class Services:
         return self.settings["refunds"]
 
 
-class BaseHandler(Services, web.RequestHandler):
-    """Shared by every HTTP handler."""
+def content_security_policy(images: ImageSources) -> str:
+    """Every answer's Content-Security-Policy, the pages' in particular: everything from this
+    origin, images also from the allowed image hosts, nothing framed, no plugins."""
+    image_sources = " ".join(["'self'", "data:", *(f"https://{host}" for host in images.hosts)])
+    return (f"default-src 'self'; img-src {image_sources}; connect-src 'self' ws: wss:; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def loggable_path(request: Any) -> str:
+    """The request's path for a log line: never the query string (login keys travel there on
+    some routes), at most 200 characters."""
+    path = request.path
+    return path if len(path) <= 200 else path[:200] + "..."
+
+
+class CommonHandler:
+    """What every handler shares, API, pages, static files and the websocket alike: the
+    security headers of every answer, and logging that never holds a query string, a header
+    or an address."""
+
+    settings: dict[str, Any]
+    request: Any
+
+    def set_default_headers(self) -> None:
+        self.clear_header("Server")  # no version banner
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Content-Security-Policy", self.settings.get("content_security_policy")
+                        or content_security_policy(ImageSources(())))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Client mistakes: one warning line. Anything else: the traceback. Method and path
+        only (Tornado's own would add the query string, the address and the headers)."""
+        where = f"{self.request.method} {loggable_path(self.request)}"
+        if isinstance(value, LotteryError):
+            log.warning("%s -> %s", where, value.code)
+        elif isinstance(value, web.HTTPError) and value.status_code < 500:
+            log.warning("%s -> %d", where, value.status_code)
+        else:
+            log.error("uncaught exception on %s", where, exc_info=(typ, value, tb))
+
+
+class BaseHandler(CommonHandler, Services, web.RequestHandler):
+    """Shared by every HTTP handler of the API."""
 
     legacy = False  # legacy routes answer the seed's envelope
     # Routes about one gift: its document and the member's join come with the login key.
@@ -106,8 +152,9 @@ class BaseHandler(Services, web.RequestHandler):
     join: dict | None = None
 
     def set_default_headers(self) -> None:
+        super().set_default_headers()
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
+        self.set_header("Cache-Control", "no-store")  # answers may be a member's own
 
     async def prepare(self) -> None:
         """Resolve the login key, if the request carries one, to the member it belongs to; on a
@@ -150,10 +197,7 @@ class BaseHandler(Services, web.RequestHandler):
             raise BodyTooLarge()
         if not self.request.body:
             return {}
-        try:
-            body = json.loads(self.request.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput("请求体不是合法的 JSON") from exc
+        body = params.json_document(self.request.body, "请求体")
         if not isinstance(body, dict):
             raise InvalidInput("请求体必须是 JSON 对象")
         return body
@@ -190,18 +234,6 @@ class BaseHandler(Services, web.RequestHandler):
         self.set_status(status)
         self.finish(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False))
 
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        """Client mistakes: one warning line. Anything else: the traceback. Never the query
-        string (login keys travel there on some routes)."""
-        where = f"{self.request.method} {self.request.path}"
-        if isinstance(value, LotteryError):
-            log.warning("%s -> %s", where, value.code)
-        elif isinstance(value, web.HTTPError) and value.status_code < 500:
-            log.warning("%s -> %d", where, value.status_code)
-        else:
-            log.error("uncaught exception on %s", where, exc_info=(typ, value, tb))
-
-
 class LegacyHandler(BaseHandler):
     """The seed's routes: the login key travels in the JSON body."""
 
@@ -223,11 +255,40 @@ class NotFoundHandler(BaseHandler):
         raise web.HTTPError(404, "接口不存在")
 
 
+class UnknownHostHandler(BaseHandler):
+    """A request for a host name this server does not answer to: 400, whatever its path."""
+
+    async def prepare(self) -> None:
+        raise web.HTTPError(400, "不支持的 Host")
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header: `Gift.Example.com:8080` -> `gift.example.com`, `[::1]:80` -> `::1`."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+class Application(web.Application):
+    """Tornado's Application with a Host check before any route: with `allowed_hosts` in the
+    settings (names, any port; "*" or unset: any), a request naming another host answers 400.
+    A development server answers only to loopback names, so a web page whose own name was made
+    to resolve to 127.0.0.1 (DNS rebinding) cannot use its sign-in by name."""
+
+    def find_handler(self, request: Any, **kwargs: Any) -> Any:
+        allowed = self.settings.get("allowed_hosts") or ["*"]
+        if "*" not in allowed and host_name(request.host) not in allowed:
+            return self.get_handler_delegate(request, UnknownHostHandler)
+        return super().find_handler(request, **kwargs)
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def log_request(handler: web.RequestHandler) -> None:
-    """Access log without the query string: `/ws?login_key=...` must never reach a log."""
+    """Access log without the query string or the address: `/ws?login_key=...` must never
+    reach a log."""
     status = handler.get_status()
     seconds = handler.request.request_time()
     # Bounded labels only: the route's name is its handler class (not the path), and a method
@@ -236,4 +297,34 @@ def log_request(handler: web.RequestHandler) -> None:
     metrics.REQUEST_SECONDS.labels(type(handler).__name__, method, str(status)).observe(seconds)
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     logging.getLogger("tornado.access").log(
-        level, "%d %s %s %.1fms", status, handler.request.method, handler.request.path, 1000.0 * seconds)
+        level, "%d %s %s %.1fms", status, handler.request.method, loggable_path(handler.request), 1000.0 * seconds)
+
+
+class TornadoLogRedaction(logging.Filter):
+    """Tornado's own connection-level lines ("Malformed HTTP message from 1.2.3.4: Invalid
+    header value 'Bearer ...'", "...: Only integer Content-Length is allowed: <what was sent>",
+    "Timeout reading body from 1.2.3.4") name the peer's address and quote what it sent (a
+    header, a query string). Rewritten without them: addresses become [peer], a query string
+    `?...`, and the message is cut at its first quote or after its second ": " (where Tornado's
+    messages put the value they quote)."""
+
+    ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b|\[?(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}\]?")
+    QUERY = re.compile(r"\?\S*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = self.QUERY.sub("?...", self.ADDRESS.sub("[peer]", record.getMessage()))
+        first = text.find(": ")
+        second = text.find(": ", first + 2) if first >= 0 else -1
+        cuts = [i for i in (text.find("'"), text.find('"'), second + 2 if second >= 0 else -1) if i >= 0]
+        if cuts:
+            text = text[:min(cuts)] + "..."
+        record.msg, record.args = text, None
+        return True
+
+
+def redact_tornado_logs() -> None:
+    """Install the redaction on Tornado's loggers (once, however often called)."""
+    for name in ("tornado.general", "tornado.application"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, TornadoLogRedaction) for f in logger.filters):
+            logger.addFilter(TornadoLogRedaction())

@@ -6,19 +6,16 @@ from typing import Awaitable
 
 from tornado import web
 
-from handlers.base import ID_GROUP, BaseHandler
+from handlers.base import ID_GROUP, BaseHandler, CommonHandler
 from lottery import devmode
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
 
-# Everything comes from this origin; avatars may be WeChat's https images.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: https:; "
-                           "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "
-                           "frame-ancestors 'none'")
 
-
-class PageHandler(web.StaticFileHandler):
-    """One HTML page of static/, whatever the path arguments (the page reads its URL)."""
+class PageHandler(CommonHandler, web.StaticFileHandler):
+    """One HTML page of static/, whatever the path arguments (the page reads its URL). Its
+    Content-Security-Policy and the other security headers come with every answer
+    (CommonHandler)."""
 
     def initialize(self, page: str) -> None:  # type: ignore[override]
         super().initialize(path=STATIC_DIR)
@@ -32,13 +29,17 @@ class PageHandler(web.StaticFileHandler):
         return self.get(include_body=False)
 
     def set_extra_headers(self, path: str) -> None:
-        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        self.set_header("Referrer-Policy", "no-referrer")
         self.set_header("Cache-Control", "no-cache")
 
 
-class StaticHandler(web.StaticFileHandler):
+class StaticHandler(CommonHandler, web.StaticFileHandler):
     """static/ at /static/, revalidated on each load so a deploy shows at once."""
+
+    def parse_url_path(self, url_path: str) -> str:
+        """No file name holds a NUL byte (the file system calls would raise on it)."""
+        if "\x00" in url_path:
+            raise web.HTTPError(404)
+        return super().parse_url_path(url_path)
 
     def set_extra_headers(self, path: str) -> None:
         self.set_header("Cache-Control", "no-cache")

@@ -1,12 +1,47 @@
 """Reading request fields: present, of the right type, within bounds. Values reach the domain
 (and MongoDB) only after passing here, so an operator object such as {"$ne": null} can never
 become part of a query. Missing -> 缺少参数 (MissingParams); wrong -> 参数错误 (InvalidInput)."""
+import json
+import re
 from typing import Any
 
 from lottery import clock
 from lottery.errors import InvalidInput, MissingParams
 from lottery.gifts import DEFAULT_WISH
 from lottery.validate import check_identifier
+
+# How deep JSON may nest (arrays and objects within each other). Our bodies and frames nest two
+# or three levels; Python's parser would recurse until RecursionError on a deep one.
+MAX_JSON_DEPTH = 32
+
+
+def json_document(raw: str | bytes, what: str) -> Any:
+    """A request body or websocket frame (`what` names it in the message) parsed as JSON,
+    nesting at most MAX_JSON_DEPTH levels; InvalidInput otherwise."""
+    try:
+        value = json.loads(raw)
+    except RecursionError as exc:  # the parser gave up: far deeper than we allow
+        raise InvalidInput(f"{what}嵌套过深（最多 {MAX_JSON_DEPTH} 层）") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{what}不是合法的 JSON") from exc
+    if nesting_exceeds(value, MAX_JSON_DEPTH):
+        raise InvalidInput(f"{what}嵌套过深（最多 {MAX_JSON_DEPTH} 层）")
+    return value
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than `limit` in `value` (level by level, without
+    recursion)."""
+    level, depth = [value], 0
+    while level:
+        containers = [v for v in level if isinstance(v, (list, dict))]
+        if not containers:
+            return False
+        depth += 1
+        if depth > limit:
+            return True
+        level = [child for c in containers for child in (c.values() if isinstance(c, dict) else c)]
+    return False
 
 
 def _present(body: dict, name: str) -> Any:
@@ -70,8 +105,8 @@ def objects(body: dict, name: str, max_items: int) -> list[dict]:
 
 
 def query_integer(value: str, name: str, low: int, high: int) -> int:
-    """A whole number from a query string."""
-    if not value.strip().lstrip("-").isdigit():
+    """A whole number (ASCII digits) from a query string."""
+    if not re.fullmatch(r"-?[0-9]{1,12}", value.strip()):
         raise InvalidInput(f"参数 {name} 必须是整数")
     return integer({name: int(value)}, name, low, high)
 

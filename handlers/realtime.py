@@ -4,7 +4,6 @@ The handler is the websocket end of a `lottery.live.LiveHub` subscriber: it auth
 connection, turns frames into hub calls and hub messages into frames. It never waits for one
 client's write: `send` queues the frame and counts the bytes still pending, and cuts a client
 whose backlog passes the cap (it reconnects and resyncs with its version)."""
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,8 +16,8 @@ from tornado import websocket
 from tornado.ioloop import IOLoop
 
 from handlers import params
-from handlers.base import Services
-from lottery.errors import LoginExpired, LotteryError
+from handlers.base import CommonHandler, Services
+from lottery.errors import InvalidInput, LoginExpired, LotteryError
 from lottery.live import frames
 from lottery.validate import ID_PATTERN
 
@@ -50,7 +49,7 @@ class RealtimeOptions:
     allowed_origins: list[str] = field(default_factory=list)
 
 
-class RealtimeHandler(Services, websocket.WebSocketHandler):
+class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
     """One websocket connection: a member's live view of the gifts it subscribes to (the hub's
     Subscriber)."""
 
@@ -61,24 +60,25 @@ class RealtimeHandler(Services, websocket.WebSocketHandler):
     auth_timer: object = None
 
     @property
-    def options(self) -> RealtimeOptions:
+    def limits(self) -> RealtimeOptions:
+        """This channel's limits. (Not `options`: that is the handler's OPTIONS method.)"""
         return self.settings["realtime"]
 
     @property
     def ping_interval(self) -> float:
-        return self.options.ping_interval
+        return self.limits.ping_interval
 
     @property
     def ping_timeout(self) -> float:
-        return self.options.ping_timeout
+        return self.limits.ping_timeout
 
     @property
     def max_message_size(self) -> int:
-        return self.options.max_message_size
+        return self.limits.max_message_size
 
     def check_origin(self, origin: str) -> bool:
         """The server's own host always; others when configured."""
-        allowed = self.options.allowed_origins
+        allowed = self.limits.allowed_origins
         if "*" in allowed or origin.lower().rstrip("/") in (o.lower().rstrip("/") for o in allowed):
             return True
         return urlparse(origin).netloc.lower() == self.request.host.lower()
@@ -87,7 +87,7 @@ class RealtimeHandler(Services, websocket.WebSocketHandler):
         """Register with the hub; authenticate from `?login_key=` or wait for `auth`."""
         self.pending_bytes = 0
         self.closing = False
-        self.allowance = float(self.options.message_burst)
+        self.allowance = float(self.limits.message_burst)
         self.allowance_at = time.monotonic()
         self.auth_timer = None
         self.hub.register(self)
@@ -95,7 +95,7 @@ class RealtimeHandler(Services, websocket.WebSocketHandler):
         if login_key:
             await self.authenticate(login_key)
         else:
-            self.auth_timer = IOLoop.current().call_later(self.options.auth_timeout, self._auth_expired)
+            self.auth_timer = IOLoop.current().call_later(self.limits.auth_timeout, self._auth_expired)
 
     def on_close(self) -> None:
         """Leave the hub (every subscription goes with it)."""
@@ -108,16 +108,16 @@ class RealtimeHandler(Services, websocket.WebSocketHandler):
         """One client frame. Mistakes answer an `error` frame; the connection stays."""
         if not self._within_rate():
             if not self.closing:
-                log.warning("websocket closed: over %d frames in a burst", self.options.message_burst)
+                log.warning("websocket closed: over %d frames in a burst", self.limits.message_burst)
                 self.close(CLOSE_FLOOD, "too many messages")
             return
         if isinstance(message, bytes):
             self.send_error_frame("bad_message", "只接受 JSON 文本消息")
             return
         try:
-            frame = json.loads(message)
-        except ValueError:
-            self.send_error_frame("bad_message", "消息不是合法的 JSON")
+            frame = params.json_document(message, "消息")
+        except InvalidInput as exc:
+            self.send_error_frame("bad_message", exc.message)
             return
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             self.send_error_frame("bad_message", "消息必须是带 type 的 JSON 对象")
@@ -135,17 +135,13 @@ class RealtimeHandler(Services, websocket.WebSocketHandler):
     def _within_rate(self) -> bool:
         """A token bucket over incoming frames."""
         now = time.monotonic()
-        self.allowance = min(float(self.options.message_burst),
-                             self.allowance + (now - self.allowance_at) * self.options.messages_per_second)
+        self.allowance = min(float(self.limits.message_burst),
+                             self.allowance + (now - self.allowance_at) * self.limits.messages_per_second)
         self.allowance_at = now
         if self.allowance < 1:
             return False
         self.allowance -= 1
         return True
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        """Like Tornado's, without the URL: `/ws?login_key=...` must never reach a log."""
-        log.error("uncaught exception on %s", self.request.path, exc_info=(typ, value, tb))
 
     # Client messages
 
@@ -167,9 +163,9 @@ class RealtimeHandler(Services, websocket.WebSocketHandler):
             self.send_error_frame("not_authenticated", "请先发送 auth 消息", order_id=order_id)
             return
         following = self.hub.subscriptions(self)
-        if order_id not in following and len(following) >= self.options.max_subscriptions:
+        if order_id not in following and len(following) >= self.limits.max_subscriptions:
             self.send_error_frame("too_many_subscriptions",
-                            f"每个连接最多订阅 {self.options.max_subscriptions} 个礼物", order_id=order_id)
+                            f"每个连接最多订阅 {self.limits.max_subscriptions} 个礼物", order_id=order_id)
             return
         self.hub.subscribe(self, order_id, version)
 
@@ -217,9 +213,9 @@ class RealtimeHandler(Services, websocket.WebSocketHandler):
             return False
         data = text.encode() if isinstance(text, str) else text
         size = len(data)
-        if self.pending_bytes + size > self.options.max_pending_bytes:
+        if self.pending_bytes + size > self.limits.max_pending_bytes:
             log.warning("websocket cut: %d bytes pending (cap %d)", self.pending_bytes,
-                        self.options.max_pending_bytes)
+                        self.limits.max_pending_bytes)
             self.close(CLOSE_BACKLOG, "too much pending output; reconnect with your versions")
             self.closing = True
             return False

@@ -9,7 +9,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock
 from lottery.errors import CategoryNotFound, InvalidInput, ProductNotFound
-from lottery.gifts import check_image
+from lottery.gifts import IMAGE_RULE
+from lottery.images import ImageSources
 from lottery.storage import categories, products
 from lottery.validate import check_identifier
 
@@ -61,8 +62,9 @@ def category_view(category: dict) -> dict:
 class Catalogue:
     """Categories and products."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, images: ImageSources = ImageSources()) -> None:
         self.db = db
+        self.images = images
 
     async def add_category(self, name: str, sort: int = 0) -> dict:
         category = {"_id": secrets.token_hex(8), "name": clean_name(name), "sort": sort,
@@ -78,7 +80,7 @@ class Catalogue:
         now = clock.utcnow()
         product = {"_id": secrets.token_hex(12), "name": clean_name(spec.name), "price": check_price(spec.price),
                    "stock": check_stock(spec.stock), "category_id": spec.category_id,
-                   "images": check_images(spec.images), "description": check_description(spec.description),
+                   "images": check_images(spec.images, self.images), "description": check_description(spec.description),
                    "on_sale": spec.on_sale, "held": {}, "created_at": now, "updated_at": now}
         await products.insert(self.db, product)
         return product
@@ -93,7 +95,7 @@ class Catalogue:
         if change.stock is not None:
             fields["stock"] = check_stock(change.stock)
         if change.images is not None:
-            fields["images"] = check_images(change.images)
+            fields["images"] = check_images(change.images, self.images)
         if change.description is not None:
             fields["description"] = check_description(change.description)
         if change.on_sale is not None:
@@ -150,13 +152,15 @@ def check_stock(stock: int) -> int:
     return stock
 
 
-def check_images(images: list[str]) -> list[str]:
+def check_images(images: list[str], sources: ImageSources) -> list[str]:
+    """A product's images: a page shows them, so from where the pages may load images."""
     if len(images) > MAX_IMAGES:
         raise InvalidInput(f"images 最多 {MAX_IMAGES} 张")
     for image in images:
         if not image:
             raise InvalidInput("image 不能为空")
-        check_image(image)
+        if not sources.allows(image):
+            raise InvalidInput(IMAGE_RULE)
     return list(images)
 
 

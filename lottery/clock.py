@@ -35,8 +35,12 @@ def iso(value: datetime | None) -> str | None:
 
 
 def parse_time(text: str) -> datetime:
-    """ISO 8601 (a `Z` or offset; a naive time means Asia/Shanghai) as aware UTC."""
+    """ISO 8601 (a `Z` or offset; a naive time means Asia/Shanghai) as aware UTC; ValueError
+    for text that is not one, or a time whose UTC falls outside years 1 to 9999."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=SHANGHAI)
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError as exc:
+        raise ValueError("time out of range") from exc

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 MAX_NAME = 20
 DEMO_SENDER = "小红"
+# The host names a development server answers to by default (its Host check).
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def is_local_database(uri: str) -> bool:
@@ -32,7 +34,12 @@ def is_local_database(uri: str) -> bool:
 
 
 def _is_loopback(host: str) -> bool:
-    name = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+    """`host:port` or `[v6]:port` on loopback."""
+    return is_loopback(host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0])
+
+
+def is_loopback(name: str) -> bool:
+    """Whether a host name or IP address (no port) is this machine's loopback."""
     if name.lower() == "localhost":
         return True
     try:

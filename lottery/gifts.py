@@ -12,6 +12,7 @@ from lottery import clock, fairness, logs, metrics
 from lottery.accounts import Accounts, key_digest
 from lottery.errors import (AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
                             InvalidInput, LotteryError, MissingParams, NoItemsLeft, OwnGift)
+from lottery.images import ImageSources
 from lottery.storage import gifts as store
 from lottery.storage import joins, login_keys, members
 from lottery.validate import check_identifier
@@ -26,6 +27,7 @@ METHODS = tuple(METHOD_NAMES)
 STATES = ("can_join", "joined_waiting", "won", "lost", "full", "closed", "own_gift")
 
 MAX_ITEMS = 1000
+IMAGE_RULE = "image 必须是本站 /static/ 下的图片，或允许的图片域名上的 https 地址"
 # A direct gift's join tries the next item when a racing joiner took the one it saw; at most
 # this many times (each retry means another joiner got an item).
 MAX_CLAIMS = 50
@@ -159,9 +161,10 @@ class Gifts:
     """Creating, reading and joining gifts."""
 
     def __init__(self, db: AsyncDatabase, accounts: Accounts,
-                 on_ready: Callable[[str], None] | None = None) -> None:
+                 on_ready: Callable[[str], None] | None = None, images: ImageSources = ImageSources()) -> None:
         self.db = db
         self.accounts = accounts
+        self.images = images  # where item images may come from
         # Called with the order id when a join takes the last seat of an open-when-full gift
         # (the draw's open_soon). Must not block: the joiner's answer does not wait for it.
         self.on_ready = on_ready
@@ -169,7 +172,7 @@ class Gifts:
     async def create(self, spec: GiftSpec) -> dict:
         """Create a paid gift; returns the stored document."""
         now = clock.utcnow()
-        check_gift(spec, now)
+        check_gift(spec, now, self.images)
         sender_id = await self.accounts.ensure_member(spec.sender_openid)
         sender = await members.get(self.db, sender_id) or {}
         gift = new_gift(spec, sender_id, sender, now)
@@ -307,12 +310,6 @@ def new_gift(spec: GiftSpec, sender_id: str, sender: dict, now: datetime) -> dic
     }
 
 
-def check_image(url: str) -> None:
-    """An image a page may show: empty, or a URL."""
-    if url and not url.startswith(("https://", "http://", "/")):
-        raise InvalidInput("image 必须是 URL")
-
-
 def item_doc(item: Item) -> dict:
     doc = {"name": item.name, "image": item.image}
     if item.product_id:
@@ -320,7 +317,7 @@ def item_doc(item: Item) -> dict:
     return doc
 
 
-def check_gift(spec: GiftSpec, now: datetime) -> None:
+def check_gift(spec: GiftSpec, now: datetime, images: ImageSources | None = ImageSources()) -> None:
     """The rules a new gift must satisfy; InvalidInput (or MissingParams) saying which it breaks."""
     if spec.method not in METHODS:
         raise InvalidInput("method 必须是 direct、full 或 timed")
@@ -329,7 +326,9 @@ def check_gift(spec: GiftSpec, now: datetime) -> None:
     if len(spec.items) > MAX_ITEMS:
         raise InvalidInput(f"items 最多 {MAX_ITEMS} 个")
     for item in spec.items:
-        check_image(item.image)
+        # `images` None: the items come from the catalogue, which checked its images.
+        if images is not None and item.image and not images.allows(item.image):
+            raise InvalidInput(IMAGE_RULE)
     if spec.method == "full":
         if spec.open_number is None:
             raise MissingParams()

@@ -7,7 +7,6 @@ import binascii
 import json
 import logging
 import unicodedata
-from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -15,12 +14,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock
 from lottery.errors import InvalidInput, LoginExpired, MissingParams
+from lottery.images import MAX_IMAGE_URL, ImageSources
 from lottery.storage import gifts, members
 
 log = logging.getLogger(__name__)
 
 MAX_NICKNAME = 32
-MAX_AVATAR_URL = 512
 # What WeChat's getUserInfo returns for everyone since November 2022.
 ANONYMOUS_NICKNAME = "微信用户"
 
@@ -85,26 +84,23 @@ def clean_nickname(value: object, strict: bool = True) -> str:
     return text
 
 
-def clean_avatar_url(value: object, strict: bool = True) -> str:
-    """An https URL of at most 512 characters (mini-program images must be https)."""
-    ok = isinstance(value, str) and 0 < len(value) <= MAX_AVATAR_URL and value.isprintable() \
-        and " " not in value
-    if ok:
-        parts = urlsplit(value)
-        ok = parts.scheme == "https" and bool(parts.hostname)
-    if not ok:
-        if strict:
-            raise InvalidInput(f"avatar_url 必须是不超过 {MAX_AVATAR_URL} 个字符的 https 地址")
-        return ""
-    return value
+def clean_avatar_url(value: object, images: ImageSources, strict: bool = True) -> str:
+    """An avatar the pages may show: https on an allowed image host (WeChat's avatar CDN by
+    default) or this server's /static/. Not strict: "" for any other."""
+    if images.allows(value):
+        return value
+    if strict:
+        raise InvalidInput(f"avatar_url 必须是允许的图片域名上的 https 地址（不超过 {MAX_IMAGE_URL} 个字符）")
+    return ""
 
 
 class Profiles:
     """Reading and changing a member's nickname and avatar."""
 
-    def __init__(self, db: AsyncDatabase, appid: str) -> None:
+    def __init__(self, db: AsyncDatabase, appid: str, images: ImageSources = ImageSources()) -> None:
         self.db = db
         self.appid = appid
+        self.images = images  # where avatars may come from
 
     async def from_encrypted_user_info(self, member_id: str, iv: str, encrypted_data: str) -> dict:
         """The seed's getUserInfo: decrypt with the member's session key and store the profile.
@@ -118,7 +114,7 @@ class Profiles:
             log.warning("getUserInfo for %s refused: %s", member_id, exc.code)
             raise
         nickname = clean_nickname(info.get("nickName"), strict=False)
-        avatar_url = clean_avatar_url(info.get("avatarUrl"), strict=False)
+        avatar_url = clean_avatar_url(info.get("avatarUrl"), self.images, strict=False)
         if (nickname in ("", ANONYMOUS_NICKNAME)) and member.get("nickname"):
             return self._view(member)  # keep what the member filled in
         return await self._save(member_id, {"nickname": nickname or ANONYMOUS_NICKNAME,
@@ -130,7 +126,7 @@ class Profiles:
         if nickname is not None:
             fields["nickname"] = clean_nickname(nickname)
         if avatar_url is not None:
-            fields["avatar_url"] = clean_avatar_url(avatar_url)
+            fields["avatar_url"] = clean_avatar_url(avatar_url, self.images)
         if not fields:
             raise MissingParams("缺少参数 nickname 或 avatar_url")
         return await self._save(member_id, fields)

@@ -1,4 +1,5 @@
 """`python server.py`: its options, and the embedded engine it starts and stops by itself."""
+import ipaddress
 import json
 import os
 import re
@@ -7,9 +8,11 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
+
 from tests.api import ADMIN_TOKEN
 from lottery.storage.engine import free_port
-from tests.servers import ROOT, ServerProcess
+from tests.servers import ROOT, ServerProcess, uri_with_db
 
 NO_WECHAT = "http://127.0.0.1:9"
 
@@ -112,3 +115,50 @@ def test_without_mongodb_uri_it_runs_its_own_engine_and_keeps_the_data_across_re
         second.stop()
     assert second.process.returncode == 0
     assert processes_mentioning(data_dir) == []
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on `port` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        with open(table) as handle:
+            for row in handle.read().splitlines()[1:]:
+                local, state = row.split()[1], row.split()[3]
+                address, _, port_hex = local.partition(":")
+                if state == "0A" and int(port_hex, 16) == port:
+                    # /proc prints each 32-bit word in host (little-endian) order.
+                    words = [bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, width, 8)]
+                    raw = b"".join(words)
+                    found.add(ipaddress.ip_address(raw).compressed)
+    return found
+
+
+def listening_line(server: ServerProcess) -> str:
+    return next(line for line in server.log_text().splitlines() if "listening on" in line)
+
+
+@pytest.mark.parametrize("args, addresses, logged", [
+    (["--dev"], {"127.0.0.1"}, "http://127.0.0.1:"),
+    (["--address=127.0.0.1"], {"127.0.0.1"}, "http://127.0.0.1:"),
+    ([], {"0.0.0.0", "::"}, "http://0.0.0.0:"),
+])
+def test_it_listens_where_told_loopback_in_development_and_logs_what_it_bound(engine_uri, args, addresses, logged):
+    server = ServerProcess(uri_with_db(engine_uri, "t_listen"), NO_WECHAT, *args).start()
+    try:
+        bound = listening_addresses(server.port)
+        assert bound and bound <= addresses, bound
+        line = listening_line(server)
+        assert f"{logged}{server.port}" in line, line
+        for address in bound:
+            assert (f"[{address}]" if ":" in address else address) in line
+        if "--dev" in args:
+            assert "0.0.0.0" not in line and "[::]" not in line
+    finally:
+        server.stop()
+
+
+def test_development_mode_refuses_an_address_other_than_loopback():
+    for address in ("0.0.0.0", "::", "192.0.2.10", "example.com"):
+        result = run_server("--dev", f"--address={address}")
+        assert result.returncode != 0 and "loopback" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr

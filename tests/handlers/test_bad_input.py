@@ -55,6 +55,30 @@ async def test_malformed_json_is_a_clear_error(api, db, raw):
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize("raw", [b"[" * 30_000 + b"]" * 30_000,  # 60 KB: the parser itself gives up
+                                 b'{"a": ' * 33 + b"1" + b"}" * 33])  # one level past the limit
+async def test_deeply_nested_json_is_a_clear_400_not_a_500(api, db, raw, caplog):
+    order_id = await api.create_gift(method="full", open_number=5)
+    key = await api.login("nested")
+    status, answer = await api.request("POST", "/api/sharagift/JoinGift", raw=raw)
+    assert status == 200 and answer["code"] == "error" and "嵌套过深" in answer["message"]
+    for path, token in ((f"/api/v1/gifts/{order_id}/join", key), ("/api/v1/me/profile", key),
+                        ("/api/admin/gifts", api.admin_token)):
+        status, answer = await api.request("POST", path, raw=raw, token=token)
+        assert status == 400 and answer["error"]["code"] == "invalid_input", path
+        assert "嵌套过深" in answer["error"]["message"]
+    assert not [r for r in caplog.records if r.levelno >= 40]
+    assert await counts(db) == (0, 0)
+
+
+@pytest.mark.gen_test
+async def test_json_nested_up_to_the_limit_is_read(api):
+    key = await api.login("shallow")
+    raw = b'{"nickname": "ok", "x": ' + b"[" * 31 + b"]" * 31 + b"}"  # 32 levels with the body
+    assert (await api.request("POST", "/api/v1/me/profile", raw=raw, token=key))[0] == 200
+
+
+@pytest.mark.gen_test
 async def test_a_body_over_64_kib_is_refused_with_a_clear_error(api, db):
     order_id = await api.create_gift(method="full", open_number=5)
     key = await api.login("big")
@@ -76,6 +100,23 @@ async def test_a_body_over_1_mib_is_not_read_and_gets_a_bare_400(api, base_url):
     answer = await asyncio.wait_for(reader.read(), 10)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("open_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-12:00"])
+async def test_a_time_beyond_the_calendar_once_in_utc_is_a_clear_400(api, open_at):
+    status, answer = await api.request("POST", "/api/admin/gifts", {
+        "sender_openid": "o_s", "method": "timed", "items": [{"name": "a"}], "open_at": open_at},
+        token=api.admin_token)
+    assert status == 400 and answer["error"]["code"] == "invalid_input"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("limit", ["%C2%B2", "%EF%BC%91", "%D9%A3", "1e3", "9" * 40])  # ², fullwidth 1, Arabic 3
+async def test_a_query_number_must_be_ascii_digits(api, limit):
+    status, answer = await api.request("GET", f"/api/admin/notifications?order_id=abc&limit={limit}",
+                                       token=api.admin_token)
+    assert status == 400 and answer["error"]["code"] == "invalid_input", limit
 
 
 @pytest.mark.gen_test

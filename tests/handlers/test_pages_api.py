@@ -1,4 +1,5 @@
 """The pages' own routes: the HTML pages, development sign-in, winners and participants."""
+import logging
 import os
 import subprocess
 import sys
@@ -6,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tests.rawhttp import connect, request_bytes, status_of, where
 from tests.servers import ROOT
 from tests.waiting import until
 
@@ -17,8 +19,56 @@ def dev_mode() -> bool:
 
 
 @pytest.fixture
-def app(build_app, dev_mode):
-    return build_app(dev=dev_mode)
+def allowed_hosts() -> list[str] | None:
+    """Unset here (the default for the mode); a test parametrizes it."""
+    return None
+
+
+@pytest.fixture
+def app(build_app, dev_mode, allowed_hosts):
+    return build_app(dev=dev_mode, allowed_hosts=allowed_hosts)
+
+
+async def answer_for_host(base_url: str, method: str, path: str, host: str) -> int:
+    body = b'{"name": "x"}' if method == "POST" else b""
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="} if path == "/ws" else {}
+    reader, writer = await connect(base_url)
+    try:
+        writer.write(request_bytes(method, path, headers, body, host=host))
+        return status_of(await reader.readuntil(b"\r\n\r\n"))
+    finally:
+        writer.close()
+
+
+ROUTES = [("POST", "/api/dev/login"), ("GET", "/"), ("GET", "/api/site"), ("GET", "/ws"),
+          ("GET", "/static/js/api.js"), ("GET", "/nope")]
+
+
+@pytest.mark.gen_test
+async def test_in_development_only_loopback_host_names_are_answered(http_server, base_url):
+    port = where(base_url)[1]
+    for method, path in ROUTES:
+        for host in ("evil.example", f"evil.example:{port}", "192.0.2.1", "localhost.evil.example"):
+            assert await answer_for_host(base_url, method, path, host) == 400, (path, host)
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LOCALHOST"):
+            assert await answer_for_host(base_url, method, path, host) in (101, 200, 404), (path, host)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("dev_mode", [False])
+async def test_without_development_mode_any_host_is_answered_by_default(http_server, base_url, dev_mode):
+    assert await answer_for_host(base_url, "GET", "/api/site", "gift.example.com") == 200
+    assert await answer_for_host(base_url, "GET", "/ws", "gift.example.com") == 101
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("allowed_hosts", [["gift.example.com"]])
+async def test_the_allowed_hosts_are_configurable(http_server, base_url, allowed_hosts):
+    assert await answer_for_host(base_url, "GET", "/api/site", "gift.example.com:443") == 200
+    assert await answer_for_host(base_url, "GET", "/ws", "gift.example.com") == 101
+    assert await answer_for_host(base_url, "GET", "/api/site", "localhost") == 400
+    assert await answer_for_host(base_url, "GET", "/ws", "other.example.com") == 400
 
 
 async def dev_login(api, name) -> tuple[int, dict]:
@@ -75,6 +125,15 @@ async def test_pages_are_html_with_a_strict_content_policy(api, http_client, bas
                  "/shop/product/a%2Fb", "/orders/abc123/other", "/orders/", "/me", "/me/other"):
         response = await http_client.fetch(base_url + path, raise_error=False)
         assert response.code in (403, 404), path
+
+
+@pytest.mark.gen_test
+async def test_a_nul_byte_in_a_static_path_is_a_plain_404(api, http_client, base_url, caplog):
+    caplog.set_level(logging.WARNING)
+    for path in ("/static/js%00/x", "/static/%00", "/static/js/api.js%00", "/static/%00/../js/api.js"):
+        response = await http_client.fetch(base_url + path, raise_error=False)
+        assert response.code == 404, path
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 @pytest.mark.gen_test

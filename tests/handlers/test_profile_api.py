@@ -47,10 +47,10 @@ async def test_v1_profile_fill_in_updates_the_sender_on_gifts(api):
     order_id = await api.create_gift(method="direct", sender_openid="o_dave")
     key = await api.login("dave")
     status, answer = await api.request("POST", "/api/v1/me/profile",
-                                       {"nickname": "大卫", "avatar_url": "https://cdn.example.com/d.png"}, token=key)
-    assert status == 200 and answer == {"nickname": "大卫", "avatar_url": "https://cdn.example.com/d.png"}
+                                       {"nickname": "大卫", "avatar_url": "https://thirdwx.qlogo.cn/mmopen/d.png"}, token=key)
+    assert status == 200 and answer == {"nickname": "大卫", "avatar_url": "https://thirdwx.qlogo.cn/mmopen/d.png"}
     status, view = await api.gift(await api.login("erin"), order_id)
-    assert view["gift"]["sender"] == {"name": "大卫", "avatar": "https://cdn.example.com/d.png"}
+    assert view["gift"]["sender"] == {"name": "大卫", "avatar": "https://thirdwx.qlogo.cn/mmopen/d.png"}
 
 
 @pytest.mark.parametrize("body, status", [

@@ -13,6 +13,7 @@ from handlers.realtime import CLOSE_AUTH_TIMEOUT, CLOSE_BACKLOG, CLOSE_BAD_KEY, 
 from lottery.live.hub import LiveHub
 from lottery.storage import gifts as gift_store
 from lottery.storage import joins as join_store
+from tests.rawhttp import exchange, open_connections, request_bytes, status_of, where
 from tests.servers import ServerProcess, uri_with_db
 from tests.waiting import until
 from tests.ws import WsClient
@@ -458,7 +459,7 @@ async def test_no_log_line_ever_holds_a_login_key(api, base_url, app, caplog, mo
         await client.closed()
         bad = await WsClient.connect(base_url, "wrong-" + key)
         await bad.closed()
-    assert any("uncaught exception on /ws" in r.getMessage() for r in caplog.records)
+    assert any("uncaught exception on GET /ws" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if key in r.getMessage() or key in str(r.exc_text or "")]
 
 
@@ -482,3 +483,38 @@ async def test_a_web_process_pushes_a_draw_made_by_a_join_in_another_process(
     finally:
         web.stop()
     assert ann not in web.log_text()  # the key came in the URL; no log line holds it
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_post_to_ws_gets_405_at_once_and_fifty_leave_no_connection_open_and_no_error(
+        http_server, base_url, caplog):
+    caplog.set_level(logging.WARNING)
+    answers = await asyncio.gather(*(exchange(base_url, request_bytes("POST", f"/ws?n={i}", body=b"{}"), timeout=10)
+                                     for i in range(50)))  # each read until the server closed it
+    assert [status_of(answer) for answer in answers] == [405] * 50
+    await until(lambda: open_connections(where(base_url)[1]) == 0)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_every_other_method_on_ws_is_a_405_too(http_server, base_url, caplog):
+    for method in ("OPTIONS", "PUT", "PATCH", "DELETE", "HEAD"):
+        answer = await exchange(base_url, request_bytes(method, "/ws"), timeout=10)
+        assert status_of(answer) == 405, (method, answer[:100])
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_deeply_nested_frame_gets_an_error_frame_and_the_connection_stays(api, base_url, caplog):
+    key = await api.login("nester")
+    client = await WsClient.connect(base_url, key)
+    try:
+        for frame in ("[" * 2000 + "]" * 2000, '{"type": "ping", "x": ' + "[" * 40 + "]" * 40 + "}"):
+            client.send(frame)
+            error = await client.next("error")
+            assert error["code"] == "bad_message" and "嵌套过深" in error["message"]
+        client.send({"type": "ping"})
+        assert (await client.next("pong"))["type"] == "pong"
+    finally:
+        client.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

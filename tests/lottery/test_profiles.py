@@ -89,17 +89,18 @@ async def test_a_profile_change_reaches_the_members_gifts(db, gifts):
 async def test_the_anonymous_wechat_name_never_replaces_a_chosen_one(db):
     member_id = await Accounts(db, None).ensure_member("o_x", session_key=KEY)
     profiles = Profiles(db, APPID)
-    await profiles.update(member_id, nickname="阿明", avatar_url="https://cdn.example.com/m.png")
+    await profiles.update(member_id, nickname="阿明", avatar_url="https://thirdwx.qlogo.cn/mmopen/m.png")
     anonymous = encrypt_user_data(KEY, IV, user_info(nickName="微信用户", avatarUrl="https://grey.png"))
     view = await profiles.from_encrypted_user_info(member_id, IV, anonymous)
-    assert view == {"nickname": "阿明", "avatar_url": "https://cdn.example.com/m.png"}
+    assert view == {"nickname": "阿明", "avatar_url": "https://thirdwx.qlogo.cn/mmopen/m.png"}
 
 
 @pytest.mark.parametrize("body", [
     {}, {"nickname": ""}, {"nickname": "   "}, {"nickname": "x" * 33}, {"nickname": 5},
     {"avatar_url": "http://insecure.example.com/a.png"}, {"avatar_url": "javascript:alert(1)"},
     {"avatar_url": "https://"}, {"avatar_url": "https://a.com/" + "x" * 600}, {"avatar_url": {"$ne": 1}},
-    {"avatar_url": "wxfile://tmp_abc.png"},
+    {"avatar_url": "wxfile://tmp_abc.png"}, {"avatar_url": "https://evil.example/a.png"},
+    {"avatar_url": "//thirdwx.qlogo.cn/a.png"}, {"avatar_url": "https://thirdwx.qlogo.cn@evil.example/a.png"},
 ])
 @pytest.mark.gen_test
 async def test_bad_profile_input_is_refused(db, body):
