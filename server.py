@@ -33,6 +33,7 @@ from lottery.profiles import Profiles
 from lottery.roster import Roster
 from lottery.scheduler import Scheduler
 from lottery.storage.connection import client_for, database_name, ensure_indexes
+from lottery.storage.data_dir_lock import DataDirInUse
 from lottery.storage.engine import EmbeddedEngine
 from notify.templates import ConfigError, NotifyConfig, load_config
 from notify.wechat import WeChatClient
@@ -279,7 +280,10 @@ def main() -> None:
     uri = options.mongodb_uri
     if not uri:
         engine = EmbeddedEngine(options.data_dir)
-        uri = engine.start()
+        try:
+            uri = engine.start()  # here, on the main thread: the engine dies with this thread
+        except DataDirInUse as exc:
+            raise SystemExit(str(exc)) from None
     try:
         asyncio.run(serve(uri, templates))
     finally:
