@@ -1,4 +1,5 @@
-"""`python server.py`: its options, and the embedded engine it starts and stops by itself."""
+"""`python server.py`: its options, and the embedded engine it starts and stops by itself, comes
+back to after a crash, and keeps to itself."""
 import json
 import os
 import re
@@ -6,10 +7,18 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from datetime import timedelta
+from typing import Callable
 
-from tests.api import ADMIN_TOKEN
-from lottery.storage.engine import free_port
-from tests.servers import ROOT, ServerProcess
+import pytest
+
+from lottery import clock
+from lottery.storage.data_dir_lock import DataDirLock
+from lottery.storage.engine import engine_uri, free_port
+from lottery.storage.engine_process import is_engine_on
+from tests.api import ADMIN_TOKEN, Api
+from tests.servers import ROOT, ServerProcess, write_journaled
+from tests.waiting import until, until_past
 
 NO_WECHAT = "http://127.0.0.1:9"
 
@@ -112,3 +121,120 @@ def test_without_mongodb_uri_it_runs_its_own_engine_and_keeps_the_data_across_re
         second.stop()
     assert second.process.returncode == 0
     assert processes_mentioning(data_dir) == []
+
+
+# Crashes. The issue's promise: a server killed outright is serving again within 10 s of its
+# restart on the same data directory.
+RESTART_SECONDS = 10
+OPEN_AHEAD = timedelta(seconds=6)  # time to create, join and kill before the timed gift is due
+
+
+def embedded_server(data_dir: str, wechat_url: str = NO_WECHAT) -> ServerProcess:
+    return ServerProcess("", wechat_url, f"--data_dir={data_dir}")
+
+
+def engine_pid(data_dir: str) -> int:
+    return DataDirLock(data_dir).read_record()["engine_pid"]
+
+
+async def gifts_joined_before_a_crash(api: Api) -> dict:
+    """A direct gift alice has won, and a timed gift due shortly that alice and bob joined."""
+    direct = await api.create_gift(method="direct")
+    open_at = clock.utcnow() + OPEN_AHEAD
+    timed = await api.create_gift(method="timed", open_at=open_at.isoformat())
+    keys = {name: await api.login(name) for name in ("alice", "bob")}
+    for key in keys.values():
+        assert (await api.join_gift(key, timed))["code"] == "success"
+    assert (await api.join_gift(keys["alice"], direct))["code"] == "suc"
+    assert (await api.request("GET", f"/api/v1/gifts/{timed}/proof"))[0] == 409  # not opened
+    return {"direct": direct, "timed": timed, "open_at": open_at, "keys": keys}
+
+
+async def everything_is_there_and_the_overdue_gift_opened_once(
+        api: Api, made: dict, first: ServerProcess, second: ServerProcess) -> None:
+    async def proof() -> dict | None:
+        status, answer = await api.request("GET", f"/api/v1/gifts/{made['timed']}/proof")
+        return answer if status == 200 else None
+    assert len((await until(proof))["participants"]) == 2
+    states = []
+    for key in made["keys"].values():  # each login key still signs in, each join is there
+        status, view = await api.gift(key, made["timed"])
+        assert status == 200
+        states.append(view["me"]["state"])
+    assert sorted(states) == ["lost", "won"]
+    status, view = await api.gift(made["keys"]["alice"], made["direct"])
+    assert status == 200 and view["me"]["state"] == "won"
+    opened = f"gift {made['timed']} opened"
+    assert first.log_text().count(opened) == 0 and second.log_text().count(opened) == 1
+
+
+async def crash_and_restart(tmp_path, wechat_url: str, crash: Callable[[ServerProcess, str], None]) -> None:
+    """Serve on a data directory, make gifts and joins, `crash(server, data_dir)`, wait past the
+    timed gift's open time, restart on the same directory: everything is there, and the gift
+    due while the server was down opens once."""
+    data_dir = str(tmp_path / "data")
+    first = embedded_server(data_dir, wechat_url).start(timeout=60)
+    try:
+        api = Api(first.base_url)
+        try:
+            made = await gifts_joined_before_a_crash(api)
+        finally:
+            api.close()
+        crash(first, data_dir)
+    finally:
+        first.kill()
+    await until_past(made["open_at"])
+    second = embedded_server(data_dir, wechat_url)
+    try:
+        second.start(timeout=RESTART_SECONDS)
+        api = Api(second.base_url)
+        try:
+            await everything_is_there_and_the_overdue_gift_opened_once(api, made, first, second)
+        finally:
+            api.close()
+    finally:
+        second.stop()
+    assert processes_mentioning(data_dir) == []  # its engine stopped with it
+
+
+def kill_the_server(server: ServerProcess, data_dir: str) -> None:
+    server.kill()  # its engine gets SIGTERM as it dies (or, elsewhere, the next start stops it)
+
+
+def kill_the_server_and_its_engine(server: ServerProcess, data_dir: str) -> None:
+    engine = DataDirLock(data_dir).read_record()
+    # The server's writes are on disk in the journal, not yet in a checkpoint.
+    write_journaled(engine_uri(engine["port"]), {"_id": "journal flushed"})
+    os.kill(server.process.pid, signal.SIGSTOP)  # frozen, it cannot start its engine again
+    os.kill(engine["engine_pid"], signal.SIGKILL)
+    server.kill()
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_server_killed_outright_is_back_within_10_s_with_everything_and_opens_the_overdue_gift_once(
+        tmp_path, wechat_fake):
+    await crash_and_restart(tmp_path, wechat_fake.url, kill_the_server)
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_server_and_its_engine_killed_outright_restart_with_everything_recovered_from_the_journal(
+        tmp_path, wechat_fake):
+    await crash_and_restart(tmp_path, wechat_fake.url, kill_the_server_and_its_engine)
+
+
+def test_a_second_server_on_the_same_data_dir_refuses_and_the_first_keeps_serving(tmp_path):
+    data_dir = str(tmp_path / "data")
+    first = embedded_server(data_dir).start(timeout=60)
+    try:
+        engine = engine_pid(data_dir)
+        status, created = call(first.base_url + "/api/admin/gifts",
+                               {"sender_openid": "o_sender", "method": "direct", "items": [{"name": "茶"}]},
+                               token=ADMIN_TOKEN)
+        assert status == 201
+        second = run_server(f"--port={free_port()}", f"--data_dir={data_dir}", env={"MONGODB_URI": ""})
+        assert second.returncode != 0 and "Traceback" not in second.stderr
+        assert f"data directory in use by process {first.process.pid}" in second.stderr
+        assert engine_pid(data_dir) == engine and is_engine_on(engine, data_dir)
+        assert call(f"{first.base_url}/api/v1/gifts/{created['order_id']}/winners")[0] == 200
+    finally:
+        first.stop()
