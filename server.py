@@ -195,8 +195,10 @@ def notify_config() -> NotifyConfig:
 
 # Running
 
-async def serve(uri: str, templates: NotifyConfig) -> None:
-    """Build this role's parts once, listen, run until SIGINT/SIGTERM, then stop in order."""
+async def serve(uri: str, templates: NotifyConfig, engine: EmbeddedEngine | None = None) -> None:
+    """Build this role's parts once, listen, run until SIGINT/SIGTERM, then stop in order. The
+    embedded engine, if any, is supervised meanwhile (started again if it dies)."""
+    supervision = asyncio.create_task(engine.supervise()) if engine is not None else None
     web_role, scheduler_role = options.role in ("all", "web"), options.role in ("all", "scheduler")
     # The realtime change stream holds one pooled connection for good: room above it.
     client = client_for(uri, max_pool_size=51)
@@ -259,6 +261,8 @@ async def serve(uri: str, templates: NotifyConfig) -> None:
     if notifier is not None:
         await notifier.stop()
     await client.close()
+    if supervision is not None:
+        supervision.cancel()  # main() stops the engine itself, once the loop is done
 
 
 def main() -> None:
@@ -285,7 +289,7 @@ def main() -> None:
         except DataDirInUse as exc:
             raise SystemExit(str(exc)) from None
     try:
-        asyncio.run(serve(uri, templates))
+        asyncio.run(serve(uri, templates, engine))
     finally:
         if engine is not None:
             engine.stop()

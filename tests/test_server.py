@@ -1,5 +1,5 @@
 """`python server.py`: its options, and the embedded engine it starts and stops by itself, comes
-back to after a crash, and keeps to itself."""
+back to after a crash, keeps to itself, and restarts when it dies."""
 import json
 import os
 import re
@@ -238,3 +238,30 @@ def test_a_second_server_on_the_same_data_dir_refuses_and_the_first_keeps_servin
         assert call(f"{first.base_url}/api/v1/gifts/{created['order_id']}/winners")[0] == 200
     finally:
         first.stop()
+
+
+async def healthy(api: Api) -> bool:
+    return (await api.request("GET", "/healthz"))[0] == 200
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_an_engine_killed_under_a_running_server_is_started_again_and_the_data_is_still_there(tmp_path):
+    data_dir = str(tmp_path / "data")
+    server = embedded_server(data_dir).start(timeout=60)
+    api = Api(server.base_url)
+    try:
+        order_id = await api.create_gift(method="direct")
+        record = DataDirLock(data_dir).read_record()
+        write_journaled(engine_uri(record["port"]), {"_id": "journal flushed"})
+        killed = record["engine_pid"]
+        os.kill(killed, signal.SIGKILL)
+        await until(lambda: engine_pid(data_dir) != killed, timeout=60)
+        await until(lambda: healthy(api), timeout=60)
+        status, winners = await api.request("GET", f"/api/v1/gifts/{order_id}/winners")
+        assert status == 200 and winners["order_id"] == order_id
+    finally:
+        api.close()
+        server.stop()
+    log = server.log_text()
+    assert log.count(f"embedded engine (pid {killed}) exited") == 1 and log.count("embedded engine back") == 1
+

@@ -7,7 +7,9 @@ retryable-write ledger slows every write down over time, hence `retryWrites=fals
 On a data directory the server holds the directory's lock for its lifetime and records its
 engine there (data_dir_lock.py). On Linux a guard process stops the engine when the server
 dies, and an engine left running by a server that died anyway is stopped before a new one
-starts (engine_process.py)."""
+starts (engine_process.py). While the server runs, `supervise()` starts the engine again
+whenever it dies."""
+import asyncio
 import logging
 import os
 import shutil
@@ -69,16 +71,23 @@ class EmbeddedEngine:
     """A `secantusd-py` child process on a loopback port, on a data directory or in memory
     (`:memory:`: no lock, no record, nothing kept).
 
-    `start()` launches it, `stop()` stops it. Start it on the main thread: on Linux each engine
-    has a guard process that stops it when the thread that launched it ends."""
+    `start()` launches it, `supervise()` (a task on the server's event loop) keeps it running,
+    `stop()` ends both. Start it, and run `supervise()`, on the main thread: on Linux each
+    engine has a guard process that stops it when the thread that launched it ends."""
 
-    def __init__(self, storage_path: str, port: int | None = None) -> None:
+    def __init__(self, storage_path: str, port: int | None = None, restart_delay: float = 0.5,
+                 max_restart_delay: float = 10.0, check_interval: float = 0.5) -> None:
         in_memory = storage_path == IN_MEMORY
         self.storage_path = storage_path if in_memory else os.path.realpath(storage_path)
         self.port = port or free_port()
+        self.restart_delay = restart_delay
+        self.max_restart_delay = max_restart_delay
+        self.check_interval = check_interval
         self.process: subprocess.Popen | None = None
         self._guard: subprocess.Popen | None = None  # stops the engine if the server dies
         self.lock = None if in_memory else DataDirLock(self.storage_path)
+        self._stopping = False
+        self._supervisor: asyncio.Task | None = None
 
     @property
     def uri(self) -> str:
@@ -93,6 +102,7 @@ class EmbeddedEngine:
         """Start the engine, wait until it answers a ping, and return its URI. On a data
         directory, first take its lock (DataDirInUse if a live server holds it) and stop the
         engine an earlier run of the directory left behind, if it still runs."""
+        self._stopping = False
         previous = self.lock.acquire() if self.lock is not None else {}
         try:
             self._end_leftover(previous)
@@ -105,9 +115,26 @@ class EmbeddedEngine:
         log.info("embedded MongoDB engine on port %d (data: %s)", self.port, self.storage_path)
         return self.uri
 
+    async def supervise(self) -> None:
+        """Keep the engine running until `stop()`: when it dies (killed, crashed), start it again
+        on the same port and data, first after `restart_delay`, then doubling up to
+        `max_restart_delay` while attempts fail. One warning per incident, one info line when
+        it is back. Run as a task on the main thread's loop (restarts launch from there)."""
+        self._supervisor = asyncio.current_task()
+        while not self._stopping:
+            await asyncio.sleep(self.check_interval)
+            if self._stopping or self.process is None or self.process.poll() is None:
+                continue
+            log.warning("embedded engine (pid %d) exited with %s; restarting it on port %d",
+                        self.process.pid, self.process.returncode, self.port)
+            await self._restart()
+
     def stop(self) -> None:
-        """Ask the engine to shut down cleanly (kill it if it does not), and release the data
-        directory."""
+        """End supervision, then ask the engine to shut down cleanly (kill it if it does not),
+        and release the data directory. Call it on the loop's thread, or after the loop ended."""
+        self._stopping = True
+        if self._supervisor is not None and not self._supervisor.done():
+            self._supervisor.cancel()
         self._end_guard()
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -170,3 +197,34 @@ class EmbeddedEngine:
             if time.monotonic() > deadline:
                 raise EngineFailed("embedded engine did not answer in time")
             time.sleep(0.2)
+
+    async def _restart(self) -> None:
+        """Launch the engine again until it answers; the loop keeps serving meanwhile."""
+        loop = asyncio.get_running_loop()
+        delay, attempts = self.restart_delay, 0
+        while not self._stopping:
+            await asyncio.sleep(delay)
+            attempts += 1
+            try:
+                self._launch()  # on the loop's thread: see the class docstring
+                deadline = loop.time() + START_SECONDS
+                while not await asyncio.to_thread(self._answers):
+                    if loop.time() > deadline:
+                        raise EngineFailed("embedded engine did not answer in time")
+                    await asyncio.sleep(0.2)
+            except (EngineFailed, OSError) as exc:
+                self._kill()
+                delay = min(delay * 2, self.max_restart_delay)
+                log.debug("embedded engine restart %d failed (%s); next attempt in %.1f s", attempts, exc, delay)
+                continue
+            self._record()
+            log.info("embedded engine back on port %d (pid %d) after %d attempt(s)",
+                     self.port, self.process.pid, attempts)
+            return
+
+    def _kill(self) -> None:
+        """End a launch that failed."""
+        self._end_guard()
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

@@ -1,8 +1,12 @@
 """The embedded engine as real processes: one holder per data directory; an engine stops when
 the process that started it dies; one left behind anyway is stopped before the next start, and
-nothing else ever is; an engine killed outright recovers its journal."""
+nothing else ever is; an engine killed outright recovers its journal; a supervised engine that
+dies comes back on its port."""
+import asyncio
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -165,3 +169,32 @@ async def test_an_engine_that_will_not_stop_on_sigterm_is_killed(tmp_path):
         assert stuck.wait(timeout=10) == -signal.SIGKILL
     finally:
         ended(stuck)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_supervised_engine_that_dies_comes_back_on_its_port_with_its_data_and_one_warning(
+        tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="lottery.storage.engine")
+    data_dir = str(tmp_path / "data")
+    engine = EmbeddedEngine(data_dir, max_restart_delay=1.0)
+    engine.start()
+    supervision = asyncio.create_task(engine.supervise())
+    try:
+        write_journaled(engine.uri, {"_id": "kept"})
+        first_pid = engine.pid
+        os.kill(first_pid, signal.SIGKILL)
+        engine.process.wait()
+        # Its port is taken for a while (nothing awaited since the kill, so the supervisor has not
+        # run yet): the first attempts fail, and are retried without another warning.
+        with socket.create_server(("127.0.0.1", engine.port)):
+            await until(lambda: caplog.text.count("restart 2 failed"))
+        await until(lambda: "embedded engine back" in caplog.text)
+        assert engine.pid != first_pid and read(engine.uri, "kept")
+        assert DataDirLock(data_dir).read_record()["engine_pid"] == engine.pid
+        engine_records = [r for r in caplog.records if r.name == "lottery.storage.engine"]
+        assert len([r for r in engine_records if r.levelno == logging.WARNING]) == 1
+        assert len([r for r in engine_records if "back on port" in r.getMessage()]) == 1
+    finally:
+        engine.stop()
+    await until(supervision.done)  # stop() ends the supervision, then the engine
+    assert engine.process.poll() is not None
