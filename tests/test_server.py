@@ -6,19 +6,18 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from datetime import timedelta
 from typing import Callable
-
-import pytest
 
 from lottery import clock
 from lottery.storage.data_dir_lock import DataDirLock
 from lottery.storage.engine import engine_uri, free_port
 from lottery.storage.engine_process import is_engine_on
-from tests.api import ADMIN_TOKEN, Api
+from tests.api import ADMIN_TOKEN
 from tests.servers import ROOT, ServerProcess, write_journaled
-from tests.waiting import until, until_past
+from tests.waiting import wait_until
 
 NO_WECHAT = "http://127.0.0.1:9"
 
@@ -42,10 +41,16 @@ def processes_mentioning(text: str) -> list[str]:
 
 
 def call(url: str, body: dict | None = None, token: str = "") -> tuple[int, dict]:
+    """One JSON request (a POST with a body, else a GET): the status and the answer, errors too.
+    These tests are synchronous: the browser tests leave the session's thread in a running
+    event loop, so a test here cannot run one."""
     request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
                                      headers={"Authorization": f"Bearer {token}"} if token else {})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
 
 
 def test_help_lists_every_setting_with_its_environment_name_and_never_a_secret():
@@ -137,68 +142,76 @@ def engine_pid(data_dir: str) -> int:
     return DataDirLock(data_dir).read_record()["engine_pid"]
 
 
-async def gifts_joined_before_a_crash(api: Api) -> dict:
+def create_gift(server: ServerProcess, **fields) -> str:
+    status, created = call(server.base_url + "/api/admin/gifts",
+                           {"sender_openid": "o_sender", "items": [{"name": "茶"}], **fields}, token=ADMIN_TOKEN)
+    assert status == 201, created
+    return created["order_id"]
+
+
+def legacy(server: ServerProcess, path: str, body: dict) -> dict:
+    status, answer = call(server.base_url + path, body)
+    assert status == 200, answer
+    return answer
+
+
+def gifts_joined_before_a_crash(server: ServerProcess) -> dict:
     """A direct gift alice has won, and a timed gift due shortly that alice and bob joined."""
-    direct = await api.create_gift(method="direct")
+    direct = create_gift(server, method="direct")
     open_at = clock.utcnow() + OPEN_AHEAD
-    timed = await api.create_gift(method="timed", open_at=open_at.isoformat())
-    keys = {name: await api.login(name) for name in ("alice", "bob")}
-    for key in keys.values():
-        assert (await api.join_gift(key, timed))["code"] == "success"
-    assert (await api.join_gift(keys["alice"], direct))["code"] == "suc"
-    assert (await api.request("GET", f"/api/v1/gifts/{timed}/proof"))[0] == 409  # not opened
+    timed = create_gift(server, method="timed", open_at=open_at.isoformat())
+    keys = {}
+    for name in ("alice", "bob"):
+        keys[name] = legacy(server, "/api/member/code/login", {"code": name})["data"]["login_key"]
+        joined = legacy(server, "/api/sharagift/JoinGift", {"login_key": keys[name], "order_id": timed})
+        assert joined["code"] == "success", joined
+    won = legacy(server, "/api/sharagift/JoinGift", {"login_key": keys["alice"], "order_id": direct})
+    assert won["code"] == "suc", won
+    assert call(f"{server.base_url}/api/v1/gifts/{timed}/proof")[0] == 409  # not opened yet
     return {"direct": direct, "timed": timed, "open_at": open_at, "keys": keys}
 
 
-async def everything_is_there_and_the_overdue_gift_opened_once(
-        api: Api, made: dict, first: ServerProcess, second: ServerProcess) -> None:
-    async def proof() -> dict | None:
-        status, answer = await api.request("GET", f"/api/v1/gifts/{made['timed']}/proof")
+def everything_is_there_and_the_overdue_gift_opened_once(
+        made: dict, first: ServerProcess, second: ServerProcess) -> None:
+    def proof() -> dict | None:
+        status, answer = call(f"{second.base_url}/api/v1/gifts/{made['timed']}/proof")
         return answer if status == 200 else None
-    assert len((await until(proof))["participants"]) == 2
+    assert len(wait_until(proof)["participants"]) == 2
     states = []
     for key in made["keys"].values():  # each login key still signs in, each join is there
-        status, view = await api.gift(key, made["timed"])
-        assert status == 200
+        status, view = call(f"{second.base_url}/api/v1/gifts/{made['timed']}", token=key)
+        assert status == 200, view
         states.append(view["me"]["state"])
     assert sorted(states) == ["lost", "won"]
-    status, view = await api.gift(made["keys"]["alice"], made["direct"])
+    status, view = call(f"{second.base_url}/api/v1/gifts/{made['direct']}", token=made["keys"]["alice"])
     assert status == 200 and view["me"]["state"] == "won"
     opened = f"gift {made['timed']} opened"
     assert first.log_text().count(opened) == 0 and second.log_text().count(opened) == 1
 
 
-async def crash_and_restart(tmp_path, wechat_url: str, crash: Callable[[ServerProcess, str], None]) -> None:
+def crash_and_restart(tmp_path, wechat_url: str, crash: Callable[[ServerProcess, str], None]) -> None:
     """Serve on a data directory, make gifts and joins, `crash(server, data_dir)`, wait past the
     timed gift's open time, restart on the same directory: everything is there, and the gift
     due while the server was down opens once."""
     data_dir = str(tmp_path / "data")
     first = embedded_server(data_dir, wechat_url).start(timeout=60)
     try:
-        api = Api(first.base_url)
-        try:
-            made = await gifts_joined_before_a_crash(api)
-        finally:
-            api.close()
+        made = gifts_joined_before_a_crash(first)
         crash(first, data_dir)
     finally:
         first.kill()
-    await until_past(made["open_at"])
+    wait_until(lambda: clock.utcnow() > made["open_at"])
     second = embedded_server(data_dir, wechat_url)
     try:
         second.start(timeout=RESTART_SECONDS)
-        api = Api(second.base_url)
-        try:
-            await everything_is_there_and_the_overdue_gift_opened_once(api, made, first, second)
-        finally:
-            api.close()
+        everything_is_there_and_the_overdue_gift_opened_once(made, first, second)
     finally:
         second.stop()
     assert processes_mentioning(data_dir) == []  # its engine stopped with it
 
 
 def kill_the_server(server: ServerProcess, data_dir: str) -> None:
-    server.kill()  # its engine gets SIGTERM as it dies (or, elsewhere, the next start stops it)
+    server.kill()  # its engine's guard stops the engine (or, elsewhere, the next start does)
 
 
 def kill_the_server_and_its_engine(server: ServerProcess, data_dir: str) -> None:
@@ -210,16 +223,14 @@ def kill_the_server_and_its_engine(server: ServerProcess, data_dir: str) -> None
     server.kill()
 
 
-@pytest.mark.gen_test(timeout=120)
-async def test_a_server_killed_outright_is_back_within_10_s_with_everything_and_opens_the_overdue_gift_once(
+def test_a_server_killed_outright_is_back_within_10_s_with_everything_and_opens_the_overdue_gift_once(
         tmp_path, wechat_fake):
-    await crash_and_restart(tmp_path, wechat_fake.url, kill_the_server)
+    crash_and_restart(tmp_path, wechat_fake.url, kill_the_server)
 
 
-@pytest.mark.gen_test(timeout=120)
-async def test_a_server_and_its_engine_killed_outright_restart_with_everything_recovered_from_the_journal(
+def test_a_server_and_its_engine_killed_outright_restart_with_everything_recovered_from_the_journal(
         tmp_path, wechat_fake):
-    await crash_and_restart(tmp_path, wechat_fake.url, kill_the_server_and_its_engine)
+    crash_and_restart(tmp_path, wechat_fake.url, kill_the_server_and_its_engine)
 
 
 def test_a_second_server_on_the_same_data_dir_refuses_and_the_first_keeps_serving(tmp_path):
@@ -227,41 +238,30 @@ def test_a_second_server_on_the_same_data_dir_refuses_and_the_first_keeps_servin
     first = embedded_server(data_dir).start(timeout=60)
     try:
         engine = engine_pid(data_dir)
-        status, created = call(first.base_url + "/api/admin/gifts",
-                               {"sender_openid": "o_sender", "method": "direct", "items": [{"name": "茶"}]},
-                               token=ADMIN_TOKEN)
-        assert status == 201
+        order_id = create_gift(first, method="direct")
         second = run_server(f"--port={free_port()}", f"--data_dir={data_dir}", env={"MONGODB_URI": ""})
         assert second.returncode != 0 and "Traceback" not in second.stderr
         assert f"data directory in use by process {first.process.pid}" in second.stderr
         assert engine_pid(data_dir) == engine and is_engine_on(engine, data_dir)
-        assert call(f"{first.base_url}/api/v1/gifts/{created['order_id']}/winners")[0] == 200
+        assert call(f"{first.base_url}/api/v1/gifts/{order_id}/winners")[0] == 200
     finally:
         first.stop()
 
 
-async def healthy(api: Api) -> bool:
-    return (await api.request("GET", "/healthz"))[0] == 200
-
-
-@pytest.mark.gen_test(timeout=120)
-async def test_an_engine_killed_under_a_running_server_is_started_again_and_the_data_is_still_there(tmp_path):
+def test_an_engine_killed_under_a_running_server_is_started_again_and_the_data_is_still_there(tmp_path):
     data_dir = str(tmp_path / "data")
     server = embedded_server(data_dir).start(timeout=60)
-    api = Api(server.base_url)
     try:
-        order_id = await api.create_gift(method="direct")
+        order_id = create_gift(server, method="direct")
         record = DataDirLock(data_dir).read_record()
         write_journaled(engine_uri(record["port"]), {"_id": "journal flushed"})
         killed = record["engine_pid"]
         os.kill(killed, signal.SIGKILL)
-        await until(lambda: engine_pid(data_dir) != killed, timeout=60)
-        await until(lambda: healthy(api), timeout=60)
-        status, winners = await api.request("GET", f"/api/v1/gifts/{order_id}/winners")
+        wait_until(lambda: engine_pid(data_dir) != killed, timeout=60)
+        wait_until(lambda: call(server.base_url + "/healthz")[0] == 200, timeout=60)
+        status, winners = call(f"{server.base_url}/api/v1/gifts/{order_id}/winners")
         assert status == 200 and winners["order_id"] == order_id
     finally:
-        api.close()
         server.stop()
     log = server.log_text()
     assert log.count(f"embedded engine (pid {killed}) exited") == 1 and log.count("embedded engine back") == 1
-
