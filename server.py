@@ -285,7 +285,7 @@ def main() -> None:
     if not uri:
         engine = EmbeddedEngine(options.data_dir)
         try:
-            uri = engine.start()  # here, on the main thread: the engine dies with this thread
+            uri = engine.start()  # on the main thread: the engine's guard stops it when this thread ends
         except DataDirInUse as exc:
             raise SystemExit(str(exc)) from None
     try:
