@@ -44,6 +44,7 @@ from lottery.roster import Roster
 from lottery.scheduler import Scheduler
 from lottery.storage.backup import Backups
 from lottery.storage.connection import Retention, client_for, database_name, ensure_indexes
+from lottery.storage.data_dir_lock import DataDirInUse
 from lottery.storage.engine import EmbeddedEngine
 from notify.templates import ConfigError, NotifyConfig, load_config
 from notify.wechat import WeChatClient
@@ -320,8 +321,11 @@ def image_sources() -> ImageSources:
 
 # Running
 
-async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayConfig | None) -> None:
-    """Build this role's parts once, listen, run until SIGINT/SIGTERM, then stop in order."""
+async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayConfig | None,
+                engine: EmbeddedEngine | None = None) -> None:
+    """Build this role's parts once, listen, run until SIGINT/SIGTERM, then stop in order. The
+    embedded engine, if any, is supervised meanwhile (started again if it dies)."""
+    supervision = asyncio.create_task(engine.supervise()) if engine is not None else None
     web_role, scheduler_role = options.role in ("all", "web"), options.role in ("all", "scheduler")
     # The realtime change stream holds one pooled connection for good: room above it.
     client = client_for(uri, max_pool_size=51)
@@ -409,6 +413,8 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
     if wechatpay_fake is not None:
         wechatpay_fake.stop()
     await client.close()
+    if supervision is not None:
+        supervision.cancel()  # main() stops the engine itself, once the loop is done
 
 
 def main() -> None:
@@ -437,9 +443,12 @@ def main() -> None:
     uri = options.mongodb_uri
     if not uri:
         engine = EmbeddedEngine(options.data_dir)
-        uri = engine.start()
+        try:
+            uri = engine.start()  # on the main thread: the engine's guard stops it when this thread ends
+        except DataDirInUse as exc:
+            raise SystemExit(str(exc)) from None
     try:
-        asyncio.run(serve(uri, templates, payments_config))
+        asyncio.run(serve(uri, templates, payments_config, engine))
     finally:
         if engine is not None:
             engine.stop()

@@ -7,6 +7,8 @@ import tempfile
 import time
 import urllib.request
 
+from pymongo import MongoClient, WriteConcern
+
 from lottery.storage.engine import free_port
 from tests.api import ADMIN_TOKEN
 from tests.fakes.wechat import APPID, SECRET
@@ -18,6 +20,15 @@ def uri_with_db(uri: str, name: str) -> str:
     """`mongodb://host:port/?opts` -> `mongodb://host:port/name?opts`."""
     base, _, query = uri.partition("/?")
     return f"{base}/{name}?{query}"
+
+
+def write_journaled(uri: str, doc: dict) -> None:
+    """Insert `doc` into `test.things` and wait until the engine's journal, with every write
+    before it, is on disk (`j: true`). Before a test kills an engine outright: a plain write is
+    acknowledged before the engine hands its journal to the OS, a fraction of a second later,
+    so a kill right after it may lose it (as `j: false` may on mongod)."""
+    with MongoClient(uri) as client:
+        client.test.things.with_options(write_concern=WriteConcern(j=True)).insert_one(doc)
 
 
 class ServerProcess:

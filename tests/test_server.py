@@ -1,4 +1,5 @@
-"""`python server.py`: its options, and the embedded engine it starts and stops by itself."""
+"""`python server.py`: its options, and the embedded engine it starts and stops by itself, comes
+back to after a crash, keeps to itself, and restarts when it dies."""
 import ipaddress
 import json
 import os
@@ -6,13 +7,20 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+from datetime import timedelta
+from typing import Callable
 
 import pytest
 
+from lottery import clock
+from lottery.storage.data_dir_lock import DataDirLock
+from lottery.storage.engine import engine_uri, free_port
+from lottery.storage.engine_process import is_engine_on
 from tests.api import ADMIN_TOKEN
-from lottery.storage.engine import free_port
-from tests.servers import ROOT, ServerProcess, uri_with_db
+from tests.servers import ROOT, ServerProcess, uri_with_db, write_journaled
+from tests.waiting import wait_until
 
 NO_WECHAT = "http://127.0.0.1:9"
 
@@ -36,10 +44,16 @@ def processes_mentioning(text: str) -> list[str]:
 
 
 def call(url: str, body: dict | None = None, token: str = "") -> tuple[int, dict]:
+    """One JSON request (a POST with a body, else a GET): the status and the answer, errors too.
+    These tests are synchronous: the browser tests leave the session's thread in a running
+    event loop, so a test here cannot run one."""
     request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
                                      headers={"Authorization": f"Bearer {token}"} if token else {})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
 
 
 def test_help_lists_every_setting_with_its_environment_name_and_never_a_secret():
@@ -162,3 +176,140 @@ def test_development_mode_refuses_an_address_other_than_loopback():
         result = run_server("--dev", f"--address={address}")
         assert result.returncode != 0 and "loopback" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+# Crashes. The issue's promise: a server killed outright is serving again within 10 s of its
+# restart on the same data directory.
+RESTART_SECONDS = 10
+OPEN_AHEAD = timedelta(seconds=6)  # time to create, join and kill before the timed gift is due
+
+
+def embedded_server(data_dir: str, wechat_url: str = NO_WECHAT) -> ServerProcess:
+    return ServerProcess("", wechat_url, f"--data_dir={data_dir}")
+
+
+def engine_pid(data_dir: str) -> int:
+    return DataDirLock(data_dir).read_record()["engine_pid"]
+
+
+def create_gift(server: ServerProcess, **fields) -> str:
+    status, created = call(server.base_url + "/api/admin/gifts",
+                           {"sender_openid": "o_sender", "items": [{"name": "茶"}], **fields}, token=ADMIN_TOKEN)
+    assert status == 201, created
+    return created["order_id"]
+
+
+def legacy(server: ServerProcess, path: str, body: dict) -> dict:
+    status, answer = call(server.base_url + path, body)
+    assert status == 200, answer
+    return answer
+
+
+def gifts_joined_before_a_crash(server: ServerProcess) -> dict:
+    """A direct gift alice has won, and a timed gift due shortly that alice and bob joined."""
+    direct = create_gift(server, method="direct")
+    open_at = clock.utcnow() + OPEN_AHEAD
+    timed = create_gift(server, method="timed", open_at=open_at.isoformat())
+    keys = {}
+    for name in ("alice", "bob"):
+        keys[name] = legacy(server, "/api/member/code/login", {"code": name})["data"]["login_key"]
+        joined = legacy(server, "/api/sharagift/JoinGift", {"login_key": keys[name], "order_id": timed})
+        assert joined["code"] == "success", joined
+    won = legacy(server, "/api/sharagift/JoinGift", {"login_key": keys["alice"], "order_id": direct})
+    assert won["code"] == "suc", won
+    assert call(f"{server.base_url}/api/v1/gifts/{timed}/proof")[0] == 409  # not opened yet
+    return {"direct": direct, "timed": timed, "open_at": open_at, "keys": keys}
+
+
+def everything_is_there_and_the_overdue_gift_opened_once(
+        made: dict, first: ServerProcess, second: ServerProcess) -> None:
+    def proof() -> dict | None:
+        status, answer = call(f"{second.base_url}/api/v1/gifts/{made['timed']}/proof")
+        return answer if status == 200 else None
+    assert len(wait_until(proof)["participants"]) == 2
+    states = []
+    for key in made["keys"].values():  # each login key still signs in, each join is there
+        status, view = call(f"{second.base_url}/api/v1/gifts/{made['timed']}", token=key)
+        assert status == 200, view
+        states.append(view["me"]["state"])
+    assert sorted(states) == ["lost", "won"]
+    status, view = call(f"{second.base_url}/api/v1/gifts/{made['direct']}", token=made["keys"]["alice"])
+    assert status == 200 and view["me"]["state"] == "won"
+    opened = f"gift {made['timed']} opened"
+    assert first.log_text().count(opened) == 0 and second.log_text().count(opened) == 1
+
+
+def crash_and_restart(tmp_path, wechat_url: str, crash: Callable[[ServerProcess, str], None]) -> None:
+    """Serve on a data directory, make gifts and joins, `crash(server, data_dir)`, wait past the
+    timed gift's open time, restart on the same directory: everything is there, and the gift
+    due while the server was down opens once."""
+    data_dir = str(tmp_path / "data")
+    first = embedded_server(data_dir, wechat_url).start(timeout=60)
+    try:
+        made = gifts_joined_before_a_crash(first)
+        crash(first, data_dir)
+    finally:
+        first.kill()
+    wait_until(lambda: clock.utcnow() > made["open_at"])
+    second = embedded_server(data_dir, wechat_url)
+    try:
+        second.start(timeout=RESTART_SECONDS)
+        everything_is_there_and_the_overdue_gift_opened_once(made, first, second)
+    finally:
+        second.stop()
+    assert processes_mentioning(data_dir) == []  # its engine stopped with it
+
+
+def kill_the_server(server: ServerProcess, data_dir: str) -> None:
+    server.kill()  # its engine's guard stops the engine (or, elsewhere, the next start does)
+
+
+def kill_the_server_and_its_engine(server: ServerProcess, data_dir: str) -> None:
+    engine = DataDirLock(data_dir).read_record()
+    # The server's writes are on disk in the journal, not yet in a checkpoint.
+    write_journaled(engine_uri(engine["port"]), {"_id": "journal flushed"})
+    os.kill(server.process.pid, signal.SIGSTOP)  # frozen, it cannot start its engine again
+    os.kill(engine["engine_pid"], signal.SIGKILL)
+    server.kill()
+
+
+def test_a_server_killed_outright_is_back_within_10_s_with_everything_and_opens_the_overdue_gift_once(
+        tmp_path, wechat_fake):
+    crash_and_restart(tmp_path, wechat_fake.url, kill_the_server)
+
+
+def test_a_server_and_its_engine_killed_outright_restart_with_everything_recovered_from_the_journal(
+        tmp_path, wechat_fake):
+    crash_and_restart(tmp_path, wechat_fake.url, kill_the_server_and_its_engine)
+
+
+def test_a_second_server_on_the_same_data_dir_refuses_and_the_first_keeps_serving(tmp_path):
+    data_dir = str(tmp_path / "data")
+    first = embedded_server(data_dir).start(timeout=60)
+    try:
+        engine = engine_pid(data_dir)
+        order_id = create_gift(first, method="direct")
+        second = run_server(f"--port={free_port()}", f"--data_dir={data_dir}", env={"MONGODB_URI": ""})
+        assert second.returncode != 0 and "Traceback" not in second.stderr
+        assert f"data directory in use by process {first.process.pid}" in second.stderr
+        assert engine_pid(data_dir) == engine and is_engine_on(engine, data_dir)
+        assert call(f"{first.base_url}/api/v1/gifts/{order_id}/winners")[0] == 200
+    finally:
+        first.stop()
+
+
+def test_an_engine_killed_under_a_running_server_is_started_again_and_the_data_is_still_there(tmp_path):
+    data_dir = str(tmp_path / "data")
+    server = embedded_server(data_dir).start(timeout=60)
+    try:
+        order_id = create_gift(server, method="direct")
+        record = DataDirLock(data_dir).read_record()
+        write_journaled(engine_uri(record["port"]), {"_id": "journal flushed"})
+        killed = record["engine_pid"]
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: engine_pid(data_dir) != killed, timeout=60)
+        wait_until(lambda: call(server.base_url + "/healthz")[0] == 200, timeout=60)
+        status, winners = call(f"{server.base_url}/api/v1/gifts/{order_id}/winners")
+        assert status == 200 and winners["order_id"] == order_id
+    finally:
+        server.stop()
+    log = server.log_text()
+    assert log.count(f"embedded engine (pid {killed}) exited") == 1 and log.count("embedded engine back") == 1

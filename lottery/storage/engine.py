@@ -2,7 +2,14 @@
 
 SecantusDB is GPL-2.0, so it only ever runs as a separate process (`secantusd-py`), never
 imported. It advertises itself as a single-node replica set, so change streams work. Its
-retryable-write ledger slows every write down over time, hence `retryWrites=false`."""
+retryable-write ledger slows every write down over time, hence `retryWrites=false`.
+
+On a data directory the server holds the directory's lock for its lifetime and records its
+engine there (data_dir_lock.py). On Linux a guard process stops the engine when the server
+dies, and an engine left running by a server that died anyway is stopped before a new one
+starts (engine_process.py). While the server runs, `supervise()` starts the engine again
+whenever it dies."""
+import asyncio
 import logging
 import os
 import shutil
@@ -15,7 +22,19 @@ import time
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from lottery.storage.data_dir_lock import DataDirLock
+from lottery.storage.engine_process import end_engine, guard_command
+
 log = logging.getLogger(__name__)
+
+IN_MEMORY = ":memory:"
+PROBE_MS = 500  # how long one ping waits for the engine
+START_SECONDS = 30.0  # a launch that does not answer a ping by then has failed
+STOP_SECONDS = 10.0  # a clean stop (a checkpoint) gets this long before SIGKILL
+# An engine left running by a server that died has had its SIGTERM since then (from its guard),
+# and a clean stop takes ~2.5 s. One still running 5 s on is stuck (secantusd-py's shutdown
+# rarely hangs): it is killed, its journal recovers the data, and the restart stays short.
+LEFTOVER_SECONDS = 5.0
 
 
 def free_port() -> int:
@@ -33,48 +52,179 @@ def _binary() -> str:
     return found
 
 
-class EmbeddedEngine:
-    """A `secantusd-py` child process on a free loopback port."""
+def engine_command(port: int, storage_path: str) -> list[str]:
+    """The engine's command line: loopback only, data in `storage_path` (or `:memory:`)."""
+    return [_binary(), "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage_path,
+            "--log-level", "WARNING"]
 
-    def __init__(self, storage_path: str, port: int | None = None) -> None:
-        self.storage_path = storage_path
+
+def engine_uri(port: int) -> str:
+    """How to reach the engine on `port`."""
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+
+
+class EngineFailed(RuntimeError):
+    """The engine exited or did not answer while starting."""
+
+
+class EmbeddedEngine:
+    """A `secantusd-py` child process on a loopback port, on a data directory or in memory
+    (`:memory:`: no lock, no record, nothing kept).
+
+    `start()` launches it, `supervise()` (a task on the server's event loop) keeps it running,
+    `stop()` ends both. Start it, and run `supervise()`, on the main thread: on Linux each
+    engine has a guard process that stops it when the thread that launched it ends."""
+
+    def __init__(self, storage_path: str, port: int | None = None, restart_delay: float = 0.5,
+                 max_restart_delay: float = 10.0, check_interval: float = 0.5) -> None:
+        in_memory = storage_path == IN_MEMORY
+        self.storage_path = storage_path if in_memory else os.path.realpath(storage_path)
         self.port = port or free_port()
+        self.restart_delay = restart_delay
+        self.max_restart_delay = max_restart_delay
+        self.check_interval = check_interval
         self.process: subprocess.Popen | None = None
+        self._guard: subprocess.Popen | None = None  # stops the engine if the server dies
+        self.lock = None if in_memory else DataDirLock(self.storage_path)
+        self._stopping = False
+        self._supervisor: asyncio.Task | None = None
 
     @property
     def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true&retryWrites=false"
+        return engine_uri(self.port)
 
-    def start(self, timeout: float = 30.0) -> str:
-        """Start the engine, wait until it answers a ping, and return its URI."""
-        if self.storage_path != ":memory:":
-            os.makedirs(self.storage_path, exist_ok=True)
-        command = [_binary(), "--host", "127.0.0.1", "--port", str(self.port),
-                   "--storage-path", self.storage_path, "--log-level", "WARNING"]
-        # Its own process group, so a Ctrl-C aimed at the server does not kill it first.
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                                        start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"embedded engine exited with {self.process.returncode}")
-            try:
-                with MongoClient(self.uri, serverSelectionTimeoutMS=500) as probe:
-                    probe.admin.command("ping")
-                log.info("embedded MongoDB engine on port %d (data: %s)", self.port, self.storage_path)
-                return self.uri
-            except PyMongoError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("embedded engine did not answer in time")
+    @property
+    def pid(self) -> int | None:
+        """The running engine's process id."""
+        return self.process.pid if self.process is not None else None
+
+    def start(self, timeout: float = START_SECONDS) -> str:
+        """Start the engine, wait until it answers a ping, and return its URI. On a data
+        directory, first take its lock (DataDirInUse if a live server holds it) and stop the
+        engine an earlier run of the directory left behind, if it still runs."""
+        self._stopping = False
+        previous = self.lock.acquire() if self.lock is not None else {}
+        try:
+            self._end_leftover(previous)
+            self._launch()
+            self._wait_until_answering(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self._record()
+        log.info("embedded MongoDB engine on port %d (data: %s)", self.port, self.storage_path)
+        return self.uri
+
+    async def supervise(self) -> None:
+        """Keep the engine running until `stop()`: when it dies (killed, crashed), start it again
+        on the same port and data, first after `restart_delay`, then doubling up to
+        `max_restart_delay` while attempts fail. One warning per incident, one info line when
+        it is back. Run as a task on the main thread's loop (restarts launch from there)."""
+        self._supervisor = asyncio.current_task()
+        while not self._stopping:
+            await asyncio.sleep(self.check_interval)
+            if self._stopping or self.process is None or self.process.poll() is None:
+                continue
+            log.warning("embedded engine (pid %d) exited with %s; restarting it on port %d",
+                        self.process.pid, self.process.returncode, self.port)
+            await self._restart()
 
     def stop(self) -> None:
-        """Ask the engine to shut down cleanly; kill it if it does not."""
-        if self.process is None or self.process.poll() is not None:
+        """End supervision, then ask the engine to shut down cleanly (kill it if it does not),
+        and release the data directory. Call it on the loop's thread, or after the loop ended."""
+        self._stopping = True
+        if self._supervisor is not None and not self._supervisor.done():
+            self._supervisor.cancel()
+        self._end_guard()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.lock is not None:
+            self.lock.release()
+
+    def _end_leftover(self, previous: dict) -> None:
+        """Stop the engine the previous run recorded, if that very engine still runs: its server
+        died without stopping it, and it holds WiredTiger's lock on the data."""
+        engine_pid = previous.get("engine_pid")
+        if not isinstance(engine_pid, int):
             return
-        self.process.send_signal(signal.SIGTERM)
+        signalled = previous.get("dies_with_server") is True  # its guard sent SIGTERM as the server died
+        if end_engine(engine_pid, self.storage_path, LEFTOVER_SECONDS, signalled):
+            log.warning("the embedded engine (pid %d) of an earlier server (pid %s) still ran on %s: "
+                        "stopped it first", engine_pid, previous.get("server_pid"), self.storage_path)
+
+    def _launch(self) -> None:
+        # Its own session, so a Ctrl-C aimed at the server's process group does not stop it
+        # while the server still uses it; the server stops it last.
+        self.process = subprocess.Popen(engine_command(self.port, self.storage_path),
+                                        stdout=subprocess.DEVNULL, start_new_session=True)
+        self._end_guard()
+        guard = guard_command(self.process.pid, self.storage_path)
+        if guard is not None:
+            self._guard = subprocess.Popen(guard, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           start_new_session=True)
+
+    def _end_guard(self) -> None:
+        """SIGKILL the guard: it only acts on SIGTERM, and the server is alive to stop the engine."""
+        if self._guard is not None and self._guard.poll() is None:
+            self._guard.kill()
+            self._guard.wait()
+        self._guard = None
+
+    def _record(self) -> None:
+        if self.lock is not None:
+            self.lock.write_record(engine_pid=self.process.pid, port=self.port,
+                                   dies_with_server=self._guard is not None)
+
+    def _answers(self) -> bool:
+        """True when the engine answers a ping; EngineFailed if it exited."""
+        if self.process.poll() is not None:
+            raise EngineFailed(f"embedded engine exited with {self.process.returncode}")
         try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+            with MongoClient(self.uri, serverSelectionTimeoutMS=PROBE_MS) as probe:
+                probe.admin.command("ping")
+        except PyMongoError:
+            return False
+        return True
+
+    def _wait_until_answering(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if time.monotonic() > deadline:
+                raise EngineFailed("embedded engine did not answer in time")
+            time.sleep(0.2)
+
+    async def _restart(self) -> None:
+        """Launch the engine again until it answers; the loop keeps serving meanwhile."""
+        loop = asyncio.get_running_loop()
+        delay, attempts = self.restart_delay, 0
+        while not self._stopping:
+            await asyncio.sleep(delay)
+            attempts += 1
+            try:
+                self._launch()  # on the loop's thread: see the class docstring
+                deadline = loop.time() + START_SECONDS
+                while not await asyncio.to_thread(self._answers):
+                    if loop.time() > deadline:
+                        raise EngineFailed("embedded engine did not answer in time")
+                    await asyncio.sleep(0.2)
+            except (EngineFailed, OSError) as exc:
+                self._kill()
+                delay = min(delay * 2, self.max_restart_delay)
+                log.debug("embedded engine restart %d failed (%s); next attempt in %.1f s", attempts, exc, delay)
+                continue
+            self._record()
+            log.info("embedded engine back on port %d (pid %d) after %d attempt(s)",
+                     self.port, self.process.pid, attempts)
+            return
+
+    def _kill(self) -> None:
+        """End a launch that failed."""
+        self._end_guard()
+        if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
