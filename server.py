@@ -26,7 +26,7 @@ from handlers import (admin, claims, draws, gifts, health, legacy, openapi, orde
 from handlers.base import (Application, NotFoundHandler, content_security_policy, log_request,
                            redact_tornado_logs)
 from handlers.metrics import metrics_app
-from lottery import devmode
+from lottery import devmode, logs
 from lottery.accounts import Accounts
 from lottery.backlogs import Backlogs
 from lottery.catalogue import Catalogue
@@ -56,6 +56,7 @@ from notify.worker import Limits, NotificationWorker
 log = logging.getLogger("gift_lottery")
 
 ROLES = ("all", "web", "scheduler")
+LOG_FORMATS = ("text", "json")
 
 # Every option also reads the environment variable of its name in upper case (PORT, MONGODB_URI,
 # ...); the command line wins. Secrets are only ever taken from there or the command line, and
@@ -80,6 +81,8 @@ option("http_idle_timeout", default=30.0,
 option("http_body_timeout", default=60.0, help="seconds a request may take to send its body")
 option("mongodb_uri", default="", help="MongoDB URI; unset: start the embedded engine")
 option("data_dir", default="./data", help="embedded engine data folder, kept across restarts")
+option("log_format", default="text", help="text, or json: one object per line (time, level, logger, message, "
+       "request_id, member_id; route, status, duration_ms on access lines)")
 option("metrics_port", default=0, help="serve Prometheus /metrics on this port (0: off); never the public port")
 option("metrics_address", default="127.0.0.1", help="where /metrics listens (0.0.0.0 for a scraper on another host)")
 option("backup_dir", default="./backups", help="where POST /api/admin/backup writes the embedded engine's archives")
@@ -425,6 +428,9 @@ def main() -> None:
         raise SystemExit(f"{exc} (see --help)")
     if options.role not in ROLES:
         raise SystemExit("--role must be all, web or scheduler")
+    if options.log_format not in LOG_FORMATS:
+        raise SystemExit("--log_format must be text or json")
+    logs.configure(options.log_format)
     options.dev = options.dev or options.demo
     # A broken template, payment configuration or image host stops the start, not the first use.
     templates, payments_config = notify_config(), payment_config()

@@ -14,7 +14,7 @@ from tornado import web
 
 from handlers import params
 from handlers.errors import BodyTooLarge, status_of
-from lottery import clock, metrics
+from lottery import clock, logs, metrics
 from lottery.accounts import Accounts
 from lottery.draw import Draws
 from lottery.errors import Forbidden, InvalidInput, LoginExpired, LotteryError
@@ -120,8 +120,20 @@ class CommonHandler:
 
     settings: dict[str, Any]
     request: Any
+    _request_id: str | None = None
+
+    @property
+    def request_id(self) -> str:
+        """The client's `X-Request-Id` (a short plain token), or one made here; answered in the
+        same header and on every log line of the request and of the work it starts."""
+        if self._request_id is None:
+            self._request_id = logs.request_id_from(self.request.headers.get("X-Request-Id"))
+        return self._request_id
 
     def set_default_headers(self) -> None:
+        # Runs before the request's task is made, so the task and all it starts inherit the id.
+        logs.REQUEST_ID.set(self.request_id)
+        self.set_header("X-Request-Id", self.request_id)
         self.clear_header("Server")  # no version banner
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "no-referrer")
@@ -164,6 +176,7 @@ class BaseHandler(CommonHandler, Services, web.RequestHandler):
             self.current_user, self.gift, self.join = await self.gifts.for_member(self.login_key(), order_id)
         else:
             self.current_user = await self.accounts.member_for(self.login_key())
+        logs.MEMBER_ID.set(self.current_user)
 
     def requested_order_id(self) -> str | None:
         """The gift this request is about: the route's order id."""
@@ -297,7 +310,9 @@ def log_request(handler: web.RequestHandler) -> None:
     metrics.REQUEST_SECONDS.labels(type(handler).__name__, method, str(status)).observe(seconds)
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     logging.getLogger("tornado.access").log(
-        level, "%d %s %s %.1fms", status, handler.request.method, loggable_path(handler.request), 1000.0 * seconds)
+        level, "%d %s %s %.1fms", status, handler.request.method, loggable_path(handler.request), 1000.0 * seconds,
+        extra={"route": type(handler).__name__, "method": method, "status": status,
+               "duration_ms": round(1000.0 * seconds, 1)})
 
 
 class TornadoLogRedaction(logging.Filter):

@@ -17,6 +17,7 @@ from tornado.ioloop import IOLoop
 
 from handlers import params
 from handlers.base import CommonHandler, Services
+from lottery import logs, metrics
 from lottery.errors import InvalidInput, LoginExpired, LotteryError
 from lottery.live import frames
 from lottery.validate import ID_PATTERN
@@ -195,6 +196,7 @@ class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
             self.send_error_frame("already_authenticated", "连接已登录为其他用户")
             return
         self.member_id = member_id
+        logs.MEMBER_ID.set(member_id)
         if self.auth_timer is not None:
             IOLoop.current().remove_timeout(self.auth_timer)
             self.auth_timer = None
@@ -216,6 +218,7 @@ class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
         if self.pending_bytes + size > self.limits.max_pending_bytes:
             log.warning("websocket cut: %d bytes pending (cap %d)", self.pending_bytes,
                         self.limits.max_pending_bytes)
+            metrics.WS_SEND_DROPS.inc()
             self.close(CLOSE_BACKLOG, "too much pending output; reconnect with your versions")
             self.closing = True
             return False

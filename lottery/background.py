@@ -5,6 +5,8 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
+from lottery import logs
+
 log = logging.getLogger(__name__)
 
 
@@ -63,17 +65,20 @@ class Background:
 
 class Batches:
     """Keys queued within `window` seconds go to `run` as one batch, one batch at a time; keys
-    queued while a batch runs make the next one."""
+    queued while a batch runs make the next one. A batch logs under the request id of the last
+    request that added to it (the join that took the last seat, say)."""
 
     def __init__(self, run: Callable[[set[str]], Awaitable], background: Background, window: float) -> None:
         self.run = run
         self.background = background
         self.window = window
         self._queued: set[str] = set()
+        self._request_id: str | None = None
         self._drainer: asyncio.Future | None = None
 
     def add(self, key: str) -> None:
         self._queued.add(key)
+        self._request_id = logs.REQUEST_ID.get()
         if self._drainer is None or self._drainer.done():
             self._drainer = self.background.spawn(self._drain())
 
@@ -81,4 +86,5 @@ class Batches:
         await asyncio.sleep(self.window)
         while self._queued:
             batch, self._queued = self._queued, set()
-            await self.run(batch)
+            with logs.bound(self._request_id):
+                await self.run(batch)

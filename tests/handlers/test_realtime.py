@@ -6,6 +6,7 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from prometheus_client import REGISTRY
 from pymongo.errors import OperationFailure
 from tornado.httpclient import HTTPClientError
 
@@ -404,8 +405,10 @@ async def test_a_client_whose_backlog_passes_the_cap_is_cut_and_comes_back(api, 
     order_id = await api.create_gift(method="direct", wish="很" * 100)
     key = await api.login("laggard")
     app.settings["realtime"].max_pending_bytes = 200  # less than one snapshot
+    drops = REGISTRY.get_sample_value("gift_lottery_ws_send_buffer_drops_total") or 0
     client = await subscribed(base_url, key, order_id)
     assert await client.closed() == CLOSE_BACKLOG
+    assert REGISTRY.get_sample_value("gift_lottery_ws_send_buffer_drops_total") == drops + 1
     app.settings["realtime"].max_pending_bytes = 1024 * 1024
     again = await subscribed(base_url, key, order_id)
     try:
