@@ -83,6 +83,8 @@ option("mongodb_uri", default="", help="MongoDB URI; unset: start the embedded e
 option("data_dir", default="./data", help="embedded engine data folder, kept across restarts")
 option("log_format", default="text", help="text, or json: one object per line (time, level, logger, message, "
        "request_id, member_id; route, status, duration_ms on access lines)")
+option("shutdown_timeout", default=15.0,
+       help="seconds a SIGTERM leaves for requests in flight and work under way before the process exits")
 option("metrics_port", default=0, help="serve Prometheus /metrics on this port (0: off); never the public port")
 option("metrics_address", default="127.0.0.1", help="where /metrics listens (0.0.0.0 for a scraper on another host)")
 option("backup_dir", default="./backups", help="where POST /api/admin/backup writes the embedded engine's archives")
@@ -209,7 +211,8 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", log
              realtime_options: realtime.RealtimeOptions | None = None, payments: WeChatPayClient | None = None,
              order_service: Orders | None = None, wechatpay_fake: FakeWeChatPay | None = None,
              claim_service: Claims | None = None, backup_dir: str = "./backups",
-             images: ImageSources = ImageSources(), allowed_hosts: list[str] | None = None) -> web.Application:
+             images: ImageSources = ImageSources(), allowed_hosts: list[str] | None = None,
+             health_service: Health | None = None) -> web.Application:
     """The web application: every service built once here (or, shared with a scheduler, given)
     and reached by the handlers as properties (handlers/base.py). No globals, so tests build as
     many as they like. `payments` None: orders answer "payments are not configured".
@@ -240,7 +243,7 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", log
         allowed_hosts=[host.strip().lower().strip("[]") for host in allowed_hosts],
         content_security_policy=content_security_policy(images),
         accounts=accounts, gifts=gift_service, draws=draw_service, profiles=Profiles(db, wechat.appid, images),
-        roster=Roster(db, gift_service), notifications=Notifications(db), health=Health(db),
+        roster=Roster(db, gift_service), notifications=Notifications(db), health=health_service or Health(db),
         catalogue=Catalogue(db, images), orders=order_service or orders_for(db, payments), payments=payments,
         claims=claim_service or Claims(db), refunds=Refunds(db, payments),
         wechatpay_fake=wechatpay_fake, backups=Backups(db.client, backup_dir), hub=hub or LiveHub(db),
@@ -254,10 +257,10 @@ def orders_for(db: AsyncDatabase, payments: WeChatPayClient | None, expire_minut
                   expire_after=timedelta(minutes=expire_minutes))
 
 
-def make_health_app(db: AsyncDatabase) -> web.Application:
-    """What a scheduler-role process serves: its health, nothing else."""
+def make_health_app(health_service: Health) -> web.Application:
+    """What a scheduler-role process serves: its health and readiness, nothing else."""
     return Application([*health.default_handlers, (r".*", NotFoundHandler)],
-                       log_function=log_request, health=Health(db))
+                       log_function=log_request, health=health_service)
 
 
 def tune_gc() -> None:
@@ -343,6 +346,7 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
     payments = WeChatPayClient(payments_config) if payments_config is not None else None
     order_service = orders_for(db, payments, options.order_expire_minutes)
     claim_service = Claims(db, options.claim_days, timedelta(hours=options.claim_reminder_hours))
+    health_service = Health(db)
 
     hub = None
     if web_role:
@@ -354,13 +358,14 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
                            max_subscriptions=options.ws_max_subscriptions,
                            allowed_origins=comma_list(options.ws_origins)),
                        payments=payments, order_service=order_service, wechatpay_fake=wechatpay_fake,
-                       claim_service=claim_service, backup_dir=options.backup_dir)
+                       claim_service=claim_service, backup_dir=options.backup_dir, health_service=health_service)
+        health_service.feed = hub.feed
         if options.demo:
             await devmode.create_demo_catalogue(app.settings["catalogue"])
             demos = await devmode.create_demo_gifts(app.settings["gifts"], app.settings["accounts"])
             app.settings["demo_gifts"].extend(demos)
     else:
-        app = make_health_app(db)
+        app = make_health_app(health_service)
 
     scheduler = notifier = refunder = backlogs = None
     if scheduler_role:
@@ -368,6 +373,7 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
         scheduler = Scheduler(db, draw_service, uri, sweep_interval=options.sweep_seconds,
                               lease_seconds=options.leader_lease_seconds,
                               sweeps=[order_service.sweep, claim_service.sweep])
+        health_service.scheduler = scheduler
         refunder = RefundWorker(Refunds(db, payments, lease=timedelta(seconds=options.refund_lease_seconds))) \
             if payments is not None else None
         # Its own HTTP client, sized to its concurrency (the shared one allows 10 requests).
@@ -399,25 +405,46 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
 
-    log.info("shutting down")
-    server.stop()
+    deadline = loop.time() + options.shutdown_timeout
+    log.info("shutting down: no new connections; %.0f s to finish what is under way", options.shutdown_timeout)
+    health_service.shutting_down = True  # /readyz says so
+    server.stop()  # new connections are refused: a proxy sends them to another process
+    server.conn_params.no_keep_alive = True  # answers close their connections
     if hub is not None:
         await hub.stop()  # closes the websockets (1001): clients reconnect to another process
-    if scheduler is not None:
-        await scheduler.stop()
-    # Draws under way finish (outcome copies start now); what outlasts this, the sweep finishes.
-    await draw_service.idle(timeout=10)
-    if notifier is not None:
-        await notifier.stop()
-    if refunder is not None:
-        await refunder.stop()
-    if backlogs is not None:
-        await backlogs.stop()
+    in_flight = app.settings["in_flight"]
+    if not await in_flight.idle(timeout=max(0.0, deadline - loop.time())):
+        log.warning("%d requests still unanswered at the shutdown timeout", in_flight.count)
+    try:
+        await asyncio.wait_for(server.close_all_connections(), timeout=max(0.1, deadline - loop.time()))
+    except asyncio.TimeoutError:
+        pass
+    # The work under way finishes or is handed over, each step within what is left of the
+    # timeout whatever the database does (it may be the reason for the shutdown).
+    def left(spare: float = 0.0) -> float:
+        return max(0.1, deadline - loop.time() - spare)
+
+    steps = [
+        ("scheduler", scheduler and scheduler.stop),  # the leader lease goes to a standby now
+        ("draws", lambda: draw_service.idle(timeout=left(2))),
+        ("draw leases", draw_service.hand_over),  # what did not finish, another process resumes at once
+        ("notifications", notifier and (lambda: notifier.stop(grace=left(1)))),
+        ("refunds", refunder and refunder.stop),
+        ("backlogs", backlogs and backlogs.stop),
+        ("database client", client.close),
+    ]
+    for name, step in steps:
+        if not step:
+            continue
+        try:
+            await asyncio.wait_for(step(), timeout=left())
+        except Exception as exc:  # a step that fails or times out must not keep the others from running
+            log.warning("shutdown: %s did not finish (%s)", name, type(exc).__name__)
     if wechatpay_fake is not None:
         wechatpay_fake.stop()
-    await client.close()
     if supervision is not None:
-        supervision.cancel()  # main() stops the engine itself, once the loop is done
+        supervision.cancel()  # main() stops the engine itself, last, once the loop is done
+    log.info("shut down")
 
 
 def main() -> None:

@@ -4,6 +4,7 @@
 Two reply styles share it. Legacy routes (the seed's mini-program) always answer HTTP 200 with
 `{"code", "message", "data"}`; v1 routes answer real status codes with
 `{"error": {"code", "message"}}`."""
+import asyncio
 import hmac
 import json
 import logging
@@ -17,7 +18,8 @@ from handlers.errors import BodyTooLarge, status_of
 from lottery import clock, logs, metrics
 from lottery.accounts import Accounts
 from lottery.draw import Draws
-from lottery.errors import Forbidden, InvalidInput, LoginExpired, LotteryError
+from lottery.backoff import database_away
+from lottery.errors import DatabaseUnavailable, Forbidden, InvalidInput, LoginExpired, LotteryError
 from lottery.gifts import Gifts, live, member_view
 from lottery.health import Health
 from lottery.images import ImageSources
@@ -37,6 +39,7 @@ log = logging.getLogger("gift_lottery.http")
 # An id in a route (an order, a product), as a path group: the one definition of what an id looks like.
 ID_GROUP = f"({ID})"
 MAX_JSON_BODY = 64 * 1024
+RETRY_AFTER_SECONDS = 2  # while the database is away: an embedded engine restarts within seconds
 
 
 class Services:
@@ -113,14 +116,60 @@ def loggable_path(request: Any) -> str:
     return path if len(path) <= 200 else path[:200] + "..."
 
 
+class InFlight:
+    """The HTTP requests being answered now, so that a shutdown can let them finish."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def started(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def ended(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def idle(self, timeout: float) -> bool:
+        """Wait until no request is being answered; False if `timeout` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+
 class CommonHandler:
     """What every handler shares, API, pages, static files and the websocket alike: the
-    security headers of every answer, and logging that never holds a query string, a header
-    or an address."""
+    security headers of every answer, logging that never holds a query string, a header or an
+    address, and the count of requests in flight."""
 
     settings: dict[str, Any]
     request: Any
     _request_id: str | None = None
+    counted = True  # in the requests in flight (a websocket, once open, is not a request)
+    _counting = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.counted and "in_flight" in self.settings:
+            self.settings["in_flight"].started()
+            self._counting = True
+
+    def _uncount(self) -> None:
+        if self._counting:
+            self._counting = False
+            self.settings["in_flight"].ended()
+
+    def on_finish(self) -> None:
+        self._uncount()
+
+    def on_connection_close(self) -> None:
+        self._uncount()  # the client left before its answer
+        super().on_connection_close()  # type: ignore[misc]
 
     @property
     def request_id(self) -> str:
@@ -147,6 +196,8 @@ class CommonHandler:
         where = f"{self.request.method} {loggable_path(self.request)}"
         if isinstance(value, LotteryError):
             log.warning("%s -> %s", where, value.code)
+        elif database_away(value):
+            log.warning("%s -> database unavailable (%s)", where, type(value).__name__)
         elif isinstance(value, web.HTTPError) and value.status_code < 500:
             log.warning("%s -> %d", where, value.status_code)
         else:
@@ -170,7 +221,10 @@ class BaseHandler(CommonHandler, Services, web.RequestHandler):
 
     async def prepare(self) -> None:
         """Resolve the login key, if the request carries one, to the member it belongs to; on a
-        gift route, with the gift and the member's join in the same database round trip."""
+        gift route, with the gift and the member's join in the same database round trip. While
+        the database is known to be away, a 503 at once (no request waits out a timeout)."""
+        if not self.health.database_available:
+            raise DatabaseUnavailable()
         order_id = self.requested_order_id() if self.loads_gift else None
         if order_id is not None:
             self.current_user, self.gift, self.join = await self.gifts.for_member(self.login_key(), order_id)
@@ -233,6 +287,10 @@ class BaseHandler(CommonHandler, Services, web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if database_away(exc):
+            exc = DatabaseUnavailable()
+        if isinstance(exc, DatabaseUnavailable):
+            self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
         if isinstance(exc, LotteryError):
             code, message, status = exc.code, exc.message, status_of(exc)
         elif isinstance(exc, web.HTTPError) and status_code < 500:
@@ -291,11 +349,17 @@ class Application(web.Application):
     A development server answers only to loopback names, so a web page whose own name was made
     to resolve to 127.0.0.1 (DNS rebinding) cannot use its sign-in by name."""
 
+    def __init__(self, *args: Any, **settings: Any) -> None:
+        settings.setdefault("in_flight", InFlight())
+        super().__init__(*args, **settings)
+
     def find_handler(self, request: Any, **kwargs: Any) -> Any:
         allowed = self.settings.get("allowed_hosts") or ["*"]
         if "*" not in allowed and host_name(request.host) not in allowed:
             return self.get_handler_delegate(request, UnknownHostHandler)
         return super().find_handler(request, **kwargs)
+
+
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 

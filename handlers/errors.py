@@ -1,8 +1,8 @@
 """Which HTTP status each domain error means (the domain knows nothing of HTTP)."""
-from lottery.errors import (AlreadyJoined, CategoryNotFound, Forbidden, GiftClosed, GiftFull, GiftNotFound,
-                            InvalidInput, LoginExpired, LotteryError, NotOpenable, NotOpenedYet, OrderClosed,
-                            OrderInProgress, OrderNotFound, OutOfStock, OwnGift, PaymentsNotConfigured, ProductNotFound,
-                            UpstreamError)
+from lottery.errors import (AlreadyJoined, CategoryNotFound, DatabaseUnavailable, Forbidden, GiftClosed, GiftFull,
+                            GiftNotFound, InvalidInput, LoginExpired, LotteryError, NotOpenable, NotOpenedYet,
+                            OrderClosed, OrderInProgress, OrderNotFound, OutOfStock, OwnGift, PaymentsNotConfigured,
+                            ProductNotFound, UpstreamError)
 from lottery.claims import ClaimExpired, ClaimLocked, ClaimNotFound, NotWinner, WrongClaimState
 from lottery.orders import PaymentMismatch
 from lottery.storage.backup import BackupUnsupported
@@ -30,6 +30,7 @@ STATUS: dict[type[LotteryError], int] = {
     NotOpenedYet: 409,
     GiftClosed: 410,
     UpstreamError: 502,
+    DatabaseUnavailable: 503,
     ProductNotFound: 404,
     CategoryNotFound: 404,
     OrderNotFound: 404,

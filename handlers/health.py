@@ -1,19 +1,29 @@
-"""Liveness for load balancers."""
+"""Liveness and readiness, for load balancers and orchestrators."""
 from handlers.base import BaseHandler
 
 
 class HealthHandler(BaseHandler):
+    """Liveness: 200 while the process answers (restarting it would not bring a lost database
+    back), saying whether its database is reachable."""
+
     async def prepare(self) -> None:
         self.current_user = None  # no login here
 
     async def get(self) -> None:
-        """200 when the database answers a ping, 503 otherwise."""
-        if await self.health.database_ok():
-            self.reply({"status": "ok"})
-        else:
-            self.reply({"status": "database unavailable"}, status=503)
+        database = "ok" if await self.health.database_ok() else "unreachable"
+        self.reply({"status": "ok", "database": database})
+
+
+class ReadyHandler(HealthHandler):
+    """Readiness: 200 when this process should get traffic and work; 503 with the reasons when
+    not (database, live feed, scheduler rounds, shutting down)."""
+
+    async def get(self) -> None:
+        ready, parts = await self.health.readiness()
+        self.reply({"status": "ready" if ready else "not ready", **parts}, status=200 if ready else 503)
 
 
 default_handlers = [
     (r"/healthz", HealthHandler),
+    (r"/readyz", ReadyHandler),
 ]

@@ -18,6 +18,8 @@ from tornado.ioloop import IOLoop
 from handlers import params
 from handlers.base import CommonHandler, Services
 from lottery import logs, metrics
+from lottery.backoff import database_away
+from lottery.live.hub import CLOSE_TRY_AGAIN
 from lottery.errors import InvalidInput, LoginExpired, LotteryError
 from lottery.live import frames
 from lottery.validate import ID_PATTERN
@@ -53,6 +55,8 @@ class RealtimeOptions:
 class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
     """One websocket connection: a member's live view of the gifts it subscribes to (the hub's
     Subscriber)."""
+
+    counted = False  # long-lived: a shutdown closes it with 1001 rather than waiting for it
 
     member_id: str | None = None
     # Set again in open(); here too, since on_close() may run for a request never upgraded.
@@ -91,6 +95,9 @@ class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
         self.allowance = float(self.limits.message_burst)
         self.allowance_at = time.monotonic()
         self.auth_timer = None
+        if not self.health.database_available:
+            self.close(CLOSE_TRY_AGAIN, "database unavailable; reconnect")  # back with its versions later
+            return
         self.hub.register(self)
         login_key = self.get_query_argument("login_key", None)
         if login_key:
@@ -187,9 +194,13 @@ class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
             self.send_error_frame(exc.code, exc.message)
             self.close(CLOSE_BAD_KEY, "login key unknown or expired")
             return
-        except PyMongoError:
-            log.exception("websocket authentication failed")
-            self.close(1011, "database unavailable")
+        except PyMongoError as exc:
+            if database_away(exc):
+                log.warning("websocket authentication: database unavailable (%s)", type(exc).__name__)
+                self.close(CLOSE_TRY_AGAIN, "database unavailable; reconnect")
+            else:
+                log.exception("websocket authentication failed")
+                self.close(1011, "database unavailable")
             return
         if self.member_id is not None and member_id != self.member_id:
             # Subscriptions were answered for the first member; a second identity starts over.

@@ -6,6 +6,7 @@ import logging
 from typing import Awaitable, Callable
 
 from lottery import logs
+from lottery.backoff import database_away
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,13 @@ class Background:
             await work
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             # Leases and idempotent writes make a retry by the sweep safe.
-            log.exception("background work failed")
+            if database_away(exc):
+                log.warning("background work stopped: the database is unreachable (%s); the sweep retries it",
+                            type(exc).__name__)
+            else:
+                log.exception("background work failed")
 
 
 class Batches:

@@ -2,15 +2,14 @@
 `interval` seconds with filters an index serves and a cap, never when scraped (a scrape must not
 cost a count over a large collection)."""
 import asyncio
-import logging
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from lottery import clock, metrics
+from lottery.backoff import Backoff
 from lottery.storage import outbox
 
-log = logging.getLogger(__name__)
 
 CAP = 10_000  # a backlog past this reads as this: the alert has fired long before
 
@@ -56,9 +55,12 @@ class Backlogs:
             self._task = None
 
     async def _run(self) -> None:
+        backoff = Backoff("backlog count")  # the gauges keep their last values meanwhile
         while True:
             try:
                 await self.refresh()
             except PyMongoError as exc:
-                log.warning("backlog count failed (%s); the gauges keep their last values", exc)
+                await asyncio.sleep(max(self.interval, backoff.failed(exc)))
+                continue
+            backoff.succeeded()
             await asyncio.sleep(self.interval)

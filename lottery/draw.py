@@ -62,6 +62,7 @@ class Draws:
         # the same second, the first batch opens them all and the rest find nothing to do.
         self._batches = Batches(lambda _asked: self.open(), self.background, batch_window)
         self._copying: set[str] = set()  # gifts whose outcomes this process is copying
+        self._tokens: set[str] = set()  # leases of the draws under way in this process
 
     # Entry points
 
@@ -75,13 +76,24 @@ class Draws:
         full and timed gifts not due yet) and draw them; returns those this call finished."""
         now = clock.utcnow()
         token = f"{self.owner}:{secrets.token_hex(4)}"  # this call's lease
-        taken = await gifts.take(self.db, order_ids, token, now, now + self.lease, early)
-        finished: list[str] = []
-        for start in range(0, len(taken), self.batch_size):
-            if start:  # a backlog (say, after an outage): keep the rest leased meanwhile
-                await gifts.extend_lease(self.db, token, clock.utcnow() + self.lease)
-            finished += await self._draw_batch(taken[start:start + self.batch_size])
-        return finished
+        self._tokens.add(token)
+        try:
+            taken = await gifts.take(self.db, order_ids, token, now, now + self.lease, early)
+            finished: list[str] = []
+            for start in range(0, len(taken), self.batch_size):
+                if start:  # a backlog (say, after an outage): keep the rest leased meanwhile
+                    await gifts.extend_lease(self.db, token, clock.utcnow() + self.lease)
+                finished += await self._draw_batch(taken[start:start + self.batch_size])
+            return finished
+        finally:
+            self._tokens.discard(token)
+
+    async def hand_over(self) -> None:
+        """At shutdown: the leases of draws still under way here lapse now, so another process
+        resumes them at its next sweep instead of a lease later."""
+        for token in list(self._tokens):
+            await gifts.extend_lease(self.db, token, clock.utcnow())
+            log.info("draw lease %s handed over", token)
 
     async def open_early(self, order_id: str, member_id: str) -> None:
         """The sender opens their full or timed gift now, among whoever joined."""

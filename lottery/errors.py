@@ -78,6 +78,13 @@ class NotOpenedYet(LotteryError):
     message = "尚未开奖"
 
 
+class DatabaseUnavailable(LotteryError):
+    """The database cannot be reached right now (it is being restarted, or the network is down)."""
+
+    code = "database_unavailable"
+    message = "服务暂时不可用，请稍后再试"
+
+
 class UpstreamError(LotteryError):
     """WeChat (or another upstream) refused or did not answer."""
 

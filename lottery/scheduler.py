@@ -9,6 +9,7 @@ Jobs only hand the gift to the draw on the event loop, where gifts due together 
 import asyncio
 import contextvars
 import logging
+import time
 from datetime import timedelta
 from typing import Awaitable, Callable
 
@@ -18,6 +19,7 @@ from pymongo import MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, logs
+from lottery.backoff import Backoff
 from lottery.draw import Draws
 from lottery.storage import gifts, leases
 
@@ -58,6 +60,7 @@ class Scheduler:
         self.owner = leases.owner_id()
         self.is_leader = False
         self.rounds = 0  # rounds completed, as leader or standby
+        self.last_round_at: float | None = None  # monotonic time of the last round that worked
         self._sync_client: MongoClient | None = None
         self._aps: BackgroundScheduler | None = None
         self._task: asyncio.Task | None = None
@@ -73,12 +76,14 @@ class Scheduler:
             except asyncio.CancelledError:
                 pass
         was_leader = self.is_leader
-        self._step_down()
+        await asyncio.to_thread(self._step_down)  # closing the job store's client may wait on the database
         if was_leader:  # hand over now: a standby need not wait for the lease to lapse
             await leases.release(self.db, LEADER_LEASE, self.owner, clock.utcnow())
 
     async def _run(self) -> None:
+        backoff = Backoff("scheduler round")
         while True:
+            pause = self.sweep_interval
             try:
                 if await self._hold_lease():
                     if not self.is_leader:
@@ -90,13 +95,16 @@ class Scheduler:
                             await sweep()
                 elif self.is_leader:
                     log.warning("scheduler lost its leader lease; standing by")
-                    self._step_down()
+                    await asyncio.to_thread(self._step_down)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("scheduler round failed; retrying")
+            except Exception as exc:
+                pause = max(pause, backoff.failed(exc))
+            else:
+                backoff.succeeded()
+                self.last_round_at = time.monotonic()
             self.rounds += 1
-            await asyncio.sleep(self.sweep_interval)
+            await asyncio.sleep(pause)
 
     async def _hold_lease(self) -> bool:
         """Take or renew the leader lease; False while another live process holds it."""
@@ -107,7 +115,8 @@ class Scheduler:
         log.info("scheduler %s is now the leader", self.owner)
         self.is_leader = True
         _active["current"] = (self.draws, asyncio.get_running_loop())
-        self._sync_client = MongoClient(self.sync_uri, tz_aware=True)
+        # Its calls block a thread: a short server selection, so a lost database fails them fast.
+        self._sync_client = MongoClient(self.sync_uri, tz_aware=True, serverSelectionTimeoutMS=2000)
         store = MongoDBJobStore(database=self.db.name, collection="scheduler_jobs",
                                 client=self._sync_client)
         self._aps = BackgroundScheduler(jobstores={"default": store}, timezone="UTC",

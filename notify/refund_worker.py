@@ -1,11 +1,9 @@
 """The refund worker: runs lottery/refunds.py's rounds (plan, send with leases, settle by query)
 in the background of every scheduler-role process; the leases make any number safe."""
 import asyncio
-import logging
 
+from lottery.backoff import Backoff
 from lottery.refunds import Refunds
-
-log = logging.getLogger(__name__)
 
 
 class RefundWorker:
@@ -24,12 +22,14 @@ class RefundWorker:
             self._task = None
 
     async def _run(self) -> None:
+        backoff = Backoff("refund round")
         while True:
             try:
                 busy = await self.refunds.run_once()
-            except Exception:
-                # The database or WeChat Pay is away: records keep their state; the next round retries.
-                log.exception("refund round failed; retrying")
-                busy = 0
+            except Exception as exc:
+                # The database or WeChat Pay is away: records keep their state; a later round retries.
+                await asyncio.sleep(backoff.failed(exc))
+                continue
+            backoff.succeeded()
             if not busy:
                 await asyncio.sleep(self.interval)

@@ -29,6 +29,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from lottery import clock, logs, metrics
+from lottery.backoff import Backoff, database_away
 from lottery.notifications import Notifications
 from lottery.storage import leases
 from lottery.storage import notifications as store
@@ -144,12 +145,14 @@ class NotificationWorker:
     # Expansion
 
     async def _expand_loop(self) -> None:
+        backoff = Backoff("notification expansion")
         while not self._stopping:
             try:
                 busy = await self.expand_once()
-            except PyMongoError:
-                log.exception("notification expansion failed; retrying")
-                busy = False
+            except PyMongoError as exc:
+                await asyncio.sleep(backoff.failed(exc))
+                continue
+            backoff.succeeded()
             if not busy:
                 await self._pause()
 
@@ -163,12 +166,14 @@ class NotificationWorker:
     # Delivery
 
     async def _deliver_loop(self) -> None:
+        backoff = Backoff("notification delivery")
         while not self._stopping:
             try:
                 handled = await self.deliver_once()
-            except PyMongoError:
-                log.exception("notification delivery round failed; retrying")
-                handled = 0
+            except PyMongoError as exc:
+                await asyncio.sleep(backoff.failed(exc))
+                continue
+            backoff.succeeded()
             if not handled:
                 await self._pause()
 
@@ -195,7 +200,9 @@ class NotificationWorker:
             await self._limiter.wait()
             try:
                 await self._attempt(entry)
-            except PyMongoError:
+            except PyMongoError as exc:
+                if database_away(exc):
+                    raise  # the round ends; the loop backs off (the lease lapses, it is retried)
                 log.exception("notification %s: database error; its lease will lapse and it is retried",
                               entry["_id"])
 

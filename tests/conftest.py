@@ -33,12 +33,20 @@ def db_name() -> str:
     return "t_" + uuid.uuid4().hex[:16]
 
 
+def client_on(io_loop, uri: str, **options):
+    """A client made on the test's loop (PyMongo starts its monitoring tasks on the running
+    loop when it is made)."""
+    async def make():
+        return client_for(uri, **options)
+    return io_loop.run_sync(make)
+
+
 @pytest.fixture
 def db(engine_uri, db_name, io_loop):
     """A fresh database with indexes, dropped afterwards. The project's own queries on it are
     checked by the query guard: one that would scan a collection fails the test."""
     guard = QueryGuard({})
-    client = client_for(engine_uri, event_listeners=[guard])
+    client = client_on(io_loop, engine_uri, event_listeners=[guard])
     database = client[db_name]
     io_loop.run_sync(lambda: ensure_indexes(database))
     guard.indexes = io_loop.run_sync(lambda: index_specs(database))

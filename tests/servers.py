@@ -64,7 +64,7 @@ class ServerProcess:
                 if self.process.poll() is not None:
                     raise RuntimeError("server exited: " + self.log_text()[-2000:])
                 try:
-                    urllib.request.urlopen(self.base_url + "/healthz", timeout=1).read()
+                    urllib.request.urlopen(self.base_url + "/readyz", timeout=1).read()
                     return self
                 except OSError:
                     time.sleep(0.1)

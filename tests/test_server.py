@@ -306,7 +306,7 @@ def test_an_engine_killed_under_a_running_server_is_started_again_and_the_data_i
         killed = record["engine_pid"]
         os.kill(killed, signal.SIGKILL)
         wait_until(lambda: engine_pid(data_dir) != killed, timeout=60)
-        wait_until(lambda: call(server.base_url + "/healthz")[0] == 200, timeout=60)
+        wait_until(lambda: call(server.base_url + "/readyz")[0] == 200, timeout=60)
         status, winners = call(f"{server.base_url}/api/v1/gifts/{order_id}/winners")
         assert status == 200 and winners["order_id"] == order_id
     finally:

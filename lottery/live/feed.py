@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
 from lottery import metrics
+from lottery.backoff import Backoff, database_away
 from lottery.storage import gifts
 
 log = logging.getLogger(__name__)
@@ -35,13 +36,17 @@ class GiftFeed:
     """Changes of the gifts `watched()` names, from a change stream or a poll."""
 
     def __init__(self, db: AsyncDatabase, watched: Callable[[], Collection[str]],
-                 force_polling: bool = False, poll_interval: float = 0.5, retry_delay: float = 1.0) -> None:
+                 force_polling: bool = False, poll_interval: float = 0.5, retry_delay: float = 1.0,
+                 on_outage: Callable[[], None] | None = None) -> None:
         self.db = db
+        self.on_outage = on_outage  # called when the database cannot be reached to follow it
+        self._backoff = Backoff("realtime change stream", base=retry_delay)
         self.watched = watched
         self.mode = "polling" if force_polling else "change_stream"
         self.poll_interval = poll_interval
         self.retry_delay = retry_delay
         self.ready = asyncio.Event()  # set once the first stream is open (or polling began)
+        self.following = False  # a stream is open, or polling works, right now
         self._resume_token: dict | None = None
 
     async def changes(self) -> AsyncIterator[GiftChange]:
@@ -64,7 +69,9 @@ class GiftFeed:
         """A stream resumed after the last token; None after deciding what to try next
         (polling, a fresh stream, or a retry after a pause)."""
         try:
-            return await gifts.watch(self.db, self._resume_token)
+            stream = await gifts.watch(self.db, self._resume_token)
+            self._backoff.succeeded()
+            return stream
         except OperationFailure as exc:
             if exc.code in NO_CHANGE_STREAMS or "replica set" in str(exc):
                 log.warning("change streams unavailable (%s); realtime falls back to polling every %.1f s",
@@ -77,7 +84,10 @@ class GiftFeed:
                 return None
             log.warning("change stream failed to open (%s); retrying", exc)
         except PyMongoError as exc:
-            log.warning("change stream failed to open (%s); retrying", exc)
+            if database_away(exc) and self.on_outage is not None:
+                self.on_outage()
+            await asyncio.sleep(self._backoff.failed(exc))
+            return None
         await asyncio.sleep(self.retry_delay)
         return None
 
@@ -88,6 +98,7 @@ class GiftFeed:
                 for change in await self._states():
                     yield change
                 self.ready.set()
+                self.following = True
                 loop = asyncio.get_running_loop()
                 while stream.alive:
                     asked = loop.time()
@@ -100,8 +111,10 @@ class GiftFeed:
                                              fields.get("joined_count"))
                     elif loop.time() - asked < 0.005:
                         await asyncio.sleep(0.02)  # a server that answers getMore without waiting
+            self.following = False
             log.warning("change stream ended; reopening it")
         except PyMongoError as exc:
+            self.following = False
             if isinstance(exc, OperationFailure) and exc.code in TOKEN_LOST:
                 self._resume_token = None
             log.warning("change stream lost (%s); resuming", exc)
@@ -114,7 +127,9 @@ class GiftFeed:
             try:
                 for change in await self._states():
                     yield change
+                self.following = True
             except PyMongoError as exc:
+                self.following = False
                 log.warning("realtime poll failed (%s); retrying", exc)
             await asyncio.sleep(max(0.0, self.poll_interval - (time.monotonic() - started)))
 

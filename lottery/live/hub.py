@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from lottery import clock, metrics
+from lottery.backoff import database_away
 from lottery.gifts import drawn_winners, is_live, member_view, public_view
 from lottery.live import frames
 from lottery.live.feed import GiftChange, GiftFeed
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 FANOUT_SLICE = 500  # sends between yields to the event loop
 NONE = -1  # the version of a subscriber that has nothing yet
+CLOSE_TRY_AGAIN = 1013  # the websocket code for "try again later"
 LAST_JOIN_TRIES, LAST_JOIN_PAUSE = 40, 0.05  # how long a direct gift's last joiner's record is awaited
 
 # The gauges read the hubs when scraped: a count kept on the side could drift from the truth.
@@ -93,7 +95,8 @@ class LiveHub:
         self.progress_interval = progress_interval
         self.connections: dict[Subscriber, set[str]] = {}  # connection -> the gifts it follows
         self.gifts: dict[str, WatchedGift] = {}
-        self.feed = GiftFeed(db, lambda: self.gifts.keys(), force_polling, poll_interval, retry_delay)
+        self.feed = GiftFeed(db, lambda: self.gifts.keys(), force_polling, poll_interval, retry_delay,
+                             on_outage=self.close_for_outage)
         self._follower: asyncio.Task | None = None
         self._stopping = False
         _hubs.add(self)
@@ -259,8 +262,8 @@ class LiveHub:
             raise
         except PyMongoError as exc:
             log.warning("realtime read of gift %s failed (%s); closing its subscribers to resync",
-                        watched.order_id, exc)
-            self._close_all(watched, 1011, "database unavailable")
+                        watched.order_id, type(exc).__name__)
+            self._close_all(watched, CLOSE_TRY_AGAIN if database_away(exc) else 1011, "database unavailable")
         except Exception:
             log.exception("realtime read of gift %s failed", watched.order_id)
             self._close_all(watched, 1011, "internal error")
@@ -341,6 +344,18 @@ class LiveHub:
                      watched.order_id, pushed, since_commit * 1000)
         if watched.state.get("version", 0) > version:
             self._progress_soon(watched)  # changed while we read
+
+    def close_for_outage(self) -> None:
+        """The database is away: every connection is closed with 1013 (try again later), so
+        clients reconnect with their versions once it is back, and miss nothing."""
+        if not self.connections:
+            return
+        log.warning("database unreachable: closing %d websocket connections (1013)", len(self.connections))
+        for connection in list(self.connections):
+            connection.close(CLOSE_TRY_AGAIN, "database unavailable; reconnect")
+        for watched in list(self.gifts.values()):
+            self._forget(watched)
+        self.connections.clear()
 
     def _close_all(self, watched: WatchedGift, code: int, reason: str) -> None:
         # Closed connections reconnect and resubscribe with their version: nothing is lost.

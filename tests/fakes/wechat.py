@@ -12,7 +12,8 @@ it over a socket. Behaviour is steered per code or by queueing failures:
   answers 40001). `expire_token()` expires it now (42001), `expire_token_after_sends(n)` after n
   more delivered messages (expiry in the middle of a batch).
 - `/cgi-bin/message/subscribe/send`: checks the token, the template id and every field against
-  WeChat's per-type limits (47003 naming the field), answers 43101 for `refuse(openid)`, and
+  WeChat's per-type limits (47003 naming the field), answers 43101 for `refuse(openid)` (and,
+  with `one_time`, for a message already delivered, as a used-up subscription does), and
   records what it delivered (`delivered`, `delivered_to(openid)`). `send_delay` slows answers.
 - `outage = True`: every endpoint answers `outage_answer` (an HTTP status, default 503) after
   `outage_delay` seconds, until switched back.
@@ -85,6 +86,10 @@ class FakeWeChat:
         self._expire_after_sends: int | None = None
         self.delivered: list[dict] = []
         self.refused: set[str] = set()
+        # True: like WeChat, a member's acceptance is good for one message, so the same message
+        # (user, template, page) sent again answers 43101. Off by default, so that tests see a
+        # message sent twice.
+        self.one_time = False
         self.send_delay = 0.0
         self.outage = False
         self.outage_answer: int = 503
@@ -265,6 +270,11 @@ class FakeWeChat:
                         self.answer(47003, problem)
                         return
                 if body["touser"] in fake.refused:
+                    self.answer(43101, "user refuse to accept the msg")
+                    return
+                if fake.one_time and any((m["touser"], m["template_id"], m.get("page")) ==
+                                         (body["touser"], body["template_id"], body.get("page"))
+                                         for m in fake.delivered):
                     self.answer(43101, "user refuse to accept the msg")
                     return
                 fake.delivered.append(body)

@@ -121,4 +121,4 @@ async def test_admin_create_keeps_the_templates_the_sender_accepted(api, db):
 
 @pytest.mark.gen_test
 async def test_health_answers_when_the_database_does(api):
-    assert await api.request("GET", "/healthz") == (200, {"status": "ok"})
+    assert await api.request("GET", "/healthz") == (200, {"status": "ok", "database": "ok"})

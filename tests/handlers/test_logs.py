@@ -5,8 +5,6 @@ import logging
 
 import pytest
 
-from lottery.storage.connection import client_for, ensure_indexes
-from lottery.storage.engine import EmbeddedEngine
 from tests.rawhttp import PEER, exchange, request_bytes, status_of
 
 MARKER = "SeCrEtLoGiNkEy0123456789abcdef"
@@ -68,32 +66,13 @@ async def test_no_log_line_holds_a_query_string_a_header_or_the_peer_address(htt
     assert_clean(caplog)
 
 
-@pytest.fixture
-def engine():
-    """A private engine, so that the test may stop it."""
-    own = EmbeddedEngine(":memory:")
-    own.start()
-    yield own
-    own.stop()
-
-
-@pytest.fixture
-def app(request, build_app, io_loop):
-    if "engine" not in request.fixturenames:
-        yield build_app()
-        return
-    engine = request.getfixturevalue("engine")
-    client = client_for(engine.uri, server_selection_ms=300)
-    db = client["logs"]
-    io_loop.run_sync(lambda: ensure_indexes(db))
-    yield build_app(db)
-    io_loop.run_sync(client.close)
-
-
 @pytest.mark.gen_test(timeout=60)
 async def test_an_unexpected_error_is_logged_with_its_traceback_and_without_the_query(
-        http_server, base_url, engine, caplog):
-    engine.stop()
+        app, http_server, base_url, caplog, monkeypatch):
+    async def broken(*args):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(app.settings["gifts"], "for_member", broken)
+    monkeypatch.setattr(app.settings["accounts"], "member_for", broken)
     caplog.set_level(logging.DEBUG)
     for target in (f"/api/v1/gifts/abc?{QUERY}", f"/api/v1/gifts/abc/winners?{QUERY}"):
         answer = await exchange(base_url, request_bytes("GET", target, {"Authorization": "Bearer k"}))
