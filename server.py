@@ -23,7 +23,7 @@ from tornado.options import Error as OptionError, define, options
 
 from handlers import (admin, claims, draws, gifts, health, legacy, openapi, orders, pages, payment, profile,
                       realtime, shop)
-from handlers.base import (Application, NotFoundHandler, content_security_policy, log_request,
+from handlers.base import (Application, InFlight, NotFoundHandler, content_security_policy, log_request,
                            redact_tornado_logs)
 from handlers.metrics import metrics_app
 from lottery import devmode, logs
@@ -57,6 +57,8 @@ log = logging.getLogger("gift_lottery")
 
 ROLES = ("all", "web", "scheduler")
 LOG_FORMATS = ("text", "json")
+QUIET_SECONDS = 0.5  # at shutdown: no request for this long, and the connections left are idle
+DRAW_GRACE_SECONDS = 5.0  # at shutdown: a draw takes well under this; one that has not finished is handed over
 
 # Every option also reads the environment variable of its name in upper case (PORT, MONGODB_URI,
 # ...); the command line wins. Secrets are only ever taken from there or the command line, and
@@ -204,6 +206,42 @@ def http_server(app: web.Application, idle_timeout: float = 30.0, body_timeout: 
     redact_tornado_logs()
     return HTTPServer(app, max_body_size=MAX_BODY_BYTES, idle_connection_timeout=idle_timeout,
                       body_timeout=body_timeout)
+
+
+def stop_listening(server: HTTPServer, sockets: list) -> None:
+    """Stop accepting, without resetting the connections the kernel already accepted for us:
+    they are taken from each socket's queue and served first (closing a listening socket
+    resets what is queued in it, and a proxy that had sent a POST there would not retry it)."""
+    for sock in sockets:
+        while True:
+            try:
+                connection, address = sock.accept()
+            except (BlockingIOError, OSError):
+                break
+            server._handle_connection(connection, address)  # Tornado's own accept path
+    server.stop()
+
+
+async def finish_requests(server: HTTPServer, in_flight: InFlight, deadline: float) -> None:
+    """Let the requests under way finish, and those on connections already accepted arrive (a
+    connection is not a request until its headers are read): done once no request has been in
+    flight for QUIET_SECONDS. Then the remaining connections, idle ones, are closed."""
+    loop = asyncio.get_running_loop()
+    quiet_since = loop.time()
+    while loop.time() < deadline:
+        if in_flight.count:
+            await in_flight.idle(timeout=deadline - loop.time())
+            quiet_since = loop.time()
+        elif loop.time() - quiet_since >= QUIET_SECONDS:
+            break
+        else:
+            await asyncio.sleep(0.05)
+    if in_flight.count:
+        log.warning("%d requests still unanswered at the shutdown timeout", in_flight.count)
+    try:
+        await asyncio.wait_for(server.close_all_connections(), timeout=max(0.1, deadline - loop.time()))
+    except asyncio.TimeoutError:
+        pass
 
 
 def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", login_key_days: int = 30,
@@ -408,17 +446,11 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
     deadline = loop.time() + options.shutdown_timeout
     log.info("shutting down: no new connections; %.0f s to finish what is under way", options.shutdown_timeout)
     health_service.shutting_down = True  # /readyz says so
-    server.stop()  # new connections are refused: a proxy sends them to another process
+    stop_listening(server, sockets)  # new connections are refused: a proxy sends them elsewhere
     server.conn_params.no_keep_alive = True  # answers close their connections
     if hub is not None:
         await hub.stop()  # closes the websockets (1001): clients reconnect to another process
-    in_flight = app.settings["in_flight"]
-    if not await in_flight.idle(timeout=max(0.0, deadline - loop.time())):
-        log.warning("%d requests still unanswered at the shutdown timeout", in_flight.count)
-    try:
-        await asyncio.wait_for(server.close_all_connections(), timeout=max(0.1, deadline - loop.time()))
-    except asyncio.TimeoutError:
-        pass
+    await finish_requests(server, app.settings["in_flight"], deadline)
     # The work under way finishes or is handed over, each step within what is left of the
     # timeout whatever the database does (it may be the reason for the shutdown).
     def left(spare: float = 0.0) -> float:
@@ -426,7 +458,7 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
 
     steps = [
         ("scheduler", scheduler and scheduler.stop),  # the leader lease goes to a standby now
-        ("draws", lambda: draw_service.idle(timeout=left(2))),
+        ("draws", lambda: draw_service.idle(timeout=min(left(2), DRAW_GRACE_SECONDS))),
         ("draw leases", draw_service.hand_over),  # what did not finish, another process resumes at once
         ("notifications", notifier and (lambda: notifier.stop(grace=left(1)))),
         ("refunds", refunder and refunder.stop),

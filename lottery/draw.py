@@ -84,13 +84,17 @@ class Draws:
                 if start:  # a backlog (say, after an outage): keep the rest leased meanwhile
                     await gifts.extend_lease(self.db, token, clock.utcnow() + self.lease)
                 finished += await self._draw_batch(taken[start:start + self.batch_size])
-            return finished
-        finally:
+        except asyncio.CancelledError:
+            raise  # stopped by a shutdown: its token stays listed, for hand_over()
+        except BaseException:
             self._tokens.discard(token)
+            raise
+        self._tokens.discard(token)
+        return finished
 
     async def hand_over(self) -> None:
-        """At shutdown: the leases of draws still under way here lapse now, so another process
-        resumes them at its next sweep instead of a lease later."""
+        """At shutdown, after idle(): the leases of draws stopped here lapse now, so another
+        process resumes them at its next sweep instead of a lease later."""
         for token in list(self._tokens):
             await gifts.extend_lease(self.db, token, clock.utcnow())
             log.info("draw lease %s handed over", token)
