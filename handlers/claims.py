@@ -7,6 +7,7 @@ from handlers import params
 from handlers.base import ID_GROUP, BaseHandler
 from handlers.admin import AdminHandler
 from lottery.claims import clean_address
+from lottery.errors import InvalidInput
 from lottery.orders import refund_summary
 
 CLAIM_GROUP = r"([A-Za-z0-9_-]{1,64}:[0-9]{1,4})"
@@ -60,8 +61,11 @@ class AdminClaimsHandler(AdminHandler):
         """`?status=claimed&cursor=&format=json|csv`: the shipping list (addresses in full)."""
         status = params.text({"status": self.get_query_argument("status", "claimed")}, "status", 16)
         cursor = params.text({"cursor": self.get_query_argument("cursor", "")}, "cursor", 80, required=False)
+        answer_format = self.get_query_argument("format", "json")
+        if answer_format not in ("json", "csv"):
+            raise InvalidInput("format 必须是 json 或 csv")
         found = await self.claims.page(status, cursor)
-        if self.get_query_argument("format", "json") != "csv":
+        if answer_format == "json":
             self.reply(found)
             return
         out = io.StringIO()
