@@ -53,6 +53,14 @@ def images(body: dict) -> list[str] | None:
     return value
 
 
+def settable_text(body: dict, name: str, max_len: int) -> str | None:
+    """An optional string field that may be set empty (None: left out)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    return params.text(body, name, max_len) if value != "" else ""
+
+
 def flag(body: dict, name: str) -> bool | None:
     value = body.get(name)
     if value is not None and not isinstance(value, bool):
@@ -92,7 +100,7 @@ class AdminProductHandler(AdminHandler):
             name=params.text(body, "name", 50, required=False) or None,
             price=params.integer(body, "price", 1, 10**8, required=False),
             stock=params.integer(body, "stock", 0, 10**6, required=False),
-            images=images(body), description=body.get("description") if isinstance(body.get("description"), str) else None,
+            images=images(body), description=settable_text(body, "description", 2000),
             on_sale=flag(body, "on_sale"),
             category_id=params.text(body, "category_id", 64, required=False) or None))
         self.reply(product_view(product))
