@@ -38,9 +38,9 @@ class AdminNotificationsHandler(AdminHandler):
     async def get(self) -> None:
         """`?order_id=&status=&limit=` -> `{order_id, counts, opened_record, entries}`: each
         entry's kind, status, attempts, next attempt and last error."""
-        order_id = params.identifier({"order_id": self.get_query_argument("order_id", "")}, "order_id")
-        status = self.get_query_argument("status", "") or None
-        limit = params.query_integer(self.get_query_argument("limit", "200"), "limit", 1, MAX_ENTRIES)
+        order_id = params.identifier({"order_id": self.query_value("order_id", "")}, "order_id")
+        status = self.query_value("status", "") or None
+        limit = params.query_integer(self.query_value("limit", "200"), "limit", 1, MAX_ENTRIES)
         self.reply(await self.notifications.for_order(order_id, status, limit))
 
 

@@ -59,9 +59,9 @@ class MyPrizesHandler(BaseHandler):
 class AdminClaimsHandler(AdminHandler):
     async def get(self) -> None:
         """`?status=claimed&cursor=&format=json|csv`: the shipping list (addresses in full)."""
-        status = params.text({"status": self.get_query_argument("status", "claimed")}, "status", 16)
-        cursor = params.text({"cursor": self.get_query_argument("cursor", "")}, "cursor", 80, required=False)
-        answer_format = self.get_query_argument("format", "json")
+        status = params.text({"status": self.query_value("status", "claimed")}, "status", 16)
+        cursor = params.text({"cursor": self.query_value("cursor", "")}, "cursor", 80, required=False)
+        answer_format = self.query_value("format", "json")
         if answer_format not in ("json", "csv"):
             raise InvalidInput("format 必须是 json 或 csv")
         found = await self.claims.page(status, cursor)
@@ -97,8 +97,8 @@ class AdminDeliveredHandler(AdminHandler):
 class AdminRefundsHandler(AdminHandler):
     async def get(self) -> None:
         """`?status=failed&cursor=`: refunds in a state (failed and abnormal ones need the operator)."""
-        status = params.text({"status": self.get_query_argument("status", "failed")}, "status", 16)
-        cursor = params.text({"cursor": self.get_query_argument("cursor", "")}, "cursor", 80, required=False)
+        status = params.text({"status": self.query_value("status", "failed")}, "status", 16)
+        cursor = params.text({"cursor": self.query_value("cursor", "")}, "cursor", 80, required=False)
         self.reply(await self.refunds.page(status, cursor))
 
 

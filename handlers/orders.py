@@ -32,7 +32,7 @@ class OrdersHandler(BaseHandler):
 
     async def get(self) -> None:
         """`?cursor=` -> `{orders, next_cursor}`: my orders, newest first."""
-        cursor = params.text({"cursor": self.get_query_argument("cursor", "")}, "cursor", 40, required=False)
+        cursor = params.text({"cursor": self.query_value("cursor", "")}, "cursor", 40, required=False)
         self.reply(await self.orders.of_buyer(self.member_id(), cursor))
 
 
