@@ -51,6 +51,11 @@ def text(low: int, high: int) -> dict:
     return {"type": "string", "minLength": low, "maxLength": high}
 
 
+def trimmed(high: int) -> dict:
+    """Text the server trims before it counts (so no maxLength: blanks around it do not count)."""
+    return {"type": "string", "minLength": 1, "description": f"1 to {high} characters once trimmed"}
+
+
 def integer(low: int, high: int) -> dict:
     return {"type": "integer", "minimum": low, "maximum": high}
 
@@ -64,8 +69,24 @@ def query(name: str, schema: dict, required: bool = False) -> dict:
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
+def request(properties: dict[str, dict], required: tuple[str, ...] = (), blank: bool = True) -> dict:
+    """A JSON object a client sends: its `required` fields, and optional ones that may also be
+    null, or (`blank`) for text empty: the server reads those as a field left out. Other fields
+    are ignored."""
+    return {"type": "object", "required": list(required),
+            "properties": {name: schema if name in required else omissible(schema, blank)
+                           for name, schema in properties.items()}}
+
+
+def omissible(schema: dict, blank: bool = True) -> dict:
+    """An optional field's schema: null (and, `blank`, for text "") mean the same as leaving it out."""
+    blanks = [{"const": ""}] if blank and schema.get("type") == "string" else []
+    return {"anyOf": [schema, {"type": "null"}, *blanks]}
+
+
 def or_blank(schema: dict) -> dict:
-    """A query value that may also be empty, which means the same as leaving it out (`?cursor=`)."""
+    """An optional value that may also be empty, which means the same as leaving it out (`?cursor=`,
+    `"open_at": ""`): the server reads optional fields that way."""
     return {"anyOf": [schema, {"const": ""}]}
 
 
@@ -106,8 +127,7 @@ def legacy_get_or_post(summary: str, fields: dict[str, dict], required: tuple[st
            "responses": {"200": answer("the envelope; `code` says success or error", envelope(data))}}
     if fields:
         get["parameters"] = [query(name, schema, name in required) for name, schema in fields.items()]
-    body = {"type": "object", "properties": fields, "required": list(required)}
-    return {"get": get, "post": legacy(summary + " (fields in the JSON body)", body, data)}
+    return {"get": get, "post": legacy(summary + " (fields in the JSON body)", request(fields, required), data)}
 
 
 def envelope(data: dict) -> dict:

@@ -1,7 +1,8 @@
 """Claims (handlers/claims.py): the winner's claim with their address, the sender's view of a
 gift's claims and refunds, my prizes; the operator's shipping list and refunds."""
 from handlers.openapi.blocks import (COUNT, FEN, IDENTIFIER, NULL, ORDER_ID, STRING, TEXT_LIST, TIME, JSON,
-                                     array, nullable, obj, or_blank, path_id, query, ref, text, v1)
+                                     array, nullable, obj, or_blank, path_id, query, ref, request, text, trimmed,
+                                     v1)
 from lottery.claims import LIMITS, STATUSES
 from lottery.orders import ORDER_STATUSES
 from lottery.storage.refunds import STATUSES as REFUND_STATUSES
@@ -28,12 +29,13 @@ SCHEMAS: dict[str, dict] = {
                    "created_at": TIME, "updated_at": nullable(TIME)}),
 }
 
-ADDRESS_BODY = {"type": "object", "required": [name for name in LIMITS if name != "postalCode"], "properties": {
-    **{name: text(1, limit) for name, limit in LIMITS.items()},
+ADDRESS_BODY = request({
+    **{name: trimmed(limit) for name, limit in LIMITS.items()},
     "telNumber": {"type": "string", "pattern": r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8}(-[0-9]{1,6})?)$",
                   "description": "a mainland mobile number, or a landline"},
     "postalCode": {"type": "string", "pattern": "^[0-9]{6}$"},
-    "subscribed": {**TEXT_LIST, "description": "template ids accepted for the shipping message"}}}
+    "subscribed": {**TEXT_LIST, "description": "template ids accepted for the shipping message"}},
+    tuple(name for name in LIMITS if name != "postalCode"))
 
 SENDER_VIEW = obj({
     "order_id": IDENTIFIER,
@@ -73,8 +75,8 @@ PATHS = {
                     "content": {JSON: {"schema": SHIPPING_LIST}, "text/csv": {"schema": STRING}}}})},
     "/api/admin/claims/{claim_id}/ship": {"post": v1(
         "Shipped: claimed -> shipped; the winner is told", ref("Claim"), auth="adminToken", params=CLAIM_PATH,
-        body={"type": "object", "required": ["carrier", "tracking_no"],
-              "properties": {"carrier": text(1, 32), "tracking_no": text(1, 64)}}, body_required=True)},
+        body=request({"carrier": text(1, 32), "tracking_no": text(1, 64)}, ("carrier", "tracking_no")),
+        body_required=True)},
     "/api/admin/claims/{claim_id}/delivered": {"post": v1(
         "Delivered: shipped -> delivered", ref("Claim"), auth="adminToken", params=CLAIM_PATH)},
     "/api/admin/refunds": {"get": v1(

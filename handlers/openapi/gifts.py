@@ -1,8 +1,9 @@
 """The gift routes: the seed mini-program's (handlers/legacy.py, the getUserInfo of
 handlers/profile.py) and the v1 API's (handlers/gifts.py, draws.py, profile.py)."""
 from handlers.openapi.blocks import (COUNT, HEX64, IDENTIFIER, ORDER_ID, STRING, TEXT_LIST, TIME, legacy, nullable,
-                                     obj, ref, text, v1)
+                                     obj, ref, request, text, trimmed, v1)
 from lottery.gifts import METHODS, STATES
+from lottery.profiles import MAX_NICKNAME
 
 ITEM = obj({"name": STRING, "image": STRING})
 PERSON = obj({"name": STRING, "avatar": STRING})
@@ -39,26 +40,23 @@ SCHEMAS: dict[str, dict] = {
     "Profile": obj({"nickname": STRING, "avatar_url": STRING}),
 }
 
-JOIN_BODY = {"type": "object", "properties": {"form_id": {"type": "string", "maxLength": 128},
-                                              "subscribed": TEXT_LIST}}
+JOIN_FIELDS = {"form_id": {"type": "string", "maxLength": 128}, "subscribed": TEXT_LIST}
 
 LEGACY_PATHS = {
     "/api/member/code/login": {"post": legacy(
-        "Sign in with the code from wx.login", obj({"code": text(1, 128)}), obj({"login_key": STRING}))},
+        "Sign in with the code from wx.login", request({"code": text(1, 128)}, ("code",)),
+        obj({"login_key": STRING}))},
     "/api/sharagift/checkHasJoin": {"post": legacy(
         "Whether the member may join (suc: opened; error: cannot; success: may)",
-        {"type": "object", "required": ["login_key", "order_id"],
-         "properties": {"login_key": STRING, "order_id": IDENTIFIER}},
+        request({"login_key": STRING, "order_id": IDENTIFIER}, ("login_key", "order_id")),
         ref("LegacyGift"))},
     "/api/sharagift/JoinGift": {"post": legacy(
         "Join (success: joined and waiting; suc: a direct gift's item is yours)",
-        {"type": "object", "required": ["login_key", "order_id"],
-         "properties": {"login_key": STRING, "order_id": IDENTIFIER, **JOIN_BODY["properties"]}},
+        request({"login_key": STRING, "order_id": IDENTIFIER, **JOIN_FIELDS}, ("login_key", "order_id")),
         ref("LegacyGift"))},
     "/api/member/code/getUserInfo": {"post": legacy(
         "Store the profile from wx.getUserInfo's encrypted data",
-        {"type": "object", "required": ["login_key", "iv", "encryptedData"],
-         "properties": {"login_key": STRING, "iv": STRING, "encryptedData": STRING}},
+        request({"login_key": STRING, "iv": STRING, "encryptedData": STRING}, ("login_key", "iv", "encryptedData")),
         PERSON)},
 }
 
@@ -68,14 +66,14 @@ V1_PATHS = {
     "/api/v1/gifts/{order_id}/join": {"post": v1(
         "Join", obj({"me": ref("Me"), "gift": obj({"order_id": IDENTIFIER, "version": COUNT, "joined_count": COUNT,
                                                     "status": STRING})}),
-        body=JOIN_BODY, params=[ORDER_ID])},
+        body=request(JOIN_FIELDS), params=[ORDER_ID])},
     "/api/v1/gifts/{order_id}/open": {"post": v1("The sender opens a full or timed gift now", ref("GiftAndMe"),
                                                  params=[ORDER_ID])},
     "/api/v1/gifts/{order_id}/proof": {"get": v1("The fairness proof of an opened gift", ref("Proof"),
                                                  auth=None, params=[ORDER_ID])},
     "/api/v1/me/profile": {"post": v1(
         "Set the member's nickname and/or avatar", ref("Profile"),
-        body={"type": "object", "properties": {"nickname": {"type": "string"}, "avatar_url": {"type": "string"}}})},
+        body=request({"nickname": trimmed(MAX_NICKNAME), "avatar_url": STRING}, blank=False))},
 }
 
 PATHS = {**LEGACY_PATHS, **V1_PATHS}

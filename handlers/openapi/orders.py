@@ -1,7 +1,7 @@
 """Orders (handlers/orders.py): buying a gift, paying it, reading it; the v1 routes and the
 seed's creatOrder and returnOrderData."""
 from handlers.openapi.blocks import (BOOLEAN, FEN, IDENTIFIER, ORDER_ID, STRING, TEXT_LIST, TIME, answer, array,
-                                     integer, legacy, nullable, obj, or_blank, query, ref, text, v1)
+                                     integer, legacy, nullable, obj, or_blank, query, ref, request, v1)
 from handlers.openapi.gifts import GIFT_STATUS
 from lottery.gifts import MAX_DEADLINE_HOURS, MAX_ITEMS, MAX_SEATS, METHODS
 from lottery.orders import MAX_LINES, ORDER_STATUSES
@@ -29,8 +29,7 @@ SCHEMAS: dict[str, dict] = {
 }
 
 ORDER_FIELDS = {
-    "items": array({"type": "object", "required": ["product_id", "quantity"],
-                    "properties": {"product_id": IDENTIFIER, "quantity": integer(1, MAX_ITEMS)}},
+    "items": array(request({"product_id": IDENTIFIER, "quantity": integer(1, MAX_ITEMS)}, ("product_id", "quantity")),
                    minItems=1, maxItems=MAX_LINES),
     "method": {"enum": list(METHODS)},
     "open_number": integer(1, MAX_SEATS),
@@ -39,9 +38,11 @@ ORDER_FIELDS = {
     "deadline_hours": integer(1, MAX_DEADLINE_HOURS),
     "sender_subscribed": TEXT_LIST,
 }
-ORDER_BODY = {"type": "object", "required": ["items", "method"], "properties": ORDER_FIELDS}
-IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False, "schema": text(1, 128),
-                   "description": "the same key (or the same request) while the order is unpaid: the same order"}
+ORDER_BODY = request(ORDER_FIELDS, ("items", "method"))
+IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
+                   "schema": {"type": "string", "maxLength": 128},
+                   "description": "the same key (or the same request) while the order is unpaid: the same order; "
+                                  "empty: none"}
 UPSTREAM = {502: answer("WeChat Pay refused or did not answer (upstream_error)", ref("Error")),
             503: answer("payments are not configured (payments_not_configured)", ref("Error"))}
 
@@ -63,12 +64,10 @@ PATHS = {
         more=UPSTREAM)},
     "/api/order/creatOrder": {"post": legacy(
         "The seed's order (success: the order and wx.requestPayment's parameters)",
-        {**ORDER_BODY, "required": ["login_key", "items", "method"],
-         "properties": {"login_key": STRING, **ORDER_FIELDS}},
+        request({"login_key": STRING, **ORDER_FIELDS}, ("login_key", "items", "method")),
         ref("OrderCreated"))},
     "/api/payment/returnOrderData": {"post": legacy(
         "The order after wx.requestPayment (asks WeChat Pay while no notify came) and whether it is paid",
-        {"type": "object", "required": ["login_key", "order_id"],
-         "properties": {"login_key": STRING, "order_id": IDENTIFIER}},
+        request({"login_key": STRING, "order_id": IDENTIFIER}, ("login_key", "order_id")),
         ref("LegacyOrder"))},
 }

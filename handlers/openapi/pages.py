@@ -1,7 +1,7 @@
 """The web pages (handlers/pages.py) and the small API only they need: site info, development
 sign-in and payment, the winners and the sender's participant list."""
 from handlers.openapi.blocks import (COUNT, IDENTIFIER, ORDER_ID, PRODUCT_ID, STRING, TIME, array, obj, page,
-                                     ref, static_file, text, v1)
+                                     ref, request, static_file, trimmed, v1)
 from lottery.gifts import METHODS
 
 DEV_ONLY = " (only with --dev; 404 otherwise)"
@@ -25,7 +25,7 @@ PATHS = {
         auth=None)},
     "/api/dev/login": {"post": v1(
         "Development sign-in by name" + DEV_ONLY, obj({"login_key": STRING, "name": STRING}),
-        auth=None, body={"type": "object", "required": ["name"], "properties": {"name": text(1, 20)}})},
+        auth=None, body=request({"name": trimmed(20)}, ("name",)))},
     "/api/dev/pay/{order_id}": {"post": v1(
         "Development payment: the buyer's unpaid order is paid at the local WeChat Pay fake, which sends its "
         "signed notify (only with --dev running that fake; 404 otherwise)", obj({"order_id": IDENTIFIER}),
