@@ -10,8 +10,7 @@ from lottery import clock
 from lottery.accounts import member_id_for
 from lottery.refunds import Refunds
 from tests.gifts import make_due
-from tests.shop import ADDRESS, bought_gift, check_money, product
-from tests.waiting import until
+from tests.shop import ADDRESS, bought_gift, check_money, drain, product
 
 
 @pytest.fixture
@@ -31,20 +30,6 @@ def refunds(db, payments) -> Refunds:
 def pay_fake(pay_fake):
     pay_fake.refund_interval = 0  # tests make several refunds of one order within a minute
     return pay_fake
-
-
-async def drain(refunds: Refunds, pay_fake, db) -> None:
-    """Run refund rounds, completing each refund at WeChat Pay (its notify reaches the app),
-    until every refund has ended."""
-    async def ended() -> bool:
-        await refunds.run_once()
-        for record in await db.refunds.find({"status": "processing"}).to_list():
-            if pay_fake.refunds.get(record["_id"], {}).get("status") == "PROCESSING":
-                await pay_fake.complete_refund(record["_id"], "SUCCESS")
-        unplanned = await db.gifts.count_documents({"order.refund_unbatched": {"$gt": 0}})
-        open_ = await db.refunds.count_documents({"status": {"$in": ["pending", "sending", "processing"]}})
-        return unplanned == 0 and open_ == 0
-    await until(ended, timeout=60, interval=0.1)
 
 
 async def open_full_gift_at_deadline(app, db, order_id: str) -> None:
