@@ -44,7 +44,7 @@ class OrderHandler(BaseHandler):
 
 class OrderPayHandler(BaseHandler):
     async def post(self, order_id: str) -> None:
-        """Pay an unpaid order again -> `{pay}` (409 once paid or closed)."""
+        """Pay an unpaid order again -> `{pay}` (400 once paid or closed)."""
         order = await self.orders.order_of(order_id, self.member_id())
         self.reply({"pay": await self.orders.pay_params(order)})
 
