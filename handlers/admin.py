@@ -38,9 +38,9 @@ class AdminNotificationsHandler(AdminHandler):
     async def get(self) -> None:
         """`?order_id=&status=&limit=` -> `{order_id, counts, opened_record, entries}`: each
         entry's kind, status, attempts, next attempt and last error."""
-        order_id = params.identifier({"order_id": self.get_query_argument("order_id", "")}, "order_id")
-        status = self.get_query_argument("status", "") or None
-        limit = params.query_integer(self.get_query_argument("limit", "200"), "limit", 1, MAX_ENTRIES)
+        order_id = params.identifier({"order_id": self.query_value("order_id", "")}, "order_id")
+        status = self.query_value("status", "") or None
+        limit = params.query_integer(self.query_value("limit", "200"), "limit", 1, MAX_ENTRIES)
         self.reply(await self.notifications.for_order(order_id, status, limit))
 
 
@@ -51,6 +51,14 @@ def images(body: dict) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) and len(v) <= 500 for v in value):
         raise InvalidInput("images 必须是图片地址的列表")
     return value
+
+
+def settable_text(body: dict, name: str, max_len: int) -> str | None:
+    """An optional string field that may be set empty (None: left out)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    return params.text(body, name, max_len) if value != "" else ""
 
 
 def flag(body: dict, name: str) -> bool | None:
@@ -92,7 +100,7 @@ class AdminProductHandler(AdminHandler):
             name=params.text(body, "name", 50, required=False) or None,
             price=params.integer(body, "price", 1, 10**8, required=False),
             stock=params.integer(body, "stock", 0, 10**6, required=False),
-            images=images(body), description=body.get("description") if isinstance(body.get("description"), str) else None,
+            images=images(body), description=settable_text(body, "description", 2000),
             on_sale=flag(body, "on_sale"),
             category_id=params.text(body, "category_id", 64, required=False) or None))
         self.reply(product_view(product))

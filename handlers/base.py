@@ -253,6 +253,14 @@ class BaseHandler(CommonHandler, Services, web.RequestHandler):
             raise LoginExpired()
         return self.current_user
 
+    def query_value(self, name: str, default: str | None = None) -> str | None:
+        """A query parameter, or `default` when absent; InvalidInput when it is given more than
+        once (which one was meant is anyone's guess)."""
+        values = self.get_query_arguments(name)
+        if len(values) > 1:
+            raise InvalidInput(f"参数 {name} 只能给一次")
+        return values[0] if values else default
+
     def json_body(self) -> dict:
         """The request body as a JSON object, or InvalidInput."""
         if not hasattr(self, "_json_body"):

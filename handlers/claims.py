@@ -7,6 +7,7 @@ from handlers import params
 from handlers.base import ID_GROUP, BaseHandler
 from handlers.admin import AdminHandler
 from lottery.claims import clean_address
+from lottery.errors import InvalidInput
 from lottery.orders import refund_summary
 
 CLAIM_GROUP = r"([A-Za-z0-9_-]{1,64}:[0-9]{1,4})"
@@ -58,10 +59,13 @@ class MyPrizesHandler(BaseHandler):
 class AdminClaimsHandler(AdminHandler):
     async def get(self) -> None:
         """`?status=claimed&cursor=&format=json|csv`: the shipping list (addresses in full)."""
-        status = params.text({"status": self.get_query_argument("status", "claimed")}, "status", 16)
-        cursor = params.text({"cursor": self.get_query_argument("cursor", "")}, "cursor", 80, required=False)
+        status = params.text({"status": self.query_value("status", "claimed")}, "status", 16)
+        cursor = params.text({"cursor": self.query_value("cursor", "")}, "cursor", 80, required=False)
+        answer_format = self.query_value("format", "json")
+        if answer_format not in ("json", "csv"):
+            raise InvalidInput("format 必须是 json 或 csv")
         found = await self.claims.page(status, cursor)
-        if self.get_query_argument("format", "json") != "csv":
+        if answer_format == "json":
             self.reply(found)
             return
         out = io.StringIO()
@@ -93,8 +97,8 @@ class AdminDeliveredHandler(AdminHandler):
 class AdminRefundsHandler(AdminHandler):
     async def get(self) -> None:
         """`?status=failed&cursor=`: refunds in a state (failed and abnormal ones need the operator)."""
-        status = params.text({"status": self.get_query_argument("status", "failed")}, "status", 16)
-        cursor = params.text({"cursor": self.get_query_argument("cursor", "")}, "cursor", 80, required=False)
+        status = params.text({"status": self.query_value("status", "failed")}, "status", 16)
+        cursor = params.text({"cursor": self.query_value("cursor", "")}, "cursor", 80, required=False)
         self.reply(await self.refunds.page(status, cursor))
 
 

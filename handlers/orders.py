@@ -32,7 +32,7 @@ class OrdersHandler(BaseHandler):
 
     async def get(self) -> None:
         """`?cursor=` -> `{orders, next_cursor}`: my orders, newest first."""
-        cursor = params.text({"cursor": self.get_query_argument("cursor", "")}, "cursor", 40, required=False)
+        cursor = params.text({"cursor": self.query_value("cursor", "")}, "cursor", 40, required=False)
         self.reply(await self.orders.of_buyer(self.member_id(), cursor))
 
 
@@ -44,7 +44,7 @@ class OrderHandler(BaseHandler):
 
 class OrderPayHandler(BaseHandler):
     async def post(self, order_id: str) -> None:
-        """Pay an unpaid order again -> `{pay}` (409 once paid or closed)."""
+        """Pay an unpaid order again -> `{pay}` (400 once paid or closed)."""
         order = await self.orders.order_of(order_id, self.member_id())
         self.reply({"pay": await self.orders.pay_params(order)})
 

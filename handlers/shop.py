@@ -19,7 +19,7 @@ class CatalogueHandler(BaseHandler):
 
     def argument(self, name: str) -> str:
         """A query argument, or (legacy POSTs) a field of the JSON body."""
-        value = self.get_query_argument(name, None)
+        value = self.query_value(name)
         if value is None and self.request.method == "POST":
             value = self.json_body().get(name)
         return params.text({name: value}, name, 64, required=False)

@@ -3,6 +3,7 @@ WeChat Pay fake."""
 from typing import Any
 
 from tests.api import Api
+from tests.waiting import until
 
 
 async def category(api: Api, name: str = "零食", sort: int = 0) -> str:
@@ -64,6 +65,20 @@ async def check_money(db) -> None:
         for index in registered:
             claim = claims.get(int(index))
             assert claim is None or claim["status"] == "expired", (gift["_id"], index, claim)
+
+
+async def drain(refunds, pay_fake, db) -> None:
+    """Run refund rounds (`refunds`: a lottery.refunds.Refunds), completing each refund at WeChat
+    Pay (its notify reaches the app), until every refund has ended."""
+    async def ended() -> bool:
+        await refunds.run_once()
+        for record in await db.refunds.find({"status": "processing"}).to_list():
+            if pay_fake.refunds.get(record["_id"], {}).get("status") == "PROCESSING":
+                await pay_fake.complete_refund(record["_id"], "SUCCESS")
+        unplanned = await db.gifts.count_documents({"order.refund_unbatched": {"$gt": 0}})
+        open_ = await db.refunds.count_documents({"status": {"$in": ["pending", "sending", "processing"]}})
+        return unplanned == 0 and open_ == 0
+    await until(ended, timeout=60, interval=0.1)
 
 
 def wechatpay_env(fake, port: int, folder) -> dict[str, str]:

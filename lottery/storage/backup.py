@@ -15,6 +15,7 @@ from lottery.errors import LotteryError
 log = logging.getLogger(__name__)
 
 COMMAND_NOT_FOUND = 59
+ILLEGAL_OPERATION = 20  # the embedded engine's answer when it runs in memory: nothing on disk to archive
 
 
 class BackupUnsupported(LotteryError):
@@ -41,6 +42,8 @@ class Backups:
         except OperationFailure as exc:
             if exc.code == COMMAND_NOT_FOUND:
                 raise BackupUnsupported() from None
+            if exc.code == ILLEGAL_OPERATION:
+                raise BackupUnsupported("这个数据库只在内存中，没有可备份的数据文件") from None
             raise
         log.info("backup taken: %s (%d bytes)", answer["path"], answer["sizeBytes"])
         return {"path": answer["path"], "size_bytes": int(answer["sizeBytes"]), "taken_at": clock.iso(now)}

@@ -120,6 +120,21 @@ async def test_a_query_number_must_be_ascii_digits(api, limit):
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize("query", [
+    "/api/admin/notifications?order_id=abc&limit=5&limit=500",
+    "/api/admin/notifications?order_id=abc&order_id=abd",
+    "/api/admin/claims?status=claimed&status=shipped",
+    "/api/admin/refunds?cursor=a&cursor=b",
+    "/api/v1/products?category=a&category=b",
+    "/api/v1/orders?cursor=&cursor=2030-01-01T00:00:00Z",
+])
+async def test_a_query_parameter_given_twice_is_refused_not_guessed(api, query):
+    token = api.admin_token if query.startswith("/api/admin/") else await api.login("twice")
+    status, answer = await api.request("GET", query, token=token)
+    assert status == 400 and answer["error"]["code"] == "invalid_input", (query, answer)
+
+
+@pytest.mark.gen_test
 async def test_unknown_gift_is_a_clear_error(api):
     key = await api.login("nobody")
     for route in LEGACY_ROUTES:

@@ -10,8 +10,7 @@ from lottery import clock
 from lottery.accounts import member_id_for
 from lottery.refunds import Refunds
 from tests.gifts import make_due
-from tests.shop import ADDRESS, bought_gift, check_money, product
-from tests.waiting import until
+from tests.shop import ADDRESS, bought_gift, check_money, drain, product
 
 
 @pytest.fixture
@@ -31,20 +30,6 @@ def refunds(db, payments) -> Refunds:
 def pay_fake(pay_fake):
     pay_fake.refund_interval = 0  # tests make several refunds of one order within a minute
     return pay_fake
-
-
-async def drain(refunds: Refunds, pay_fake, db) -> None:
-    """Run refund rounds, completing each refund at WeChat Pay (its notify reaches the app),
-    until every refund has ended."""
-    async def ended() -> bool:
-        await refunds.run_once()
-        for record in await db.refunds.find({"status": "processing"}).to_list():
-            if pay_fake.refunds.get(record["_id"], {}).get("status") == "PROCESSING":
-                await pay_fake.complete_refund(record["_id"], "SUCCESS")
-        unplanned = await db.gifts.count_documents({"order.refund_unbatched": {"$gt": 0}})
-        open_ = await db.refunds.count_documents({"status": {"$in": ["pending", "sending", "processing"]}})
-        return unplanned == 0 and open_ == 0
-    await until(ended, timeout=60, interval=0.1)
 
 
 async def open_full_gift_at_deadline(app, db, order_id: str) -> None:
@@ -388,3 +373,20 @@ async def test_the_sender_sees_a_direct_gifts_recipients_before_their_claims_ope
     await claims_opened(app)
     status, again = await api.request("GET", f"/api/v1/gifts/{order_id}/claims", token=buyer)
     assert again["claims"] == seen["claims"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_shipping_list_comes_as_json_or_csv_and_another_format_is_refused(api, app, db, pay_fake):
+    cup = await product(api, "保温杯", 12900, 10)
+    order_id = await bought_gift(api, pay_fake, await api.login("buyer"), (cup, 1), method="direct")
+    winner = await api.login("winner")
+    await api.join(winner, order_id)
+    assert (await api.request("POST", f"/api/v1/gifts/{order_id}/claim", ADDRESS, token=winner))[0] == 200
+    response = await api.http.fetch(api.base_url + "/api/admin/claims?status=claimed&format=csv",
+                                    headers={"Authorization": f"Bearer {api.admin_token}"})
+    assert response.headers["Content-Type"].startswith("text/csv")
+    header, row = response.body.decode().splitlines()
+    assert header.startswith("claim_id,order_id,item,userName") and f"{order_id}:0,{order_id},保温杯,张三" in row
+    # An unknown format is a mistake, not a JSON answer.
+    status, answer = await api.request("GET", "/api/admin/claims?format=xml", token=api.admin_token)
+    assert status == 400 and answer["error"]["code"] == "invalid_input"

@@ -8,7 +8,8 @@ from tornado import web
 from handlers.base import NotFoundHandler
 from handlers.openapi import description
 
-EXAMPLES = {"order_id": "0123456789abcdef01234567", "view": "wait", "path": "js/api.js"}
+EXAMPLES = {"order_id": "0123456789abcdef01234567", "product_id": "0123456789abcdef01234567",
+            "claim_id": "0123456789abcdef01234567:0", "view": "wait", "path": "js/api.js"}
 METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
 
 

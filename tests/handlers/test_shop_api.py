@@ -93,6 +93,21 @@ async def test_bad_products_are_refused_and_nothing_is_stored(api, db, body):
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize("change", [{"description": 5}, {"description": ["x"]}, {"description": "x" * 2001},
+                                    {"name": 5}, {"price": "100"}, {"on_sale": "no"}])
+async def test_a_bad_field_in_a_product_change_is_refused_not_ignored(api, db, change):
+    cup = await product(api, "保温杯", 12900, 5, description="不锈钢")
+    status, answer = await api.request("PATCH", f"/api/admin/products/{cup}", {"price": 9900, **change},
+                                       token=api.admin_token)
+    assert status == 400 and answer["error"]["code"] == "invalid_input", answer
+    stored = await db.products.find_one({"_id": cup})
+    assert (stored["price"], stored["description"]) == (12900, "不锈钢")
+    status, changed = await api.request("PATCH", f"/api/admin/products/{cup}", {"description": ""},
+                                        token=api.admin_token)
+    assert status == 200 and changed["description"] == ""  # a description may be cleared
+
+
+@pytest.mark.gen_test
 async def test_without_wechat_pay_an_order_says_payments_are_not_configured(api, db):
     tea = await product(api, "奶茶券", 1800, 5)
     status, answer = await api.request("POST", "/api/v1/orders", {"items": [{"product_id": tea, "quantity": 1}],

@@ -1,0 +1,79 @@
+"""The gift routes: the seed mini-program's (handlers/legacy.py, the getUserInfo of
+handlers/profile.py) and the v1 API's (handlers/gifts.py, draws.py, profile.py)."""
+from handlers.openapi.blocks import (COUNT, HEX64, IDENTIFIER, ORDER_ID, STRING, TEXT_LIST, TIME, legacy, nullable,
+                                     obj, ref, request, text, trimmed, v1)
+from lottery.gifts import METHODS, STATES
+from lottery.profiles import MAX_NICKNAME
+
+ITEM = obj({"name": STRING, "image": STRING})
+PERSON = obj({"name": STRING, "avatar": STRING})
+GIFT_STATUS = {"enum": ["open", "ready", "drawing", "finished"]}
+
+SCHEMAS: dict[str, dict] = {
+    "Item": ITEM,
+    "Gift": obj({
+        "order_id": IDENTIFIER, "sender": PERSON, "method": {"enum": list(METHODS)},
+        "open_number": nullable(COUNT), "open_at": nullable(TIME), "deadline_at": nullable(TIME),
+        "wish": STRING, "status": GIFT_STATUS,
+        "joined_count": COUNT, "items_total": COUNT, "items_left": COUNT,
+        "items": {"type": "array", "items": ref("Item")}, "seed_commitment": HEX64,
+        "created_at": TIME, "opened_at": nullable(TIME), "version": COUNT,
+    }),
+    "Me": obj({"state": {"enum": list(STATES)}, "item": ref("Item"), "joined_at": TIME, "participant": STRING},
+              optional=("item", "joined_at", "participant")),
+    "GiftAndMe": obj({"gift": ref("Gift"), "me": ref("Me")}),
+    "Proof": obj({
+        "algorithm": STRING, "version": COUNT, "order_id": IDENTIFIER, "seed_commitment": HEX64,
+        "seed": HEX64, "participants": {"type": "array", "items": STRING}, "participants_hash": STRING,
+        "items": {"type": "array", "items": STRING}, "items_hash": STRING,
+        "winners": {"type": "array", "items": obj({"participant": STRING, "item_index": COUNT})},
+        "opened_at": nullable(TIME),
+    }),
+    "LegacyGift": obj({
+        "member_data": PERSON,
+        "methons_data": obj({"get_method": {"enum": ["直接送礼", "满人开奖", "定时开奖"]},
+                             "open_number": COUNT, "opentime": STRING}),
+        "order_data": obj({"order_id": IDENTIFIER, "memo": STRING, "items_total": COUNT, "items_left": COUNT,
+                           "joined_count": COUNT, "status": STRING}),
+        "item": ref("Item"),
+    }, optional=("item",)),
+    "Profile": obj({"nickname": STRING, "avatar_url": STRING}),
+}
+
+JOIN_FIELDS = {"form_id": {"type": "string", "maxLength": 128}, "subscribed": TEXT_LIST}
+
+LEGACY_PATHS = {
+    "/api/member/code/login": {"post": legacy(
+        "Sign in with the code from wx.login", request({"code": text(1, 128)}, ("code",)),
+        obj({"login_key": STRING}))},
+    "/api/sharagift/checkHasJoin": {"post": legacy(
+        "Whether the member may join (suc: opened; error: cannot; success: may)",
+        request({"login_key": STRING, "order_id": IDENTIFIER}, ("login_key", "order_id")),
+        ref("LegacyGift"))},
+    "/api/sharagift/JoinGift": {"post": legacy(
+        "Join (success: joined and waiting; suc: a direct gift's item is yours)",
+        request({"login_key": STRING, "order_id": IDENTIFIER, **JOIN_FIELDS}, ("login_key", "order_id")),
+        ref("LegacyGift"))},
+    "/api/member/code/getUserInfo": {"post": legacy(
+        "Store the profile from wx.getUserInfo's encrypted data",
+        request({"login_key": STRING, "iv": STRING, "encryptedData": STRING}, ("login_key", "iv", "encryptedData")),
+        PERSON)},
+}
+
+V1_PATHS = {
+    "/api/v1/gifts/{order_id}": {"get": v1("The gift and the member's state in it", ref("GiftAndMe"),
+                                           params=[ORDER_ID])},
+    "/api/v1/gifts/{order_id}/join": {"post": v1(
+        "Join", obj({"me": ref("Me"), "gift": obj({"order_id": IDENTIFIER, "version": COUNT, "joined_count": COUNT,
+                                                    "status": STRING})}),
+        body=request(JOIN_FIELDS), params=[ORDER_ID])},
+    "/api/v1/gifts/{order_id}/open": {"post": v1("The sender opens a full or timed gift now", ref("GiftAndMe"),
+                                                 params=[ORDER_ID])},
+    "/api/v1/gifts/{order_id}/proof": {"get": v1("The fairness proof of an opened gift", ref("Proof"),
+                                                 auth=None, params=[ORDER_ID])},
+    "/api/v1/me/profile": {"post": v1(
+        "Set the member's nickname and/or avatar", ref("Profile"),
+        body=request({"nickname": trimmed(MAX_NICKNAME), "avatar_url": STRING}, blank=False))},
+}
+
+PATHS = {**LEGACY_PATHS, **V1_PATHS}
