@@ -100,7 +100,9 @@ def v1(summary: str, ok: dict | None, status: int = 200, body: dict | None = Non
     """A v1 operation: `ok` on success (None: no answer body), the v1 error body on every
     client error; `more`: other answers by status (another success, a documented 5xx)."""
     responses = {str(status): answer("success", ok),
-                 "4XX": answer("refused: the error says why", ref("Error"))}
+                 "4XX": answer("refused: the error says why", ref("Error")),
+                 "503": answer("the database is unreachable (database_unavailable; Retry-After says when to "
+                               "try again)", ref("Error"))}
     responses.update({str(code): response for code, response in (more or {}).items()})
     operation: dict[str, Any] = {"summary": summary, "responses": responses,
                                  "security": [{auth: []}] if auth else []}

@@ -44,7 +44,8 @@ IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
                    "description": "the same key (or the same request) while the order is unpaid: the same order; "
                                   "empty: none"}
 UPSTREAM = {502: answer("WeChat Pay refused or did not answer (upstream_error)", ref("Error")),
-            503: answer("payments are not configured (payments_not_configured)", ref("Error"))}
+            503: answer("payments are not configured (payments_not_configured), or the database is unreachable "
+                        "(database_unavailable)", ref("Error"))}
 
 PATHS = {
     "/api/v1/orders": {
