@@ -22,8 +22,10 @@ from tornado.options import Error as OptionError, define, options
 
 from handlers import admin, claims, draws, gifts, health, legacy, orders, pages, payment, profile, realtime, shop
 from handlers.base import NotFoundHandler, log_request
+from handlers.metrics import metrics_app
 from lottery import devmode
 from lottery.accounts import Accounts
+from lottery.backlogs import Backlogs
 from lottery.catalogue import Catalogue
 from lottery.claims import Claims
 from lottery.draw import Draws
@@ -36,6 +38,7 @@ from lottery.refunds import Refunds
 from lottery.profiles import Profiles
 from lottery.roster import Roster
 from lottery.scheduler import Scheduler
+from lottery.storage.backup import Backups
 from lottery.storage.connection import Retention, client_for, database_name, ensure_indexes
 from lottery.storage.engine import EmbeddedEngine
 from notify.templates import ConfigError, NotifyConfig, load_config
@@ -63,6 +66,9 @@ def option(name: str, default: object, help: str) -> None:
 option("port", default=8888, help="HTTP port")
 option("mongodb_uri", default="", help="MongoDB URI; unset: start the embedded engine")
 option("data_dir", default="./data", help="embedded engine data folder, kept across restarts")
+option("metrics_port", default=0, help="serve Prometheus /metrics on this port (0: off); never the public port")
+option("metrics_address", default="127.0.0.1", help="where /metrics listens (0.0.0.0 for a scraper on another host)")
+option("backup_dir", default="./backups", help="where POST /api/admin/backup writes the embedded engine's archives")
 option("wechat_appid", default="", help="mini-program appid")
 option("wechat_secret", default="", help="mini-program app secret (never printed or logged)")
 option("wechat_api_base", default="https://api.weixin.qq.com", help="WeChat API base URL")
@@ -177,7 +183,7 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", log
              draw_service: Draws | None = None, dev: bool = False, hub: LiveHub | None = None,
              realtime_options: realtime.RealtimeOptions | None = None, payments: WeChatPayClient | None = None,
              order_service: Orders | None = None, wechatpay_fake: FakeWeChatPay | None = None,
-             claim_service: Claims | None = None) -> web.Application:
+             claim_service: Claims | None = None, backup_dir: str = "./backups") -> web.Application:
     """The web application: every service built once here (or, shared with a scheduler, given)
     and reached by the handlers as properties (handlers/base.py). No globals, so tests build as
     many as they like. `payments` None: orders answer "payments are not configured"."""
@@ -205,7 +211,7 @@ def make_app(db: AsyncDatabase, wechat: WeChatClient, admin_token: str = "", log
         roster=Roster(db, gift_service), notifications=Notifications(db), health=Health(db),
         catalogue=Catalogue(db), orders=order_service or orders_for(db, payments), payments=payments,
         claims=claim_service or Claims(db), refunds=Refunds(db, payments),
-        wechatpay_fake=wechatpay_fake, hub=hub or LiveHub(db), realtime=realtime_options or realtime.RealtimeOptions())
+        wechatpay_fake=wechatpay_fake, backups=Backups(db.client, backup_dir), hub=hub or LiveHub(db), realtime=realtime_options or realtime.RealtimeOptions())
 
 
 def orders_for(db: AsyncDatabase, payments: WeChatPayClient | None, expire_minutes: float = 15) -> Orders:
@@ -289,7 +295,7 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
                            max_subscriptions=options.ws_max_subscriptions,
                            allowed_origins=[o.strip() for o in options.ws_origins.split(",") if o.strip()]),
                        payments=payments, order_service=order_service, wechatpay_fake=wechatpay_fake,
-                       claim_service=claim_service)
+                       claim_service=claim_service, backup_dir=options.backup_dir)
         if options.demo:
             await devmode.create_demo_catalogue(app.settings["catalogue"])
             demos = await devmode.create_demo_gifts(app.settings["gifts"], app.settings["accounts"])
@@ -300,8 +306,9 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
     else:
         app = make_health_app(db)
 
-    scheduler = notifier = refunder = None
+    scheduler = notifier = refunder = backlogs = None
     if scheduler_role:
+        backlogs = Backlogs(db)
         scheduler = Scheduler(db, draw_service, uri, sweep_interval=options.sweep_seconds,
                               lease_seconds=options.leader_lease_seconds,
                               sweeps=[order_service.sweep, claim_service.sweep])
@@ -319,7 +326,10 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
     server = http_server(app)
     server.listen(options.port)
     log.info("%s role listening on http://127.0.0.1:%d", options.role, options.port)
-    for part in (hub, scheduler, notifier, refunder):
+    if options.metrics_port:
+        metrics_app().listen(options.metrics_port, address=options.metrics_address)
+        log.info("metrics on http://%s:%d/metrics", options.metrics_address, options.metrics_port)
+    for part in (hub, scheduler, notifier, refunder, backlogs):
         if part is not None:
             part.start()
 
@@ -341,6 +351,8 @@ async def serve(uri: str, templates: NotifyConfig, payments_config: WeChatPayCon
         await notifier.stop()
     if refunder is not None:
         await refunder.stop()
+    if backlogs is not None:
+        await backlogs.stop()
     if wechatpay_fake is not None:
         wechatpay_fake.stop()
     await client.close()

@@ -98,10 +98,18 @@ class AdminProductHandler(AdminHandler):
         self.reply(product_view(product))
 
 
+class AdminBackupHandler(AdminHandler):
+    async def post(self) -> None:
+        """Archive the embedded engine's data now -> 201 `{path, size_bytes, taken_at}` (a file in
+        `--backup_dir` on the server's host); 501 on MongoDB, which backs up with its own tools."""
+        self.reply(await self.backups.take(), status=201)
+
+
 default_handlers = [
     (r"/api/admin/gifts", AdminGiftsHandler),
     (r"/api/admin/notifications", AdminNotificationsHandler),
     (r"/api/admin/categories", AdminCategoriesHandler),
     (r"/api/admin/products", AdminProductsHandler),
     (rf"/api/admin/products/{ID_GROUP}", AdminProductHandler),
+    (r"/api/admin/backup", AdminBackupHandler),
 ]

@@ -12,7 +12,7 @@ from typing import Any
 from tornado import web
 
 from handlers.errors import BodyTooLarge, status_of
-from lottery import clock
+from lottery import clock, metrics
 from lottery.accounts import Accounts
 from lottery.draw import Draws
 from lottery.errors import Forbidden, InvalidInput, LoginExpired, LotteryError
@@ -26,6 +26,7 @@ from lottery.orders import Orders
 from lottery.refunds import Refunds
 from lottery.profiles import Profiles
 from lottery.roster import Roster
+from lottery.storage.backup import Backups
 from lottery.validate import ID, ID_PATTERN
 
 log = logging.getLogger("gift_lottery.http")
@@ -72,6 +73,10 @@ class Services:
     @property
     def health(self) -> Health:
         return self.settings["health"]
+
+    @property
+    def backups(self) -> Backups:
+        return self.settings["backups"]
 
     @property
     def catalogue(self) -> Catalogue:
@@ -218,10 +223,17 @@ class NotFoundHandler(BaseHandler):
         raise web.HTTPError(404, "接口不存在")
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def log_request(handler: web.RequestHandler) -> None:
     """Access log without the query string: `/ws?login_key=...` must never reach a log."""
     status = handler.get_status()
+    seconds = handler.request.request_time()
+    # Bounded labels only: the route's name is its handler class (not the path), and a method
+    # a client made up is "other".
+    method = handler.request.method if handler.request.method in HTTP_METHODS else "other"
+    metrics.REQUEST_SECONDS.labels(type(handler).__name__, method, str(status)).observe(seconds)
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     logging.getLogger("tornado.access").log(
-        level, "%d %s %s %.1fms", status, handler.request.method, handler.request.path,
-        1000.0 * handler.request.request_time())
+        level, "%d %s %s %.1fms", status, handler.request.method, handler.request.path, 1000.0 * seconds)

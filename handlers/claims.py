@@ -7,6 +7,7 @@ from handlers import params
 from handlers.base import ID_GROUP, BaseHandler
 from handlers.admin import AdminHandler
 from lottery.claims import clean_address
+from lottery.orders import refund_summary
 
 CLAIM_GROUP = r"([A-Za-z0-9_-]{1,64}:[0-9]{1,4})"
 CSV_FIELDS = ("claim_id", "order_id", "item", "userName", "telNumber", "provinceName", "cityName",
@@ -15,6 +16,12 @@ CSV_FIELDS = ("claim_id", "order_id", "item", "userName", "telNumber", "province
 
 class ClaimHandler(BaseHandler):
     loads_gift = True
+
+    async def get(self, order_id: str) -> None:
+        """The winner's claim of this gift, with their address once given (as the claim will be
+        opened, if the background has not opened it yet): status, deadline, shipping."""
+        member_id, gift, _ = self.my_gift()
+        self.reply(await self.claims.of_member(gift, self.join, member_id))
 
     async def post(self, order_id: str) -> None:
         """The winner's address, in the fields of `wx.chooseAddress` (`userName, telNumber,
@@ -32,13 +39,14 @@ class GiftClaimsHandler(BaseHandler):
     loads_gift = True
 
     async def get(self, order_id: str) -> None:
-        """The sender's view: `{claims: [...]}`, each item's winner (masked) and claim status;
-        and the order's refunds."""
+        """The sender's view: `{claims: [...]}`, each won item's winner (masked) and claim status;
+        the order's refunds, and `order`: where its refunds stand (null for a gift not bought)."""
         member_id, gift, _ = self.my_gift()
         claims = await self.claims.of_gift(gift, member_id)
         refunds = await self.refunds.of_order(order_id) if "order" in gift else []
         self.reply({"order_id": order_id, "claims": claims,
-                    "refunds": [{k: r[k] for k in ("refund_no", "amount", "items", "status", "reason")} for r in refunds]})
+                    "refunds": [{k: r[k] for k in ("refund_no", "amount", "items", "status", "reason")} for r in refunds],
+                    "order": refund_summary(gift["order"]) if "order" in gift else None})
 
 
 class MyPrizesHandler(BaseHandler):

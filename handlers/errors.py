@@ -5,6 +5,7 @@ from lottery.errors import (AlreadyJoined, CategoryNotFound, Forbidden, GiftClos
                             UpstreamError)
 from lottery.claims import ClaimExpired, ClaimLocked, ClaimNotFound, NotWinner, WrongClaimState
 from lottery.orders import PaymentMismatch
+from lottery.storage.backup import BackupUnsupported
 
 
 class BodyTooLarge(InvalidInput):
@@ -42,6 +43,7 @@ STATUS: dict[type[LotteryError], int] = {
     ClaimExpired: 410,
     ClaimNotFound: 404,
     WrongClaimState: 409,
+    BackupUnsupported: 501,
 }
 
 

@@ -92,6 +92,7 @@ default_handlers = [
     (rf"/gift/{ID_GROUP}(?:/(wait|result|proof|mine))?/?", PageHandler, {"page": "gift.html"}),
     (rf"/shop(?:/new|/product/{ID_GROUP})?/?", PageHandler, {"page": "shop.html"}),
     (rf"/orders/{ID_GROUP}(?:/(pay))?/?", PageHandler, {"page": "shop.html"}),
+    (r"/me/prizes/?", PageHandler, {"page": "shop.html"}),
     (r"/static/(.*)", StaticHandler, {"path": STATIC_DIR}),
     (r"/api/site", SiteHandler),
     (r"/api/dev/login", DevLoginHandler),

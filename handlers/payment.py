@@ -5,6 +5,7 @@ import json
 import logging
 
 from handlers.base import BaseHandler
+from lottery import metrics
 from lottery.orders import PaymentMismatch
 from notify.wechatpay_crypto import VerificationError
 
@@ -33,8 +34,15 @@ class NotifyHandler(BaseHandler):
             self.fail(401, "SIGN_ERROR", "verification failed")
             return None
 
+    def accepted(self) -> None:
+        """WeChat Pay's success answer (duplicates too): it stops sending."""
+        metrics.PAYMENT_NOTIFIES.labels(self.expect, "accepted").inc()
+        self.set_status(204)
+        self.finish()
+
     def fail(self, status: int, code: str, message: str) -> None:
         """WeChat Pay's failure answer: it retries."""
+        metrics.PAYMENT_NOTIFIES.labels(self.expect, code.lower()).inc()
         self.set_status(status)
         self.finish(json.dumps({"code": code, "message": message}))
 
@@ -52,8 +60,7 @@ class PaymentNotifyHandler(NotifyHandler):
             self.fail(400, "PARAM_ERROR", exc.message)
             return
         log.info("payment notify for order %s: %s", transaction.get("out_trade_no"), outcome)
-        self.set_status(204)
-        self.finish()
+        self.accepted()
 
 
 class RefundNotifyHandler(NotifyHandler):
@@ -66,8 +73,7 @@ class RefundNotifyHandler(NotifyHandler):
             return
         outcome = await self.refunds.settle(notice)
         log.info("refund notify for %s: %s", notice.get("out_refund_no"), outcome or "already known")
-        self.set_status(204)
-        self.finish()
+        self.accepted()
 
 
 default_handlers = [

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock
+from lottery import clock, metrics
 from lottery.errors import Forbidden, InvalidInput, LotteryError, MissingParams
 from lottery.gifts import drawn_winners, live
-from lottery.roster import mask_name
+from lottery.roster import MAX_WINNERS, mask_name
 from lottery.storage import claims as store
 from lottery.storage import gifts, joins, leases, members, orders, outbox
 
@@ -153,7 +153,16 @@ class Claims:
                 raise ClaimLocked()
             raise ClaimExpired()
         log.info("claim %s: address given", claim_id)
+        metrics.CLAIMS.labels("address_given").inc()
         return claim_view(await store.get(self.db, claim_id), address="full")
+
+    async def of_member(self, gift: dict, join: dict | None, member_id: str) -> dict:
+        """This member's claim of what they won in `gift` (their address included): as stored,
+        or, before the background has opened it, as it will be opened."""
+        gift = live(gift)
+        index, won_at = won_item(gift, join, member_id)
+        claim = await store.get(self.db, store.claim_id(gift["_id"], index))
+        return claim_view(claim or self.new_claim(gift, index, member_id, won_at), address="full")
 
     async def of_winner(self, member_id: str) -> list[dict]:
         """What this member won and where each stands (their own addresses in full)."""
@@ -162,14 +171,35 @@ class Claims:
     # The sender
 
     async def of_gift(self, gift: dict, member_id: str) -> list[dict]:
-        """For the gift's sender: each won item's claim, the winner's name masked, no address."""
+        """For the gift's sender: each won item's claim, the winner's name masked, no address.
+        An item won moments ago is listed too, as its claim will be opened."""
         gift = live(gift)
         if gift["sender_id"] != member_id:
             raise Forbidden("只有发起人可以查看领奖情况")
         found = await store.of_gift(self.db, gift["_id"])
+        found = sorted(found + await self._not_opened(gift, {c["item_index"] for c in found}),
+                       key=lambda c: c["item_index"])
         people = await members.profiles(self.db, [c["winner_id"] for c in found])
-        return [{**claim_view(c), "winner": mask_name((people.get(c["winner_id"]) or {}).get("nickname") or "微信用户")}
+        # Not the tracking number: a courier's site shows it with part of the recipient's details.
+        return [{**claim_view(c), "tracking_no": None,
+                 "winner": mask_name((people.get(c["winner_id"]) or {}).get("nickname") or "微信用户")}
                 for c in found]
+
+    async def _not_opened(self, gift: dict, opened: set[int]) -> list[dict]:
+        """The gift's won items whose claims the background has not opened yet (it runs every
+        sweep), as they will be opened: the sender's page asks the moment the gift opens."""
+        if gift["method"] != "direct":
+            if gift["status"] != "finished":
+                return []
+            won = [(member_id, index, gift["opened_at"]) for member_id, index in drawn_winners(gift).items()]
+        else:
+            returned = len((gift.get("draw") or {}).get("returned") or ())
+            if len(opened) >= gift["items_total"] - gift["items_left"] - returned:
+                return []  # every recipient's claim is open: no need to read the joins
+            won = [(j["member_id"], j["item_index"], j["joined_at"])
+                   for j in await joins.direct_recipients(self.db, gift["_id"], MAX_WINNERS)]
+        return [self.new_claim(gift, index, member_id, won_at) for member_id, index, won_at in won
+                if index not in opened]
 
     # The operator
 
@@ -184,12 +214,14 @@ class Claims:
             {"item": claim["item"]["name"], "carrier": carrier, "tracking_no": tracking_no,
              "order_id": claim["order_id"]}, claim.get("subscribed", []), now)])
         log.info("claim %s shipped", claim_id)
+        metrics.CLAIMS.labels("shipped").inc()
         return claim_view(await store.get(self.db, claim_id), address="full")
 
     async def delivered(self, claim_id: str) -> dict:
         await self._get(claim_id)
         if not await store.delivered(self.db, claim_id, clock.utcnow()):
             raise WrongClaimState("只有已发货的礼物可以确认送达")
+        metrics.CLAIMS.labels("delivered").inc()
         return claim_view(await store.get(self.db, claim_id), address="full")
 
     async def page(self, status: str, cursor: str = "") -> dict:
@@ -225,6 +257,7 @@ class Claims:
         for claim in await store.past_deadline(self.db, now, limit):
             if await store.expire(self.db, claim["_id"], now):
                 log.info("claim %s expired unclaimed", claim["_id"])
+                metrics.CLAIMS.labels("expired").inc()
         for claim in await store.refunds_to_register(self.db, limit):
             price = claim["item"].get("price")
             if price:

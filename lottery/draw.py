@@ -19,11 +19,12 @@ in batches of `batch_size`). Batching and background tasks live in lottery/backg
 import asyncio
 import logging
 import secrets
+import time
 from datetime import timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock, fairness
+from lottery import clock, fairness, metrics
 from lottery.background import Background, Batches
 from lottery.errors import Forbidden, GiftNotFound, GiftOpened, NotOpenable, NotOpenedYet
 from lottery.gifts import is_live
@@ -156,6 +157,7 @@ class Draws:
         """freeze -> finish -> (background) copy, for gifts this process has taken. A direct
         gift taken at its deadline has no draw: its joiners already hold their items, and it
         finishes with the rest returned."""
+        started = time.monotonic()
         drawn = [g for g in taken if g["method"] != "direct"]
         participants, recorded = await self._participants(drawn)
         frozen = await proofs.save(self.db, [self._freeze(g, participants[g["_id"]]) for g in drawn])
@@ -169,9 +171,15 @@ class Draws:
                      for g in drawn}
         summaries.update({g["_id"]: self._summary(g, list(g["claimants"])) for g in taken if g["method"] == "direct"})
         finished = await self._finish(summaries, {g["_id"]: not_won(g, summaries[g["_id"]]) for g in taken})
+        methods = {g["_id"]: g for g in taken}
         for order_id in finished:
             log.info("gift %s opened: %d participants, %d winners", order_id,
                      summaries[order_id]["participant_count"], len(summaries[order_id]["winners"]))
+            gift = methods[order_id]
+            metrics.DRAWS.labels(gift["method"]).inc()
+            if gift["method"] == "timed" and gift.get("open_at"):
+                metrics.OPEN_LATENESS_SECONDS.observe(max(0.0, (now - clock.as_utc(gift["open_at"])).total_seconds()))
+        metrics.DRAW_SECONDS.observe(time.monotonic() - started)
         self.background.spawn(self.record_outcomes(
             {o: summaries[o]["winners"] for o in finished if o in frozen}, self.outcome_delay))
         return finished

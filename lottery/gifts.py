@@ -8,7 +8,7 @@ from typing import Callable, NamedTuple
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock, fairness
+from lottery import clock, fairness, logs, metrics
 from lottery.accounts import Accounts, key_digest
 from lottery.errors import (AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
                             InvalidInput, LotteryError, MissingParams, NoItemsLeft, OwnGift)
@@ -200,8 +200,21 @@ class Gifts:
         """Join a gift (`gift`: as just read, if the caller has it). With the read that comes
         with the login key, three database round trips: that read, the atomic claim, the join
         record. Refusals are explained with more reads."""
-        now = clock.utcnow()
-        gift = live(gift if gift is not None else await store.get(self.db, check_identifier(order_id)))
+        try:
+            gift = live(gift if gift is not None else await store.get(self.db, check_identifier(order_id)))
+        except LotteryError as exc:
+            metrics.JOINS.labels("unknown", exc.code).inc()
+            raise
+        try:
+            result = await self._join(gift, member_id, form_id, subscribed)
+        except LotteryError as exc:
+            metrics.JOINS.labels(gift["method"], exc.code).inc()
+            raise
+        metrics.JOINS.labels(gift["method"], "joined").inc()
+        return result
+
+    async def _join(self, gift: dict, member_id: str, form_id: str, subscribed: list[str] | None) -> JoinResult:
+        now, order_id = clock.utcnow(), gift["_id"]
         for _ in range(MAX_CLAIMS):
             if await store.claim(self.db, gift, member_id, now):
                 break
@@ -217,7 +230,8 @@ class Gifts:
             index = gift["items_total"] - gift["items_left"]
             # The join itself is the durable record the notification worker delivers from.
             # It is also what the item's claim is opened from (lottery/claims.py).
-            join.update(outcome="won", item_index=index, notify="pending", claim="pending")
+            join.update(outcome="won", item_index=index, notify="pending", claim="pending",
+                        request_id=logs.REQUEST_ID.get())  # its notification logs as this request
             item = gift["items"][index]
         try:
             await joins.insert(self.db, join)

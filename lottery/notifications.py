@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock
+from lottery import clock, logs
 from lottery.errors import InvalidInput
 from lottery.gifts import METHOD_NAMES, drawn_winners
 from lottery.storage import gifts, joins, leases, members, outbox
@@ -43,7 +43,8 @@ def new_entry(order_id: str, member_id: str, kind: str, openid: str, template_id
             "member_id": member_id, "kind": kind, "touser": openid, "template_id": template_id,
             "values": values, "status": status, "attempts": 0, "next_attempt_at": now,
             "last_error": error, "lease_owner": None, "lease_until": None,
-            "created_at": now, "updated_at": now, **({} if status == "pending" else {"final_at": now})}
+            "created_at": now, "updated_at": now, "request_id": logs.REQUEST_ID.get(),
+            **({} if status == "pending" else {"final_at": now})}
 
 
 def gift_values(gift: dict) -> dict[str, str]:
@@ -87,9 +88,10 @@ class Notifications:
             index = join.get("item_index")
             values = {**gift_values(gift), "result": "已到账",
                       "item": items[index]["name"] if isinstance(index, int) and index < len(items) else "礼物"}
-            entries.append(new_entry(join["order_id"], join["member_id"], "gift_received",
-                                     openids.get(join["member_id"], ""), template_id,
-                                     template_id in (join.get("subscribed") or []), values, now))
+            with logs.bound(join.get("request_id")):  # the join's request
+                entries.append(new_entry(join["order_id"], join["member_id"], "gift_received",
+                                         openids.get(join["member_id"], ""), template_id,
+                                         template_id in (join.get("subscribed") or []), values, now))
         await store.insert(self.db, entries)
         # Only after the entries exist: a crash in between expands again, which adds nothing.
         await joins.mark_notified(self.db, [j["_id"] for j in received])
@@ -106,9 +108,10 @@ class Notifications:
             kind, member_id = record["message"], record["member_id"]
             template_id = self.template_ids.get(kind, "")
             openid = (await members.openids(self.db, [member_id])).get(member_id, "")
-            await store.insert(self.db, [new_entry(record["order_id"], member_id, kind, openid, template_id,
-                                                   template_id in (record.get("subscribed") or []),
-                                                   record.get("values") or {}, now)])
+            with logs.bound(record.get("request_id")):
+                entry = new_entry(record["order_id"], member_id, kind, openid, template_id,
+                                  template_id in (record.get("subscribed") or []), record.get("values") or {}, now)
+            await store.insert(self.db, [entry])
             if await outbox.finish(self.db, record["_id"], self.owner, clock.utcnow(), {}):
                 done += 1
         return done
@@ -119,8 +122,9 @@ class Notifications:
         for record in await outbox.free(self.db, "gift_opened", clock.utcnow(), limit):
             now = clock.utcnow()
             if await outbox.take(self.db, record, self.owner, now + self.lease):
-                if await self._expand_opened(record):
-                    done += 1
+                with logs.bound(record.get("request_id")):  # the request that opened the gift
+                    if await self._expand_opened(record):
+                        done += 1
         return done
 
     async def _expand_opened(self, record: dict) -> bool:

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock
+from lottery import clock, metrics
 from lottery.errors import (InvalidInput, LoginExpired, LotteryError, OrderInProgress, OrderNotFound, OutOfStock,
                             PaymentsNotConfigured, ProductNotFound, UpstreamError)
 from lottery.gifts import (DEFAULT_WISH, MAX_ITEMS, GiftSpec, Item, check_gift, new_gift)
@@ -92,6 +92,15 @@ def order_status(order: dict) -> str:
     return order["status"]
 
 
+def refund_summary(order: dict) -> dict:
+    """Where an order's refunds stand, as its sender's view of the gift shows it:
+    `amount_to_refund` is registered for refund but not in a refund yet."""
+    registered = (order.get("refund_items") or {}).values()
+    return {"status": order_status(order), "amount_total": order["amount_total"],
+            "amount_refunded": order.get("amount_refunded", 0), "amount_refunding": order.get("amount_refunding", 0),
+            "amount_to_refund": sum(item["price"] for item in registered if not item.get("refund_no"))}
+
+
 def order_view(gift: dict) -> dict:
     """An order as its buyer sees it."""
     order = gift["order"]
@@ -130,6 +139,15 @@ class Orders:
     async def create(self, buyer_id: str, spec: OrderSpec) -> tuple[dict, dict, bool]:
         """A new unpaid order (or the open one this same request made before: False), and the
         parameters of `wx.requestPayment` for it."""
+        try:
+            order, pay, new = await self._create(buyer_id, spec)
+        except LotteryError as exc:
+            metrics.ORDERS.labels(exc.code).inc()
+            raise
+        metrics.ORDERS.labels("created" if new else "repeated").inc()
+        return order, pay, new
+
+    async def _create(self, buyer_id: str, spec: OrderSpec) -> tuple[dict, dict, bool]:
         if self.gateway is None:
             raise PaymentsNotConfigured()
         now = clock.utcnow()
@@ -242,6 +260,15 @@ class Orders:
         """Apply a verified WeChat Pay transaction (from a notify or a query): "paid" (this call
         paid the order), "already_paid", "paid_after_close" (recorded for refund) or "ignored"
         (not a success). PaymentMismatch if it does not match its order."""
+        try:
+            outcome = await self._settle(transaction)
+        except PaymentMismatch:
+            metrics.PAYMENTS.labels("mismatch").inc()
+            raise
+        metrics.PAYMENTS.labels(outcome).inc()
+        return outcome
+
+    async def _settle(self, transaction: dict) -> str:
         if transaction.get("trade_state") != "SUCCESS":
             return "ignored"
         order_id = transaction.get("out_trade_no")

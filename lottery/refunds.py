@@ -24,7 +24,7 @@ from typing import Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock
+from lottery import clock, metrics
 from lottery.errors import InvalidInput
 from lottery.orders import PaymentFailure
 from lottery.storage import gifts, leases, orders, outbox
@@ -145,7 +145,9 @@ class Refunds:
                                                record["reason"])
         except PaymentFailure as exc:
             fields = self._after_failure(record, exc, attempts)
+            metrics.REFUNDS.labels("retry" if fields["status"] == "pending" else "failed").inc()
         else:
+            metrics.REFUNDS.labels("sent").inc()
             state = SETTLED.get(answer.get("status"))
             fields = {"status": "processing", "wechat_refund_id": answer.get("refund_id"),
                       "next_attempt_at": clock.utcnow() + self.query_after, "last_error": None}
@@ -202,6 +204,7 @@ class Refunds:
         if not await store.settle(self.db, number, state, {"wechat_status": notice.get("refund_status")
                                                            or notice.get("status")}, now):
             return None
+        metrics.REFUNDS.labels(state).inc()
         if state in ("success", "closed"):
             await orders.refund_ended(self.db, record["order_id"], record["amount"], state == "success", now)
         if state == "success":

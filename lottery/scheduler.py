@@ -7,6 +7,7 @@ APScheduler runs on its own thread (BackgroundScheduler): its MongoDB job store 
 and two hundred jobs due at once would otherwise block the event loop for most of a second.
 Jobs only hand the gift to the draw on the event loop, where gifts due together are batched."""
 import asyncio
+import contextvars
 import logging
 from datetime import timedelta
 from typing import Awaitable, Callable
@@ -16,7 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from pymongo import MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock
+from lottery import clock, logs
 from lottery.draw import Draws
 from lottery.storage import gifts, leases
 
@@ -36,8 +37,11 @@ def open_gift_job(order_id: str) -> None:
         log.warning("job for gift %s ran with no active scheduler; the sweep will open it", order_id)
         return
     draws, loop = active
-    # Batched on the loop with the other gifts due in the same instant.
-    loop.call_soon_threadsafe(draws.open_soon, order_id)
+    # Batched on the loop with the other gifts due in the same instant; its lines log with an
+    # id of their own.
+    context = contextvars.copy_context()
+    context.run(logs.REQUEST_ID.set, f"job-{logs.new_request_id()}")
+    loop.call_soon_threadsafe(draws.open_soon, order_id, context=context)
 
 
 class Scheduler:
@@ -79,10 +83,11 @@ class Scheduler:
                 if await self._hold_lease():
                     if not self.is_leader:
                         self._take_over()
-                    await self._schedule_new_gifts()
-                    await self.draws.sweep()
-                    for sweep in self.sweeps:
-                        await sweep()
+                    with logs.bound(f"sweep-{logs.new_request_id()}"):  # what the round starts logs as it
+                        await self._schedule_new_gifts()
+                        await self.draws.sweep()
+                        for sweep in self.sweeps:
+                            await sweep()
                 elif self.is_leader:
                     log.warning("scheduler lost its leader lease; standing by")
                     self._step_down()

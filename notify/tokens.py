@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock
+from lottery import clock, metrics
 from lottery.storage import leases, tokens
 from notify.wechat import WeChatClient, WeChatError
 
@@ -105,7 +105,12 @@ class AccessTokens:
             log.warning("access token rejected but a forced refresh is not allowed now "
                         "(%d today, last %s); asking for the current one", doc.get("forced_count", 0),
                         clock.iso(doc.get("forced_at")))
-        token, expires_in = await self.wechat.stable_token(force_refresh=force)
+        try:
+            token, expires_in = await self.wechat.stable_token(force_refresh=force)
+        except WeChatError:
+            metrics.ACCESS_TOKEN_REFRESHES.labels("failed").inc()
+            raise
+        metrics.ACCESS_TOKEN_REFRESHES.labels("forced" if force else "refreshed").inc()
         expires_at = now + timedelta(seconds=expires_in)
         update: dict = {"token": token, "expires_at": expires_at, "refreshed_at": now}
         if force:

@@ -28,7 +28,7 @@ from datetime import timedelta
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from lottery import clock
+from lottery import clock, logs, metrics
 from lottery.notifications import Notifications
 from lottery.storage import leases
 from lottery.storage import notifications as store
@@ -43,6 +43,24 @@ NOT_SUBSCRIBED = 43101
 # The message itself is wrong: sending it again cannot help.
 FINAL_ERRORS = {40003: "invalid openid", 40037: "invalid template_id", 47003: "invalid data",
                 41030: "invalid page", 47001: "invalid body", 40036: "invalid template size"}
+RATE_LIMITED = (-1, 45009, 45011)
+
+
+def errcode_class(exc: WeChatError) -> str:
+    """A bounded label for a failed send (the metrics'): which kind of trouble it was."""
+    if exc.errcode == NOT_SUBSCRIBED:
+        return "not_subscribed"
+    if exc.errcode in TOKEN_REJECTED:
+        return "token"
+    if exc.errcode in FINAL_ERRORS:
+        return "message_refused"
+    if exc.errcode in RATE_LIMITED:
+        return "busy"
+    if exc.errcode is not None:
+        return "other_errcode"
+    if exc.http_status:
+        return "http_error"
+    return "network"
 
 
 @dataclass
@@ -182,6 +200,10 @@ class NotificationWorker:
                               entry["_id"])
 
     async def _attempt(self, entry: dict) -> None:
+        with logs.bound(entry.get("request_id"), entry.get("member_id")):
+            await self._attempt_bound(entry)
+
+    async def _attempt_bound(self, entry: dict) -> None:
         now = clock.utcnow()
         if not await store.claim(self.db, entry, self.owner, now, now + self.limits.lease):
             return  # another process got it first
@@ -193,7 +215,9 @@ class NotificationWorker:
         except Exception as exc:  # a bug must not leave the entry held: retry it later
             log.exception("notification %s: unexpected error", entry["_id"])
             fields = self._retry_or_fail(attempts, f"internal error: {type(exc).__name__}")
+            fields["error_class"] = "internal"
         status = fields["status"]
+        metrics.NOTIFICATIONS.labels("retry" if status == "pending" else status, fields.pop("error_class")).inc()
         if status == "pending":
             self.stats.retried += 1
         else:
@@ -206,12 +230,15 @@ class NotificationWorker:
             log.warning("notification %s: lease lost before its answer was recorded", entry["_id"])
 
     async def _deliver(self, entry: dict, attempts: int) -> dict:
-        """Send one entry; returns the fields that record the answer."""
+        """Send one entry; returns the fields that record the answer, and `error_class` (the
+        metrics' label, not stored)."""
         template = self.config.templates.get(entry["kind"])
         if template is None:
-            return self._final("not_subscribed", f"no template configured for {entry['kind']}")
+            return {**self._final("not_subscribed", f"no template configured for {entry['kind']}"),
+                    "error_class": "no_template"}
         if template.template_id != entry["template_id"]:
-            return self._final("failed", "the template of this kind changed after the entry was created")
+            return {**self._final("failed", "the template of this kind changed after the entry was created"),
+                    "error_class": "template_changed"}
         _, page, data = self.config.render(entry["kind"], entry.get("values") or {})
         message = {"touser": entry["touser"], "template_id": template.template_id, "page": page,
                    "data": data, "miniprogram_state": self.config.miniprogram_state,
@@ -227,9 +254,9 @@ class NotificationWorker:
                 token = await self.tokens.replace(token)
                 answer = await self.wechat.send_subscribe(token, message)
         except WeChatError as exc:
-            return self._classify(entry, exc, attempts)
+            return {**self._classify(entry, exc, attempts), "error_class": errcode_class(exc)}
         return {"status": "sent", "sent_at": clock.utcnow(), "msgid": answer.get("msgid"),
-                "last_error": None}
+                "last_error": None, "error_class": "ok"}
 
     def _classify(self, entry: dict, exc: WeChatError, attempts: int) -> dict:
         key = str(exc.errcode if exc.errcode is not None else exc.http_status or "network")

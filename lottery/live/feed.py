@@ -11,6 +11,7 @@ from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
+from lottery import metrics
 from lottery.storage import gifts
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,15 @@ class GiftFeed:
 
     async def changes(self) -> AsyncIterator[GiftChange]:
         """Every change, forever (until the consumer stops iterating)."""
+        first = True
         while True:
             if self.mode == "polling":
+                metrics.LIVE_POLLING.set(1)
                 async for change in self._poll():
                     yield change
+            if not first:
+                metrics.CHANGE_STREAM_RESTARTS.inc()
+            first = False
             stream = await self._open()
             if stream is not None:
                 async for change in self._follow(stream):

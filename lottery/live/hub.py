@@ -15,6 +15,7 @@ adapts a websocket)."""
 import asyncio
 import logging
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,6 +32,12 @@ log = logging.getLogger(__name__)
 
 FANOUT_SLICE = 500  # sends between yields to the event loop
 NONE = -1  # the version of a subscriber that has nothing yet
+LAST_JOIN_TRIES, LAST_JOIN_PAUSE = 40, 0.05  # how long a direct gift's last joiner's record is awaited
+
+# The gauges read the hubs when scraped: a count kept on the side could drift from the truth.
+_hubs: "weakref.WeakSet[LiveHub]" = weakref.WeakSet()
+metrics.WS_CONNECTIONS.set_function(lambda: sum(len(hub.connections) for hub in list(_hubs)))
+metrics.WS_SUBSCRIPTIONS.set_function(lambda: sum(hub.subscription_count() for hub in list(_hubs)))
 
 
 class Subscriber(Protocol):
@@ -89,6 +96,7 @@ class LiveHub:
         self.feed = GiftFeed(db, lambda: self.gifts.keys(), force_polling, poll_interval, retry_delay)
         self._follower: asyncio.Task | None = None
         self._stopping = False
+        _hubs.add(self)
 
     @property
     def mode(self) -> str:
@@ -219,13 +227,16 @@ class LiveHub:
             return  # not read yet: the pending snapshot carries it
         version = watched.state["version"]
         text = frames.progress(watched.order_id, watched.state)
+        sent = 0
         for connection, has in list(watched.subs.items()):
             if has >= version or connection in watched.unsettled:
                 continue
             if connection.send(text):
                 watched.subs[connection] = version
+                sent += 1
             else:
                 self._drop(watched, connection)
+        metrics.WS_FRAMES_SENT.labels("progress").inc(sent)
 
     # Reading a gift for its subscribers (snapshots and the result)
 
@@ -268,13 +279,30 @@ class LiveHub:
                    and not (trust_cache and c.member_id in watched.joins)}
         if members:
             watched.joins.update(await joins.of_members(self.db, watched.order_id, members, gift["joined_count"]))
+            if gift["method"] == "direct" and gift["status"] == "finished":
+                await self._await_last_joins(watched, members - watched.joins.keys(), gift["joined_count"])
         return gift
+
+    async def _await_last_joins(self, watched: WatchedGift, missing: set[str], joined_count: int) -> None:
+        """The claim of a direct gift's last item finishes it, and the joiner's record is the
+        next write: a member who holds an item but has no record yet gets it read again
+        briefly, so their result does not say they never joined."""
+        holders = [m for m in missing if await gifts.is_claimant(self.db, watched.order_id, m)]
+        for _ in range(LAST_JOIN_TRIES):
+            if not holders:
+                return
+            await asyncio.sleep(LAST_JOIN_PAUSE)
+            found = await joins.of_members(self.db, watched.order_id, holders, joined_count)
+            watched.joins.update(found)
+            holders = [m for m in holders if m not in found]
+        log.warning("gift %s: %d item holders still without a join record", watched.order_id, len(holders))
 
     def _refuse_unknown(self, watched: WatchedGift, pending: dict[Subscriber, str]) -> None:
         text = frames.error("gift_not_found", "礼物不存在", order_id=watched.order_id)
         for connection in pending:
             connection.send(text)
             self._drop(watched, connection)
+        metrics.WS_FRAMES_SENT.labels("error").inc(len(pending))
         if not watched.subs:
             self._forget(watched)
 
@@ -284,7 +312,7 @@ class LiveHub:
         head = frames.gift_head(watched.order_id, version, public_view(gift))
         won, now = drawn_winners(gift), clock.utcnow()
         me_frames: dict[str | None, bytes] = {}
-        pushed = 0  # `opened` frames sent
+        pushed = snapshots = 0  # `opened` and `snapshot` frames sent
         for sent, (connection, why) in enumerate(pending.items(), 1):
             if connection not in watched.subs:
                 continue  # left meanwhile
@@ -299,10 +327,13 @@ class LiveHub:
             if connection.send(frames.gift_frame(kind, head, me_frames[member_id])):
                 watched.subs[connection] = version
                 pushed += kind is frames.OPENED
+                snapshots += kind is frames.SNAPSHOT
             else:
                 self._drop(watched, connection)
             if sent % FANOUT_SLICE == 0:
                 await asyncio.sleep(0)  # let the loop flush sockets and serve others
+        metrics.WS_FRAMES_SENT.labels("snapshot").inc(snapshots)
+        metrics.WS_FRAMES_SENT.labels("opened").inc(pushed)
         if pushed:
             since_commit = time.time() - clock.as_utc(gift["opened_at"]).timestamp() if gift.get("opened_at") else 0.0
             metrics.RESULT_PUSH_SECONDS.observe(max(0.0, since_commit))

@@ -2,19 +2,35 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.uri_parser import parse_uri
 
+from lottery import metrics
 from lottery.storage import (categories, claims, gifts, joins, login_keys, members, notifications, orders,
                              outbox, products, refunds)
 
 
+class CommandMetrics(monitoring.CommandListener):
+    """Each command's latency by its name (PyMongo's command monitoring): never its arguments."""
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        metrics.MONGO_COMMAND_SECONDS.labels(event.command_name).observe(event.duration_micros / 1e6)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        metrics.MONGO_COMMAND_SECONDS.labels(event.command_name).observe(event.duration_micros / 1e6)
+        metrics.MONGO_COMMAND_FAILURES.labels(event.command_name).inc()
+
+
 def client_for(uri: str, max_pool_size: int = 50, server_selection_ms: int = 5000,
-               **kwargs) -> AsyncMongoClient:
+               event_listeners: list | None = None, **kwargs) -> AsyncMongoClient:
     """An async client. Time zones are kept so datetimes come back aware (UTC)."""
     return AsyncMongoClient(uri, tz_aware=True, maxPoolSize=max_pool_size,
-                            serverSelectionTimeoutMS=server_selection_ms, **kwargs)
+                            serverSelectionTimeoutMS=server_selection_ms,
+                            event_listeners=[CommandMetrics(), *(event_listeners or [])], **kwargs)
 
 
 def database_name(uri: str, default: str = "gift_lottery") -> str:

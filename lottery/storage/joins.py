@@ -107,14 +107,15 @@ async def of_members(db: AsyncDatabase, order_id: str, member_ids_: Iterable[str
 async def direct_recipients(db: AsyncDatabase, order_id: str, limit: int) -> list[dict]:
     """A direct gift's joins (each received an item), in item order (every join holds one of
     at most 1000 items; the (order_id, joined_at) index serves the read)."""
-    cursor = db.joins.find({"order_id": order_id}, {"_id": 0, "member_id": 1, "item_index": 1}
+    cursor = db.joins.find({"order_id": order_id}, {"_id": 0, "member_id": 1, "item_index": 1, "joined_at": 1}
                            ).sort("joined_at", ASCENDING).limit(limit)
     return sorted([j async for j in cursor if j.get("item_index") is not None], key=lambda j: j["item_index"])
 
 
 async def latest(db: AsyncDatabase, order_id: str, limit: int) -> list[dict]:
     """The most recent joins of a gift, newest first."""
-    cursor = db.joins.find({"order_id": order_id}, {"_id": 0, "member_id": 1, "joined_at": 1, "outcome": 1}
+    cursor = db.joins.find({"order_id": order_id},
+                           {"_id": 0, "member_id": 1, "joined_at": 1, "outcome": 1, "item_index": 1}
                            ).sort("joined_at", DESCENDING).limit(limit)
     return await cursor.to_list()
 

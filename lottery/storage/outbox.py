@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock
+from lottery import clock, logs
 from lottery.storage.slices import in_slices
 from lottery.storage.ttl import ensure_ttl
 from lottery.storage.writes import insert_new
@@ -29,7 +29,7 @@ def record_id(kind: str, order_id: str) -> str:
 
 def new_record(kind: str, order_id: str, now: datetime) -> dict:
     return {"_id": record_id(kind, order_id), "kind": kind, "order_id": order_id, "status": "pending",
-            "created_at": now}
+            "created_at": now, "request_id": logs.REQUEST_ID.get()}
 
 
 def new_message(message: str, key: str, order_id: str, member_id: str, values: dict[str, str],
@@ -38,7 +38,7 @@ def new_message(message: str, key: str, order_id: str, member_id: str, values: d
     notification entry where the templates are known (lottery/notifications.py)."""
     return {"_id": f"{PREFIXES['message']}:{message}:{key}", "kind": "message", "message": message,
             "order_id": order_id, "member_id": member_id, "values": values, "subscribed": subscribed,
-            "status": "pending", "created_at": now}
+            "status": "pending", "created_at": now, "request_id": logs.REQUEST_ID.get()}
 
 
 async def add(db: AsyncDatabase, records: list[dict]) -> None:

@@ -3,7 +3,9 @@
 // a reload: the view follows the member's state (`me.state`), from the API at load and
 // from the realtime channel (static/js/gift-socket.js) afterwards.
 import { api, ApiError, auth, serverNow } from './api.js';
+import { ClaimPanel } from './claim-panel.js';
 import { verify } from './fairness.js';
+import { GiftClaims } from './gift-claims.js';
 import { showSignIn, showWho } from './signin.js';
 import { avatar, formatCountdown, formatTime, h, openInfo, showView, toast } from './ui.js';
 
@@ -18,6 +20,8 @@ const page = {
   view: null,
   winners: null, // GET /winners, once the gift has some
   participants: null, // the sender's list
+  claim: null, // the winner's claim (static/js/claim-panel.js), once they won
+  claims: null, // the sender's view of where the items went (static/js/gift-claims.js)
   socket: null,
   ticker: null,
   refreshTimer: null,
@@ -56,6 +60,8 @@ function render() {
   const hasWinners = page.gift.status === 'finished' || page.gift.method === 'direct';
   if ((view === 'result' || view === 'mine') && hasWinners && !page.winners) loadWinners();
   if (view === 'mine' && !page.participants) refreshParticipants();
+  if (view === 'mine' && hasWinners && !page.claims) page.claims = new GiftClaims(orderId, () => page.gift);
+  if (view === 'result' && page.me.state === 'won' && !page.claim) page.claim = new ClaimPanel(orderId);
   ({ join: renderJoin, wait: renderWait, result: renderResult, mine: renderMine, closed: renderClosed })[view]();
 }
 
@@ -66,9 +72,12 @@ function apply(gift, me) {
   const changed = !page.gift || (gift.status === 'finished' && page.gift.status !== 'finished')
     || (gift.method === 'direct' && page.gift.joined_count !== gift.joined_count);
   page.gift = { ...(page.gift || {}), ...gift };
-  if (me) page.me = me;
+  // A win is final. The socket's frame for a direct gift's last item can be built before the
+  // winner's join record is written (the hub reads the joins), so it may lack the win that the
+  // join's own answer gave, at the same version.
+  if (me && !(page.me && page.me.state === 'won' && me.state !== 'won')) page.me = me;
   if (changed) page.winners = null;
-  if (page.view === 'mine') scheduleParticipants();
+  if (page.view === 'mine') scheduleSenderLists();
   render();
 }
 
@@ -76,7 +85,7 @@ function applyProgress(message) {
   if (!page.gift || message.version <= page.gift.version) return;
   if (page.gift.method === 'direct' && message.joined_count !== page.gift.joined_count) page.winners = null;
   page.gift = { ...page.gift, version: message.version, joined_count: message.joined_count };
-  if (page.view === 'mine') scheduleParticipants();
+  if (page.view === 'mine') scheduleSenderLists();
   render();
 }
 
@@ -90,9 +99,13 @@ async function loadWinners() {
   render();
 }
 
-function scheduleParticipants() {
+// The gift changed: the sender's lists are asked again (at most one request each per 300 ms).
+function scheduleSenderLists() {
   clearTimeout(page.refreshTimer);
-  page.refreshTimer = setTimeout(refreshParticipants, 300);
+  page.refreshTimer = setTimeout(() => {
+    refreshParticipants();
+    if (page.claims) page.claims.load();
+  }, 300);
 }
 
 async function refreshParticipants() {
@@ -250,9 +263,7 @@ function renderResult() {
       h('div.prize', {},
         me.item && me.item.image ? h('img.prize__image', { src: me.item.image, alt: '' }) : h('img.prize__image', { src: '/static/img/icon.svg', alt: '' }),
         h('span.prize__name', {}, me.item ? me.item.name : '')),
-      h('div.claim', {},
-        h('strong', {}, '如何领奖'),
-        h('p', {}, '请在微信小程序「我的礼物」中填写收货信息，礼物将由发起人寄出。（网页版领奖即将上线）')),
+      h('p.result__text', {}, '在下方领取奖品'),
     ];
   } else if (me.state === 'lost') {
     body = [
@@ -265,7 +276,7 @@ function renderResult() {
       h('p.result__text', {}, '你没有参与这次抽奖，看看谁中奖了吧'),
     ];
   }
-  show('result', giftCard('result', gift, ...body), winnersPanel());
+  show('result', giftCard('result', gift, ...body), me.state === 'won' ? page.claim.node : null, winnersPanel());
 }
 
 function renderClosed() {
@@ -302,6 +313,7 @@ function renderMine() {
     giftCard('result', gift, ...parts,
       h('div.share', {}, h('span', {}, '分享链接'), h('input.share__link', { value: link, readonly: true, onfocus: (e) => e.target.select() }))),
     gift.status === 'finished' || gift.method === 'direct' ? winnersPanel() : null,
+    page.claims ? page.claims.node : null,
     participantsPanel());
 }
 

@@ -9,12 +9,10 @@
 import { api, ApiError, auth, site } from './api.js';
 import { productImage, showFailure } from './shop-catalogue.js';
 import { showSignIn } from './signin.js';
+import { ORDER_STATUS_TEXT } from './status-text.js';
 import { formatPrice, formatTime, h, showView, toast } from './ui.js';
 
 const METHOD_TEXT = { direct: '直接送礼', full: '满人开奖', timed: '定时开奖' };
-const STATUS_TEXT = {
-  unpaid: '待支付', paid: '已支付', closed: '已关闭', refunding: '退款中', refunded: '已退款', partially_refunded: '部分退款',
-};
 const POLL_MS = 1500;
 const POLL_FOR_MS = 3 * 60 * 1000;
 
@@ -48,7 +46,7 @@ const itemCount = (order) => order.lines.reduce((sum, line) => sum + line.quanti
 // The order's lines, total and facts, under the card.
 function orderPanel(order) {
   return h('section.panel', { id: 'order' },
-    h('h2.panel__title', {}, '订单详情', h('small', { id: 'order-status' }, STATUS_TEXT[order.status] || order.status)),
+    h('h2.panel__title', {}, '订单详情', h('small', { id: 'order-status' }, ORDER_STATUS_TEXT[order.status] || order.status)),
     h('ul.lines', {}, order.lines.map((line) => h('li.line', { 'data-product': line.product_id },
       h('img.line__image', { src: productImage(line), alt: '' }),
       h('span.line__info', {},
@@ -137,7 +135,7 @@ function renderResult(state, order) {
     h('p.result__text', {}, text)];
   let body;
   if (state === 'paid') {
-    body = [...status(order.status === 'paid' ? '支付成功' : STATUS_TEXT[order.status] || '已支付',
+    body = [...status(order.status === 'paid' ? '支付成功' : ORDER_STATUS_TEXT[order.status] || '已支付',
       '礼物已创建，把链接分享给好友来参与吧', '.result__title--won'), shareBox(order),
     h('a.btn', { id: 'mine-link', href: `${order.gift.url}/mine` }, '查看我的礼物')];
   } else if (state === 'closed') {

@@ -1,8 +1,9 @@
 // The shop's pages, one document routed by its path as gift.html is: /shop (the catalogue),
 // /shop/product/{id}, /shop/new (the create-gift form), /orders/{order_id}/pay (the pay
-// step) and /orders/{order_id} (the pay result, then the share link).
+// step), /orders/{order_id} (the pay result, then the share link) and /me/prizes (my prizes).
 import { showGiftForm } from './gift-form.js';
 import { showPayResult, showPayStep } from './order-page.js';
+import { showPrizes } from './prizes-page.js';
 import { showProduct, showShop } from './shop-catalogue.js';
 import { showWho } from './signin.js';
 
@@ -17,7 +18,10 @@ function bar(title, back) {
 function start() {
   showWho();
   const preselected = new URLSearchParams(location.search).get('product');
-  if (section === 'orders' && view === 'pay') {
+  if (section === 'me') {
+    bar('我的奖品', '/');
+    showPrizes();
+  } else if (section === 'orders' && view === 'pay') {
     bar('支付订单', '/shop');
     showPayStep(part);
   } else if (section === 'orders') {

@@ -240,6 +240,10 @@ async def test_the_winner_claims_with_an_address_only_they_and_the_operator_see(
     assert await db.outbox.count_documents({"message": "prize_shipped", "member_id": winner_id}) == 1
     status, prizes = await api.request("GET", "/api/v1/me/prizes", token=winner)
     assert [(p["status"], p["tracking_no"]) for p in prizes["prizes"]] == [("shipped", "SF123")]
+    status, seen = await api.request("GET", f"/api/v1/gifts/{order_id}/claims", token=buyer)
+    [item] = seen["claims"]  # the sender sees it shipped, and by whom, but not the tracking number
+    assert (item["status"], item["carrier"], item["tracking_no"]) == ("shipped", "顺丰", None)
+    assert "SF123" not in str(seen)
     status, done = await api.request("POST", f"/api/admin/claims/{claim_id}/delivered", {}, token=api.admin_token)
     assert status == 200 and done["status"] == "delivered"
     # Lists past shipping need no address in full.
@@ -324,3 +328,63 @@ async def test_duplicate_refund_notifies_and_a_query_at_once_end_the_refund_once
     assert seen["status"] == "refunded" and seen["amount_refunded"] == 2 * 12900 and seen["amount_refunding"] == 0
     assert await db.outbox.count_documents({"message": "gift_refunded"}) == 1
     await check_money(db)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_winner_reads_their_claim_from_the_moment_they_win_and_only_they_do(api, app, db, pay_fake):
+    cup = await product(api, "保温杯", 12900, 10)
+    buyer = await api.login("buyer")
+    order_id = await bought_gift(api, pay_fake, buyer, (cup, 1), method="direct")
+    winner, other = await api.login("winner"), await api.login("other")
+    await api.join(winner, order_id)
+    # Before the background opened the claim, it reads as it will be opened.
+    assert await db.claims.count_documents({}) == 0
+    status, claim = await api.request("GET", f"/api/v1/gifts/{order_id}/claim", token=winner)
+    assert status == 200 and claim["status"] == "unclaimed" and "address" not in claim
+    assert claim["claim_id"] == f"{order_id}:0" and claim["item"]["name"] == "保温杯"
+    await claims_opened(app)
+    status, opened = await api.request("GET", f"/api/v1/gifts/{order_id}/claim", token=winner)
+    assert opened == claim
+    await api.request("POST", f"/api/v1/gifts/{order_id}/claim", ADDRESS, token=winner)
+    status, claimed = await api.request("GET", f"/api/v1/gifts/{order_id}/claim", token=winner)
+    assert claimed["status"] == "claimed" and claimed["address"] == ADDRESS
+    assert claimed["deadline_at"] == claim["deadline_at"]
+    for key, code in ((other, 403), (buyer, 403), (None, 401)):
+        assert (await api.request("GET", f"/api/v1/gifts/{order_id}/claim", token=key))[0] == code
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_the_sender_sees_items_won_moments_ago_and_where_the_orders_refunds_stand(
+        api, app, db, pay_fake, refunds):
+    cup, tea = await product(api, "保温杯", 12900, 10), await product(api, "奶茶券", 1800, 10)
+    buyer = await api.login("buyer")
+    order_id = await bought_gift(api, pay_fake, buyer, (cup, 1), (tea, 1), method="full", open_number=5)
+    await api.join(await api.login("only"), order_id)
+    await open_full_gift_at_deadline(app, db, order_id)
+    # Drawn, its claim not opened yet, nothing refunded yet: listed all the same.
+    status, seen = await api.request("GET", f"/api/v1/gifts/{order_id}/claims", token=buyer)
+    assert status == 200 and [(c["item_index"], c["status"], c["winner"]) for c in seen["claims"]] == [(0, "unclaimed", "微**户")]
+    assert seen["refunds"] == []
+    assert seen["order"] == {"status": "paid", "amount_total": 14700, "amount_refunded": 0, "amount_refunding": 0,
+                             "amount_to_refund": 1800}
+    await claims_opened(app)
+    await drain(refunds, pay_fake, db)
+    status, seen = await api.request("GET", f"/api/v1/gifts/{order_id}/claims", token=buyer)
+    assert [(c["item_index"], c["status"]) for c in seen["claims"]] == [(0, "unclaimed")]
+    assert [(r["amount"], r["items"], r["status"]) for r in seen["refunds"]] == [(1800, [1], "success")]
+    assert seen["order"] == {"status": "partially_refunded", "amount_total": 14700, "amount_refunded": 1800,
+                             "amount_refunding": 0, "amount_to_refund": 0}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_sender_sees_a_direct_gifts_recipients_before_their_claims_open(api, app, db, pay_fake):
+    tea = await product(api, "奶茶券", 1800, 10)
+    buyer = await api.login("buyer")
+    order_id = await bought_gift(api, pay_fake, buyer, (tea, 3), method="direct")
+    for name in ("a", "b"):
+        await api.join(await api.login(name), order_id)
+    status, seen = await api.request("GET", f"/api/v1/gifts/{order_id}/claims", token=buyer)
+    assert [(c["item_index"], c["status"]) for c in seen["claims"]] == [(0, "unclaimed"), (1, "unclaimed")]
+    await claims_opened(app)
+    status, again = await api.request("GET", f"/api/v1/gifts/{order_id}/claims", token=buyer)
+    assert again["claims"] == seen["claims"]

@@ -64,7 +64,7 @@ async def test_without_dev_mode_there_is_no_dev_sign_in(api, dev_mode):
 async def test_pages_are_html_with_a_strict_content_policy(api, http_client, base_url):
     for path in ("/", "/gift/abc123", "/gift/abc123/wait", "/gift/abc123/result", "/gift/abc123/proof",
                  "/gift/abc123/mine/", "/shop", "/shop/", "/shop/product/abc123", "/shop/new",
-                 "/shop/new?product=abc123", "/orders/abc123", "/orders/abc123/pay"):
+                 "/shop/new?product=abc123", "/orders/abc123", "/orders/abc123/pay", "/me/prizes"):
         response = await http_client.fetch(base_url + path)
         assert response.code == 200, path
         assert response.headers["Content-Type"].startswith("text/html")
@@ -72,7 +72,7 @@ async def test_pages_are_html_with_a_strict_content_policy(api, http_client, bas
     response = await http_client.fetch(base_url + "/static/js/fairness.js")
     assert response.code == 200 and b"hmac-sha256-fisher-yates" in response.body
     for path in ("/gift/abc123/other", "/static/../server.py", "/gift/a%2Fb", "/shop/other", "/shop/product/",
-                 "/shop/product/a%2Fb", "/orders/abc123/other", "/orders/"):
+                 "/shop/product/a%2Fb", "/orders/abc123/other", "/orders/", "/me", "/me/other"):
         response = await http_client.fetch(base_url + path, raise_error=False)
         assert response.code in (403, 404), path
 
@@ -124,6 +124,16 @@ async def test_only_the_sender_sees_the_participant_list(api):
     assert status == 200 and answer["joined_count"] == 3
     assert [p["name"] for p in answer["participants"]] == ["丙丙丙", "乙乙", "甲"]
     assert all(p["outcome"] is None and p["joined_at"] for p in answer["participants"])
+
+
+@pytest.mark.gen_test
+async def test_the_sender_sees_a_direct_gifts_recipients_as_winners(api):
+    _, sender = await dev_login(api, "发起人")
+    order_id = await api.create_gift(method="direct", sender_openid="dev_发起人", items=[{"name": "A"}, {"name": "B"}])
+    _, a = await dev_login(api, "阿")
+    await api.join(a["login_key"], order_id)
+    status, answer = await api.request("GET", f"/api/v1/gifts/{order_id}/participants", token=sender["login_key"])
+    assert status == 200 and [(p["name"], p["outcome"]) for p in answer["participants"]] == [("阿", "won")]
 
 
 def run_server(*args: str, env: dict) -> subprocess.CompletedProcess:

@@ -12,6 +12,7 @@ from tornado.httpclient import HTTPClientError
 from handlers.realtime import CLOSE_AUTH_TIMEOUT, CLOSE_BACKLOG, CLOSE_BAD_KEY, CLOSE_FLOOD
 from lottery.live.hub import LiveHub
 from lottery.storage import gifts as gift_store
+from lottery.storage import joins as join_store
 from tests.servers import ServerProcess, uri_with_db
 from tests.waiting import until
 from tests.ws import WsClient
@@ -112,6 +113,28 @@ async def test_subscribing_after_the_draw_gives_the_result_in_the_snapshot(api, 
         assert snapshot["gift"]["status"] == "finished" and snapshot["me"]["state"] == "won"
     finally:
         client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_joiner_of_a_direct_gifts_last_item_sees_it_won_though_its_record_lands_late(
+        api, base_url, monkeypatch):
+    # The last item's claim finishes the gift; the join record is the next write. Hold that
+    # write back, so the result goes out before the record exists.
+    original = join_store.insert
+
+    async def late(db, join):
+        await asyncio.sleep(0.5)
+        await original(db, join)
+    monkeypatch.setattr(join_store, "insert", late)
+    order_id = await api.create_gift(method="direct", items=[{"name": "红包"}])
+    ann = await api.login("ann")
+    client = await subscribed(base_url, ann, order_id)
+    assert (await client.next("snapshot"))["me"]["state"] == "can_join"
+    status, joined = await api.join(ann, order_id)
+    assert status == 200 and joined["me"]["state"] == "won"
+    frame = await client.next("opened", "snapshot")
+    assert frame["me"]["state"] == "won" and frame["me"]["item"]["name"] == "红包"
+    client.close()
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -6,8 +6,14 @@ import re
 import urllib.error
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from typing import Iterator
 
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from lottery.storage.connection import database_name
 from tests.api import ADMIN_TOKEN
 from tests.servers import ROOT, ServerProcess, uri_with_db
 
@@ -65,6 +71,28 @@ class Site:
         status, answer = call(self.base_url, "GET", f"/api/v1/gifts/{order_id}", token=login_key)
         assert status == 200, answer
         return answer
+
+    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
+        """The operator's API (the admin token)."""
+        status, answer = call(self.base_url, method, path, body, token=ADMIN_TOKEN)
+        assert status == 200, answer
+        return answer
+
+    @contextmanager
+    def database(self) -> Iterator[Database]:
+        """The server's database, for what no API does: time passing."""
+        uri = self.process.env["MONGODB_URI"]
+        client = MongoClient(uri, tz_aware=True)
+        try:
+            yield client[database_name(uri)]
+        finally:
+            client.close()
+
+    def make_due(self, order_id: str) -> None:
+        """Bring the gift's open time (or deadline) to now: the server's scheduler draws it."""
+        now = datetime.now(timezone.utc)
+        with self.database() as db:
+            db.gifts.update_one({"_id": order_id}, {"$set": {"open_at": now, "deadline_at": now, "due_at": now}})
 
 
 def in_seconds(seconds: float) -> str:

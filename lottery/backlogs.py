@@ -1,0 +1,64 @@
+"""How much work is waiting, for the metrics' backlog gauges: counted in the background every
+`interval` seconds with filters an index serves and a cap, never when scraped (a scrape must not
+cost a count over a large collection)."""
+import asyncio
+import logging
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from lottery import clock, metrics
+from lottery.storage import outbox
+
+log = logging.getLogger(__name__)
+
+CAP = 10_000  # a backlog past this reads as this: the alert has fired long before
+
+
+def queues(now) -> dict[str, tuple[str, dict]]:
+    """queue name -> (collection, filter)."""
+    found = {
+        "notifications_pending": ("notifications", {"status": "pending"}),
+        "notifications_sending": ("notifications", {"status": "sending"}),
+        "refunds_pending": ("refunds", {"status": "pending"}),
+        "refunds_processing": ("refunds", {"status": "processing"}),
+        "refunds_failed": ("refunds", {"status": "failed"}),
+        "refunds_abnormal": ("refunds", {"status": "abnormal"}),
+        "claims_to_ship": ("claims", {"status": "claimed"}),
+        "gifts_overdue": ("gifts", {"status": "open", "due_at": {"$lte": now}}),
+    }
+    for kind in outbox.PREFIXES:
+        found[f"outbox_{kind}"] = ("outbox", {"kind": kind, "status": "pending"})
+    return found
+
+
+class Backlogs:
+    def __init__(self, db: AsyncDatabase, interval: float = 15.0) -> None:
+        self.db = db
+        self.interval = interval
+        self._task: asyncio.Task | None = None
+
+    async def refresh(self) -> dict[str, int]:
+        """Count every queue now and set its gauge."""
+        counts = {}
+        for name, (collection, query) in queues(clock.utcnow()).items():
+            counts[name] = await self.db[collection].count_documents(query, limit=CAP)
+            metrics.BACKLOG.labels(name).set(counts[name])
+        return counts
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except PyMongoError as exc:
+                log.warning("backlog count failed (%s); the gauges keep their last values", exc)
+            await asyncio.sleep(self.interval)
