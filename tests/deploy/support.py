@@ -41,7 +41,12 @@ async def watching(base_url: str, keys: list[str], order_ids: list[str]) -> list
     for client in clients:
         for order_id in order_ids:
             client.subscribe(order_id)
-    await until(lambda: all(all(c.gifts[o] for o in order_ids) for c in clients), timeout=60)
+    try:
+        await until(lambda: all(all(c.gifts[o] for o in order_ids) for c in clients), timeout=60)
+    except AssertionError:
+        await close_all(clients)
+        raise AssertionError(f"{sum(not all(c.gifts[o] for o in order_ids) for c in clients)} of {len(clients)} "
+                             "clients got no snapshot") from None
     return clients
 
 
