@@ -174,6 +174,7 @@ async def test_the_standby_finishes_a_draw_whose_scheduler_leader_was_killed_onc
             await close_all(clients)
     finally:
         # The next test gets two ordinary schedulers again.
+        stalling.kill()
         cluster.schedulers = [cluster.process(*SCHEDULER_ARGS) if p is stalling else p for p in cluster.schedulers]
         cluster.schedulers += [cluster.process(*SCHEDULER_ARGS) for _ in range(2 - len(cluster.schedulers))]
 
