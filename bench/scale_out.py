@@ -1,6 +1,6 @@
 """Scale-out: the production layout on one machine, with 1, 2 and 3 web processes.
 
-For each count of web processes: a fresh database on one embedded engine, that many
+For each count of web processes: a fresh embedded engine, that many
 `server.py --role=web` processes and one `--role=scheduler`, behind nginx running
 deploy/nginx.conf (tests/deployment.py, as tests/deploy runs it). Everything goes through nginx:
 
@@ -172,18 +172,22 @@ async def run(args: argparse.Namespace) -> dict:
     from tests.fakes.wechat import FakeWeChat
 
     fd_limit = raise_fd_limit(args.clients * 3 + 1000)  # inherited by the servers and nginx
-    engine = EmbeddedEngine(":memory:")
-    uri = engine.start()
-    args.engine_pid = engine.process.pid
     fake = FakeWeChat().start()
     runs = []
     try:
         for webs in args.webs:
-            runs.append(await one_layout(uri, fake.url, webs, args))
+            # A fresh engine for each layout: what one left behind (its change log) must not
+            # slow the next.
+            engine = EmbeddedEngine(":memory:")
+            uri = engine.start()
+            args.engine_pid = engine.process.pid
+            try:
+                runs.append(await one_layout(uri, fake.url, webs, args))
+            finally:
+                engine.stop()
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     finally:
         fake.stop()
-        engine.stop()
     return {"bench": "scale_out", "users": args.users, "concurrency": args.concurrency, "clients": args.clients,
             "cores": os.cpu_count(), "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "fd_limit": fd_limit, "runs": runs}

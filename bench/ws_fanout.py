@@ -50,7 +50,7 @@ def rss_bytes() -> int:
 
 async def clients(url: str, order_id: str, keys: list[str], concurrency: int, wait: float) -> None:
     """Connect and subscribe every key, say so, wait for `go`, then collect `opened` receipts."""
-    from tornado.httpclient import HTTPRequest
+    from tornado.httpclient import HTTPClientError, HTTPRequest
     from tornado.websocket import websocket_connect
 
     received: dict[int, float] = {}
@@ -86,7 +86,11 @@ async def clients(url: str, order_id: str, keys: list[str], concurrency: int, wa
                         HTTPRequest(f"{url}?login_key={key}", connect_timeout=60, request_timeout=60),
                         on_message_callback=lambda text, i=index: on_message(i, text))
                     break
-                except OSError:
+                except (OSError, HTTPClientError) as exc:
+                    # Refused or reset, or (through nginx) a 502/504 while the process's accept
+                    # queue overflows in the connect storm: a page retries after a pause too.
+                    if isinstance(exc, HTTPClientError) and exc.code < 500:
+                        raise
                     await asyncio.sleep(0.5 * (attempt + 1))
             else:
                 raise RuntimeError("could not connect")
