@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import resource
 import sys
 import time
@@ -142,6 +143,10 @@ async def one_layout(uri: str, wechat_url: str, webs: int, args: argparse.Namesp
         received = await fleet.receipts()
         push_cores = meter.stop()
         pushed = sorted(max(0.0, t - committed) for t in received)
+        # Each web process logs when it had queued the result to its last subscriber.
+        sent = [[int(n), float(ms)] for w, mark in zip(deployment.webs, marks)
+                for n, ms in re.findall(rf"gift {order_id}: result pushed to (\d+) subscribers, (\d+) ms",
+                                        w.log_text()[mark:])]
     finally:
         if fleet is not None:
             fleet.kill()
@@ -163,6 +168,8 @@ async def one_layout(uri: str, wechat_url: str, webs: int, args: argparse.Namesp
         "push_p50_ms": round(percentile(pushed, 0.50) * 1000, 1) if pushed else None,
         "push_p99_ms": round(percentile(pushed, 0.99) * 1000, 1) if pushed else None,
         "push_max_ms": round(pushed[-1] * 1000, 1) if pushed else None,
+        # [subscribers, ms from the commit until queued] per web process (the rest is the clients' reading).
+        "server_sent_all": sent,
         "push_cpu_cores": push_cores,
     }
 
@@ -208,7 +215,8 @@ def main() -> None:
     for r in figures["runs"]:
         print(f"{r['webs']} web: {r['joins_per_s']} joins/s (p50 {r['join_p50_ms']} ms, p99 {r['join_p99_ms']} ms); "
               f"push to {r['clients']} clients {r['connections_per_web']}: p50 {r['push_p50_ms']} ms, "
-              f"p99 {r['push_p99_ms']} ms, missed {r['missed']}")
+              f"p99 {r['push_p99_ms']} ms, missed {r['missed']}; queued by each process after "
+              f"{[ms for _, ms in r['server_sent_all']]} ms")
         print(f"   cores busy, joins: {r['join_cpu_cores']}; push: {r['push_cpu_cores']}")
     print(json.dumps(figures))
 
