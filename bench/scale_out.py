@@ -14,9 +14,10 @@ deploy/nginx.conf (tests/deployment.py, as tests/deploy runs it). Everything goe
 - CPU: the seconds each kind of process used during each phase, divided by the phase's length,
   so the figures say how many of the machine's cores each kind kept busy.
 
-    python bench/scale_out.py [--webs 1,2,3] [--users 2000] [--concurrency 50] [--clients 3000]
+    python bench/scale_out.py [--webs 1,2,3] [--rounds 3] [--users 2000] [--concurrency 50] [--clients 3000]
 
-Last line: one JSON object with the figures."""
+Each layout is measured `--rounds` times, the rounds interleaved; the summary gives the median and
+the range. Last line: one JSON object with the figures."""
 import argparse
 import asyncio
 import json
@@ -46,6 +47,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
+def machine_busy_seconds() -> float:
+    """CPU the whole machine has spent busy (all cores, every process), from /proc/stat."""
+    with open("/proc/stat") as handle:
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, handle.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / TICKS
+
+
 def children(pid: int) -> list[int]:
     """The processes whose parent is `pid` (nginx's workers)."""
     found = []
@@ -60,15 +68,17 @@ def children(pid: int) -> list[int]:
 
 
 class CpuMeter:
-    """CPU used between `start()` and `stop()`, in cores: by groups of running processes, and
-    as `load` by the load generators (this process's children that end before `stop()`, waited
-    for: their share is their total, as reaped, less what they had used at `start()`)."""
+    """CPU used between `start()` and `stop()`, in cores: by groups of running processes, as
+    `load` by the load generators (this process's children that end before `stop()`, waited
+    for: their share is their total, as reaped, less what they had used at `start()`), and as
+    `others` by everything else on the machine (other people's work: a noisy measurement)."""
 
     def __init__(self, groups: dict[str, list[int]], load: list[int]) -> None:
         self.groups, self.load = groups, load
 
     def _read(self) -> dict[str, float]:
-        return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self.groups.items()}
+        return {**{name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self.groups.items()},
+                "machine": machine_busy_seconds()}
 
     @staticmethod
     def _reaped() -> float:
@@ -83,6 +93,7 @@ class CpuMeter:
         after, seconds = self._read(), time.monotonic() - self.started
         used = {name: after[name] - self.before[name] for name in after}
         used["load"] = self._reaped() - self.reaped - self.load_before
+        used["others"] = max(0.0, used.pop("machine") - sum(used.values()))
         return {name: round(value / seconds, 2) for name, value in used.items()}
 
 
@@ -182,22 +193,38 @@ async def run(args: argparse.Namespace) -> dict:
     fake = FakeWeChat().start()
     runs = []
     try:
-        for webs in args.webs:
-            # A fresh engine for each layout: what one left behind (its change log) must not
-            # slow the next.
-            engine = EmbeddedEngine(":memory:")
-            uri = engine.start()
-            args.engine_pid = engine.process.pid
-            try:
-                runs.append(await one_layout(uri, fake.url, webs, args))
-            finally:
-                engine.stop()
-            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+        # Rounds interleave the layouts, so a burst of other work on the machine lands on one
+        # round of each rather than on every round of one.
+        for round_no in range(1, args.rounds + 1):
+            for webs in args.webs:
+                # A fresh engine for each layout: what one left behind (its change log) must not
+                # slow the next.
+                engine = EmbeddedEngine(":memory:")
+                uri = engine.start()
+                args.engine_pid = engine.process.pid
+                load_average = round(os.getloadavg()[0], 2)
+                try:
+                    runs.append({"round": round_no, "load_average": load_average,
+                                 **await one_layout(uri, fake.url, webs, args)})
+                finally:
+                    engine.stop()
+                print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     finally:
         fake.stop()
+    summary = []
+    for webs in args.webs:
+        mine = [r for r in runs if r["webs"] == webs]
+        summary.append({"webs": webs, **{key: median_and_range([r[key] for r in mine]) for key in
+                                         ("joins_per_s", "join_p99_ms", "push_p50_ms", "push_p99_ms")},
+                        "missed": sum(r["missed"] for r in mine)})
     return {"bench": "scale_out", "users": args.users, "concurrency": args.concurrency, "clients": args.clients,
-            "cores": os.cpu_count(), "load_average_after": [round(x, 2) for x in os.getloadavg()],
-            "fd_limit": fd_limit, "runs": runs}
+            "rounds": args.rounds, "cores": os.cpu_count(), "fd_limit": fd_limit, "summary": summary, "runs": runs}
+
+
+def median_and_range(values: list[float]) -> list[float]:
+    """[median, lowest, highest]."""
+    ordered = sorted(values)
+    return [ordered[len(ordered) // 2], ordered[0], ordered[-1]]
 
 
 def main() -> None:
@@ -209,15 +236,20 @@ def main() -> None:
     parser.add_argument("--client_processes", type=int, default=2, help="websocket load generator processes")
     parser.add_argument("--ws_concurrency", type=int, default=200, help="websocket connects in flight")
     parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for every client's result")
+    parser.add_argument("--rounds", type=int, default=3, help="times each layout is measured (interleaved)")
     args = parser.parse_args()
     args.webs = [int(n) for n in args.webs.split(",")]
     figures = asyncio.run(run(args))
     for r in figures["runs"]:
-        print(f"{r['webs']} web: {r['joins_per_s']} joins/s (p50 {r['join_p50_ms']} ms, p99 {r['join_p99_ms']} ms); "
-              f"push to {r['clients']} clients {r['connections_per_web']}: p50 {r['push_p50_ms']} ms, "
-              f"p99 {r['push_p99_ms']} ms, missed {r['missed']}; queued by each process after "
-              f"{[ms for _, ms in r['server_sent_all']]} ms")
+        print(f"round {r['round']}, {r['webs']} web (load average {r['load_average']}): {r['joins_per_s']} joins/s "
+              f"(p50 {r['join_p50_ms']} ms, p99 {r['join_p99_ms']} ms); push to {r['clients']} clients "
+              f"{r['connections_per_web']}: p50 {r['push_p50_ms']} ms, p99 {r['push_p99_ms']} ms, "
+              f"missed {r['missed']}; queued by each process after {[ms for _, ms in r['server_sent_all']]} ms")
         print(f"   cores busy, joins: {r['join_cpu_cores']}; push: {r['push_cpu_cores']}")
+    for s in figures["summary"]:
+        print(f"{s['webs']} web, median [lowest, highest] of {figures['rounds']}: joins/s {s['joins_per_s']}, "
+              f"join p99 {s['join_p99_ms']} ms, push p50 {s['push_p50_ms']} ms, push p99 {s['push_p99_ms']} ms, "
+              f"missed {s['missed']}")
     print(json.dumps(figures))
 
 
