@@ -14,6 +14,7 @@ from tests.deployment import SCHEDULER_ARGS
 from tests.gifts import make_due
 from tests.notify.support import settled
 from tests.waiting import until, until_past
+from tests.ws import LiveClient
 
 pytestmark = pytest.mark.deploy
 
@@ -29,7 +30,7 @@ async def outcomes_recorded(store, order_id: str) -> dict | None:
     return await store.gifts.find_one({"_id": order_id}) if record and record["status"] == "done" else None
 
 
-def check_results(clients, members: dict, gift: dict, joined: set[str]) -> None:
+def check_results(clients: list[LiveClient], members: dict[str, str], gift: dict, joined: set[str]) -> None:
     """Every client shows its member's own result of the gift, from exactly one `opened`."""
     for client in clients:
         member_id = members[client.login_key]
