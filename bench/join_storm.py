@@ -73,6 +73,36 @@ async def load(url: str, order_id: str, users: int, concurrency: int, prefix: st
     print(json.dumps({"phase": "done", "elapsed": elapsed, "latencies": latencies, "codes": codes}), flush=True)
 
 
+class LoadProcess:
+    """`load` in a child process: `start()` returns once its users are logged in, `go()` fires
+    their joins and returns its figures (elapsed, latencies, codes). Shared with bench/scale_out.py."""
+
+    def __init__(self, url: str, order_id: str, users: int, concurrency: int, prefix: str) -> None:
+        self.args = [sys.executable, __file__, "--load", url, order_id, "--users", str(users),
+                     "--concurrency", str(concurrency), "--prefix", prefix]
+        self.child: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> "LoadProcess":
+        self.child = await asyncio.create_subprocess_exec(*self.args, stdin=subprocess.PIPE,
+                                                          stdout=subprocess.PIPE, cwd=ROOT)
+        await self.child.stdout.readline()  # logged in
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    async def go(self) -> dict:
+        """The joins; the child has printed its figures (it may still be exiting)."""
+        self.child.stdin.write(b"go\n")
+        await self.child.stdin.drain()
+        return json.loads(await self.child.stdout.readline())
+
+    async def close(self) -> None:
+        if self.child is not None:
+            await self.child.wait()
+
+
 async def bare_driver(uri: str, users: int, concurrency: int, method: str) -> float:
     """The join's command sequence with PyMongo alone: the login key with the gift and the
     member's join (one aggregate), the claim, the join record."""
@@ -139,16 +169,11 @@ async def storm(uri: str, db_name: str, method: str, users: int, concurrency: in
         server = http_server(app)
         server.listen(port, address="127.0.0.1")
         gift = await app.settings["gifts"].create(gift_spec(method, users))
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--load", f"http://127.0.0.1:{port}", gift["_id"],
-            "--users", str(users), "--concurrency", str(concurrency), "--prefix", f"{db_name}_{method}",
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
-        await child.stdout.readline()  # logged in
+        load = await LoadProcess(f"http://127.0.0.1:{port}", gift["_id"], users, concurrency,
+                                 f"{db_name}_{method}").start()
         counter.counts.clear()
-        child.stdin.write(b"go\n")
-        await child.stdin.drain()
-        result = json.loads(await child.stdout.readline())
-        await child.wait()
+        result = await load.go()
+        await load.close()
         commands = dict(counter.counts)
         server.stop()
         await app.settings["draws"].idle()

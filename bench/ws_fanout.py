@@ -50,7 +50,7 @@ def rss_bytes() -> int:
 
 async def clients(url: str, order_id: str, keys: list[str], concurrency: int, wait: float) -> None:
     """Connect and subscribe every key, say so, wait for `go`, then collect `opened` receipts."""
-    from tornado.httpclient import HTTPRequest
+    from tornado.httpclient import HTTPClientError, HTTPRequest
     from tornado.websocket import websocket_connect
 
     received: dict[int, float] = {}
@@ -86,7 +86,11 @@ async def clients(url: str, order_id: str, keys: list[str], concurrency: int, wa
                         HTTPRequest(f"{url}?login_key={key}", connect_timeout=60, request_timeout=60),
                         on_message_callback=lambda text, i=index: on_message(i, text))
                     break
-                except OSError:
+                except (OSError, HTTPClientError) as exc:
+                    # Refused or reset, or (through nginx) a 502/504 while the process's accept
+                    # queue overflows in the connect storm: a page retries after a pause too.
+                    if isinstance(exc, HTTPClientError) and exc.code < 500:
+                        raise
                     await asyncio.sleep(0.5 * (attempt + 1))
             else:
                 raise RuntimeError("could not connect")
@@ -135,6 +139,61 @@ async def setup_gift(db, accounts, gifts, count: int) -> tuple[str, str, list[st
     return order_id, gift["sender_id"], keys
 
 
+class ClientFleet:
+    """The load generator: `processes` child processes running `clients()`, each with its share
+    of the keys (real clients are thousands of phones; one Python process reading 10,000 frames
+    would be a queue of its own). Shared with bench/scale_out.py."""
+
+    def __init__(self, url: str, order_id: str, keys: list[str], processes: int, concurrency: int,
+                 wait: float) -> None:
+        self.url, self.order_id, self.keys = url, order_id, keys
+        self.processes, self.concurrency, self.wait = processes, concurrency, wait
+        self.children: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> float:
+        """Connect and subscribe every key; the seconds the slowest process took."""
+        files = []
+        for part in range(self.processes):
+            keys_file = os.path.join("/tmp", f"ws_fanout_{os.getpid()}_{part}.keys")
+            with open(keys_file, "w") as handle:
+                handle.write("\n".join(self.keys[part::self.processes]))
+            files.append(keys_file)
+            self.children.append(await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--child", self.url, self.order_id, keys_file,
+                "--concurrency", str(max(1, self.concurrency // self.processes)), "--wait", str(self.wait),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT, limit=2 ** 26))
+        seconds = 0.0
+        for keys_file, child in zip(files, self.children):
+            ready = json.loads(await child.stdout.readline())
+            assert ready["phase"] == "subscribed", ready
+            seconds = max(seconds, ready["seconds"])
+            os.unlink(keys_file)
+        return seconds
+
+    @property
+    def pids(self) -> list[int]:
+        return [child.pid for child in self.children]
+
+    async def go(self) -> None:
+        """From now on, receipts count."""
+        for child in self.children:
+            child.stdin.write(b"go\n")
+            await child.stdin.drain()
+
+    async def receipts(self) -> list[float]:
+        """When each client got its `opened` frame (wall clock), once every process is done."""
+        received = []
+        for child in self.children:
+            received += json.loads(await child.stdout.readline())["received"].values()
+            await child.wait()
+        return received
+
+    def kill(self) -> None:
+        for child in self.children:
+            if child.returncode is None:
+                child.kill()
+
+
 def percentile(values: list[float], fraction: float) -> float:
     return values[min(len(values) - 1, max(0, int(round(len(values) * fraction)) - 1))]
 
@@ -154,7 +213,7 @@ async def run(args: argparse.Namespace) -> dict:
     uri = engine.start()
     mongo = client_for(uri, max_pool_size=51)
     db = mongo["bench_fanout"]
-    children = []
+    fleet = None
     try:
         await ensure_indexes(db)
         hub = LiveHub(db, force_polling=args.polling, poll_interval=args.poll_seconds)
@@ -167,38 +226,19 @@ async def run(args: argparse.Namespace) -> dict:
                                                     args.clients)
         gc.collect()
         rss_before = rss_bytes()
-        # The load generator: a few client processes, so that reading 10,000 frames in Python
-        # is not one process's queue (real clients are 10,000 phones).
-        children = []
-        for part in range(args.client_processes):
-            keys_file = os.path.join("/tmp", f"ws_fanout_{os.getpid()}_{part}.keys")
-            with open(keys_file, "w") as handle:
-                handle.write("\n".join(keys[part::args.client_processes]))
-            children.append((keys_file, await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--child", f"ws://127.0.0.1:{port}/ws", order_id, keys_file,
-                "--concurrency", str(max(1, args.concurrency // args.client_processes)), "--wait", str(args.wait),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT, limit=2 ** 26)))
-        subscribe_seconds = 0.0
-        for keys_file, child in children:
-            ready = json.loads(await child.stdout.readline())
-            assert ready["phase"] == "subscribed", ready
-            subscribe_seconds = max(subscribe_seconds, ready["seconds"])
-            os.unlink(keys_file)
+        fleet = ClientFleet(f"ws://127.0.0.1:{port}/ws", order_id, keys, args.client_processes,
+                            args.concurrency, args.wait)
+        subscribe_seconds = await fleet.start()
         await asyncio.sleep(1.0)  # let the connect storm's garbage settle
         gc.collect()
         rss_after = rss_bytes()
         connections, subscriptions = len(hub.connections), hub.subscription_count()
-        for _, child in children:
-            child.stdin.write(b"go\n")
-            await child.stdin.drain()
+        await fleet.go()
         await asyncio.sleep(0.2)
         await app.settings["draws"].open_early(order_id, sender_id)
         gift = await db.gifts.find_one({"_id": order_id})
         committed = clock.as_utc(gift["opened_at"]).timestamp()
-        received = []
-        for _, child in children:
-            received += json.loads(await child.stdout.readline())["received"].values()
-            await child.wait()
+        received = await fleet.receipts()
         # The hub's own figure: commit -> it had queued the last frame (metrics.RESULT_PUSH_SECONDS).
         pushes = metrics.RESULT_PUSH_SECONDS.collect()[0].samples
         push_seconds = next(x.value for x in pushes if x.name.endswith("_sum"))
@@ -206,9 +246,8 @@ async def run(args: argparse.Namespace) -> dict:
         await hub.stop()
         await app.settings["draws"].idle()
     finally:
-        for _, child in children:
-            if child.returncode is None:
-                child.kill()
+        if fleet is not None:
+            fleet.kill()
         await mongo.close()
         engine.stop()
     latencies = sorted(max(0.0, t - committed) for t in received)

@@ -215,11 +215,14 @@ class Draws:
 
         Direct/full gifts: the claimants kept in the gift document (authoritative; a missing
         join record, from a process that died between its two writes, is restored).
-        Timed: the join records, once they agree with the count (a timed join's count and
-        record are two writes; wait briefly for writes already in flight)."""
+        Timed: the join records, once they agree with the count.
+        A join is two writes (the seat or count, then the record), so both wait briefly for
+        records already in flight: the last seat of a full gift starts its draw while the
+        joiners just before it are still writing theirs, and a record restored under them would
+        answer them "already joined"."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settle_timeout
-        expected = {g["_id"]: g["joined_count"] for g in taken if g["method"] == "timed"}
+        expected = {g["_id"]: g["joined_count"] if g["method"] == "timed" else len(g["claimants"]) for g in taken}
         while True:
             recorded = await joins.member_ids(self.db, [g["_id"] for g in taken])
             unsettled = [o for o, count in expected.items() if len(recorded.get(o, ())) < count]
@@ -228,9 +231,11 @@ class Draws:
             # Re-read the counts: a duplicate join gives its count back after the fact.
             expected.update(await gifts.joined_counts(self.db, unsettled))
             await asyncio.sleep(0.05)
+        timed = {g["_id"] for g in taken if g["method"] == "timed"}
         for order_id in unsettled:
-            log.warning("gift %s: %d join records for a count of %d; drawing among the records",
-                        order_id, len(recorded.get(order_id, ())), expected[order_id])
+            then = "drawing among the records" if order_id in timed else "restoring the missing ones"
+            log.warning("gift %s: %d join records for %d joins; %s", order_id,
+                        len(recorded.get(order_id, ())), expected[order_id], then)
         participants = {g["_id"]: recorded.get(g["_id"], []) if g["method"] == "timed" else list(g["claimants"])
                         for g in taken}
         return participants, {g["_id"]: set(recorded.get(g["_id"], ())) for g in taken}

@@ -241,7 +241,10 @@ class Gifts:
         except AlreadyJoined:
             if gift["method"] == "timed":
                 await store.release_timed_seat(self.db, order_id)
-            raise
+                raise
+            # The claim above made this member a claimant just now, so the record in the way is
+            # the one a draw restored for them while this write was slow: they joined.
+            log.warning("gift %s: a draw restored this join's record before it was written", order_id)
         if gift["method"] == "full" and gift["seats_left"] <= NUDGE_SEATS and self.on_ready is not None:
             # This join may have taken the last seat (racing joiners may each have seen a few
             # left): the draw looks at once; it opens only a gift that is `ready`, and the sweep

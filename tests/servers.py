@@ -58,18 +58,24 @@ class ServerProcess:
     def start(self, wait_http: bool = True, timeout: float = 30) -> "ServerProcess":
         self.process = subprocess.Popen(self.args, env=self.env, cwd=ROOT,
                                         stdout=subprocess.DEVNULL, stderr=self.log)
-        if wait_http:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError("server exited: " + self.log_text()[-2000:])
-                try:
-                    urllib.request.urlopen(self.base_url + "/readyz", timeout=1).read()
-                    return self
-                except OSError:
-                    time.sleep(0.1)
-            raise RuntimeError("server did not answer in time")
-        return self
+        return self.ready(timeout) if wait_http else self
+
+    def ready(self, timeout: float = 30) -> "ServerProcess":
+        """Wait until the started process is ready: /readyz answers 200 (start several, then wait for each)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("server exited: " + self.log_text()[-2000:])
+            try:
+                urllib.request.urlopen(self.base_url + "/readyz", timeout=1).read()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not answer in time")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, as a crash."""

@@ -228,6 +228,10 @@ class LiveHub:
         watched.progress_sent_at = asyncio.get_running_loop().time()
         if "joined_count" not in watched.state:
             return  # not read yet: the pending snapshot carries it
+        if watched.state.get("status") == "finished":
+            # The result goes out as `opened`, from the read under way; a progress frame at its
+            # version would count as sent and the result would never be.
+            return
         version = watched.state["version"]
         text = frames.progress(watched.order_id, watched.state)
         sent = 0

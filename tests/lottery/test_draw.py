@@ -6,6 +6,7 @@ import pytest
 
 from lottery import fairness
 from lottery.errors import Forbidden, GiftOpened, NotOpenable
+from lottery.storage import joins
 from tests.gifts import make_due, make_gift
 from tests.waiting import until, until_past
 
@@ -90,6 +91,40 @@ async def test_the_last_seat_opens_a_full_gift_without_the_joiner_waiting(db, gi
     await draws.idle()  # the draw the last seat started, and its outcome copy
     assert (await db.gifts.find_one({"_id": order_id}))["status"] == "finished"
     assert (await outcomes(db, order_id))["won"] == [0]
+
+
+@pytest.mark.parametrize("settle_timeout", [2.0, 0.1])
+@pytest.mark.gen_test
+async def test_a_joiner_still_writing_when_the_last_seat_opens_the_gift_has_joined_with_their_choices(
+        db, gifts, drawer, monkeypatch, settle_timeout):
+    # Three processes behind nginx found it (tests/deploy): the last seat's draw restored the
+    # records of joiners whose claim had landed and record had not, and they were told
+    # "already joined", their subscriptions lost. The draw now waits for records in flight; a
+    # record slower than that is restored (without the choices) and its joiner still joined.
+    draws = drawer(settle_timeout=settle_timeout)
+    gifts.on_ready = draws.open_soon
+    order_id = await gift_id(gifts, "full", joiners=2, items=1, open_number=4)
+    slow, last = await gifts.accounts.ensure_member("o_slow"), await gifts.accounts.ensure_member("o_last")
+    written = joins.insert
+
+    async def slow_insert(db, join):
+        if join["member_id"] == slow:
+            await asyncio.sleep(0.5)
+        await written(db, join)
+
+    monkeypatch.setattr(joins, "insert", slow_insert)
+    joining = asyncio.ensure_future(gifts.join(order_id, slow, subscribed=["tpl_won"]))
+    await until(lambda: gifts_claimants(db, order_id, slow))
+    await gifts.join(order_id, last)  # the last seat: the draw starts while `slow` still writes
+    assert (await joining).state == "joined_waiting"
+    await draws.idle()
+    record = await db.joins.find_one({"order_id": order_id, "member_id": slow})
+    assert record["subscribed"] == (["tpl_won"] if settle_timeout > 0.5 else [])
+    assert (await db.gifts.find_one({"_id": order_id}))["status"] == "finished"
+
+
+async def gifts_claimants(db, order_id: str, member_id: str) -> bool:
+    return await db.gifts.count_documents({"_id": order_id, "claimants": member_id}) == 1
 
 
 @pytest.mark.gen_test

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from lottery.live import hub as hub_module
 from lottery.live.hub import LiveHub
 from tests.gifts import make_gift
 from tests.waiting import until
@@ -98,3 +99,33 @@ async def test_an_unknown_gift_answers_an_error_and_leaves_no_subscription(db, h
     await until(lambda: inbox.frames)
     assert inbox.frames[0]["type"] == "error" and inbox.frames[0]["code"] == "gift_not_found"
     assert hub.subscriptions(inbox) == set() and not hub.gifts
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_progress_frame_due_while_the_result_is_read_never_stands_in_for_the_result(
+        db, gifts, hub, drawer, monkeypatch):
+    # Found with three web processes under load (tests/deploy): the coalesced progress timer
+    # fired between the finish's change and the hub's read of the result, sent `progress`
+    # with status finished at the result's version, and the `opened` frame then counted as
+    # already sent. Here the read is slowed so that the timer always fires first.
+    gift = await make_gift(gifts, "timed", joiners=3, items=1)
+    order_id = gift["_id"]
+    watchers = [Inbox(await gifts.accounts.ensure_member(f"o_joiner{i}")) for i in range(3)]
+    for inbox in watchers:
+        hub.subscribe(inbox, order_id)
+    await until(lambda: all(i.of("snapshot") for i in watchers))
+    read = hub_module.gifts.get
+
+    async def slow_read(db, order_id, *args, **kwargs):
+        found = await read(db, order_id, *args, **kwargs)
+        if found and found["status"] == "finished":
+            await asyncio.sleep(3 * hub.progress_interval)
+        return found
+
+    monkeypatch.setattr(hub_module.gifts, "get", slow_read)
+    await gifts.join(order_id, await gifts.accounts.ensure_member("o_late"))  # progress, then at once the draw
+    await drawer().open_early(order_id, gift["sender_id"])
+    await until(lambda: all(i.of("opened") for i in watchers))
+    for inbox in watchers:
+        assert len(inbox.of("opened")) == 1
+        assert all(f["status"] != "finished" for f in inbox.of("progress"))
