@@ -12,6 +12,7 @@ import pytest
 
 from lottery.storage.connection import client_for
 from tests.api import Api
+from tests.conftest import client_on
 from tests.deployment import NGINX, Deployment
 from tests.fakes.wechat import FakeWeChat
 from tests.notify.support import CONFIG_JSON
@@ -61,7 +62,7 @@ def cluster(deployment) -> Deployment:
 @pytest.fixture
 def store(engine_uri, deploy_db_name, io_loop):
     """The deployment's database, for checks the API does not show."""
-    client = client_for(engine_uri)
+    client = client_on(io_loop, engine_uri)
     yield client[deploy_db_name]
     io_loop.run_sync(client.close)
 
