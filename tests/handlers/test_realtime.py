@@ -317,6 +317,23 @@ async def test_a_connection_that_never_authenticates_is_closed_with_4408(app, ht
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_a_gift_the_server_cannot_read_closes_its_watchers_with_1011_and_spares_the_others(api, db, base_url):
+    broken, sound = await api.create_gift(method="full", open_number=3), await api.create_gift(method="full", open_number=3)
+    await db.gifts.update_one({"_id": broken}, {"$unset": {"status": ""}})  # a document no release wrote
+    key = await api.login("watcher")
+    client = await WsClient.connect(base_url, key)
+    other = await subscribed(base_url, key, sound)
+    try:
+        client.send({"type": "subscribe", "order_id": broken})
+        assert await client.closed() == 1011
+        other.send({"type": "ping"})
+        assert (await other.next("pong"))["type"] == "pong"  # the other gift's watcher is untouched
+    finally:
+        client.close()
+        other.close()
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_a_second_identity_on_one_connection_is_refused_and_the_first_kept(api, base_url):
     order_id = await api.create_gift(method="full", open_number=3)
     first, second = await api.login("first"), await api.login("second")
