@@ -127,6 +127,11 @@ async def idle_sweep(db, uri: str, rounds: int) -> float:
 
     draws = Draws(db)
     worker = NotificationWorker(db, WeChatClient("bench", "bench", "http://127.0.0.1:9"), parse_config(CONFIG_JSON))
+    # The steady state: a scheduler's first round gives every waiting gift its job and marks it
+    # scheduled, as this does; measured before that, the aged database's 200 open gifts would be
+    # read back on every round (9 ms of the 10) while the empty one has none to read.
+    waiting = await gifts.unscheduled(db)
+    await gifts.mark_scheduled(db, [gift["_id"] for gift in waiting])
     await draws.sweep()  # warm
     started = time.perf_counter()
     for _ in range(rounds):
@@ -152,14 +157,16 @@ async def measure(uri: str, db_name: str, args: argparse.Namespace, fake) -> dic
     db = client[db_name]
     try:
         await ensure_indexes(db)
+        # The drain and the idle sweep before the draws: a worker started after the big draw
+        # would first expand its 100,000 participants' results, and that is not a drain.
+        drained = await notify_bench.drain(db, fake, args.entries, 4)
+        assert drained["delivered_once"], drained
+        figures["notify_per_s"] = drained["steady_messages_per_second"]
+        figures["idle_sweep_ms"] = round(await idle_sweep(db, uri, 50), 2)
         late = await draw_bench.lateness(db, uri, args.due_together)
         figures["draw_200_due_lateness_p99_s"] = late["lateness_p99_s"]
         big = await draw_bench.big_draw(db, args.participants, 1000)
         figures["draw_big_seconds"] = big["draw_seconds"]
-        drained = await notify_bench.drain(db, fake, args.entries, 4)
-        assert drained["delivered_once"], drained
-        figures["notify_per_s"] = drained["steady_messages_per_second"]
-        figures["idle_sweep_ms"] = round(await idle_sweep(db, uri, 20), 2)
     finally:
         await client.close()
     return figures

@@ -28,48 +28,17 @@ def percentiles(values: list[float]) -> tuple[float, float]:
 
 
 async def run(args: argparse.Namespace) -> dict:
-    from bench.payfake import PayFakeProcess
-    from lottery.storage.connection import client_for, ensure_indexes
-    from lottery.storage.engine import EmbeddedEngine, free_port
-    from notify.wechat import WeChatClient
-    from notify.wechatpay import WeChatPayClient
-    from notify.wechatpay_fake import APPID
-    from server import http_server, make_app
-    from tests.api import Api
-    from tests.fakes.wechat import SECRET, FakeWeChat
-    from tornado.httpclient import AsyncHTTPClient
+    from bench.shop import shop_server
 
-    engine = EmbeddedEngine(":memory:")
-    uri = engine.start()
-    wechat = FakeWeChat().start()
-    fake = PayFakeProcess()
-    client = client_for(uri)
-    try:
-        port = free_port()
-        payments = WeChatPayClient(fake.config(port),
-                                   http=AsyncHTTPClient(force_instance=True, max_clients=args.concurrency + 4))
-        db = client["bench_orders"]
-        await ensure_indexes(db)
-        app = make_app(db, WeChatClient(APPID, SECRET, wechat.url), admin_token="bench", payments=payments)
-        server = http_server(app)
-        server.listen(port, address="127.0.0.1")
-        api = Api(f"http://127.0.0.1:{port}", admin_token="bench", max_clients=args.concurrency)
-        status, created = await api.request("POST", "/api/admin/products",
-                                            {"name": "咖啡券", "price": 2800, "stock": args.buyers * 2}, token="bench")
-        assert status == 201, created
-        product_id = created["product_id"]
+    async with shop_server(args.concurrency) as shop:
+        product_id = await shop.product("咖啡券", 2800, args.buyers * 2)
+        keys = await shop.login_all([f"buyer{i}" for i in range(args.buyers)], args.concurrency)
         gate = asyncio.Semaphore(args.concurrency)
-
-        async def limited(work):
-            async with gate:
-                return await work
-
-        keys = await asyncio.gather(*(limited(api.login(f"buyer{i}")) for i in range(args.buyers)))
 
         async def buy(key: str) -> tuple[float, str]:
             async with gate:
                 started = time.perf_counter()
-                status, answer = await api.request("POST", "/api/v1/orders", {
+                status, answer = await shop.api.request("POST", "/api/v1/orders", {
                     "items": [{"product_id": product_id, "quantity": 1}], "method": "direct"}, token=key)
                 assert status == 201, answer
                 return time.perf_counter() - started, answer["order_id"]
@@ -77,18 +46,9 @@ async def run(args: argparse.Namespace) -> dict:
         started = time.perf_counter()
         bought = await asyncio.gather(*(buy(k) for k in keys))
         create_seconds = time.perf_counter() - started
-        paid = await fake.pay([order_id for _, order_id in bought], args.concurrency)
-        paid_orders = await db.gifts.count_documents({"order.status": "paid"})
-        versions = {doc["version"] async for doc in db.gifts.find({"order.status": "paid"}, {"version": 1})}
-        server.stop()
-        api.close()
-        await app.settings["draws"].idle()
-        await app.settings["hub"].stop()
-    finally:
-        fake.stop()
-        await client.close()
-        wechat.stop()
-        engine.stop()
+        paid = await shop.fake.pay([order_id for _, order_id in bought], args.concurrency)
+        paid_orders = await shop.db.gifts.count_documents({"order.status": "paid"})
+        versions = {doc["version"] async for doc in shop.db.gifts.find({"order.status": "paid"}, {"version": 1})}
     create_p50, create_p99 = percentiles([seconds for seconds, _ in bought])
     notify_p50, notify_p99 = percentiles(paid["latencies"])
     return {

@@ -156,7 +156,12 @@ class Refunds:
                 fields["next_attempt_at"] = clock.utcnow()
         fields["updated_at"] = clock.utcnow()
         if not await store.record(self.db, record["_id"], self.owner, fields):
-            log.warning("refund %s: its lease lapsed before the answer was recorded", record["_id"])
+            current = await store.get(self.db, record["_id"])
+            if current is not None and current["status"] not in ("pending", "sending"):
+                # WeChat Pay's notify (or a query) settled it while its answer was on the way.
+                log.debug("refund %s: settled before the answer was recorded", record["_id"])
+            else:
+                log.warning("refund %s: its lease lapsed before the answer was recorded", record["_id"])
         return 1
 
     def _after_failure(self, record: dict, exc: PaymentFailure, attempts: int) -> dict:
