@@ -3,10 +3,11 @@
 # copies the checkout, turns each method's atomic "one join per member" into a read followed
 # by a write (the seed's bug), and runs the tap test RUNS times per method on that copy.
 # Prints how many runs caught it; docs/testing.md has the last result.
-#   scripts/tap_mutant.sh [RUNS]   (default 20)
+#   scripts/tap_mutant.sh [RUNS [METHODS]]   (default 20, "full direct timed")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
+methods=${2:-full direct timed}
 repo=$(pwd)
 test=tests/handlers/test_join_races.py::test_fifty_simultaneous_taps_by_one_member_make_one_join
 # The control: the real code passes, so a failure below is the mutant's.
@@ -24,8 +25,12 @@ def patch(path, old, new, count=1):
     assert text.count(old) == count, (path, old)
     file.write_text(text.replace(old, new))
 
-# The claim no longer refuses a member already among the claimants...
-patch("lottery/storage/gifts.py", 'claimants={"$ne": member_id}, ', "", count=2)
+# The claim no longer refuses a member already among the claimants, and a direct gift's claim
+# takes any item left instead of the one it read (the seed's claim)...
+patch("lottery/storage/gifts.py", 'rules.update(items_left=gift["items_left"], claimants={"$ne": member_id}, ',
+      'rules.update(items_left={"$gt": 0}, ')
+patch("lottery/storage/gifts.py", 'rules.update(seats_left={"$gt": 0}, claimants={"$ne": member_id}, ',
+      'rules.update(seats_left={"$gt": 0}, ')
 # ...the join record is no longer unique per (gift, member)...
 patch("lottery/storage/joins.py", '("member_id", ASCENDING)], unique=True)', '("member_id", ASCENDING)])')
 patch("lottery/storage/joins.py", 'return f"{order_id}:{member_id}"', 'return f"{order_id}:{member_id}:{uuid.uuid4().hex}"')
@@ -40,7 +45,7 @@ patch("lottery/gifts.py", '        now, order_id = clock.utcnow(), gift["_id"]\n
       '            raise AlreadyJoined()\n')
 EOF
 summary=()
-for method in full direct timed; do
+for method in $methods; do
   caught=0
   for _ in $(seq "$runs"); do
     if ! (cd "$copy" && "$repo/.venv/bin/python" -m pytest -q -p no:cacheprovider "$test[$method]" >/dev/null 2>&1); then

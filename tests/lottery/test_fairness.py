@@ -60,6 +60,24 @@ def test_same_inputs_same_winners_and_any_input_changes_them():
     assert base != fairness.draw(seed(7), "h", participants, ["a", "b", "c"])
 
 
+# docs/fairness.md publishes this vector, for anyone writing their own verifier.
+KNOWN_SEED = "65aa35ff1ca8e2dcffcced88e4f399d9541a08c69f0b04dfe26893f0e7ab1401"
+KNOWN_PARTICIPANTS = [f"p{i:03d}" for i in range(100)]
+KNOWN_ITEMS = [f"item{i}" for i in range(12)]
+
+
+def test_the_draw_gives_the_published_winners_for_the_published_inputs():
+    """The algorithm is public and versioned: the same inputs give the same winners on any
+    machine and in every release of version 1 (an independent verifier depends on it)."""
+    assert fairness.commitment(KNOWN_SEED) == "bd82825783bc19056ea4c2726ab42666a042ffa76f4cb004448492736345ddd2"
+    assert fairness.participants_hash(KNOWN_PARTICIPANTS) == (
+        "6fce44d645f3ef0102f218b50026ebebfbe509a2f9ecfc89b4d1fa8a35fe3785")
+    assert fairness.items_hash(KNOWN_ITEMS) == "ba9518dd2cf76c91b7afcff30c13473af388f0d32b9a6bfa5b00d974f8244bf5"
+    assert fairness.draw(KNOWN_SEED, "order-kat", KNOWN_PARTICIPANTS, KNOWN_ITEMS) == [
+        3, 78, 49, 74, 5, 71, 23, 18, 88, 73, 84, 92]
+    assert fairness.draw(KNOWN_SEED, "order-kat", KNOWN_PARTICIPANTS[:3], ["a", "b", "c", "d"]) == [1, 0, 2]
+
+
 def test_verify_accepts_a_real_proof():
     assert fairness.verify(make_proof(seed(3), [f"m{i}" for i in range(20)], ["A", "B", "C"])) == []
 
@@ -69,17 +87,28 @@ def test_verify_rejects_an_altered_participant_seed_or_winner():
     swapped = copy.deepcopy(proof)
     swapped["participants"][4] = fairness.pseudonym("o1", "intruder")
     swapped["participants"].sort()
-    assert fairness.verify(swapped)
+    assert "the participant list does not match its hash" in fairness.verify(swapped)
     removed = copy.deepcopy(proof)
     del removed["participants"][0]
-    assert fairness.verify(removed)
+    assert "the participant list does not match its hash" in fairness.verify(removed)
     reseeded = copy.deepcopy(proof)
     reseeded["seed"] = seed(4)
-    assert any("commitment" in p for p in fairness.verify(reseeded))
+    assert "the seed does not match the published commitment" in fairness.verify(reseeded)
     rigged = copy.deepcopy(proof)
     rigged["winners"][0]["participant"] = next(p for p in proof["participants"]
                                                if p not in {w["participant"] for w in proof["winners"]})
-    assert any("winners" in p for p in fairness.verify(rigged))
+    assert fairness.verify(rigged) == ["the winners are not the ones the seed and participants give"]
+    restocked = copy.deepcopy(proof)
+    restocked["items"] = ["A", "B", "D"]
+    assert "the item list does not match its hash" in fairness.verify(restocked)
+
+
+def test_verify_rejects_a_proof_of_another_algorithm_or_version_whatever_else_it_holds():
+    proof = make_proof(seed(3), [f"m{i}" for i in range(5)], ["A"])
+    renamed = {**proof, "algorithm": "other"}
+    assert fairness.verify(renamed) == [f"unknown algorithm other v{fairness.VERSION}"]
+    later = {**proof, "version": fairness.VERSION + 1}
+    assert fairness.verify(later) == [f"unknown algorithm {fairness.ALGORITHM} v{fairness.VERSION + 1}"]
 
 
 def test_verify_command_line_says_ok_or_mismatch(tmp_path):
