@@ -69,10 +69,13 @@ KNOWN_ITEMS = [f"item{i}" for i in range(12)]
 def test_the_draw_gives_the_published_winners_for_the_published_inputs():
     """The algorithm is public and versioned: the same inputs give the same winners on any
     machine and in every release of version 1 (an independent verifier depends on it)."""
+    assert fairness.pseudonym("order-kat", "o_member_1") == "c7098043b617e54da1f6"
     assert fairness.commitment(KNOWN_SEED) == "bd82825783bc19056ea4c2726ab42666a042ffa76f4cb004448492736345ddd2"
     assert fairness.participants_hash(KNOWN_PARTICIPANTS) == (
         "6fce44d645f3ef0102f218b50026ebebfbe509a2f9ecfc89b4d1fa8a35fe3785")
     assert fairness.items_hash(KNOWN_ITEMS) == "ba9518dd2cf76c91b7afcff30c13473af388f0d32b9a6bfa5b00d974f8244bf5"
+    # Item names are hashed as UTF-8 JSON, not \\u escapes (the proof page computes the same).
+    assert fairness.items_hash(["口红", "蓝牙耳机"]) == "fc84bf88d2a0551604e2a3e1d2df5acd6e8b9572081208a56a9801a27c3b9d0b"
     assert fairness.draw(KNOWN_SEED, "order-kat", KNOWN_PARTICIPANTS, KNOWN_ITEMS) == [
         3, 78, 49, 74, 5, 71, 23, 18, 88, 73, 84, 92]
     assert fairness.draw(KNOWN_SEED, "order-kat", KNOWN_PARTICIPANTS[:3], ["a", "b", "c", "d"]) == [1, 0, 2]
@@ -159,3 +162,14 @@ def test_verify_rejects_an_unsorted_participant_list_even_with_consistent_hashes
     shuffled["participants"] = list(reversed(shuffled["participants"]))
     problems = fairness.verify(consistent(shuffled))
     assert problems == ["the participant list is not in canonical (sorted, distinct) order"]
+
+
+def test_each_draw_rejects_exactly_the_values_that_would_favour_low_positions():
+    """Rejection sampling: of the 2**64 values a block yields, those past the last whole multiple
+    of n are drawn again (else the first positions would win a little more often), and only those."""
+    stream = fairness._Stream(b"seed", "context")
+    top = 2**64 - 1  # 2**64 % 3 == 1: the one value past the last multiple of 3
+    stream.buffer = [5, top]  # values are taken from the end
+    assert stream.uniform(3) == 5 % 3  # top is drawn again
+    stream.buffer = [top - 1]
+    assert stream.uniform(3) == (top - 1) % 3  # the last value of a whole multiple is kept
