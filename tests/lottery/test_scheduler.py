@@ -6,6 +6,7 @@ import pytest
 from lottery import clock
 from lottery.draw import Draws
 from lottery.scheduler import LEADER_LEASE, Scheduler
+from lottery.storage import leases
 from tests.gifts import make_gift
 from tests.waiting import until, until_past
 
@@ -94,3 +95,18 @@ async def test_a_clean_stop_hands_the_lease_over_at_once(db, gifts, engine_uri):
         await until(lambda: b.is_leader, timeout=20)  # long before a's 30 s lease would lapse
     finally:
         await stopped(b)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_leader_that_renews_its_lease_is_never_displaced_and_a_lapsed_one_is(db):
+    start = clock.utcnow()
+    term = timedelta(seconds=10)
+    assert await leases.hold(db, LEADER_LEASE, "a", start, start + term)
+    assert not await leases.hold(db, LEADER_LEASE, "b", start + timedelta(seconds=1), start + timedelta(seconds=11))
+    assert await leases.hold(db, LEADER_LEASE, "a", start + timedelta(seconds=5), start + timedelta(seconds=15))
+    # Past the first term but inside the renewed one: still a's.
+    assert not await leases.hold(db, LEADER_LEASE, "b", start + timedelta(seconds=12), start + timedelta(seconds=22))
+    # Lapsed: b takes it, and a's next renewal fails.
+    assert await leases.hold(db, LEADER_LEASE, "b", start + timedelta(seconds=16), start + timedelta(seconds=26))
+    assert not await leases.hold(db, LEADER_LEASE, "a", start + timedelta(seconds=17), start + timedelta(seconds=27))
+    assert (await leases.get(db, LEADER_LEASE))["owner"] == "b"

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 
+from lottery import clock
 from tests.gifts import spec
 from tests.notify.support import open_gift, settled, timed_gift
 from tests.waiting import until
@@ -234,3 +235,24 @@ async def test_an_entry_in_flight_under_a_live_lease_is_never_sent_by_another_wo
     assert Counter(m["touser"] for m in wechat_fake.delivered) == Counter(subscribers)
     assert [e["_id"] async for e in db.notifications.find({"attempts": {"$ne": 1}, "status": "sent"})] == []
     assert first.stats.sent + second.stats.sent == 24
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_entries_left_in_flight_by_a_worker_that_died_are_sent_once_its_lease_lapses(
+        db, wechat_fake, make_worker):
+    order_id, subscribers = await timed_gift(db, joiners=6, items=2)
+    await open_gift(db, order_id)
+    expander = make_worker()
+    while await expander.expand_once():
+        pass
+    # What a worker that died mid-send leaves: every entry claimed, its lease already lapsed.
+    past = clock.utcnow() - timedelta(seconds=1)
+    held = [e["_id"] async for e in db.notifications.find({"order_id": order_id, "status": "pending"})]
+    await db.notifications.update_many(
+        {"_id": {"$in": held}},
+        {"$set": {"status": "sending", "lease_owner": "dead-worker", "lease_until": past}, "$inc": {"attempts": 1}})
+    make_worker().start()
+    await settled(db, order_id)
+    assert Counter(m["touser"] for m in wechat_fake.delivered) == Counter(subscribers)
+    assert [e["attempts"] async for e in db.notifications.find({"_id": {"$in": held}})] == [2] * len(held)
+    assert len(held) >= len(subscribers)
