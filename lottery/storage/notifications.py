@@ -51,10 +51,10 @@ async def lapsed(db: AsyncDatabase, now: datetime, limit: int) -> list[dict]:
 
 
 async def claim(db: AsyncDatabase, seen: dict, owner: str, now: datetime, until: datetime) -> bool:
-    """Take the entry for one attempt if it is still as `seen`; True for exactly one claimer."""
+    """Take the entry for one attempt if it is still as `seen`; True for exactly one claimer.
+    Every claim bumps `attempts`, so (status, attempts) is the version seen: a lapsed entry
+    taken by another worker meanwhile, or recorded by its owner, no longer matches."""
     condition = {"_id": seen["_id"], "status": seen["status"], "attempts": seen["attempts"]}
-    if seen["status"] == "sending":
-        condition.update(lease_owner=seen["lease_owner"], lease_until=seen["lease_until"])
     result = await db.notifications.update_one(condition, {
         "$set": {"status": "sending", "lease_owner": owner, "lease_until": until, "updated_at": now},
         "$inc": {"attempts": 1}})
