@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 
 from lottery import clock
+from lottery.storage import notifications as store
 from tests.gifts import spec
 from tests.notify.support import open_gift, settled, timed_gift
 from tests.waiting import until
@@ -245,12 +246,13 @@ async def test_entries_left_in_flight_by_a_worker_that_died_are_sent_once_its_le
     expander = make_worker()
     while await expander.expand_once():
         pass
-    # What a worker that died mid-send leaves: every entry claimed, its lease already lapsed.
-    past = clock.utcnow() - timedelta(seconds=1)
-    held = [e["_id"] async for e in db.notifications.find({"order_id": order_id, "status": "pending"})]
-    await db.notifications.update_many(
-        {"_id": {"$in": held}},
-        {"$set": {"status": "sending", "lease_owner": "dead-worker", "lease_until": past}, "$inc": {"attempts": 1}})
+    # What a worker that dies mid-send leaves: every entry claimed (by the real claim), under a
+    # lease that lapses a second later.
+    now = clock.utcnow()
+    held = []
+    async for entry in db.notifications.find({"order_id": order_id, "status": "pending"}):
+        assert await store.claim(db, entry, "dead-worker", now, now + timedelta(seconds=1))
+        held.append(entry["_id"])
     make_worker().start()
     await settled(db, order_id)
     assert Counter(m["touser"] for m in wechat_fake.delivered) == Counter(subscribers)
