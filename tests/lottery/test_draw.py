@@ -181,7 +181,7 @@ async def test_outcomes_left_half_copied_are_finished_by_the_sweep(db, gifts, dr
 
 
 @pytest.mark.gen_test
-async def test_only_the_sender_may_open_early_and_not_a_direct_gift(db, gifts, drawer):
+async def test_only_the_sender_may_open_a_full_or_timed_gift_early_and_never_a_direct_one(db, gifts, drawer):
     order_id = await gift_id(gifts, "full", joiners=2, items=1, open_number=10)
     draws = drawer()
     joiner = await gifts.accounts.ensure_member("o_joiner0")
@@ -195,6 +195,9 @@ async def test_only_the_sender_may_open_early_and_not_a_direct_gift(db, gifts, d
     direct = await gift_id(gifts, "direct", joiners=1, items=3)
     with pytest.raises(NotOpenable):
         await draws.open_early(direct, sender)
+    timed = await gift_id(gifts, "timed", joiners=2, items=1)  # its time is hours away
+    await draws.open_early(timed, sender)
+    assert (await db.gifts.find_one({"_id": timed}))["status"] == "finished"
 
 
 @pytest.mark.gen_test
