@@ -171,5 +171,5 @@ def test_each_draw_rejects_exactly_the_values_that_would_favour_low_positions():
     top = 2**64 - 1  # 2**64 % 3 == 1: the one value past the last multiple of 3
     stream.buffer = [5, top]  # values are taken from the end
     assert stream.uniform(3) == 5 % 3  # top is drawn again
-    stream.buffer = [top - 1]
+    stream.buffer = [0, top - 1]
     assert stream.uniform(3) == (top - 1) % 3  # the last value of a whole multiple is kept

@@ -110,3 +110,6 @@ async def test_a_leader_that_renews_its_lease_is_never_displaced_and_a_lapsed_on
     assert await leases.hold(db, LEADER_LEASE, "b", start + timedelta(seconds=16), start + timedelta(seconds=26))
     assert not await leases.hold(db, LEADER_LEASE, "a", start + timedelta(seconds=17), start + timedelta(seconds=27))
     assert (await leases.get(db, LEADER_LEASE))["owner"] == "b"
+    # A first term lapses like a renewed one.
+    assert await leases.hold(db, "other", "a", start, start + term)
+    assert await leases.hold(db, "other", "b", start + timedelta(seconds=11), start + timedelta(seconds=21))
