@@ -25,6 +25,7 @@ from datetime import timedelta
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, fairness, metrics
+from lottery.backoff import database_away
 from lottery.background import Background, Batches
 from lottery.errors import Forbidden, GiftNotFound, GiftOpened, NotOpenable, NotOpenedYet
 from lottery.gifts import is_live
@@ -118,7 +119,9 @@ class Draws:
         opened = 0
         try:
             opened = len(await self.open())
-        except Exception:
+        except Exception as exc:
+            if database_away(exc):
+                raise  # the scheduler's round ends and backs off; the lease lapses and a sweep resumes
             log.exception("draw batch failed; the next sweep retries")
         stalled = await outbox.pending_before(self.db, "record_outcomes", now - self.lease, limit=100)
         if stalled:

@@ -220,6 +220,8 @@ class NotificationWorker:
         try:
             fields = await self._deliver(entry, attempts)
         except Exception as exc:  # a bug must not leave the entry held: retry it later
+            if database_away(exc):
+                raise  # the round ends and backs off; the lease lapses and the entry is retried
             log.exception("notification %s: unexpected error", entry["_id"])
             fields = self._retry_or_fail(attempts, f"internal error: {type(exc).__name__}")
             fields["error_class"] = "internal"
