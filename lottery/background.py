@@ -11,6 +11,24 @@ from lottery.backoff import database_away
 log = logging.getLogger(__name__)
 
 
+class Loop:
+    """One coroutine, `_run`, run as a task from `start()` until `stop()` cancels it (the
+    periodic rounds of the refund worker and the backlog gauges)."""
+    _task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
 class Background:
     """A process's background tasks, with a delay that `idle()` cuts short."""
 

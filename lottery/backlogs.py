@@ -7,6 +7,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from lottery import clock, metrics
+from lottery.background import Loop
 from lottery.backoff import Backoff
 from lottery.storage import outbox
 
@@ -31,11 +32,10 @@ def queues(now) -> dict[str, tuple[str, dict]]:
     return found
 
 
-class Backlogs:
+class Backlogs(Loop):
     def __init__(self, db: AsyncDatabase, interval: float = 15.0) -> None:
         self.db = db
         self.interval = interval
-        self._task: asyncio.Task | None = None
 
     async def refresh(self) -> dict[str, int]:
         """Count every queue now and set its gauge."""
@@ -44,15 +44,6 @@ class Backlogs:
             counts[name] = await self.db[collection].count_documents(query, limit=CAP)
             metrics.BACKLOG.labels(name).set(counts[name])
         return counts
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     async def _run(self) -> None:
         backoff = Backoff("backlog count")  # the gauges keep their last values meanwhile

@@ -2,24 +2,15 @@
 in the background of every scheduler-role process; the leases make any number safe."""
 import asyncio
 
+from lottery.background import Loop
 from lottery.backoff import Backoff
 from lottery.refunds import Refunds
 
 
-class RefundWorker:
+class RefundWorker(Loop):
     def __init__(self, refunds: Refunds, interval: float = 1.0) -> None:
         self.refunds = refunds
         self.interval = interval
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     async def _run(self) -> None:
         backoff = Backoff("refund round")
