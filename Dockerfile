@@ -16,10 +16,14 @@ COPY requirements.txt ./
 COPY scripts/setup.sh scripts/
 RUN PYTHON=python3 scripts/setup.sh && rm -rf /root/.cache/pip
 
-COPY server.py ./
+# Never fakes/: the local stand-ins of WeChat and WeChat Pay are for --dev/--demo, tests and
+# benchmarks only (server.py imports them only on the --dev path).
+COPY server.py config.py services.py ./
 COPY handlers handlers/
 COPY lottery lottery/
 COPY notify notify/
+COPY wechat wechat/
+COPY wechatpay wechatpay/
 COPY static static/
 
 USER lottery

@@ -121,7 +121,7 @@ async def idle_sweep(db, uri: str, rounds: int) -> float:
     from lottery.draw import Draws
     from lottery.storage import gifts
     from notify.templates import parse_config
-    from notify.wechat import WeChatClient
+    from wechat.client import WeChatClient
     from notify.worker import NotificationWorker
     from tests.notify.support import CONFIG_JSON
 

@@ -154,9 +154,11 @@ async def storm(uri: str, db_name: str, method: str, users: int, concurrency: in
     generator is a child process. Round trips are the server's database commands per join."""
     from lottery.storage.connection import client_for, ensure_indexes
     from lottery.storage.engine import free_port
-    from notify.wechat import WeChatClient
+    from wechat.client import WeChatClient
     from server import http_server, make_app
-    from tests.fakes.wechat import APPID, SECRET, FakeWeChat
+    from config import Config
+    from services import build_services
+    from fakes.wechat import APPID, SECRET, FakeWeChat
 
     fake = FakeWeChat().start()
     counter = CommandCounter()
@@ -164,7 +166,8 @@ async def storm(uri: str, db_name: str, method: str, users: int, concurrency: in
     db = client[db_name]
     try:
         await ensure_indexes(db)
-        app = make_app(db, WeChatClient(APPID, SECRET, fake.url), admin_token="bench")
+        app = make_app(build_services(config := Config(admin_token="bench", role="web"), db,
+                                      wechat=WeChatClient(APPID, SECRET, fake.url)), config)
         port = free_port()
         server = http_server(app)
         server.listen(port, address="127.0.0.1")

@@ -25,7 +25,7 @@ sys.path.insert(0, ROOT)
 FAKE = """
 import sys
 sys.path.insert(0, {root!r})
-from tests.fakes.wechat import FakeWeChat
+from fakes.wechat import FakeWeChat
 fake = FakeWeChat().start()
 print(fake.port, flush=True)
 while sys.stdin.readline():
@@ -65,9 +65,9 @@ async def drain(db, fake: FakeProcess, entries: int, concurrency: int, rate: flo
     from lottery.notifications import new_entry
     from lottery.storage import notifications as store
     from notify.templates import parse_config
-    from notify.wechat import WeChatClient
+    from wechat.client import WeChatClient
     from notify.worker import Limits, NotificationWorker
-    from tests.fakes.wechat import APPID, SECRET
+    from fakes.wechat import APPID, SECRET
     from tests.notify.support import CONFIG_JSON
     from tornado.httpclient import AsyncHTTPClient
 

@@ -187,7 +187,7 @@ async def one_layout(uri: str, wechat_url: str, webs: int, args: argparse.Namesp
 
 async def run(args: argparse.Namespace) -> dict:
     from lottery.storage.engine import EmbeddedEngine
-    from tests.fakes.wechat import FakeWeChat
+    from fakes.wechat import FakeWeChat
 
     fd_limit = raise_fd_limit(args.clients * 3 + 1000)  # inherited by the servers and nginx
     fake = FakeWeChat().start()

@@ -16,8 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = """
 import asyncio, json, sys, time
 sys.path.insert(0, {root!r})
-from notify import wechatpay_crypto as crypto
-from notify.wechatpay_fake import APPID, FakeWeChatPay, MerchantKeys
+from wechatpay import crypto
+from fakes.wechatpay import APPID, FakeWeChatPay, MerchantKeys
 merchant = MerchantKeys(crypto.load_private_key(open({key_file!r}, "rb").read()), {serial!r})
 fake = FakeWeChatPay(appid=APPID, merchant=merchant, refund_delay={refund_delay!r}).start()
 print(json.dumps({{"port": fake.port, "public_key_pem": fake.public_key_pem.decode(),
@@ -54,7 +54,7 @@ class PayFakeProcess:
     """Start with a merchant's keys; `config(port)` is the server's WeChatPayConfig for it."""
 
     def __init__(self, refund_delay: float | None = None) -> None:
-        from notify.wechatpay_fake import generate_merchant_keys
+        from fakes.wechatpay import generate_merchant_keys
         self.merchant = generate_merchant_keys()
         self._key_file = tempfile.NamedTemporaryFile(suffix=".pem", delete=False)
         self._key_file.write(self.merchant.private_pem)
@@ -66,9 +66,9 @@ class PayFakeProcess:
         self.trusted = json.loads(self._process.stdout.readline())
 
     def config(self, port: int):
-        from notify import wechatpay_crypto as crypto
-        from notify.wechatpay import WeChatPayConfig
-        from notify.wechatpay_fake import APIV3_KEY, APPID, MCHID
+        from wechatpay import crypto
+        from wechatpay.client import WeChatPayConfig
+        from fakes.wechatpay import APIV3_KEY, APPID, MCHID
         base = f"http://127.0.0.1:{port}/api/payment/wechat"
         return WeChatPayConfig(
             mchid=MCHID, appid=APPID, apiv3_key=APIV3_KEY, private_key=self.merchant.private_key,
@@ -130,12 +130,14 @@ async def shop_server(concurrency: int, refund_delay: float | None = None) -> As
     """A server on a fresh in-memory engine, paid through a WeChat Pay fake process."""
     from lottery.storage.connection import client_for, ensure_indexes
     from lottery.storage.engine import EmbeddedEngine, free_port
-    from notify.wechat import WeChatClient
-    from notify.wechatpay import WeChatPayClient
-    from notify.wechatpay_fake import APPID
+    from wechat.client import WeChatClient
+    from wechatpay.client import WeChatPayClient
+    from fakes.wechatpay import APPID
     from server import http_server, make_app
+    from config import Config
+    from services import build_services
     from tests.api import Api
-    from tests.fakes.wechat import SECRET, FakeWeChat
+    from fakes.wechat import SECRET, FakeWeChat
     from tornado.httpclient import AsyncHTTPClient
 
     engine = EmbeddedEngine(":memory:")
@@ -149,7 +151,8 @@ async def shop_server(concurrency: int, refund_delay: float | None = None) -> As
                                    http=AsyncHTTPClient(force_instance=True, max_clients=concurrency + 4))
         db = client["bench_shop"]
         await ensure_indexes(db)
-        app = make_app(db, WeChatClient(APPID, SECRET, wechat.url), admin_token="bench", payments=payments)
+        app = make_app(build_services(config := Config(admin_token="bench", role="web"), db,
+                                      wechat=WeChatClient(APPID, SECRET, wechat.url), payments=payments), config)
         server = http_server(app)
         server.listen(port, address="127.0.0.1")
         api = Api(f"http://127.0.0.1:{port}", admin_token="bench", max_clients=concurrency)

@@ -204,8 +204,10 @@ async def run(args: argparse.Namespace) -> dict:
     from lottery.live.hub import LiveHub
     from lottery.storage.connection import client_for, ensure_indexes
     from lottery.storage.engine import EmbeddedEngine, free_port
-    from notify.wechat import WeChatClient
+    from wechat.client import WeChatClient
     from server import http_server, make_app, tune_gc
+    from config import Config
+    from services import build_services
 
     fd_limit = raise_fd_limit(args.clients + 1000)
     tune_gc()  # as server.py does
@@ -217,7 +219,8 @@ async def run(args: argparse.Namespace) -> dict:
     try:
         await ensure_indexes(db)
         hub = LiveHub(db, force_polling=args.polling, poll_interval=args.poll_seconds)
-        app = make_app(db, WeChatClient("bench", "bench", "http://127.0.0.1:9"), hub=hub)
+        app = make_app(build_services(config := Config(role="web"), db,
+                                      wechat=WeChatClient("bench", "bench", "http://127.0.0.1:9"), hub=hub), config)
         await hub.started()
         port = free_port()
         server = http_server(app)

@@ -1,37 +1,25 @@
-"""The base of every handler: one way to reach each service, the login key resolved once in
-`prepare()`, one JSON-body parser, one `write_error`.
+"""The base of every handler: the services as properties (handlers/services.py), the login key
+resolved once in `prepare()`, one JSON-body parser, one `write_error`.
 
 Two reply styles share it. Legacy routes (the seed's mini-program) always answer HTTP 200 with
 `{"code", "message", "data"}`; v1 routes answer real status codes with
 `{"error": {"code", "message"}}`."""
-import asyncio
 import hmac
 import json
 import logging
-import re
 from typing import Any
 
 from tornado import web
 
 from handlers import params
+from handlers.access_log import loggable_path
 from handlers.errors import BodyTooLarge, status_of
-from lottery import clock, logs, metrics
-from lottery.accounts import Accounts
-from lottery.draw import Draws
+from handlers.services import ServiceAccess
+from lottery import clock, logs
 from lottery.backoff import database_away
 from lottery.errors import DatabaseUnavailable, Forbidden, InvalidInput, LoginExpired, LotteryError
-from lottery.gifts import Gifts, live, member_view
-from lottery.health import Health
+from lottery.gifts import live, member_view
 from lottery.images import ImageSources
-from lottery.live.hub import LiveHub
-from lottery.catalogue import Catalogue
-from lottery.claims import Claims
-from lottery.notifications import Notifications
-from lottery.orders import Orders
-from lottery.refunds import Refunds
-from lottery.profiles import Profiles
-from lottery.roster import Roster
-from lottery.storage.backup import Backups
 from lottery.validate import ID, ID_PATTERN
 
 log = logging.getLogger("gift_lottery.http")
@@ -42,104 +30,12 @@ MAX_JSON_BODY = 64 * 1024
 RETRY_AFTER_SECONDS = 2  # while the database is away: an embedded engine restarts within seconds
 
 
-class Services:
-    """Every service the app was built with (server.make_app), one typed property each; shared
-    by the HTTP and websocket handlers."""
-
-    settings: dict[str, Any]
-
-    @property
-    def accounts(self) -> Accounts:
-        return self.settings["accounts"]
-
-    @property
-    def gifts(self) -> Gifts:
-        return self.settings["gifts"]
-
-    @property
-    def draws(self) -> Draws:
-        return self.settings["draws"]
-
-    @property
-    def profiles(self) -> Profiles:
-        return self.settings["profiles"]
-
-    @property
-    def roster(self) -> Roster:
-        return self.settings["roster"]
-
-    @property
-    def notifications(self) -> Notifications:
-        return self.settings["notifications"]
-
-    @property
-    def hub(self) -> LiveHub:
-        return self.settings["hub"]
-
-    @property
-    def health(self) -> Health:
-        return self.settings["health"]
-
-    @property
-    def backups(self) -> Backups:
-        return self.settings["backups"]
-
-    @property
-    def catalogue(self) -> Catalogue:
-        return self.settings["catalogue"]
-
-    @property
-    def orders(self) -> Orders:
-        return self.settings["orders"]
-
-    @property
-    def claims(self) -> Claims:
-        return self.settings["claims"]
-
-    @property
-    def refunds(self) -> Refunds:
-        return self.settings["refunds"]
-
-
 def content_security_policy(images: ImageSources) -> str:
     """Every answer's Content-Security-Policy, the pages' in particular: everything from this
     origin, images also from the allowed image hosts, nothing framed, no plugins."""
     image_sources = " ".join(["'self'", "data:", *(f"https://{host}" for host in images.hosts)])
     return (f"default-src 'self'; img-src {image_sources}; connect-src 'self' ws: wss:; object-src 'none'; "
             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-
-
-def loggable_path(request: Any) -> str:
-    """The request's path for a log line: never the query string (login keys travel there on
-    some routes), at most 200 characters."""
-    path = request.path
-    return path if len(path) <= 200 else path[:200] + "..."
-
-
-class InFlight:
-    """The HTTP requests being answered now, so that a shutdown can let them finish."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def started(self) -> None:
-        self.count += 1
-        self._idle.clear()
-
-    def ended(self) -> None:
-        self.count -= 1
-        if self.count == 0:
-            self._idle.set()
-
-    async def idle(self, timeout: float) -> bool:
-        """Wait until no request is being answered; False if `timeout` passed first."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
 
 
 class CommonHandler:
@@ -204,7 +100,7 @@ class CommonHandler:
             log.error("uncaught exception on %s", where, exc_info=(typ, value, tb))
 
 
-class BaseHandler(CommonHandler, Services, web.RequestHandler):
+class BaseHandler(CommonHandler, ServiceAccess, web.RequestHandler):
     """Shared by every HTTP handler of the API."""
 
     legacy = False  # legacy routes answer the seed's envelope
@@ -341,77 +237,3 @@ class UnknownHostHandler(BaseHandler):
         raise web.HTTPError(400, "不支持的 Host")
 
 
-def host_name(host: str) -> str:
-    """The name in a Host header: `Gift.Example.com:8080` -> `gift.example.com`, `[::1]:80` -> `::1`."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    if host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    return host.rstrip(".")
-
-
-class Application(web.Application):
-    """Tornado's Application with a Host check before any route: with `allowed_hosts` in the
-    settings (names, any port; "*" or unset: any), a request naming another host answers 400.
-    A development server answers only to loopback names, so a web page whose own name was made
-    to resolve to 127.0.0.1 (DNS rebinding) cannot use its sign-in by name."""
-
-    def __init__(self, *args: Any, **settings: Any) -> None:
-        settings.setdefault("in_flight", InFlight())
-        super().__init__(*args, **settings)
-
-    def find_handler(self, request: Any, **kwargs: Any) -> Any:
-        allowed = self.settings.get("allowed_hosts") or ["*"]
-        if "*" not in allowed and host_name(request.host) not in allowed:
-            return self.get_handler_delegate(request, UnknownHostHandler)
-        return super().find_handler(request, **kwargs)
-
-
-HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-def log_request(handler: web.RequestHandler) -> None:
-    """Access log without the query string or the address: `/ws?login_key=...` must never
-    reach a log."""
-    status = handler.get_status()
-    seconds = handler.request.request_time()
-    # Bounded labels only: the route's name is its handler class (not the path), and a method
-    # a client made up is "other".
-    method = handler.request.method if handler.request.method in HTTP_METHODS else "other"
-    metrics.REQUEST_SECONDS.labels(type(handler).__name__, method, str(status)).observe(seconds)
-    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
-    logging.getLogger("tornado.access").log(
-        level, "%d %s %s %.1fms", status, handler.request.method, loggable_path(handler.request), 1000.0 * seconds,
-        extra={"route": type(handler).__name__, "method": method, "status": status,
-               "duration_ms": round(1000.0 * seconds, 1)})
-
-
-class TornadoLogRedaction(logging.Filter):
-    """Tornado's own connection-level lines ("Malformed HTTP message from 1.2.3.4: Invalid
-    header value 'Bearer ...'", "...: Only integer Content-Length is allowed: <what was sent>",
-    "Timeout reading body from 1.2.3.4") name the peer's address and quote what it sent (a
-    header, a query string). Rewritten without them: addresses become [peer], a query string
-    `?...`, and the message is cut at its first quote or after its second ": " (where Tornado's
-    messages put the value they quote)."""
-
-    ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b|\[?(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}\]?")
-    QUERY = re.compile(r"\?\S*")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = self.QUERY.sub("?...", self.ADDRESS.sub("[peer]", record.getMessage()))
-        first = text.find(": ")
-        second = text.find(": ", first + 2) if first >= 0 else -1
-        cuts = [i for i in (text.find("'"), text.find('"'), second + 2 if second >= 0 else -1) if i >= 0]
-        if cuts:
-            text = text[:min(cuts)] + "..."
-        record.msg, record.args = text, None
-        return True
-
-
-def redact_tornado_logs() -> None:
-    """Install the redaction on Tornado's loggers (once, however often called)."""
-    for name in ("tornado.general", "tornado.application"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, TornadoLogRedaction) for f in logger.filters):
-            logger.addFilter(TornadoLogRedaction())

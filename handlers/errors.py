@@ -1,11 +1,8 @@
 """Which HTTP status each domain error means (the domain knows nothing of HTTP)."""
-from lottery.errors import (AlreadyJoined, CategoryNotFound, DatabaseUnavailable, Forbidden, GiftClosed, GiftFull,
-                            GiftNotFound, InvalidInput, LoginExpired, LotteryError, NotOpenable, NotOpenedYet,
-                            OrderClosed, OrderInProgress, OrderNotFound, OutOfStock, OwnGift, PaymentsNotConfigured,
-                            ProductNotFound, UpstreamError)
-from lottery.claims import ClaimExpired, ClaimLocked, ClaimNotFound, NotWinner, WrongClaimState
-from lottery.orders import PaymentMismatch
-from lottery.storage.backup import BackupUnsupported
+from lottery.errors import (AlreadyJoined, BackupUnsupported, CategoryNotFound, ClaimExpired, ClaimLocked, ClaimNotFound, DatabaseUnavailable, Forbidden, GiftClosed, GiftFull, GiftNotFound, InvalidInput, LoginExpired, LotteryError, NotOpenable, NotOpenedYet, NotWinner, OrderClosed, OrderInProgress, OrderNotFound, OutOfStock, OwnGift, PaymentMismatch, PaymentsNotConfigured, ProductNotFound, UpstreamError, WrongClaimState)
+
+
+
 
 
 class BodyTooLarge(InvalidInput):

@@ -6,8 +6,9 @@ import logging
 
 from handlers.base import BaseHandler
 from lottery import metrics
-from lottery.orders import PaymentMismatch
-from notify.wechatpay_crypto import VerificationError
+
+from wechatpay.crypto import VerificationError
+from lottery.errors import PaymentMismatch
 
 log = logging.getLogger("gift_lottery.payment")
 

@@ -16,7 +16,8 @@ from tornado import websocket
 from tornado.ioloop import IOLoop
 
 from handlers import params
-from handlers.base import CommonHandler, Services
+from handlers.base import CommonHandler
+from handlers.services import ServiceAccess
 from lottery import logs, metrics
 from lottery.backoff import database_away
 from lottery.live.hub import CLOSE_TRY_AGAIN
@@ -52,7 +53,7 @@ class RealtimeOptions:
     allowed_origins: list[str] = field(default_factory=list)
 
 
-class RealtimeHandler(CommonHandler, Services, websocket.WebSocketHandler):
+class RealtimeHandler(CommonHandler, ServiceAccess, websocket.WebSocketHandler):
     """One websocket connection: a member's live view of the gifts it subscribes to (the hub's
     Subscriber)."""
 

@@ -8,7 +8,7 @@ from typing import Awaitable, Callable, NamedTuple
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock
-from lottery.errors import LoginExpired, UpstreamError
+from lottery.errors import LoginExpired, UpstreamError, UpstreamFailure
 from lottery.storage import login_keys, members
 
 log = logging.getLogger(__name__)
@@ -19,10 +19,6 @@ class Session(NamedTuple):
 
     openid: str
     session_key: str
-
-
-class UpstreamFailure(Exception):
-    """Raised by a session resolver when WeChat refuses or does not answer."""
 
 
 SessionResolver = Callable[[str], Awaitable[Session]]

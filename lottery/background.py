@@ -3,30 +3,86 @@
 here, so the draw itself reads as its state transitions."""
 import asyncio
 import logging
+import time
 from typing import Awaitable, Callable
 
 from lottery import logs
-from lottery.backoff import database_away
+from lottery.backoff import Backoff, database_away
 
 log = logging.getLogger(__name__)
 
 
 class Loop:
-    """One coroutine, `_run`, run as a task from `start()` until `stop()` cancels it (the
-    periodic rounds of the refund worker and the backlog gauges)."""
-    _task: asyncio.Task | None = None
+    """The one lifecycle of every background loop in a process (the scheduler's rounds, the
+    notification expansion and delivery, the refund worker, the backlog gauges, the live feed).
+
+    `round()` runs again and again from `start()` until `stop()`. A round that found work
+    (returns something true) is followed at once; an idle one by a pause of `interval`. A round
+    that fails, whatever the error, is followed by a longer pause (doubling to a cap) and logged
+    once per incident (lottery/backoff.py: a warning when the database is away, a traceback
+    otherwise). `stop(grace)` sets `stopping`, which rounds check between items, lets the round
+    under way finish within `grace` seconds, cancels it if it has not, then runs `on_stop`."""
+
+    def __init__(self, name: str, round: Callable[[], Awaitable[object]], interval: float,
+                 on_stop: Callable[[], Awaitable[None]] | None = None, backoff_base: float = 0.5) -> None:
+        self.name = name
+        self.round = round
+        self.interval = interval
+        self.on_stop = on_stop
+        self.backoff = Backoff(name, base=backoff_base)
+        self.rounds = 0  # rounds run, failed ones included
+        self.last_success_at: float | None = None  # monotonic time of the last round that worked
+        self.stopping = False
+        self._wake = asyncio.Event()  # ends a pause early (stop)
+        self._task: asyncio.Task | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        """Run the rounds in the background on the running event loop (idempotent)."""
+        if self._task is None or self._task.done():
+            self.stopping = False
+            self._wake.clear()
+            self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop after the round under way (within `grace` seconds, else cancel it); then `on_stop`."""
+        self.stopping = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            if grace > 0:
+                await asyncio.wait([task], timeout=grace)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self.on_stop is not None:
+            await self.on_stop()
 
     async def _run(self) -> None:
-        raise NotImplementedError
+        while not self.stopping:
+            try:
+                busy = await self.round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug or a lost database must not end the loop
+                pause = max(self.interval, self.backoff.failed(exc))
+            else:
+                self.backoff.succeeded()
+                self.last_success_at = time.monotonic()
+                pause = 0.0 if busy else self.interval
+            self.rounds += 1
+            await self._pause(pause)
+
+    async def _pause(self, seconds: float) -> None:
+        if seconds <= 0 or self.stopping:
+            await asyncio.sleep(0)  # a busy loop still lets the event loop serve others
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
 
 
 class Background:

@@ -1,14 +1,10 @@
 """How much work is waiting, for the metrics' backlog gauges: counted in the background every
 `interval` seconds with filters an index serves and a cap, never when scraped (a scrape must not
 cost a count over a large collection)."""
-import asyncio
-
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
 
 from lottery import clock, metrics
 from lottery.background import Loop
-from lottery.backoff import Backoff
 from lottery.storage import outbox
 
 
@@ -32,10 +28,17 @@ def queues(now) -> dict[str, tuple[str, dict]]:
     return found
 
 
-class Backlogs(Loop):
+class Backlogs:
     def __init__(self, db: AsyncDatabase, interval: float = 15.0) -> None:
         self.db = db
-        self.interval = interval
+        # The gauges keep their last values while the database is away.
+        self.loop = Loop("backlog count", self._round, interval)
+
+    def start(self) -> None:
+        self.loop.start()
+
+    async def stop(self) -> None:
+        await self.loop.stop()
 
     async def refresh(self) -> dict[str, int]:
         """Count every queue now and set its gauge."""
@@ -45,13 +48,5 @@ class Backlogs(Loop):
             metrics.BACKLOG.labels(name).set(counts[name])
         return counts
 
-    async def _run(self) -> None:
-        backoff = Backoff("backlog count")  # the gauges keep their last values meanwhile
-        while True:
-            try:
-                await self.refresh()
-            except PyMongoError as exc:
-                await asyncio.sleep(max(self.interval, backoff.failed(exc)))
-                continue
-            backoff.succeeded()
-            await asyncio.sleep(self.interval)
+    async def _round(self) -> None:
+        await self.refresh()  # then a pause of `interval`, whatever it counted

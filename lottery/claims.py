@@ -7,7 +7,6 @@ record, a direct gift's join), and on demand when a winner claims first. Address
 data: the winner sees their own, the operator's shipping list shows them, every other view
 masks or omits them, and no log line holds one."""
 import logging
-import re
 import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -15,43 +14,18 @@ from datetime import datetime, timedelta
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, metrics
-from lottery.errors import Forbidden, InvalidInput, LotteryError, MissingParams
+from lottery.errors import (ClaimExpired, ClaimLocked, ClaimNotFound, Forbidden, InvalidInput, MissingParams, NotWinner,
+                            WrongClaimState)
 from lottery.gifts import drawn_winners, live
 from lottery.roster import MAX_WINNERS, mask_name
 from lottery.storage import claims as store
 from lottery.storage import gifts, joins, leases, members, orders, outbox
+from lottery.validate import CLAIM_ID, PHONE, POSTAL_CODE
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("unclaimed", "claimed", "shipped", "delivered", "expired")
-PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(-\d{1,6})?)$")  # mainland mobile, or a landline
-POSTAL_CODE = re.compile(r"^\d{6}$")
 PAGE_SIZE = 50
-
-
-class NotWinner(LotteryError):
-    code = "not_winner"
-    message = "你没有抽中这个礼物"
-
-
-class ClaimLocked(LotteryError):
-    code = "claim_locked"
-    message = "礼物已发货，地址不能再修改"
-
-
-class ClaimExpired(LotteryError):
-    code = "claim_expired"
-    message = "领奖已过期"
-
-
-class ClaimNotFound(LotteryError):
-    code = "claim_not_found"
-    message = "领奖记录不存在"
-
-
-class WrongClaimState(LotteryError):
-    code = "wrong_claim_state"
-    message = "领奖记录的状态不允许这个操作"
 
 
 @dataclass(frozen=True)
@@ -309,7 +283,6 @@ def won_item(gift: dict, join: dict | None, member_id: str) -> tuple[int, dateti
     return index, gift["opened_at"]
 
 
-CLAIM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}:\d{1,4}$")
 
 
 def check_claim_id(value: str) -> str:

@@ -2,7 +2,6 @@
 
 Only for `--dev` / `--demo`: anyone may sign in as anyone by typing a name, so the server
 refuses it unless the database is local (the embedded engine or a MongoDB on loopback)."""
-import ipaddress
 import logging
 from dataclasses import replace
 from datetime import timedelta
@@ -11,6 +10,7 @@ from lottery import clock
 from lottery.accounts import Accounts
 from lottery.catalogue import Catalogue, ProductSpec
 from lottery.errors import InvalidInput
+from lottery.validate import is_loopback
 from lottery.gifts import GiftSpec, Gifts, Item
 
 log = logging.getLogger(__name__)
@@ -36,16 +36,6 @@ def is_local_database(uri: str) -> bool:
 def _is_loopback(host: str) -> bool:
     """`host:port` or `[v6]:port` on loopback."""
     return is_loopback(host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0])
-
-
-def is_loopback(name: str) -> bool:
-    """Whether a host name or IP address (no port) is this machine's loopback."""
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def dev_openid(name: str) -> str:

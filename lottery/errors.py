@@ -127,3 +127,67 @@ class OrderInProgress(LotteryError):
 class PaymentsNotConfigured(LotteryError):
     code = "payments_not_configured"
     message = "支付暂未开通"
+
+
+class NotWinner(LotteryError):
+    code = "not_winner"
+    message = "你没有抽中这个礼物"
+
+
+class ClaimLocked(LotteryError):
+    code = "claim_locked"
+    message = "礼物已发货，地址不能再修改"
+
+
+class ClaimExpired(LotteryError):
+    code = "claim_expired"
+    message = "领奖已过期"
+
+
+class ClaimNotFound(LotteryError):
+    code = "claim_not_found"
+    message = "领奖记录不存在"
+
+
+class WrongClaimState(LotteryError):
+    code = "wrong_claim_state"
+    message = "领奖记录的状态不允许这个操作"
+
+
+class PaymentFailure(Exception):
+    """WeChat Pay refused or did not answer (notify/wechatpay.WeChatPayError is one)."""
+
+    status: int | None
+    code: str | None
+    retryable: bool
+
+
+class PaymentMismatch(LotteryError):
+    """A verified payment that does not match its order (merchant, app or amount)."""
+
+    code = "payment_mismatch"
+    message = "支付信息与订单不符"
+
+
+class DecryptionFailed(InvalidInput):
+    code = "decryption_failed"
+    message = "用户数据解密失败，请重新授权"
+
+
+class WrongAppid(InvalidInput):
+    code = "wrong_appid"
+    message = "用户数据不属于本小程序"
+
+
+class BackupUnsupported(LotteryError):
+    code = "backup_unsupported"
+    message = "这个数据库不支持在线备份：MongoDB 请用 mongodump 或云服务的快照"
+
+
+class UpstreamFailure(Exception):
+    """Raised by a session resolver when WeChat refuses or does not answer."""
+
+
+class ConfigError(ValueError):
+    """A setting is unusable (notification templates, WeChat Pay); the message names it, never a
+    secret's value."""

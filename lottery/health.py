@@ -22,11 +22,11 @@ class Rounds(Protocol):
 
 
 class Health:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, feed: Feed | None = None, scheduler: Rounds | None = None) -> None:
         self.db = db
         self.availability = availability(db.client)
-        self.feed: Feed | None = None  # set by a web-role process
-        self.scheduler: Rounds | None = None  # set by a scheduler-role process
+        self.feed = feed  # a web-role process's
+        self.scheduler = scheduler  # a scheduler-role process's
         self.shutting_down = False
 
     @property

@@ -66,9 +66,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(log_format: str) -> None:
-    """Set every root handler (Tornado's, made by option parsing) to `log_format` ("text" or
-    "json"), each line with its request id."""
+    """Log at INFO to standard error in `log_format` ("text" or "json"), each line with its
+    request id."""
     root = logging.getLogger()
+    root.setLevel(logging.INFO)
     if not root.handlers:
         root.addHandler(logging.StreamHandler())
     for handler in root.handlers:

@@ -4,7 +4,7 @@ gift opens to joiners, in one update that counts once (lottery/storage/orders.py
 expire: they are closed at WeChat Pay and their stock goes back. A payment that lands on an order
 already closed is recorded for refund.
 
-WeChat Pay is reached through a `PaymentGateway` (notify/wechatpay.py in production, its local
+WeChat Pay is reached through a `PaymentGateway` (wechatpay/client.py in production, its local
 fake in development and tests); the domain knows nothing of HTTP."""
 import hashlib
 import json
@@ -16,9 +16,8 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, metrics
-from lottery.errors import (InvalidInput, LoginExpired, LotteryError, OrderInProgress, OrderNotFound, OutOfStock,
-                            PaymentsNotConfigured, ProductNotFound, UpstreamError)
-from lottery.gifts import (DEFAULT_WISH, MAX_ITEMS, GiftSpec, Item, check_gift, new_gift)
+from lottery.errors import (InvalidInput, LoginExpired, LotteryError, OrderInProgress, OrderNotFound, OutOfStock, PaymentFailure, PaymentMismatch, PaymentsNotConfigured, ProductNotFound, UpstreamError)
+from lottery.gifts import DEFAULT_WISH, MAX_ITEMS, GiftSpec, Item, check_gift, new_gift
 from lottery.storage import members, products
 from lottery.storage import orders as store
 from lottery.validate import check_identifier
@@ -32,14 +31,6 @@ STALLED_RESERVING = timedelta(minutes=1)
 ORDER_STATUSES = ("unpaid", "paid", "closed", "refunding", "refunded", "partially_refunded")
 
 
-class PaymentFailure(Exception):
-    """WeChat Pay refused or did not answer (notify/wechatpay.WeChatPayError is one)."""
-
-    status: int | None
-    code: str | None
-    retryable: bool
-
-
 class PaymentGateway(Protocol):
     """The calls the orders make to WeChat Pay."""
 
@@ -51,13 +42,6 @@ class PaymentGateway(Protocol):
     async def query_by_out_trade_no(self, out_trade_no: str) -> dict: ...
 
     async def close(self, out_trade_no: str) -> None: ...
-
-
-class PaymentMismatch(LotteryError):
-    """A verified payment that does not match its order (merchant, app or amount)."""
-
-    code = "payment_mismatch"
-    message = "支付信息与订单不符"
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,10 @@
 nickname and avatar fill-in components (WeChat's getUserInfo answers "微信用户" and a grey
 avatar since November 2022). A change is copied onto the member's gifts (`sender`), which is
 what the join page shows."""
-import base64
-import binascii
-import json
 import logging
 import unicodedata
+from typing import Callable
 
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock
@@ -19,53 +15,12 @@ from lottery.storage import gifts, members
 
 log = logging.getLogger(__name__)
 
+# (session_key, iv, encryptedData) -> the decrypted JSON; DecryptionFailed or WrongAppid.
+UserDataDecrypter = Callable[[str, str, str], dict]
+
 MAX_NICKNAME = 32
 # What WeChat's getUserInfo returns for everyone since November 2022.
 ANONYMOUS_NICKNAME = "微信用户"
-
-
-class DecryptionFailed(InvalidInput):
-    code = "decryption_failed"
-    message = "用户数据解密失败，请重新授权"
-
-
-class WrongAppid(InvalidInput):
-    code = "wrong_appid"
-    message = "用户数据不属于本小程序"
-
-
-def _b64(value: str, name: str, length: int | None = None) -> bytes:
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise DecryptionFailed(f"参数 {name} 不是合法的 base64") from exc
-    if length is not None and len(raw) != length:
-        raise DecryptionFailed(f"参数 {name} 长度错误")
-    return raw
-
-
-def decrypt_user_data(session_key: str, iv: str, encrypted_data: str, appid: str) -> dict:
-    """WeChat's encrypted user data: AES-128-CBC with the session key, PKCS#7 padding, JSON
-    with a `watermark.appid` that must be ours. DecryptionFailed or WrongAppid otherwise."""
-    key = _b64(session_key, "session_key", 16)
-    vector = _b64(iv, "iv", 16)
-    data = _b64(encrypted_data, "encryptedData")
-    if not data or len(data) % 16:
-        raise DecryptionFailed("参数 encryptedData 长度错误")
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(vector)).decryptor()
-    padded = decryptor.update(data) + decryptor.finalize()
-    unpadder = padding.PKCS7(128).unpadder()
-    try:
-        plain = unpadder.update(padded) + unpadder.finalize()
-        decoded = json.loads(plain.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        # Wrong key, tampered data or iv: the padding or the JSON does not survive.
-        raise DecryptionFailed() from exc
-    if not isinstance(decoded, dict) or not isinstance(decoded.get("watermark"), dict):
-        raise DecryptionFailed()
-    if not appid or decoded["watermark"].get("appid") != appid:
-        raise WrongAppid()
-    return decoded
 
 
 def clean_nickname(value: object, strict: bool = True) -> str:
@@ -97,9 +52,9 @@ def clean_avatar_url(value: object, images: ImageSources, strict: bool = True) -
 class Profiles:
     """Reading and changing a member's nickname and avatar."""
 
-    def __init__(self, db: AsyncDatabase, appid: str, images: ImageSources = ImageSources()) -> None:
+    def __init__(self, db: AsyncDatabase, decrypt: "UserDataDecrypter", images: ImageSources = ImageSources()) -> None:
         self.db = db
-        self.appid = appid
+        self.decrypt = decrypt  # WeChat's encrypted user data -> its JSON (wechat/userdata.py)
         self.images = images  # where avatars may come from
 
     async def from_encrypted_user_info(self, member_id: str, iv: str, encrypted_data: str) -> dict:
@@ -109,7 +64,7 @@ class Profiles:
         if member is None or not member.get("session_key"):
             raise LoginExpired("登录已过期，请重新登录")
         try:
-            info = decrypt_user_data(member["session_key"], iv, encrypted_data, self.appid)
+            info = self.decrypt(member["session_key"], iv, encrypted_data)
         except InvalidInput as exc:
             log.warning("getUserInfo for %s refused: %s", member_id, exc.code)
             raise

@@ -25,8 +25,9 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, metrics
-from lottery.errors import InvalidInput
-from lottery.orders import PaymentFailure
+from lottery.background import Loop
+from lottery.errors import InvalidInput, PaymentFailure
+
 from lottery.storage import gifts, leases, orders, outbox
 from lottery.storage import refunds as store
 
@@ -239,3 +240,10 @@ class Refunds:
 
     async def of_order(self, order_id: str) -> list[dict]:
         return [refund_view(r) for r in await store.of_order(self.db, order_id)]
+
+
+def refund_worker(refunds: Refunds, interval: float = 1.0) -> Loop:
+    """The refund worker of a scheduler-role process: `run_once` rounds (plan, send with leases,
+    settle by query); the leases make any number of processes safe. While the database or WeChat
+    Pay is away, records keep their state and the loop backs off."""
+    return Loop("refund round", refunds.run_once, interval)

@@ -1,1 +1,2 @@
-"""Outbound WeChat calls: login sessions, access tokens, subscribe messages."""
+"""Messages to members: WeChat subscribe messages, the access tokens they need, and the worker that
+delivers the notification queue."""

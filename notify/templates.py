@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from string import Formatter
+from lottery.errors import ConfigError
 
 # Message kinds, one template each.
 KINDS = ("gift_received", "gift_won", "gift_lost", "gift_summary", "prize_shipped", "claim_reminder",
@@ -33,10 +34,6 @@ FIELD_LIMITS = {"thing": 20, "short_thing": 5, "phrase": 5, "name": 20, "number"
 MINIPROGRAM_STATES = ("developer", "trial", "formal")
 LANGS = ("zh_CN", "en_US", "zh_HK", "zh_TW")
 DEFAULT_PAGE = "pages/gift/result?order_id={order_id}"
-
-
-class ConfigError(ValueError):
-    """The notification configuration is unusable; the message says where."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, metrics
 from lottery.storage import leases, tokens
-from notify.wechat import WeChatClient, WeChatError
+from wechat.client import WeChatClient, WeChatError
 
 log = logging.getLogger(__name__)
 

@@ -29,13 +29,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from lottery import clock, logs, metrics
-from lottery.backoff import Backoff, database_away
+from lottery.background import Loop
+from lottery.backoff import database_away
 from lottery.notifications import Notifications
 from lottery.storage import leases
 from lottery.storage import notifications as store
 from notify.templates import NotifyConfig
 from notify.tokens import AccessTokens
-from notify.wechat import WeChatClient, WeChatError
+from wechat.client import WeChatClient, WeChatError
 
 log = logging.getLogger(__name__)
 
@@ -110,51 +111,34 @@ class NotificationWorker:
     """start() in the scheduler role; stop() lets requests in flight finish (briefly)."""
 
     def __init__(self, db: AsyncDatabase, wechat: WeChatClient, config: NotifyConfig,
-                 limits: Limits | None = None, tokens: AccessTokens | None = None) -> None:
+                 limits: Limits | None = None, tokens: AccessTokens | None = None,
+                 records: Notifications | None = None) -> None:
         self.db = db
         self.wechat = wechat
         self.config = config
         self.limits = limits or Limits()
         self.tokens = tokens or AccessTokens(db, wechat)
-        self.records = Notifications(db, config.template_ids(), lease=self.limits.lease)
+        self.records = records or Notifications(db, config.template_ids(), lease=self.limits.lease)
         self.owner = leases.owner_id()
         self.stats = Stats()
         self._limiter = RateLimiter(self.limits.rate)
-        self._tasks: list[asyncio.Task] = []
-        self._stopping = False
+        interval = self.limits.poll_interval
+        self.expansion = Loop("notification expansion", self.expand_once, interval)
+        self.delivery = Loop("notification delivery", self.deliver_once, interval)
 
     def start(self) -> None:
         """Begin expanding and delivering in the background on the running loop."""
-        self._stopping = False
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._expand_loop()), loop.create_task(self._deliver_loop())]
+        self.expansion.start()
+        self.delivery.start()
         log.info("notification worker started: %.1f msg/s, concurrency %d, templates: %s",
                  self.limits.rate, self.limits.concurrency, ", ".join(sorted(self.config.templates)) or "none")
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop taking work; wait up to `grace` seconds for requests in flight, then cancel."""
-        self._stopping = True
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(self._tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        """Stop taking work; requests in flight get up to `grace` seconds to finish (the
+        delivery round checks `stopping` between entries), then they are cancelled."""
+        await asyncio.gather(self.expansion.stop(grace), self.delivery.stop(grace))
 
     # Expansion
-
-    async def _expand_loop(self) -> None:
-        backoff = Backoff("notification expansion")
-        while not self._stopping:
-            try:
-                busy = await self.expand_once()
-            except PyMongoError as exc:
-                await asyncio.sleep(backoff.failed(exc))
-                continue
-            backoff.succeeded()
-            if not busy:
-                await self._pause()
 
     async def expand_once(self) -> bool:
         """One round of expansion; True if there was anything to expand."""
@@ -164,18 +148,6 @@ class NotificationWorker:
         return bool(direct or opened or messages)
 
     # Delivery
-
-    async def _deliver_loop(self) -> None:
-        backoff = Backoff("notification delivery")
-        while not self._stopping:
-            try:
-                handled = await self.deliver_once()
-            except PyMongoError as exc:
-                await asyncio.sleep(backoff.failed(exc))
-                continue
-            backoff.succeeded()
-            if not handled:
-                await self._pause()
 
     async def deliver_once(self) -> int:
         """Fetch due and lapsed entries and attempt each (claim first); returns how many were
@@ -195,7 +167,7 @@ class NotificationWorker:
         return len(entries)
 
     async def _sender(self, queue: asyncio.Queue) -> None:
-        while not self._stopping and not queue.empty():
+        while not self.delivery.stopping and not queue.empty():
             entry = queue.get_nowait()
             await self._limiter.wait()
             try:
@@ -298,6 +270,3 @@ class NotificationWorker:
     @staticmethod
     def _final(status: str, error: str | None) -> dict:
         return {"status": status, "last_error": error}
-
-    async def _pause(self) -> None:
-        await asyncio.sleep(self.limits.poll_interval)

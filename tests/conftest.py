@@ -10,12 +10,14 @@ from lottery.draw import Draws
 from lottery.gifts import Gifts
 from lottery.storage.connection import client_for, ensure_indexes
 from lottery.storage.engine import EmbeddedEngine
-from notify.wechat import WeChatClient
-from notify.wechatpay import WeChatPayClient
-from notify.wechatpay_fake import FakeWeChatPay
+from wechat.client import WeChatClient
+from wechatpay.client import WeChatPayClient
+from fakes.wechatpay import FakeWeChatPay
+from config import Config
 from server import http_server as production_http_server, make_app
+from services import build_services
 from tests.api import ADMIN_TOKEN, Api
-from tests.fakes.wechat import APPID, SECRET, FakeWeChat
+from fakes.wechat import APPID, SECRET, FakeWeChat
 from tests.query_guard import QueryGuard, index_specs
 
 
@@ -95,7 +97,7 @@ def wechat(wechat_fake) -> WeChatClient:
 
 @pytest.fixture
 def pay_fake():
-    """The local WeChat Pay (notify/wechatpay_fake.py), for the mini-program of the WeChat fake."""
+    """The local WeChat Pay (fakes/wechatpay.py), for the mini-program of the WeChat fake."""
     fake = FakeWeChatPay(appid=APPID).start()
     yield fake
     fake.stop()
@@ -108,15 +110,28 @@ def payments(pay_fake, base_url) -> WeChatPayClient:
                                                   f"{base_url}/api/payment/wechat/refund-notify"), timeout=5)
 
 
+def test_config(**settings) -> Config:
+    """A web-role configuration for an app under test: `settings` are Config fields, and
+    `allowed_hosts` (a list) and `images` (an ImageSources) as a test has them at hand."""
+    if isinstance(settings.get("allowed_hosts"), list):
+        settings["allowed_hosts"] = ",".join(settings["allowed_hosts"])
+    if "images" in settings:
+        settings["image_hosts"] = ",".join(settings.pop("images").hosts)
+    return Config(**{"admin_token": ADMIN_TOKEN, "role": "web", **settings})
+
+
 @pytest.fixture
 def build_app(db, wechat, io_loop):
-    """`build_app(**make_app options)`; each app shuts down at the end as server.py does on
-    SIGTERM: background draw work, then the realtime hub and its websockets."""
+    """`build_app(database?, payments=?, hub=?, **Config fields)`: the app over services built as
+    server.py builds them; each shuts down at the end as server.py does on SIGTERM: background
+    draw work, then the realtime hub and its websockets."""
     built = []
 
-    def build(database=None, **kwargs):
-        built.append(make_app(database if database is not None else db, wechat,
-                              **{"admin_token": ADMIN_TOKEN, **kwargs}))
+    def build(database=None, payments=None, hub=None, **settings):
+        config = test_config(**settings)
+        services = build_services(config, database if database is not None else db, wechat=wechat,
+                                  payments=payments, hub=hub)
+        built.append(make_app(services, config))
         return built[-1]
 
     yield build

@@ -11,7 +11,7 @@ from pymongo import MongoClient, WriteConcern
 
 from lottery.storage.engine import free_port
 from tests.api import ADMIN_TOKEN
-from tests.fakes.wechat import APPID, SECRET
+from fakes.wechat import APPID, SECRET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

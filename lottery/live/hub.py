@@ -15,7 +15,6 @@ adapts a websocket)."""
 import asyncio
 import logging
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from lottery import clock, metrics
+from lottery.background import Loop
 from lottery.backoff import database_away
 from lottery.gifts import drawn_winners, is_live, member_view, public_view
 from lottery.live import frames
@@ -36,10 +36,6 @@ NONE = -1  # the version of a subscriber that has nothing yet
 CLOSE_TRY_AGAIN = 1013  # the websocket code for "try again later"
 LAST_JOIN_TRIES, LAST_JOIN_PAUSE = 40, 0.05  # how long a direct gift's last joiner's record is awaited
 
-# The gauges read the hubs when scraped: a count kept on the side could drift from the truth.
-_hubs: "weakref.WeakSet[LiveHub]" = weakref.WeakSet()
-metrics.WS_CONNECTIONS.set_function(lambda: sum(len(hub.connections) for hub in list(_hubs)))
-metrics.WS_SUBSCRIPTIONS.set_function(lambda: sum(hub.subscription_count() for hub in list(_hubs)))
 
 
 class Subscriber(Protocol):
@@ -97,9 +93,13 @@ class LiveHub:
         self.gifts: dict[str, WatchedGift] = {}
         self.feed = GiftFeed(db, lambda: self.gifts.keys(), force_polling, poll_interval, retry_delay,
                              on_outage=self.close_for_outage)
-        self._follower: asyncio.Task | None = None
+        # A bug must not end realtime for the process: the loop logs it, then follows again (a resync).
+        self.follower = Loop("following gift changes", self._follow, retry_delay)
         self._stopping = False
-        _hubs.add(self)
+        # The process's hub (one per process) reports to the gauges when scraped: a count kept on
+        # the side could drift from the truth.
+        metrics.WS_CONNECTIONS.set_function(lambda: len(self.connections))
+        metrics.WS_SUBSCRIPTIONS.set_function(self.subscription_count)
 
     @property
     def mode(self) -> str:
@@ -110,8 +110,8 @@ class LiveHub:
 
     def start(self) -> None:
         """Start following the gifts (idempotent; also done by the first subscription)."""
-        if self._follower is None and not self._stopping:
-            self._follower = asyncio.ensure_future(self._follow())
+        if not self._stopping:
+            self.follower.start()
 
     async def started(self) -> None:
         """Wait until changes are being followed."""
@@ -121,7 +121,8 @@ class LiveHub:
     async def stop(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """Stop following and close every connection."""
         self._stopping = True
-        tasks = [t for t in [self._follower, *(w.reader for w in self.gifts.values())] if t]
+        await self.follower.stop()
+        tasks = [w.reader for w in self.gifts.values() if w.reader]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -134,14 +135,8 @@ class LiveHub:
         self.gifts.clear()
 
     async def _follow(self) -> None:
-        # A bug must not end realtime for the process: log it, then follow again (a resync).
-        while not self._stopping:
-            try:
-                async for change in self.feed.changes():
-                    self.on_change(change)
-            except Exception:
-                log.exception("following gift changes failed; following again")
-                await asyncio.sleep(self.feed.retry_delay)
+        async for change in self.feed.changes():
+            self.on_change(change)
 
     # Connections and subscriptions
 

@@ -10,17 +10,12 @@ from pymongo.asynchronous.mongo_client import AsyncMongoClient
 from pymongo.errors import OperationFailure
 
 from lottery import clock
-from lottery.errors import LotteryError
+from lottery.errors import BackupUnsupported
 
 log = logging.getLogger(__name__)
 
 COMMAND_NOT_FOUND = 59
 ILLEGAL_OPERATION = 20  # the embedded engine's answer when it runs in memory: nothing on disk to archive
-
-
-class BackupUnsupported(LotteryError):
-    code = "backup_unsupported"
-    message = "这个数据库不支持在线备份：MongoDB 请用 mongodump 或云服务的快照"
 
 
 class Backups:

@@ -1,10 +1,12 @@
-"""`leases`: named leases held by one process at a time (the scheduler's leadership), and the
-owner ids every lease in the system is taken under."""
+"""Leases: named leases held by one process at a time (the scheduler's leadership), the owner
+ids every lease in the system is taken under, and the one take-with-lease of the work queues
+(outbox records, notification entries, refunds)."""
 import os
 import secrets
 import socket
 from datetime import datetime
 
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -38,3 +40,25 @@ async def release(db: AsyncDatabase, name: str, owner: str, now: datetime) -> No
 
 async def get(db: AsyncDatabase, name: str) -> dict | None:
     return await db.leases.find_one({"_id": name})
+
+
+async def take(queue: AsyncCollection, seen: dict, held: str, owner: str, until: datetime,
+               fields: dict | None = None) -> bool:
+    """Take a queued document for one attempt, if it is still as `seen`: True for exactly one
+    taker. It moves to status `held` under `owner` until `until`. Every take bumps `attempts`,
+    so (status, attempts) is the version seen: a lapsed document taken by another process
+    meanwhile, or recorded by its owner, no longer matches (a lease condition adds nothing, as
+    the mutation run showed). A document written before it counted attempts matches `None`."""
+    result = await queue.update_one(
+        {"_id": seen["_id"], "status": seen["status"], "attempts": seen.get("attempts")},
+        {"$set": {"status": held, "lease_owner": owner, "lease_until": until, **(fields or {})},
+         "$inc": {"attempts": 1}})
+    return result.modified_count == 1
+
+
+async def record(queue: AsyncCollection, document_id: str, held: str, owner: str, fields: dict) -> bool:
+    """Store what the attempt came to and end the lease, if `owner` still holds the document."""
+    result = await queue.update_one(
+        {"_id": document_id, "status": held, "lease_owner": owner},
+        {"$set": {**fields, "lease_owner": None, "lease_until": None}})
+    return result.modified_count == 1

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lottery.storage import leases
 from lottery.storage.ttl import ensure_ttl
 from lottery.storage.writes import insert_new
 
@@ -54,19 +55,12 @@ async def claim(db: AsyncDatabase, seen: dict, owner: str, now: datetime, until:
     """Take the entry for one attempt if it is still as `seen`; True for exactly one claimer.
     Every claim bumps `attempts`, so (status, attempts) is the version seen: a lapsed entry
     taken by another worker meanwhile, or recorded by its owner, no longer matches."""
-    condition = {"_id": seen["_id"], "status": seen["status"], "attempts": seen["attempts"]}
-    result = await db.notifications.update_one(condition, {
-        "$set": {"status": "sending", "lease_owner": owner, "lease_until": until, "updated_at": now},
-        "$inc": {"attempts": 1}})
-    return result.modified_count == 1
+    return await leases.take(db.notifications, seen, "sending", owner, until, {"updated_at": now})
 
 
 async def record(db: AsyncDatabase, entry_id_: str, owner: str, fields: dict) -> bool:
     """Store an attempt's result, if this owner still holds the entry."""
-    result = await db.notifications.update_one(
-        {"_id": entry_id_, "status": "sending", "lease_owner": owner},
-        {"$set": {**fields, "lease_owner": None, "lease_until": None}})
-    return result.modified_count == 1
+    return await leases.record(db.notifications, entry_id_, "sending", owner, fields)
 
 
 async def for_order(db: AsyncDatabase, order_id: str, status: str | None, limit: int) -> list[dict]:

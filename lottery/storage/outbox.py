@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lottery.storage import leases
 from lottery import clock, logs
 from lottery.storage.slices import in_slices
 from lottery.storage.ttl import ensure_ttl
@@ -68,12 +69,7 @@ async def pending_before(db: AsyncDatabase, kind: str, created_before: datetime,
 
 async def take(db: AsyncDatabase, seen: dict, owner: str, until: datetime) -> bool:
     """Take the record if it is still as `seen`; True for exactly one taker."""
-    condition = {"_id": seen["_id"], "status": seen["status"]}
-    if seen["status"] == "taken":
-        condition.update(lease_owner=seen.get("lease_owner"), lease_until=seen.get("lease_until"))
-    result = await db.outbox.update_one(condition, {"$set": {"status": "taken", "lease_owner": owner,
-                                                             "lease_until": until}})
-    return result.modified_count == 1
+    return await leases.take(db.outbox, seen, "taken", owner, until)
 
 
 async def renew(db: AsyncDatabase, record_id_: str, owner: str, until: datetime) -> bool:
@@ -84,10 +80,7 @@ async def renew(db: AsyncDatabase, record_id_: str, owner: str, until: datetime)
 
 async def finish(db: AsyncDatabase, record_id_: str, owner: str, now: datetime, fields: dict) -> bool:
     """Mark a taken record done, if this owner still holds it."""
-    result = await db.outbox.update_one(
-        {"_id": record_id_, "status": "taken", "lease_owner": owner},
-        {"$set": {"status": "done", "done_at": now, "lease_owner": None, "lease_until": None, **fields}})
-    return result.modified_count == 1
+    return await leases.record(db.outbox, record_id_, "taken", owner, {"status": "done", "done_at": now, **fields})
 
 
 async def mark_done(db: AsyncDatabase, kind: str, order_ids: list[str], now: datetime) -> None:

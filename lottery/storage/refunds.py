@@ -13,6 +13,7 @@ from datetime import datetime
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lottery.storage import leases
 from lottery.storage.writes import insert_new
 
 STATUSES = ("pending", "sending", "processing", "success", "abnormal", "closed", "failed")
@@ -56,21 +57,12 @@ async def unresolved(db: AsyncDatabase, asked_before: datetime, limit: int) -> l
 
 async def claim(db: AsyncDatabase, seen: dict, owner: str, now: datetime, until: datetime) -> bool:
     """Take the refund to send it, if it is still as `seen`; True for exactly one taker."""
-    condition = {"_id": seen["_id"], "status": seen["status"], "attempts": seen["attempts"]}
-    if seen["status"] == "sending":
-        condition.update(lease_owner=seen["lease_owner"], lease_until=seen["lease_until"])
-    result = await db.refunds.update_one(condition, {
-        "$set": {"status": "sending", "lease_owner": owner, "lease_until": until, "updated_at": now},
-        "$inc": {"attempts": 1}})
-    return result.modified_count == 1
+    return await leases.take(db.refunds, seen, "sending", owner, until, {"updated_at": now})
 
 
 async def record(db: AsyncDatabase, out_refund_no: str, owner: str, fields: dict) -> bool:
     """Store an attempt's answer, if this owner still holds the refund."""
-    result = await db.refunds.update_one(
-        {"_id": out_refund_no, "status": "sending", "lease_owner": owner},
-        {"$set": {**fields, "lease_owner": None, "lease_until": None}})
-    return result.modified_count == 1
+    return await leases.record(db.refunds, out_refund_no, "sending", owner, fields)
 
 
 async def requery_later(db: AsyncDatabase, out_refund_no: str, at: datetime) -> None:

@@ -26,9 +26,9 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, ignored
                                                response_schema_conformance, status_code_conformance)
 
 from handlers.openapi import description
-from notify.wechatpay_fake import FakeWeChatPay
+from fakes.wechatpay import FakeWeChatPay
 from tests.api import ADMIN_TOKEN
-from tests.fakes.wechat import APPID, FakeWeChat
+from fakes.wechat import APPID, FakeWeChat
 from tests.servers import ServerProcess
 from tests.shop import ADDRESS, wechatpay_env
 

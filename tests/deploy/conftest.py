@@ -14,7 +14,7 @@ from lottery.storage.connection import client_for
 from tests.api import Api
 from tests.conftest import client_on
 from tests.deployment import NGINX, Deployment
-from tests.fakes.wechat import FakeWeChat
+from fakes.wechat import FakeWeChat
 from tests.notify.support import CONFIG_JSON
 from tests.servers import uri_with_db
 

@@ -4,7 +4,7 @@ Content-Security-Policy names the same hosts."""
 import pytest
 
 from lottery.images import ImageSources
-from tests.fakes.wechat import session_key_for
+from fakes.wechat import session_key_for
 from tests.handlers.test_headers import policy
 from tests.handlers.test_profile_api import IV
 from tests.lottery.test_profiles import encrypt_user_data, user_info

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from notify import wechatpay_crypto as crypto
+from wechatpay import crypto
 from tests.shop import order, order_body, product, stock_of
 
 

@@ -1,7 +1,7 @@
 """Profile routes over HTTP: the seed's getUserInfo and the v1 fill-in."""
 import pytest
 
-from tests.fakes.wechat import APPID, session_key_for
+from fakes.wechat import APPID, session_key_for
 from tests.lottery.test_profiles import encrypt_user_data, user_info
 
 IV = "AAECAwQFBgcICQoLDA0ODw=="

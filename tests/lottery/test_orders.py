@@ -12,7 +12,7 @@ from lottery.errors import UpstreamError
 from lottery.orders import OrderLine, Orders, OrderSpec
 from lottery.storage import orders as order_store
 from lottery.storage import products
-from notify.wechatpay import WeChatPayClient
+from wechatpay.client import WeChatPayClient
 
 
 @pytest.fixture

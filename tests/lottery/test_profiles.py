@@ -1,5 +1,6 @@
 """Profiles: WeChat's encrypted user data (AES-128-CBC, PKCS#7, watermark) and the fill-in."""
 import base64
+from functools import partial
 import json
 
 import pytest
@@ -7,8 +8,9 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from lottery.accounts import Accounts
-from lottery.errors import InvalidInput
-from lottery.profiles import DecryptionFailed, Profiles, WrongAppid, decrypt_user_data
+from lottery.errors import DecryptionFailed, InvalidInput, WrongAppid
+from lottery.profiles import Profiles
+from wechat.userdata import decrypt_user_data
 from tests.gifts import spec
 
 APPID = "wx_test_appid"
@@ -74,7 +76,7 @@ async def test_a_profile_change_reaches_the_members_gifts(db, gifts):
     assert gift["sender"]["name"] == "微信用户"
     member_id = gift["sender_id"]
     await db.members.update_one({"_id": member_id}, {"$set": {"session_key": KEY}})
-    profiles = Profiles(db, APPID)
+    profiles = Profiles(db, partial(decrypt_user_data, appid=APPID))
     data = encrypt_user_data(KEY, IV, user_info())
     assert await profiles.from_encrypted_user_info(member_id, IV, data) == {
         "nickname": "小红", "avatar_url": "https://thirdwx.qlogo.cn/a.png"}
@@ -88,7 +90,7 @@ async def test_a_profile_change_reaches_the_members_gifts(db, gifts):
 @pytest.mark.gen_test
 async def test_the_anonymous_wechat_name_never_replaces_a_chosen_one(db):
     member_id = await Accounts(db, None).ensure_member("o_x", session_key=KEY)
-    profiles = Profiles(db, APPID)
+    profiles = Profiles(db, partial(decrypt_user_data, appid=APPID))
     await profiles.update(member_id, nickname="阿明", avatar_url="https://thirdwx.qlogo.cn/mmopen/m.png")
     anonymous = encrypt_user_data(KEY, IV, user_info(nickName="微信用户", avatarUrl="https://grey.png"))
     view = await profiles.from_encrypted_user_info(member_id, IV, anonymous)
@@ -106,5 +108,5 @@ async def test_the_anonymous_wechat_name_never_replaces_a_chosen_one(db):
 async def test_bad_profile_input_is_refused(db, body):
     member_id = await Accounts(db, None).ensure_member("o_y")
     with pytest.raises(InvalidInput):
-        await Profiles(db, APPID).update(member_id, **body)
+        await Profiles(db, partial(decrypt_user_data, appid=APPID)).update(member_id, **body)
     assert (await db.members.find_one({"_id": member_id})).get("nickname") is None

@@ -1,9 +1,10 @@
 """Templates from configuration, and values cut to WeChat's field limits."""
 import pytest
 
-from notify.templates import ConfigError, fit, parse_config
-from tests.fakes.wechat import field_error
+from notify.templates import fit, parse_config
+from fakes.wechat import field_error
 from tests.notify.support import CONFIG_JSON
+from lottery.errors import ConfigError
 
 
 @pytest.mark.parametrize("key, value, expected", [

@@ -7,8 +7,8 @@ import pytest
 
 from lottery import clock
 from notify.tokens import AccessTokens
-from notify.wechat import WeChatClient
-from tests.fakes.wechat import APPID, SECRET
+from wechat.client import WeChatClient
+from fakes.wechat import APPID, SECRET
 
 
 def tokens_for(db, wechat_fake, **kwargs) -> AccessTokens:

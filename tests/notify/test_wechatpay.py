@@ -17,21 +17,11 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from notify import wechatpay_crypto as crypto
-from notify.wechatpay import (
-    BadCiphertext,
-    BadSignature,
-    ConfigError,
-    MalformedMessage,
-    StaleTimestamp,
-    UnknownSerial,
-    VerificationError,
-    WeChatPayClient,
-    WeChatPayConfig,
-    WeChatPayError,
-)
-from notify.wechatpay_fake import APIV3_KEY, APPID, MCHID, FakeWeChatPay, generate_merchant_keys
+from wechatpay import crypto
+from wechatpay.client import BadCiphertext, BadSignature, MalformedMessage, StaleTimestamp, UnknownSerial, VerificationError, WeChatPayClient, WeChatPayConfig, WeChatPayError
+from fakes.wechatpay import APIV3_KEY, APPID, MCHID, FakeWeChatPay, generate_merchant_keys
 from tests.waiting import until
+from lottery.errors import ConfigError
 
 CHINA = timezone(timedelta(hours=8))
 OPENID = "o_buyer"

@@ -65,11 +65,12 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from notify import wechatpay_crypto as crypto
-from notify.wechatpay import WeChatPayConfig, is_loopback
+from wechatpay import crypto
+from lottery.validate import is_loopback
+from wechatpay.client import WeChatPayConfig
 
 MCHID = "1900000109"
-APPID = "wx_test_appid"  # the mini-program of tests/fakes/wechat.py
+APPID = "wx_test_appid"  # the mini-program of fakes/wechat.py
 APIV3_KEY = "fakeApiV3Key0123456789abcdefABCD"  # 32 bytes, as WeChat Pay requires
 CHINA = timezone(timedelta(hours=8))
 

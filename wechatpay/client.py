@@ -7,9 +7,8 @@ it is used, and so is every notify (`verify_notify`). Errors are `WeChatPayError
 whether trying the same request again may succeed. The APIv3 key and the merchant private key
 never reach a log, an error message or a repr.
 
-The crypto is in `notify/wechatpay_crypto.py`; the local fake of WeChat Pay in
-`notify/wechatpay_fake.py`."""
-import ipaddress
+The crypto is in `wechatpay/crypto.py`; the local fake of WeChat Pay in
+`fakes/wechatpay.py`."""
 import json
 import logging
 import os
@@ -23,16 +22,11 @@ from urllib.parse import quote, urlencode, urlsplit
 from cryptography.hazmat.primitives.asymmetric import rsa
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 
-from lottery.orders import PaymentFailure
-from notify import wechatpay_crypto as crypto
-from notify.wechatpay_crypto import (
-    BadCiphertext,
-    BadSignature,
-    MalformedMessage,
-    StaleTimestamp,
-    UnknownSerial,
-    VerificationError,
-)
+
+from wechatpay import crypto
+from wechatpay.crypto import BadCiphertext, BadSignature, MalformedMessage, StaleTimestamp, UnknownSerial, VerificationError
+from lottery.validate import is_loopback
+from lottery.errors import ConfigError, PaymentFailure
 
 __all__ = ["WeChatPayConfig", "WeChatPayClient", "WeChatPayError", "ConfigError", "VerificationError",
            "MalformedMessage", "UnknownSerial", "StaleTimestamp", "BadSignature", "BadCiphertext",
@@ -47,10 +41,6 @@ RETRYABLE_CODES = frozenset({"SYSTEM_ERROR", "FREQUENCY_LIMITED"})
 # so ours carry a prefix that none of theirs has).
 REPLY_UNVERIFIED = "LOCAL_REPLY_UNVERIFIED"
 REPLY_UNREADABLE = "LOCAL_REPLY_UNREADABLE"
-
-
-class ConfigError(ValueError):
-    """The WeChat Pay configuration is incomplete or wrong; the message names the setting."""
 
 
 class WeChatPayError(PaymentFailure):
@@ -71,16 +61,6 @@ class WeChatPayError(PaymentFailure):
         self.message = message
         self.retryable = retryable
         self.request_id = request_id  # WeChat Pay's Request-ID, for its support
-
-
-def is_loopback(host: str) -> bool:
-    """`localhost`, 127.0.0.0/8 or ::1."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def checked_url(setting: str, url: str, callback: bool) -> str:

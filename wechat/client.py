@@ -8,7 +8,8 @@ from urllib.parse import urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from lottery.accounts import Session, UpstreamFailure
+from lottery.accounts import Session
+from lottery.errors import UpstreamFailure
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,113 @@
+"""Every service of a process, built once, in one place, from the configuration: the domain's
+services over the database, the outside parties' clients, and (in a scheduler-role process) the
+background loops. `make_app` (server.py) takes them ready; handlers reach them as properties
+(handlers/services.py); nothing is patched in afterwards."""
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from functools import partial
+
+from pymongo.asynchronous.database import AsyncDatabase
+from tornado.httpclient import AsyncHTTPClient
+
+from config import Config
+from lottery.accounts import Accounts
+from lottery.background import Loop
+from lottery.backlogs import Backlogs
+from lottery.catalogue import Catalogue
+from lottery.claims import Claims
+from lottery.draw import Draws
+from lottery.gifts import Gifts
+from lottery.health import Health
+from lottery.live.hub import LiveHub
+from lottery.notifications import Notifications
+from lottery.orders import Orders
+from lottery.profiles import Profiles
+from lottery.refunds import Refunds, refund_worker
+from lottery.roster import Roster
+from lottery.scheduler import Scheduler
+from lottery.storage.backup import Backups
+from notify.worker import Limits, NotificationWorker
+from wechat.client import WeChatClient
+from wechat.userdata import decrypt_user_data
+from wechatpay.client import WeChatPayClient
+
+
+@dataclass
+class Services:
+    db: AsyncDatabase
+    wechat: WeChatClient
+    payments: WeChatPayClient | None  # None: orders answer "payments are not configured"
+    accounts: Accounts
+    draws: Draws
+    gifts: Gifts
+    profiles: Profiles
+    roster: Roster
+    notifications: Notifications
+    catalogue: Catalogue
+    orders: Orders
+    claims: Claims
+    refunds: Refunds
+    backups: Backups
+    health: Health
+    hub: LiveHub | None  # web role
+    # Scheduler role: the background loops.
+    scheduler: Scheduler | None = None
+    notifier: NotificationWorker | None = None
+    refunder: Loop | None = None
+    backlogs: Backlogs | None = None
+    # --dev/--demo without WeChat Pay settings: the local stand-in (fakes/wechatpay.py).
+    wechatpay_fake: object | None = None
+
+    def by_name(self) -> dict[str, object]:
+        """name -> service, as the app's settings carry them."""
+        return {spec.name: getattr(self, spec.name) for spec in fields(self)}
+
+    def background(self) -> list:
+        """What start() starts and shutdown stops, in order."""
+        return [part for part in (self.hub, self.scheduler, self.notifier, self.refunder, self.backlogs)
+                if part is not None]
+
+
+def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat: WeChatClient | None = None,
+                   payments: WeChatPayClient | None = None, hub: LiveHub | None = None,
+                   wechatpay_fake: object | None = None) -> Services:
+    """This process's services for its role. `wechat`, `payments` and `hub` may be given (tests
+    point them at the local stand-ins); otherwise they are made from `config`. `sync_uri` is the
+    database's URI for the scheduler's job store (scheduler role)."""
+    wechat = wechat or WeChatClient(config.wechat_appid, config.wechat_secret, config.wechat_api_base)
+    if payments is None and (payment_config := config.wechatpay()) is not None:
+        payments = WeChatPayClient(payment_config)
+    images = config.images
+    templates = config.templates
+    accounts = Accounts(db, wechat.code2session, timedelta(days=config.login_key_days))
+    draws = Draws(db, lease=timedelta(seconds=config.draw_lease_seconds))
+    gifts = Gifts(db, accounts, on_ready=draws.open_soon, images=images)
+    payment_settings = payments.config if payments is not None else None
+    orders = Orders(db, payments, mchid=payment_settings.mchid if payment_settings else "",
+                    appid=payment_settings.appid if payment_settings else "",
+                    expire_after=timedelta(minutes=config.order_expire_minutes))
+    claims = Claims(db, config.claim_days, timedelta(hours=config.claim_reminder_hours))
+    refunds = Refunds(db, payments, lease=timedelta(seconds=config.refund_lease_seconds))
+    limits = Limits(rate=config.notify_rate, concurrency=config.notify_concurrency,
+                    lease=timedelta(seconds=config.notify_lease_seconds),
+                    max_attempts=config.notify_max_attempts, backoff_base=config.notify_backoff_seconds)
+    notifications = Notifications(db, templates.template_ids(), lease=limits.lease)
+    if hub is None and config.web_role:
+        hub = LiveHub(db, force_polling=config.realtime_polling, poll_interval=config.realtime_poll_seconds)
+    scheduler = notifier = refunder = backlogs = None
+    if config.scheduler_role:
+        scheduler = Scheduler(db, draws, sync_uri, sweep_interval=config.sweep_seconds,
+                              lease_seconds=config.leader_lease_seconds, sweeps=[orders.sweep, claims.sweep])
+        # Its own HTTP client, sized to its concurrency (the shared one allows 10 requests).
+        sender = WeChatClient(config.wechat_appid, config.wechat_secret, config.wechat_api_base,
+                              http=AsyncHTTPClient(force_instance=True, max_clients=config.notify_concurrency + 2))
+        notifier = NotificationWorker(db, sender, templates, limits, records=notifications)
+        refunder = refund_worker(refunds) if payments is not None else None
+        backlogs = Backlogs(db)
+    return Services(
+        db=db, wechat=wechat, payments=payments, accounts=accounts, draws=draws, gifts=gifts,
+        profiles=Profiles(db, partial(decrypt_user_data, appid=wechat.appid), images),
+        roster=Roster(db, gifts), notifications=notifications, catalogue=Catalogue(db, images), orders=orders,
+        claims=claims, refunds=refunds, backups=Backups(db.client, config.backup_dir),
+        health=Health(db, feed=hub.feed if hub is not None else None, scheduler=scheduler), hub=hub,
+        scheduler=scheduler, notifier=notifier, refunder=refunder, backlogs=backlogs, wechatpay_fake=wechatpay_fake)

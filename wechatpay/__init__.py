@@ -1,0 +1,2 @@
+"""WeChat Pay API v3: the client (JSAPI payments, queries, closes, refunds, notifies) and its
+cryptography."""
