@@ -237,9 +237,14 @@ def command_line(parser: OptionParser, argv: list[str]) -> list[str]:
             joined[-1] = f"{previous}={arg}"
         else:
             joined.append(arg)
-    for arg in joined[1:]:
-        name, _, value = arg[2:].partition("=")
+    for position, arg in enumerate(joined[1:], start=1):
+        name, equals, value = arg[2:].partition("=")
         kind = type(ours.get(name.replace("-", "_"), ""))
+        if kind is bool and equals:
+            # Tornado reads any value but false/0/f as on (`--dev=no` would be on): ours say.
+            if value.strip().lower() not in TRUE + FALSE:
+                raise ConfigError(f"--{name}: {value!r} is not 1/0, true/false, yes/no or on/off")
+            joined[position] = f"--{name}={'true' if value.strip().lower() in TRUE else 'false'}"
         if value and kind in (int, float):
             try:
                 kind(value)

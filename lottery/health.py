@@ -13,6 +13,7 @@ from lottery.storage.connection import availability
 class Feed(Protocol):
     mode: str
     following: bool
+    active: bool
 
 
 class Rounds(Protocol):
@@ -49,7 +50,7 @@ class Health:
         """(ready, what each part says); not ready names why."""
         parts: dict = {"database": "ok" if await self.database_ok() else "unreachable"}
         problems = [] if parts["database"] == "ok" else ["database unreachable"]
-        if self.feed is not None:
+        if self.feed is not None and self.feed.active:  # a hub not started yet follows nothing
             parts["live"] = self.feed.mode if self.feed.following else f"{self.feed.mode} reconnecting"
             if not self.feed.following:
                 problems.append("live feed not following the gifts")

@@ -113,6 +113,7 @@ def payments(pay_fake, base_url) -> WeChatPayClient:
 def test_config(**settings) -> Config:
     """A web-role configuration for an app under test: `settings` are Config fields, and
     `allowed_hosts` (a list) and `images` (an ImageSources) as a test has them at hand."""
+    settings = {name: value for name, value in settings.items() if value is not None}
     if isinstance(settings.get("allowed_hosts"), list):
         settings["allowed_hosts"] = ",".join(settings["allowed_hosts"])
     if "images" in settings:

@@ -47,10 +47,12 @@ class GiftFeed:
         self.retry_delay = retry_delay
         self.ready = asyncio.Event()  # set once the first stream is open (or polling began)
         self.following = False  # a stream is open, or polling works, right now
+        self.active = False  # somebody follows the changes (the hub has started)
         self._resume_token: dict | None = None
 
     async def changes(self) -> AsyncIterator[GiftChange]:
         """Every change, forever (until the consumer stops iterating)."""
+        self.active = True
         first = True
         while True:
             if self.mode == "polling":

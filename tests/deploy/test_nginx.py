@@ -6,10 +6,10 @@ import re
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
-from tornado.options import options
 
 from lottery.storage.engine import free_port
-from server import MAX_BODY_BYTES  # importing server also defines its options
+from config import Config
+from server import MAX_BODY_BYTES
 from tests.deployment import NGINX_CONF, Nginx
 from tests.waiting import until
 from tests.ws import WsClient
@@ -97,5 +97,5 @@ def test_websocket_timeouts_outlast_the_servers_pings_and_http_ones_do_not_cut_t
         conf = handle.read()
     ws = re.search(r"location = /ws \{(.*?)\n        \}", conf, re.DOTALL)[1]
     seconds = {name: int(value) for name, value in re.findall(r"(proxy_(?:read|send)_timeout) (\d+)s;", ws)}
-    interval, timeout = options.ws_ping_interval, options.ws_ping_timeout
+    interval, timeout = Config.ws_ping_interval, Config.ws_ping_timeout  # the defaults
     assert seconds["proxy_read_timeout"] > interval + timeout and seconds["proxy_send_timeout"] > interval + timeout

@@ -71,7 +71,7 @@ async def test_one_leader_at_a_time_and_a_standby_takes_over_only_once_the_lease
     b.start()
     await until(lambda: b.rounds >= 5)  # a standby that tried, again and again
     assert (a.is_leader, b.is_leader) == (True, False)
-    a._task.cancel()  # a dies without handing over: its lease must lapse first
+    a.loop._task.cancel()  # a dies without handing over: its lease must lapse first
     lapses = (await db.leases.find_one({"_id": LEADER_LEASE}))["until"]
     try:
         await until(lambda: b.is_leader)
