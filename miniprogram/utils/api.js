@@ -175,16 +175,12 @@ function createApi(wx, config) {
     return url && url.charAt(0) === '/' ? base + url : url || '';
   }
 
-  return {
-    base,
-    asset,
-    login,
-    loginKey,
-    renewLogin,
-    request,
-    get: (/** @type {string} */ path, /** @type {CallOptions} */ options) => request('GET', path, undefined, options),
-    post: (/** @type {string} */ path, /** @type {any} */ body, /** @type {CallOptions} */ options) => request('POST', path, body === undefined ? {} : body, options),
-  };
+  /** @param {string} path @param {CallOptions} [options] */
+  const get = (path, options) => request('GET', path, undefined, options);
+  /** @param {string} path @param {any} [body] @param {CallOptions} [options] */
+  const post = (path, body, options) => request('POST', path, body === undefined ? {} : body, options);
+
+  return { base, asset, login, loginKey, renewLogin, request, get, post };
 }
 
 module.exports = { createApi, ApiError, MESSAGES, LOGIN_KEY };

@@ -73,7 +73,8 @@ let serial = 0;
 const loaded = new Map(); // page file -> its simulate id
 
 class Phone {
-  /** @param {string} name unique per run: the wx.login code, so the openid is `o_<name>` */
+  /** @param {string} name unique per run: the wx.login code, so the openid is `o_<name>`
+   * @param {{socket?: {minDelay?: number, maxDelay?: number, pingEvery?: number}}} [options] */
   constructor(name, { socket } = {}) {
     serial += 1;
     Phone.all.push(this);
@@ -95,7 +96,8 @@ class Phone {
     this.prepays = new Map(); // the `package` of a payment -> its order id, as WeChat Pay knows it
     this.pages = [];
     this.wx = this.makeWx();
-    const services = createServices(this.wx, { baseUrl: stack.server, templates: TEMPLATES, socket: socket || {} });
+    // The stand-in has the calls the mini-program makes, not all 500 of the wx API.
+    const services = createServices(/** @type {WechatMiniprogram.Wx} */ (/** @type {unknown} */ (this.wx)), { baseUrl: stack.server, templates: TEMPLATES, socket: socket || {} });
     // As app.js: the socket closes in the background and reopens in the foreground.
     this.app = {
       services,
@@ -252,7 +254,7 @@ class Phone {
   /** Render a page (an app path with its query) and run its onLoad and onShow, as WeChat does. */
   open(url) {
     const [pagePath, qs] = url.split('?');
-    global.getApp = () => this.app;
+    /** @type {any} */ (global).getApp = () => this.app;
     // Loaded once per path (jest keeps the page's module, so a second load would not run its
     // Component() again); every open renders a new instance of it.
     const file = path.join(MP, pagePath.replace(/^\//, ''));
