@@ -6,11 +6,14 @@ module.exports = {
   baseUrl: 'https://gift.example.com',
   // Template ids the member is asked to accept, at most three each. Empty: nothing is asked.
   templates: {
-    // Joining: the result (won / not won) or, for a direct gift, 礼物已到.
+    // Joining a gift that is drawn: 中奖 and 未中奖 (the server's gift_won and gift_lost), since
+    // the member cannot know yet which one will come.
     join: /** @type {string[]} */ ([]),
-    // Creating a gift: the sender's summary when it opens, and a refund.
+    // Joining a direct gift: 礼物已到 (gift_received).
+    received: /** @type {string[]} */ ([]),
+    // Creating a gift: the sender's summary when it opens (gift_summary), and a refund (gift_refunded).
     sender: /** @type {string[]} */ ([]),
-    // Giving an address: 奖品已发货.
+    // Giving an address: 奖品已发货 (prize_shipped) and the claim's reminder (claim_reminder).
     claim: /** @type {string[]} */ ([]),
   },
 };

@@ -6,7 +6,7 @@ const { createApi } = require('./api');
 const { createSocket } = require('./socket');
 
 /**
- * @typedef {{baseUrl: string, templates: {join: string[], sender: string[], claim: string[]},
+ * @typedef {{baseUrl: string, templates: {join: string[], received: string[], sender: string[], claim: string[]},
  *   socket?: {minDelay?: number, maxDelay?: number, pingEvery?: number}}} Config
  */
 

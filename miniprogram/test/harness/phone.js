@@ -12,7 +12,7 @@ const { createServices } = require('../../utils/services');
 const MP = path.resolve(__dirname, '../..');
 const stack = JSON.parse(process.env.MP_STACK || '{}');
 
-const TEMPLATES = { join: ['tpl_result'], sender: ['tpl_opened', 'tpl_refund'], claim: ['tpl_shipped'] };
+const TEMPLATES = { join: ['tpl_won', 'tpl_lost'], received: ['tpl_received'], sender: ['tpl_opened', 'tpl_refund'], claim: ['tpl_shipped'] };
 const ADDRESS = {
   userName: '张三', telNumber: '13800138000', provinceName: '广东省', cityName: '广州市', countyName: '海珠区',
   detailInfo: '新港中路397号', postalCode: '510000', nationalCode: '440105', errMsg: 'chooseAddress:ok',

@@ -59,14 +59,14 @@ test('a gift goes from the shop to a shipped prize, live, on the real server', a
     expect(join.text()).toContain('周末快乐');
     join.tap('#join');
     const waitUrl = await member.waitNavigation('/pages/gift/wait/wait');
-    expect(member.prompts).toEqual([{ tmplIds: ['tpl_result'] }]);
+    expect(member.prompts).toEqual([{ tmplIds: ['tpl_won', 'tpl_lost'] }]);
     if (i < 2) {
       const wait = member.open(waitUrl);
       await wait.waitText(`${i + 1}/3 人已参与`);
       waits.push(wait);
     }
   }
-  expect(members[0].requests.find((r) => r.path.endsWith('/join')).body).toEqual({ subscribed: ['tpl_result'] });
+  expect(members[0].requests.find((r) => r.path.endsWith('/join')).body).toEqual({ subscribed: ['tpl_won', 'tpl_lost'] });
 
   // The third join fills it: the draw runs, and every waiting page goes to the result, once.
   for (const phone of [buyer, members[0], members[1]]) await phone.waitNavigation('/pages/gift/result');

@@ -45,7 +45,7 @@ test('a refused subscription changes nothing else: the member joins and gets a d
   expect(member.prompts).toEqual([]); // never on page load
   await join.tap('#join');
   const url = await member.waitNavigation('/pages/gift/result');
-  expect(member.prompts).toEqual([{ tmplIds: ['tpl_result'] }]);
+  expect(member.prompts).toEqual([{ tmplIds: ['tpl_received'] }]);
   expect(member.refusedPrompts).toEqual([]);
   expect(member.requests.find((r) => r.path.endsWith('/join')).body).toEqual({ subscribed: [] });
   const result = member.open(url);

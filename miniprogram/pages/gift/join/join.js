@@ -63,7 +63,8 @@ Component({
       const record = ctx(this);
       const { wx, api, config } = record.services;
       // Inside the tap, before anything asynchronous: WeChat refuses the prompt anywhere else.
-      const subscribed = askSubscribe(wx, config.templates.join);
+      const direct = this.data.gift && this.data.gift.method === 'direct';
+      const subscribed = askSubscribe(wx, direct ? config.templates.received : config.templates.join);
       this.setData({ busy: true });
       wx.showLoading({ title: '疯狂抢礼包中' });
       subscribed
