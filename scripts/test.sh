@@ -29,4 +29,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     trap - EXIT
   fi
 fi
-exec .venv/bin/python -m pytest "$@"
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+# The mini-program (miniprogram/): its JS type-checked against the wx API's types, then its pages
+# rendered by jest + miniprogram-simulate against a real server (about a minute; packages from
+# the committed lock file). MINIPROGRAM_TESTS=0 skips it, say for a quick pytest subset.
+if [ "${MINIPROGRAM_TESTS:-1}" != "0" ]; then
+  (cd miniprogram/test && npm ci --no-audit --no-fund --loglevel=error && npx tsc -p . && npx tsc -p tsconfig.test.json \
+    && PYTHON="$PWD/../../.venv/bin/python" npx jest --ci) || status=$((status ? status : 1))
+fi
+exit "$status"

@@ -1,0 +1,47 @@
+// The server answering 503 (its database gone for a few seconds): pages say so clearly and
+// try again later by themselves; a waiting page's socket, closed with 1013, comes back and
+// still brings the result. Last in the run: the whole server is affected.
+const { Phone, until, httpCall, stack } = require('../harness/phone');
+const { adminGift, joinByApi } = require('../harness/gifts');
+const { catalogue } = require('../harness/shop');
+
+afterEach(() => {
+  for (const phone of Phone.all) phone.closeAll();
+});
+
+test('a 503 shows a clear message, the page retries later, and the waiting page still gets its result', async () => {
+  await catalogue([{ name: '香薰蜡烛', price: 5900, stock: 3 }]);
+  const sender = new Phone('outage_sender');
+  await sender.app.services.api.login();
+  const orderId = await adminGift(sender, { method: 'full', open_number: 2 });
+  const member = new Phone('outage_member');
+  const friend = new Phone('outage_friend');
+  await friend.app.services.api.login();
+  const join = member.open(`/pages/gift/join/join?order_id=${orderId}`);
+  await join.waitText('抽');
+  await join.tap('#join');
+  const wait = member.open(await member.waitNavigation('/pages/gift/wait/wait'));
+  await wait.waitText('1/2 人已参与');
+
+  await httpCall('POST', `${stack.control}/outage?seconds=12`); // long enough for the page to meet it
+  await until(async () => (await httpCall('GET', `${stack.server}/readyz`)).status === 503, { what: 'the outage' });
+
+  const shop = member.open('/pages/shop/shop');
+  // The first request after the loss waits for the driver to notice it (a few seconds).
+  await shop.waitText('服务暂时不可用，请稍后再试', 30000);
+  expect(shop.text()).toContain('稍后自动重试');
+  await until(() => wait.data.connection.includes('重新连接'), { what: 'the socket closed with 1013' });
+
+  // Once the database is back, the shop loads by itself and the result still arrives.
+  await shop.waitText('香薰蜡烛', 40000);
+  await until(async () => {
+    try {
+      await joinByApi(friend, orderId);
+      return true;
+    } catch (err) {
+      return false;
+    }
+  }, { timeout: 30000, every: 300, what: 'the join after the outage' });
+  await member.waitNavigation('/pages/gift/result', 30000);
+  expect(member.navigationsTo('/pages/gift/result')).toHaveLength(1);
+});
