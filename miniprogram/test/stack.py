@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlparse
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from tests.fakes.wechat import APPID, SECRET, FakeWeChat  # noqa: E402  (moves to fakes/wechat.py)
+from fakes.wechat import APPID, SECRET, FakeWeChat  # noqa: E402
 
 ADMIN_TOKEN = "admin-token-for-miniprogram-tests"
 
