@@ -1,7 +1,13 @@
 """The shop in tests: a catalogue made through the admin API, and orders paid at the local
-WeChat Pay fake."""
+WeChat Pay fake; the same made by the domain's services themselves, for tests/lottery/; the money
+invariant, and refund rounds run to the end."""
 from typing import Any
 
+from lottery.catalogue import Catalogue, ProductSpec
+from lottery.claims import Claims, clean_address
+from lottery.gifts import Gifts
+from lottery.orders import OrderLine, Orders, OrderSpec
+from lottery.storage import joins
 from tests.api import Api
 from tests.waiting import until
 
@@ -41,6 +47,38 @@ async def bought_gift(api: Api, pay_fake, key: str, *lines: tuple[str, int], **f
     [delivery] = await pay_fake.pay(created["order_id"])
     assert delivery.status == 204, delivery
     return created["order_id"]
+
+
+# -- The same in the domain, without HTTP (tests/lottery/) ----------------------------------------
+
+async def listed(db, name: str = "咖啡券", price: int = 2800, stock: int = 100) -> str:
+    """A product on sale, added by the catalogue itself. Its id."""
+    return (await Catalogue(db).add_product(ProductSpec(name, price, stock)))["_id"]
+
+
+async def paid_gift(orders: Orders, pay_fake, buyer_id: str, *lines: tuple[str, int], method: str = "direct",
+                    **fields: Any) -> str:
+    """An order made by `orders`, paid at the fake, and its payment applied as the notify route
+    applies it (the transaction as WeChat Pay reports it): the gift is open. Its order id."""
+    order, _, _ = await orders.create(buyer_id, OrderSpec([OrderLine(p, q) for p, q in lines], method, **fields))
+    await pay_fake.pay(order["_id"], notify=False)
+    assert await orders.settle(await orders.gateway.query_by_out_trade_no(order["_id"])) == "paid"
+    return order["_id"]
+
+
+def verified(payments, deliveries, expect: str = "transaction") -> list[dict]:
+    """What the notify routes pass on of WeChat Pay's notifies: each one's resource, verified and
+    decrypted by our client."""
+    return [payments.verify_notify(d.headers, d.body, expect=expect) for d in deliveries]
+
+
+async def give_address(claims: Claims, gifts: Gifts, order_id: str, member_id: str, address: dict | None = None,
+                       subscribed: tuple[str, ...] = ()) -> dict:
+    """The winner claims with an address (ADDRESS unless given), the gift and their join read as
+    the claim route reads them."""
+    gift = await gifts.get(order_id)
+    join = await joins.get(gifts.db, order_id, member_id)
+    return await claims.give_address(gift, join, member_id, clean_address(address or ADDRESS), list(subscribed))
 
 
 ADDRESS = {"userName": "张三", "telNumber": "13800138000", "provinceName": "广东省", "cityName": "广州市",

@@ -7,7 +7,7 @@ from lottery.images import ImageSources
 from fakes.wechat import session_key_for
 from tests.handlers.test_headers import policy
 from tests.handlers.test_profile_api import IV
-from tests.lottery.test_profiles import encrypt_user_data, user_info
+from tests.wechat.support import encrypt_user_data, user_info
 
 ALLOWED = ["/static/img/icon.svg", "https://thirdwx.qlogo.cn/mmopen/vi_32/a/132",
            "https://wx.qlogo.cn/mmopen/a.png", "https://mmbiz.qpic.cn/mmbiz_png/x/0?wx_fmt=png"]

@@ -2,7 +2,7 @@
 import pytest
 
 from fakes.wechat import APPID, session_key_for
-from tests.lottery.test_profiles import encrypt_user_data, user_info
+from tests.wechat.support import encrypt_user_data, user_info
 
 IV = "AAECAwQFBgcICQoLDA0ODw=="
 

@@ -9,16 +9,9 @@ import pytest
 from lottery import clock
 from lottery.catalogue import Catalogue, ProductSpec
 from lottery.errors import UpstreamError
-from lottery.orders import OrderLine, Orders, OrderSpec
+from lottery.orders import OrderLine, OrderSpec
 from lottery.storage import orders as order_store
 from lottery.storage import products
-from wechatpay.client import WeChatPayClient
-
-
-@pytest.fixture
-def orders(db, pay_fake) -> Orders:
-    client = WeChatPayClient(pay_fake.client_config("http://127.0.0.1:9/notify"), timeout=5)
-    return Orders(db, client, mchid=pay_fake.mchid, appid=pay_fake.appid)
 
 
 async def setup(db, gifts, stock: int = 5) -> tuple[str, str]:
