@@ -9,9 +9,10 @@ from lottery.errors import InvalidInput
 ID = r"[A-Za-z0-9_-]{1,64}"
 ID_PATTERN = re.compile(f"^{ID}$")
 # A claim is a gift's item: `{order_id}:{item_index}`.
-CLAIM_ID = re.compile(rf"^{ID}:\d{{1,4}}$")
-PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(-\d{1,6})?)$")  # mainland mobile, or a landline
-POSTAL_CODE = re.compile(r"^\d{6}$")
+CLAIM_ID = re.compile(rf"^{ID}:[0-9]{{1,4}}$")
+PHONE = re.compile(r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8}(-[0-9]{1,6})?)$")  # mainland mobile, or a landline
+# ASCII digits only (`\d` would take full-width and Arabic-Indic ones), as the OpenAPI patterns say.
+POSTAL_CODE = re.compile(r"^[0-9]{6}$")
 
 
 def check_identifier(value: object, name: str = "order_id") -> str:

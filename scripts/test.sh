@@ -29,13 +29,34 @@ if [ ${#missing[@]} -gt 0 ]; then
     trap - EXIT
   fi
 fi
+# Both suites at once: pytest's files spread over 4 workers (most tests wait on sockets, timers
+# and child processes rather than the CPU, so 4 outrun 2 on a 2-core machine), and the
+# mini-program's suite (miniprogram/): its JS type-checked against the wx API's types, then its
+# pages rendered by jest + miniprogram-simulate against a real server, packages from the committed
+# lock file. MINIPROGRAM_TESTS=0 skips it, say for a quick pytest subset; PYTEST_WORKERS=0 runs
+# pytest in one process.
 status=0
-.venv/bin/python -m pytest "$@" || status=$?
-# The mini-program (miniprogram/): its JS type-checked against the wx API's types, then its pages
-# rendered by jest + miniprogram-simulate against a real server (about a minute; packages from
-# the committed lock file). MINIPROGRAM_TESTS=0 skips it, say for a quick pytest subset.
+js_status=0
+js_log=$(mktemp)
 if [ "${MINIPROGRAM_TESTS:-1}" != "0" ]; then
   (cd miniprogram/test && npm ci --no-audit --no-fund --loglevel=error && npx tsc -p . && npx tsc -p tsconfig.test.json \
-    && PYTHON="$PWD/../../.venv/bin/python" npx jest --ci) || status=$((status ? status : 1))
+    && PYTHON="$PWD/../../.venv/bin/python" npx jest --ci) >"$js_log" 2>&1 &
+  js_pid=$!
 fi
+py_log=$(mktemp)
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-4}" --dist worksteal "$@" 2>&1 | tee "$py_log" || status=$?
+if [ -n "${js_pid:-}" ]; then
+  wait "$js_pid" || js_status=$?
+  echo; echo "== mini-program (miniprogram/test) =="; cat "$js_log"
+fi
+# One closing line for both suites.
+count() {  # count WORD FILE: the number before WORD on the file's last line that has one
+  grep -oE "[0-9]+ $1" "$2" | tail -1 | awk '{print $1}' | grep . || echo 0
+}
+py_passed=$(count passed "$py_log"); py_failed=$(( $(count failed "$py_log") + $(count "errors?" "$py_log") ))
+js_passed=$(count passed "$js_log"); js_failed=$(count failed "$js_log")
+rm -f "$js_log" "$py_log"
+[ "$status" -ne 0 ] || [ "$js_status" -eq 0 ] || status=$js_status
+[ "$status" -eq 0 ] || [ "$((py_failed + js_failed))" -gt 0 ] || py_failed=1  # a crash counts
+echo "all: $((py_passed + js_passed)) passed, $((py_failed + js_failed)) failed"
 exit "$status"

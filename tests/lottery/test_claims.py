@@ -101,14 +101,17 @@ def test_a_mainland_mobile_or_landline_number_is_accepted(phone):
 
 
 @pytest.mark.parametrize("phone", ["12345", "12800138000", "1380013800", "138001380001", "+8613800138000",
-                                   "138-0013-8000", "2012345678", "abcdefghijk"])
+                                   "138-0013-8000", "2012345678", "abcdefghijk",
+                                   "１３８００１３８０００", "13８00138000", "١٣٨٠٠١٣٨٠٠٠"])
 def test_a_phone_number_that_is_not_mainland_chinas_is_refused(phone):
+    # ASCII digits only, as the OpenAPI pattern says: full-width or Arabic-Indic digits are not
+    # a number a courier can dial.
     with pytest.raises(InvalidInput):
         clean_address({**ADDRESS, "telNumber": phone})
 
 
 @pytest.mark.parametrize("code, accepted", [("510000", True), ("", True), ("5100", False), ("5100000", False),
-                                            ("51000a", False)])
+                                            ("51000a", False), ("５１００００", False), ("٥١٠٠٠٠", False)])
 def test_a_postal_code_is_six_digits_or_none(code, accepted):
     if accepted:
         assert clean_address({**ADDRESS, "postalCode": code}).postalCode == code
