@@ -1,6 +1,7 @@
 """A local stand-in for WeChat Pay API v3 (api.mch.weixin.qq.com). Development and tests only:
-the server's --dev/--demo mode and the test suite use it, which is why it lives in notify/ and
-not in tests/. Never point a production server at it.
+the server's --dev/--demo mode, the tests and the benchmarks use it, which is why it lives in
+fakes/ and not in tests/ (and never in the production image). Never point a production server
+at it.
 
 It speaks the real protocol over HTTP, on its own thread and event loop (so in-process apps and
 server subprocesses alike reach it over a socket):

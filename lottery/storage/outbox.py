@@ -1,15 +1,15 @@
 """`outbox`: durable records of what must follow a committed change, written in the same step
 as the change and consumed by a worker under a lease (pending -> taken -> done). The draw writes
-two per gift: `gift_opened` (the notifications) and `record_outcomes` (its own follow-up,
-copying the result onto the join records). A record's id is `{prefix}:{order_id}`, so however
+three per gift: `gift_opened` (the notifications), `record_outcomes` (its own follow-up,
+copying the result onto the join records) and `open_claims` (a claim per item won). A record's id is `{prefix}:{order_id}`, so however
 often a draw is resumed, each record exists once."""
 from datetime import datetime, timedelta
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery.storage import leases
 from lottery import clock, logs
+from lottery.storage import leases
 from lottery.storage.slices import in_slices
 from lottery.storage.ttl import ensure_ttl
 from lottery.storage.writes import insert_new
