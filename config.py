@@ -51,6 +51,10 @@ class Config:
     mongodb_uri: str = setting("", "MongoDB URI; unset: start the embedded engine")
     data_dir: str = setting("./data", "embedded engine data folder, kept across restarts")
     backup_dir: str = setting("./backups", "where POST /api/admin/backup writes the embedded engine's archives")
+    request_timeout: float = setting(2.5, "seconds all of one request's database operations may take together "
+                                          "(PyMongo's client-side timeout); past it a route answers 503 "
+                                          "database_unavailable, a join whose write got no answer "
+                                          "join_outcome_unknown, a websocket closes with 1013")
     keep_notifications_days: float = setting(90.0, "how long a notification entry is kept once final "
                                                    "(sent, not subscribed, failed)")
     keep_outbox_days: float = setting(30.0, "how long an outbox record is kept once done")

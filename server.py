@@ -111,7 +111,7 @@ def make_app(services: Services, config: Config, demo_gifts: list[dict] = ()) ->
     ]
     return Application(
         routes, log_function=log_request, admin_token=config.admin_token, dev=config.development,
-        demo_gifts=list(demo_gifts), allowed_hosts=config.host_names,
+        demo_gifts=list(demo_gifts), allowed_hosts=config.host_names, request_timeout=config.request_timeout,
         content_security_policy=content_security_policy(config.images),
         realtime=realtime.RealtimeOptions(
             ping_interval=config.ws_ping_interval, ping_timeout=config.ws_ping_timeout,
@@ -119,10 +119,10 @@ def make_app(services: Services, config: Config, demo_gifts: list[dict] = ()) ->
         **services.by_name())
 
 
-def make_health_app(services: Services) -> web.Application:
+def make_health_app(services: Services, config: Config) -> web.Application:
     """What a scheduler-role process serves: its health and readiness, nothing else."""
     return Application([*health.default_handlers, (r".*", NotFoundHandler)],
-                       log_function=log_request, health=services.health)
+                       log_function=log_request, health=services.health, request_timeout=config.request_timeout)
 
 
 def tune_gc() -> None:
@@ -176,7 +176,7 @@ async def serve(config: Config, uri: str, engine: EmbeddedEngine | None = None) 
     if config.web_role:
         app = make_app(services, config, await demo_data(services) if config.demo else [])
     else:
-        app = make_health_app(services)
+        app = make_health_app(services, config)
 
     tune_gc()
     server = http_server(app, config.http_idle_timeout, config.http_body_timeout)

@@ -93,7 +93,8 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
                     max_attempts=config.notify_max_attempts, backoff_base=config.notify_backoff_seconds)
     notifications = Notifications(db, templates.template_ids(), lease=limits.lease)
     if hub is None and config.web_role:
-        hub = LiveHub(db, force_polling=config.realtime_polling, poll_interval=config.realtime_poll_seconds)
+        hub = LiveHub(db, force_polling=config.realtime_polling, poll_interval=config.realtime_poll_seconds,
+                      read_timeout=config.request_timeout)
     scheduler = notifier = refunder = backlogs = None
     if config.scheduler_role:
         scheduler = Scheduler(db, draws, sync_uri, sweep_interval=config.sweep_seconds,

@@ -15,6 +15,7 @@ class AdminHandler(BaseHandler):
     async def prepare(self) -> None:
         self.current_user = None
         self.require_admin()
+        self.refuse_while_database_away()
 
 
 def gift_spec(body: dict) -> GiftSpec:
@@ -107,6 +108,8 @@ class AdminProductHandler(AdminHandler):
 
 
 class AdminBackupHandler(AdminHandler):
+    database_budget = 600.0  # an archive of the whole database takes as long as it takes
+
     async def post(self) -> None:
         """Archive the embedded engine's data now -> 201 `{path, size_bytes, taken_at}` (a file in
         `--backup_dir` on the server's host); 501 on MongoDB, which backs up with its own tools."""

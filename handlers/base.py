@@ -9,6 +9,7 @@ import json
 import logging
 from typing import Any
 
+import pymongo
 from tornado import web
 
 from handlers import params
@@ -28,6 +29,7 @@ log = logging.getLogger("gift_lottery.http")
 ID_GROUP = f"({ID})"
 MAX_JSON_BODY = 64 * 1024
 RETRY_AFTER_SECONDS = 2  # while the database is away: an embedded engine restarts within seconds
+DEFAULT_REQUEST_TIMEOUT = 2.5  # seconds; a route answers within 3 s whatever the database does
 
 
 def content_security_policy(images: ImageSources) -> str:
@@ -103,6 +105,10 @@ class CommonHandler:
 class BaseHandler(CommonHandler, ServiceAccess, web.RequestHandler):
     """Shared by every HTTP handler of the API."""
 
+    # Seconds all of one request's database operations may take together; None: the app's
+    # `request_timeout` (a route whose work is long by nature, a backup, sets its own).
+    database_budget: float | None = None
+
     legacy = False  # legacy routes answer the seed's envelope
     # Routes about one gift: its document and the member's join come with the login key.
     loads_gift = False
@@ -115,18 +121,29 @@ class BaseHandler(CommonHandler, ServiceAccess, web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")  # answers may be a member's own
 
+    async def _execute(self, *args: Any, **kwargs: Any) -> Any:
+        # One budget for every database operation of the request (PyMongo's client-side
+        # timeout): a database that hangs instead of dying costs a request this long at most,
+        # then it answers 503 (v1) or the envelope's error (legacy), never a long wait.
+        with pymongo.timeout(self.database_budget or self.settings.get("request_timeout", DEFAULT_REQUEST_TIMEOUT)):
+            return await super()._execute(*args, **kwargs)
+
     async def prepare(self) -> None:
         """Resolve the login key, if the request carries one, to the member it belongs to; on a
-        gift route, with the gift and the member's join in the same database round trip. While
-        the database is known to be away, a 503 at once (no request waits out a timeout)."""
-        if not self.health.database_available:
-            raise DatabaseUnavailable()
+        gift route, with the gift and the member's join in the same database round trip."""
+        self.refuse_while_database_away()
         order_id = self.requested_order_id() if self.loads_gift else None
         if order_id is not None:
             self.current_user, self.gift, self.join = await self.gifts.for_member(self.login_key(), order_id)
         else:
             self.current_user = await self.accounts.member_for(self.login_key())
         logs.MEMBER_ID.set(self.current_user)
+
+    def refuse_while_database_away(self) -> None:
+        """While the database is known to be away, a 503 at once (no request waits out its
+        budget): PyMongo's monitor says so without a round trip."""
+        if not self.health.database_available:
+            raise DatabaseUnavailable()
 
     def requested_order_id(self) -> str | None:
         """The gift this request is about: the route's order id."""

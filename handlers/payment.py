@@ -20,6 +20,7 @@ class NotifyHandler(BaseHandler):
 
     async def prepare(self) -> None:
         self.current_user = None
+        self.refuse_while_database_away()  # WeChat Pay sends it again later
 
     def verified(self) -> dict | None:
         """The notify's decrypted resource, or None after answering why not."""

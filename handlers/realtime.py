@@ -11,12 +11,13 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlparse
 
+import pymongo
 from pymongo.errors import PyMongoError
 from tornado import websocket
 from tornado.ioloop import IOLoop
 
 from handlers import params
-from handlers.base import CommonHandler
+from handlers.base import DEFAULT_REQUEST_TIMEOUT, CommonHandler
 from handlers.services import ServiceAccess
 from lottery import logs, metrics
 from lottery.backoff import database_away
@@ -188,8 +189,12 @@ class RealtimeHandler(CommonHandler, ServiceAccess, websocket.WebSocketHandler):
 
     async def authenticate(self, login_key: str | None) -> None:
         """Resolve the login key; an unknown or expired one closes the connection (4401)."""
+        if self.auth_timer is not None:  # the key came in time; the database's answer may not
+            IOLoop.current().remove_timeout(self.auth_timer)
+            self.auth_timer = None
         try:
-            member_id = await self.accounts.authenticate(login_key)
+            with pymongo.timeout(self.settings.get("request_timeout", DEFAULT_REQUEST_TIMEOUT)):
+                member_id = await self.accounts.authenticate(login_key)
         except LoginExpired as exc:
             log.warning("websocket closed: login key unknown or expired")
             self.send_error_frame(exc.code, exc.message)
@@ -209,9 +214,6 @@ class RealtimeHandler(CommonHandler, ServiceAccess, websocket.WebSocketHandler):
             return
         self.member_id = member_id
         logs.MEMBER_ID.set(member_id)
-        if self.auth_timer is not None:
-            IOLoop.current().remove_timeout(self.auth_timer)
-            self.auth_timer = None
 
     def _auth_expired(self) -> None:
         self.auth_timer = None

@@ -11,6 +11,7 @@ class CatalogueHandler(BaseHandler):
     """No login; cacheable."""
 
     async def prepare(self) -> None:
+        self.refuse_while_database_away()
         self.current_user = None
 
     def set_default_headers(self) -> None:

@@ -2,14 +2,19 @@
 (or cancelled) by `idle()` at shutdown. The draw's batching and its delayed outcome copies live
 here, so the draw itself reads as its state transitions."""
 import asyncio
+import contextvars
 import logging
 import time
 from typing import Awaitable, Callable
+
+import pymongo
 
 from lottery import logs
 from lottery.backoff import Backoff, database_away
 
 log = logging.getLogger(__name__)
+
+DEFAULT_ROUND_TIMEOUT = 30.0  # seconds
 
 
 class Loop:
@@ -19,15 +24,19 @@ class Loop:
     `round()` runs again and again from `start()` until `stop()`. A round that found work
     (returns something true) is followed at once; an idle one by a pause of `interval`. A round
     that fails, whatever the error, is followed by a longer pause (doubling to a cap) and logged
-    once per incident (lottery/backoff.py: a warning when the database is away, a traceback
-    otherwise). `stop(grace)` sets `stopping`, which rounds check between items, lets the round
+    once per incident (lottery/backoff.py: a warning when the database is away or hangs past
+    `timeout`, a traceback otherwise). `stop(grace)` sets `stopping`, which rounds check between items, lets the round
     under way finish within `grace` seconds, cancels it if it has not, then runs `on_stop`."""
 
     def __init__(self, name: str, round: Callable[[], Awaitable[object]], interval: float,
-                 on_stop: Callable[[], Awaitable[None]] | None = None, backoff_base: float = 0.5) -> None:
+                 on_stop: Callable[[], Awaitable[None]] | None = None, backoff_base: float = 0.5,
+                 timeout: float | None = DEFAULT_ROUND_TIMEOUT) -> None:
         self.name = name
         self.round = round
         self.interval = interval
+        # What a round may spend on the database (PyMongo's client-side timeout): a database
+        # that hangs ends the round, which backs off, instead of holding the loop for good.
+        self.timeout = timeout
         self.on_stop = on_stop
         self.backoff = Backoff(name, base=backoff_base)
         self.rounds = 0  # rounds run, failed ones included
@@ -63,7 +72,8 @@ class Loop:
     async def _run(self) -> None:
         while not self.stopping:
             try:
-                busy = await self.round()
+                with pymongo.timeout(self.timeout):
+                    busy = await self.round()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug or a lost database must not end the loop
@@ -89,12 +99,15 @@ class Background:
     """A process's background tasks, with a delay that `idle()` cuts short."""
 
     def __init__(self) -> None:
+        self._context = contextvars.copy_context()
         self._tasks: set[asyncio.Future] = set()
         self._hurry = asyncio.Event()  # set by idle(): pauses end at once
 
     def spawn(self, work: Awaitable) -> asyncio.Future:
         """Run `work` in the background; a failure is logged (the sweep retries)."""
-        task = asyncio.ensure_future(self._logged(work))
+        # Its own context, as the process started: not the request's that set it off, whose
+        # database budget (pymongo.timeout) must not cut short a draw it began.
+        task = asyncio.get_running_loop().create_task(self._logged(work), context=self._context.copy())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

@@ -4,14 +4,16 @@ warning when the database is unreachable (expected, no traceback), the traceback
 else once, and one line when the loop works again."""
 import logging
 
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 log = logging.getLogger(__name__)
 
 
-def database_away(exc: BaseException) -> bool:
-    """Whether an error means the database cannot be reached (rather than a bug or a refusal)."""
-    return isinstance(exc, ConnectionFailure)
+def database_away(exc: BaseException | None) -> bool:
+    """Whether an error means the database cannot be reached or did not answer within the time
+    given (rather than a bug or a refusal): a lost connection, or a client-side operation timeout
+    (`pymongo.timeout()`) running out while the database hangs."""
+    return isinstance(exc, ConnectionFailure) or (isinstance(exc, PyMongoError) and exc.timeout)
 
 
 class Backoff:

@@ -79,10 +79,20 @@ class NotOpenedYet(LotteryError):
 
 
 class DatabaseUnavailable(LotteryError):
-    """The database cannot be reached right now (it is being restarted, or the network is down)."""
+    """The database cannot be reached right now (it is being restarted, the network is down, or
+    it does not answer within the request's time)."""
 
     code = "database_unavailable"
     message = "服务暂时不可用，请稍后再试"
+
+
+class JoinOutcomeUnknown(DatabaseUnavailable):
+    """The database stopped answering after a join's write was sent: it may or may not have
+    taken effect. Trying again is safe (a member joins once): it answers the join, or that the
+    member already joined."""
+
+    code = "join_outcome_unknown"
+    message = "网络繁忙，暂时无法确认是否参与成功，请稍后刷新查看"
 
 
 class UpstreamError(LotteryError):

@@ -7,10 +7,12 @@ from datetime import datetime, timedelta
 from typing import Callable, NamedTuple
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from lottery import clock, fairness, logs, metrics
 from lottery.accounts import Accounts, key_digest
-from lottery.errors import (AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
+from lottery.backoff import database_away
+from lottery.errors import (AlreadyJoined, JoinOutcomeUnknown, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
                             InvalidInput, LotteryError, MissingParams, NoItemsLeft, OwnGift)
 from lottery.images import ImageSources
 from lottery.storage import gifts as store
@@ -64,6 +66,15 @@ class GiftSpec:
     deadline_hours: int | None = None  # direct, full: closes after this many hours
     # Subscribe-message templates the sender accepted when paying (their result summary).
     sender_subscribed: list[str] = field(default_factory=list)
+
+
+class _RecordLost(Exception):
+    """A member already holds a full gift's seat without a join record: the attempt that took
+    it lost its answer before writing the record."""
+
+    def __init__(self, gift: dict) -> None:
+        super().__init__(gift["_id"])
+        self.gift = gift
 
 
 class JoinResult(NamedTuple):
@@ -209,7 +220,14 @@ class Gifts:
             metrics.JOINS.labels("unknown", exc.code).inc()
             raise
         try:
-            result = await self._join(gift, member_id, form_id, subscribed)
+            try:
+                result = await self._join(gift, member_id, form_id, subscribed)
+            except PyMongoError as exc:
+                # The claim or the join record was sent and no answer came: it may have been
+                # applied. Say so; a retry is safe (one join per member).
+                if database_away(exc):
+                    raise JoinOutcomeUnknown() from exc
+                raise
         except LotteryError as exc:
             metrics.JOINS.labels(gift["method"], exc.code).inc()
             raise
@@ -218,12 +236,19 @@ class Gifts:
 
     async def _join(self, gift: dict, member_id: str, form_id: str, subscribed: list[str] | None) -> JoinResult:
         now, order_id = clock.utcnow(), gift["_id"]
+        claimed_before = False
         for _ in range(MAX_CLAIMS):
             if await store.claim(self.db, gift, member_id, now):
                 break
             # Refused: read again. Only a direct gift whose next item a racing joiner took is
             # tried again, for the item after it.
-            gift = await self._refused(order_id, member_id, now)
+            try:
+                gift = await self._refused(order_id, member_id, now)
+            except _RecordLost as lost:
+                # An earlier attempt's seat claim was applied and its record never written (the
+                # database stopped answering between the two): this retry writes it.
+                gift, claimed_before = lost.gift, True
+                break
         else:
             raise LotteryError("参与失败，请重试")
         join = joins.new_join(order_id, member_id, now, form_id, subscribed)
@@ -250,7 +275,7 @@ class Gifts:
             # left): the draw looks at once; it opens only a gift that is `ready`, and the sweep
             # catches a last seat taken by a joiner who saw more than NUDGE_SEATS left.
             self.on_ready(order_id)
-        return JoinResult(store.after_claim(gift), "won" if item else "joined_waiting", item)
+        return JoinResult(gift if claimed_before else store.after_claim(gift), "won" if item else "joined_waiting", item)
 
     async def _refused(self, order_id: str, member_id: str, now: datetime) -> dict:
         """Why a claim was refused, read after the fact (the claim itself was atomic): the error
@@ -258,8 +283,11 @@ class Gifts:
         gift = live(await store.get(self.db, order_id))
         if gift["sender_id"] == member_id:
             raise OwnGift()
-        if await joins.get(self.db, order_id, member_id) is not None or (
-                gift["method"] != "timed" and await store.is_claimant(self.db, order_id, member_id)):
+        if await joins.get(self.db, order_id, member_id) is not None:
+            raise AlreadyJoined()
+        if gift["method"] != "timed" and await store.is_claimant(self.db, order_id, member_id):
+            if gift["method"] == "full" and gift["status"] == "open":
+                raise _RecordLost(gift)
             raise AlreadyJoined()
         if gift["method"] == "direct" and gift["items_left"] <= 0:
             raise NoItemsLeft()

@@ -17,6 +17,7 @@ from config import Config
 from server import http_server as production_http_server, make_app
 from services import build_services
 from tests.api import ADMIN_TOKEN, Api
+from tests.servers import TEST_REQUEST_TIMEOUT
 from fakes.wechat import APPID, SECRET, FakeWeChat
 from tests.query_guard import QueryGuard, index_specs
 
@@ -118,7 +119,8 @@ def test_config(**settings) -> Config:
         settings["allowed_hosts"] = ",".join(settings["allowed_hosts"])
     if "images" in settings:
         settings["image_hosts"] = ",".join(settings.pop("images").hosts)
-    return Config(**{"admin_token": ADMIN_TOKEN, "role": "web", **settings})
+    return Config(**{"admin_token": ADMIN_TOKEN, "role": "web", "request_timeout": float(TEST_REQUEST_TIMEOUT),
+                     **settings})
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The gift routes: the seed mini-program's (handlers/legacy.py, the getUserInfo of
 handlers/profile.py) and the v1 API's (handlers/gifts.py, draws.py, profile.py)."""
-from handlers.openapi.blocks import (COUNT, HEX64, IDENTIFIER, ORDER_ID, STRING, TEXT_LIST, TIME, legacy, nullable,
+from handlers.openapi.blocks import (COUNT, answer, HEX64, IDENTIFIER, ORDER_ID, STRING, TEXT_LIST, TIME, legacy, nullable,
                                      obj, ref, request, text, trimmed, v1)
 from lottery.gifts import METHODS, STATES
 from lottery.profiles import MAX_NICKNAME
@@ -66,7 +66,11 @@ V1_PATHS = {
     "/api/v1/gifts/{order_id}/join": {"post": v1(
         "Join", obj({"me": ref("Me"), "gift": obj({"order_id": IDENTIFIER, "version": COUNT, "joined_count": COUNT,
                                                     "status": STRING})}),
-        body=request(JOIN_FIELDS), params=[ORDER_ID])},
+        body=request(JOIN_FIELDS), params=[ORDER_ID],
+        more={503: answer("the database is unreachable or hangs: database_unavailable (nothing was written), or "
+                          "join_outcome_unknown (the join's write was sent and no answer came: it may have taken "
+                          "effect; trying again is safe and answers the join or already_joined); Retry-After says "
+                          "when", ref("Error"))})},
     "/api/v1/gifts/{order_id}/open": {"post": v1("The sender opens a full or timed gift now", ref("GiftAndMe"),
                                                  params=[ORDER_ID])},
     "/api/v1/gifts/{order_id}/proof": {"get": v1("The fairness proof of an opened gift", ref("Proof"),

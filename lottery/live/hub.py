@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import pymongo
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
@@ -86,15 +87,17 @@ class LiveHub:
     """Subscriptions by gift and their fan-out; owns the process's feed of gift changes."""
 
     def __init__(self, db: AsyncDatabase, progress_interval: float = 0.25, poll_interval: float = 0.5,
-                 force_polling: bool = False, retry_delay: float = 1.0) -> None:
+                 force_polling: bool = False, retry_delay: float = 1.0, read_timeout: float = 2.5) -> None:
         self.db = db
+        self.read_timeout = read_timeout  # a subscriber's first answer waits no longer on a hung database
         self.progress_interval = progress_interval
         self.connections: dict[Subscriber, set[str]] = {}  # connection -> the gifts it follows
         self.gifts: dict[str, WatchedGift] = {}
         self.feed = GiftFeed(db, lambda: self.gifts.keys(), force_polling, poll_interval, retry_delay,
                              on_outage=self.close_for_outage)
         # A bug must not end realtime for the process: the loop logs it, then follows again (a resync).
-        self.follower = Loop("following gift changes", self._follow, retry_delay)
+        # No round timeout: the round is the change stream itself, followed for as long as it lasts.
+        self.follower = Loop("following gift changes", self._follow, retry_delay, timeout=None)
         self._stopping = False
         # The process's hub (one per process) reports to the gauges when scraped: a count kept on
         # the side could drift from the truth.
@@ -252,7 +255,8 @@ class LiveHub:
         try:
             while watched.pending and self.gifts.get(watched.order_id) is watched:
                 pending, watched.pending = watched.pending, {}
-                gift = await self._read(watched, pending)
+                with pymongo.timeout(self.read_timeout):
+                    gift = await self._read(watched, pending)
                 if gift is None:
                     self._refuse_unknown(watched, pending)
                 else:

@@ -59,9 +59,12 @@ def availability(client: AsyncMongoClient) -> Availability:
 def client_for(uri: str, max_pool_size: int = 50, server_selection_ms: int = 5000,
                event_listeners: list | None = None, **kwargs) -> AsyncMongoClient:
     """An async client. Time zones are kept so datetimes come back aware (UTC). Heartbeats every
-    2 s (not 10): an idle process notices a lost database soon."""
+    2 s (not 10) with a 5 s socket timeout (not 20): an idle process notices a lost or hung
+    database soon, and then routes refuse at once. Operations have no timeout of their own: each
+    request and each background round gives its own budget (`pymongo.timeout`)."""
     return AsyncMongoClient(uri, tz_aware=True, maxPoolSize=max_pool_size,
                             serverSelectionTimeoutMS=server_selection_ms, heartbeatFrequencyMS=2000,
+                            connectTimeoutMS=5000,
                             event_listeners=[CommandMetrics(), Availability(), *(event_listeners or [])],
                             **kwargs)
 

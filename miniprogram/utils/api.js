@@ -22,6 +22,7 @@ const MESSAGES = {
   not_openable: '直接送礼不能提前开奖',
   not_opened: '还没有开奖',
   database_unavailable: '服务暂时不可用，请稍后再试',
+  join_outcome_unknown: '网络繁忙，暂时无法确认是否参与成功，请稍后刷新查看',
   upstream_error: '微信服务暂时不可用，请稍后再试',
   product_not_found: '商品不存在或已下架',
   category_not_found: '分类不存在',

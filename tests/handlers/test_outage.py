@@ -56,7 +56,9 @@ class Member:
             if response.code != 503:
                 return json.loads(response.body)["error"]["code"]
             assert response.headers["Retry-After"] == "2"
-            assert json.loads(response.body)["error"]["code"] == "database_unavailable"
+            # Refused before anything was written, or cut after the join's write was sent (its
+            # outcome unknown): either way trying again is safe.
+            assert json.loads(response.body)["error"]["code"] in ("database_unavailable", "join_outcome_unknown")
             self.refused_for_outage += 1
             await asyncio.sleep(0.3)
 
