@@ -89,6 +89,12 @@ def new_seed() -> tuple[str, str]:
     return seed.hex(), hashlib.sha256(seed).hexdigest()
 
 
+def item_view(item: dict) -> dict:
+    """An item as members see it: what it is, never what the sender paid for it (nor the
+    product it came from)."""
+    return {"name": item["name"], "image": item.get("image", "")}
+
+
 def public_view(gift: dict) -> dict:
     """The gift as anyone may see it."""
     return {
@@ -103,7 +109,7 @@ def public_view(gift: dict) -> dict:
         "joined_count": gift["joined_count"],
         "items_total": gift["items_total"],
         "items_left": gift["items_left"],
-        "items": [{"name": i["name"], "image": i.get("image", "")} for i in gift["items"]],
+        "items": [item_view(item) for item in gift["items"]],
         "seed_commitment": gift["seed_commitment"],
         "created_at": clock.iso(gift["created_at"]),
         "opened_at": clock.iso(gift.get("opened_at")),
@@ -121,7 +127,7 @@ def member_view(gift: dict, join: dict | None, member_id: str, now: datetime,
         me = {"state": "joined_waiting", "joined_at": clock.iso(join["joined_at"])}
         index = won_item_index(gift, join, member_id, winners)
         if index is not None:
-            me.update(state="won", item=gift["items"][index])
+            me.update(state="won", item=item_view(gift["items"][index]))
         elif gift["status"] == "finished":
             me["state"] = "lost"
         if gift["status"] == "finished" and gift["method"] != "direct":
@@ -260,7 +266,7 @@ class Gifts:
             # It is also what the item's claim is opened from (lottery/claims.py).
             join.update(outcome="won", item_index=index, notify="pending", claim="pending",
                         request_id=logs.REQUEST_ID.get())  # its notification logs as this request
-            item = gift["items"][index]
+            item = item_view(gift["items"][index])
         try:
             await joins.insert(self.db, join)
         except AlreadyJoined:

@@ -4,7 +4,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock
 from lottery.errors import Forbidden
-from lottery.gifts import Gifts, drawn_winners, won_item_index
+from lottery.gifts import Gifts, drawn_winners, item_view, won_item_index
 from lottery.storage import joins, members
 
 DEFAULT_NAME = "微信用户"
@@ -60,8 +60,7 @@ class Roster:
             "status": gift["status"],
             "participant_count": gift["joined_count"],
             "winners": [{**_person(people.get(member_id), masked=True),
-                         "item": {"name": gift["items"][index]["name"],
-                                  "image": gift["items"][index].get("image", "")}}
+                         "item": item_view(gift["items"][index])}
                         for member_id, index in won],
         }
 

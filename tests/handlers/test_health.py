@@ -24,7 +24,7 @@ def app(engine, build_app, io_loop):
     client = client_on(io_loop, engine.uri, server_selection_ms=500)
     db = client["health"]
     io_loop.run_sync(lambda: ensure_indexes(db))
-    yield build_app(db)
+    yield build_app(db, request_timeout=2.5)  # production's budget: these tests are about the answers of an outage
     io_loop.run_sync(client.close)
 
 

@@ -243,3 +243,23 @@ async def test_a_notify_payload_is_checked_before_anything_is_parsed(api, db):
     response = await api.http.fetch(api.base_url + "/api/payment/wechat/notify", method="POST",
                                     body=json.dumps({"event_type": "TRANSACTION.SUCCESS"}), raise_error=False)
     assert response.code == 401 and json.loads(response.body)["code"] == "SIGN_ERROR"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_recipient_never_learns_what_the_sender_paid(api, pay_fake, base_url):
+    coffee = await product(api, "咖啡券", 2800, 10)
+    sender = await buyer(api)
+    status, created = await order(api, sender, (coffee, 2), method="direct")
+    await pay_fake.pay(created["order_id"])
+    order_id = created["order_id"]
+    friend = await api.login("friend")
+    status, joined = await api.join(friend, order_id)
+    assert status == 200 and joined["me"]["state"] == "won"
+    assert joined["me"]["item"] == {"name": "咖啡券", "image": ""}  # no price, no product id
+    status, seen = await api.gift(friend, order_id)
+    assert seen["me"]["item"] == {"name": "咖啡券", "image": ""}
+    assert all(set(item) == {"name", "image"} for item in seen["gift"]["items"])
+    legacy = await api.join_gift(await api.login("another"), order_id)
+    assert legacy["code"] == "suc" and "price" not in json.dumps(legacy["data"])
+    status, winners = await api.request("GET", f"/api/v1/gifts/{order_id}/winners")
+    assert status == 200 and "2800" not in json.dumps(winners) and "price" not in json.dumps(winners)

@@ -34,6 +34,7 @@ def embedded(tmp_path, wechat_url: str, *args: str) -> ServerProcess:
     server = ServerProcess("", wechat_url, f"--data_dir={tmp_path / 'data'}", "--sweep_seconds=0.2",
                            "--notify_backoff_seconds=0.2", "--notify_rate=500", *args)
     server.env["NOTIFY_TEMPLATES"] = CONFIG_JSON
+    server.env["REQUEST_TIMEOUT"] = "2.5"  # production's budget: this test is about the answers of an outage
     return server
 
 
