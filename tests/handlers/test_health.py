@@ -1,6 +1,8 @@
 """When the database goes away: /healthz (the process answers) says so, /readyz turns 503 with
 the reason, and a websocket that cannot authenticate is closed with 1013 (try again later)
 rather than left hanging."""
+import json
+
 import pytest
 
 from lottery.storage.connection import ensure_indexes
@@ -36,6 +38,19 @@ async def test_healthz_says_whether_the_database_answers_and_readyz_turns_503_on
     assert await api.request("GET", "/healthz") == (200, {"status": "ok", "database": "unreachable"})
     assert await api.request("GET", "/readyz") == (503, {"status": "not ready", "database": "unreachable",
                                                         "reasons": ["database unreachable"]})
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_catalogue_answer_while_the_database_is_away_is_never_cached(api, engine):
+    response = await api.http.fetch(api.base_url + "/api/v1/products")
+    assert response.headers["Cache-Control"] == "public, max-age=60"
+    engine.stop()
+    response = await api.http.fetch(api.base_url + "/api/v1/products", raise_error=False)
+    assert response.code == 503 and json.loads(response.body)["error"]["code"] == "database_unavailable"
+    assert response.headers["Cache-Control"] == "no-store"
+    response = await api.http.fetch(api.base_url + "/api/indexlist/categoryList", method="POST", body=b"{}")
+    assert json.loads(response.body)["code"] == "error"  # the seed's envelope
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 @pytest.mark.gen_test(timeout=60)
