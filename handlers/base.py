@@ -88,6 +88,17 @@ class CommonHandler:
         self.set_header("Content-Security-Policy", self.settings.get("content_security_policy")
                         or content_security_policy(ImageSources(())))
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Every error answer, of every handler and style: never cacheable (a proxy must not keep
+        an outage or a 404 for the next minute), whatever the route's own Cache-Control; then
+        the answer itself (`error_answer`)."""
+        self.set_header("Cache-Control", "no-store")
+        self.error_answer(status_code, **kwargs)
+
+    def error_answer(self, status_code: int, **kwargs: Any) -> None:
+        """The body of an error answer: Tornado's own page, unless the handler says otherwise."""
+        super().write_error(status_code, **kwargs)  # type: ignore[misc]
+
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Client mistakes: one warning line. Anything else: the traceback. Method and path
         only (Tornado's own would add the query string, the address and the headers)."""
@@ -206,7 +217,8 @@ class BaseHandler(CommonHandler, ServiceAccess, web.RequestHandler):
             data = {"code": code, "message": message, "data": data}
         self.finish(json.dumps(data, ensure_ascii=False))
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
+    def error_answer(self, status_code: int, **kwargs: Any) -> None:
+        """An error in this route's style (JSON; the seed's envelope on legacy routes)."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if database_away(exc):
             exc = DatabaseUnavailable()

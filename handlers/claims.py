@@ -13,6 +13,16 @@ from lottery.orders import refund_summary
 CLAIM_GROUP = r"([A-Za-z0-9_-]{1,64}:[0-9]{1,4})"
 CSV_FIELDS = ("claim_id", "order_id", "item", "userName", "telNumber", "provinceName", "cityName",
               "countyName", "detailInfo", "postalCode", "claimed_at")
+# A cell starting with one of these is a formula to a spreadsheet (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: object) -> str:
+    """A CSV cell the operator's spreadsheet shows as text: a value that would start a formula
+    (a winner may name themselves `=HYPERLINK(...)`) gets a leading `'`. The csv module still
+    quotes commas, quotes and line breaks."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 class ClaimHandler(BaseHandler):
@@ -72,7 +82,8 @@ class AdminClaimsHandler(AdminHandler):
         writer = csv.DictWriter(out, CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for claim in found["claims"]:
-            writer.writerow({**claim, **(claim.get("address") or {}), "item": claim["item"]["name"]})
+            row = {**claim, **(claim.get("address") or {}), "item": claim["item"]["name"]}
+            writer.writerow({field: spreadsheet_cell(row.get(field)) for field in CSV_FIELDS})
         self.set_header("Content-Type", "text/csv; charset=UTF-8")
         self.set_header("Content-Disposition", f'attachment; filename="claims-{status}.csv"')
         if found["next_cursor"]:

@@ -18,7 +18,8 @@ READINESS = obj({"status": {"enum": ["ready", "not ready"]}, "database": DATABAS
 
 HEALTH_PATHS = {
     "/healthz": {"get": {
-        "summary": "Liveness: 200 while the process answers, saying whether its database is reachable",
+        "summary": "Liveness: 200 while the process answers, saying whether its database is reachable as the "
+                   "driver's monitoring last saw it (no database round trip)",
         "security": [],
         "responses": {"200": answer("alive", obj({"status": {"const": "ok"}, "database": DATABASE_STATE}))}}},
     "/readyz": {"get": {

