@@ -24,7 +24,7 @@ from datetime import timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock, fairness, metrics
+from lottery import clock, fairness, logs, metrics
 from lottery.backoff import database_away
 from lottery.background import Background, Batches
 from lottery.errors import Forbidden, GiftNotFound, GiftOpened, NotOpenable, NotOpenedYet
@@ -185,16 +185,18 @@ class Draws:
         await asyncio.gather(
             joins.restore(self.db, [(g["_id"], m) for g in drawn for m in participants[g["_id"]]
                                     if m not in recorded[g["_id"]]], now),
-            outbox.add(self.db, [outbox.new_record(kind, g["_id"], now) for g in drawn for kind in FOLLOW_UPS]))
+            outbox.add(self.db, [outbox.new_record(kind, g["_id"], now, g.get("ready_request_id"))
+                                 for g in drawn for kind in FOLLOW_UPS]))
         summaries = {g["_id"]: self._summary(g, frozen[g["_id"]]["winner_member_ids"], frozen[g["_id"]])
                      for g in drawn}
         summaries.update({g["_id"]: self._summary(g, list(g["claimants"])) for g in taken if g["method"] == "direct"})
         finished = await self._finish(summaries, {g["_id"]: not_won(g, summaries[g["_id"]]) for g in taken})
         methods = {g["_id"]: g for g in taken}
         for order_id in finished:
-            log.info("gift %s opened: %d participants, %d winners", order_id,
-                     summaries[order_id]["participant_count"], len(summaries[order_id]["winners"]))
             gift = methods[order_id]
+            with logs.bound(gift.get("ready_request_id") or logs.REQUEST_ID.get()):  # the join that filled it
+                log.info("gift %s opened: %d participants, %d winners", order_id,
+                         summaries[order_id]["participant_count"], len(summaries[order_id]["winners"]))
             metrics.DRAWS.labels(gift["method"]).inc()
             if gift["method"] == "timed" and gift.get("open_at"):
                 metrics.OPEN_LATENESS_SECONDS.observe(max(0.0, (now - clock.as_utc(gift["open_at"])).total_seconds()))

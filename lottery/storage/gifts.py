@@ -18,6 +18,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lottery import logs
 from lottery.storage.slices import in_slices
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # before any due time: "has one"
@@ -81,7 +82,10 @@ async def claim(db: AsyncDatabase, gift: dict, member_id: str, now: datetime) ->
         rules.update(seats_left={"$gt": 0}, claimants={"$ne": member_id}, deadline_at={"$gt": now})
         update = [{"$set": {**counted, "claimants": {"$concatArrays": ["$claimants", [member_id]]},
                             "seats_left": {"$subtract": ["$seats_left", 1]},
-                            "status": {"$cond": [{"$lte": ["$seats_left", 1]}, "ready", "$status"]}}}]
+                            "status": {"$cond": [{"$lte": ["$seats_left", 1]}, "ready", "$status"]},
+                            # The draw logs as the join that took the last seat.
+                            "ready_request_id": {"$cond": [{"$lte": ["$seats_left", 1]},
+                                                           {"$literal": logs.REQUEST_ID.get()}, "$ready_request_id"]}}}]
     else:
         rules.update(open_at={"$gt": now})
         update = {"$inc": {"joined_count": 1, "version": 1}, "$set": {"updated_at": now}}

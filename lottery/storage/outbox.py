@@ -28,9 +28,10 @@ def record_id(kind: str, order_id: str) -> str:
     return f"{PREFIXES[kind]}:{order_id}"
 
 
-def new_record(kind: str, order_id: str, now: datetime) -> dict:
+def new_record(kind: str, order_id: str, now: datetime, request_id: str | None = None) -> dict:
+    """A record of `kind` for a gift; it logs as `request_id` (default: the current request's)."""
     return {"_id": record_id(kind, order_id), "kind": kind, "order_id": order_id, "status": "pending",
-            "created_at": now, "request_id": logs.REQUEST_ID.get()}
+            "created_at": now, "request_id": request_id or logs.REQUEST_ID.get()}
 
 
 def new_message(message: str, key: str, order_id: str, member_id: str, values: dict[str, str],

@@ -70,11 +70,11 @@ def test_member_view_gives_exactly_one_state():
     drawn = {**gift, "_id": "g", "status": "finished", "draw": {"winners": ["w"]}}
     assert member_view(drawn, join, "m", now)["state"] == "lost"
     won = member_view(drawn, join, "w", now)
-    assert won["state"] == "won" and won["item"] == {"name": "A"}
+    assert won["state"] == "won" and won["item"] == {"name": "A", "image": ""}
     # A direct gift's join holds its item from the start.
     direct = {**gift, "method": "direct"}
     received = member_view(direct, {**join, "outcome": "won", "item_index": 0}, "m", now)
-    assert received["state"] == "won" and received["item"] == {"name": "A"}
+    assert received["state"] == "won" and received["item"] == {"name": "A", "image": ""}
     assert admission_state({**gift, "open_at": now}, now) == "closed"
     assert admission_state({**gift, "status": "finished"}, now) == "closed"
     assert admission_state({**gift, "method": "full", "seats_left": 0}, now) == "full"
