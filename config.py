@@ -100,6 +100,8 @@ class Config:
     claim_reminder_hours: float = setting(24.0, "how long before a claim's deadline its winner is reminded")
     refund_lease_seconds: float = setting(60.0, "how long a refund stays taken by a process that stopped "
                                                 "answering before another sends it")
+    reconcile_after_hour: int = setting(10, "the hour (Asia/Shanghai, 0-23) after which the previous day is "
+                                            "reconciled against WeChat Pay's bill (ready after 10:00)")
     # WeChat Pay (API v3); unset WECHATPAY_MCHID: orders answer "payments are not configured",
     # except with --dev/--demo, which run against the local stand-in.
     wechatpay_mchid: str = setting("", "WeChat Pay merchant number")
@@ -171,6 +173,8 @@ class Config:
         """ConfigError naming the first unusable setting (never a secret's value)."""
         if self.role not in ROLES:
             raise ConfigError("--role must be all, web or scheduler")
+        if not 0 <= self.reconcile_after_hour <= 23:
+            raise ConfigError("--reconcile_after_hour must be an hour from 0 to 23")
         if self.log_format not in LOG_FORMATS:
             raise ConfigError("--log_format must be text or json")
         try:

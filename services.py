@@ -22,6 +22,7 @@ from lottery.live.hub import LiveHub
 from lottery.notifications import Notifications
 from lottery.orders import Orders
 from lottery.profiles import Profiles
+from lottery.reconciliation import Reconciliation
 from lottery.refunds import Refunds, refund_worker
 from lottery.roster import Roster
 from lottery.scheduler import Scheduler
@@ -47,6 +48,7 @@ class Services:
     orders: Orders
     claims: Claims
     refunds: Refunds
+    reconciliation: Reconciliation
     backups: Backups
     health: Health
     hub: LiveHub | None  # web role
@@ -88,6 +90,7 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
                     expire_after=timedelta(minutes=config.order_expire_minutes))
     claims = Claims(db, config.claim_days, timedelta(hours=config.claim_reminder_hours))
     refunds = Refunds(db, payments, lease=timedelta(seconds=config.refund_lease_seconds))
+    reconciliation = Reconciliation(db, payments, orders, after_hour=config.reconcile_after_hour)
     limits = Limits(rate=config.notify_rate, concurrency=config.notify_concurrency,
                     lease=timedelta(seconds=config.notify_lease_seconds),
                     max_attempts=config.notify_max_attempts, backoff_base=config.notify_backoff_seconds)
@@ -98,7 +101,8 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     scheduler = notifier = refunder = backlogs = None
     if config.scheduler_role:
         scheduler = Scheduler(db, draws, sync_uri, sweep_interval=config.sweep_seconds,
-                              lease_seconds=config.leader_lease_seconds, sweeps=[orders.sweep, claims.sweep])
+                              lease_seconds=config.leader_lease_seconds,
+                              sweeps=[orders.sweep, claims.sweep, reconciliation.run_due])
         # Its own HTTP client, sized to its concurrency (the shared one allows 10 requests).
         sender = WeChatClient(config.wechat_appid, config.wechat_secret, config.wechat_api_base,
                               http=AsyncHTTPClient(force_instance=True, max_clients=config.notify_concurrency + 2))
@@ -109,6 +113,6 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
         db=db, wechat=wechat, payments=payments, accounts=accounts, draws=draws, gifts=gifts,
         profiles=Profiles(db, partial(decrypt_user_data, appid=wechat.appid), images),
         roster=Roster(db, gifts), notifications=notifications, catalogue=Catalogue(db, images), orders=orders,
-        claims=claims, refunds=refunds, backups=Backups(db.client, config.backup_dir),
+        claims=claims, refunds=refunds, reconciliation=reconciliation, backups=Backups(db.client, config.backup_dir),
         health=Health(db, feed=hub.feed if hub is not None else None, scheduler=scheduler), hub=hub,
         scheduler=scheduler, notifier=notifier, refunder=refunder, backlogs=backlogs, wechatpay_fake=wechatpay_fake)

@@ -44,6 +44,7 @@ delivery (`deliveries`); `refunds_of` shows the refunds it executed. A server tr
 import asyncio
 import base64
 import copy
+import hashlib
 import itertools
 import json
 import re
@@ -141,6 +142,43 @@ def digits(count: int) -> str:
     return "".join(secrets.choice("0123456789") for _ in range(count))
 
 
+BILL_HEADER = ("交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,"
+               "货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,"
+               "商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注")
+BILL_SUMMARY_HEADER = "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+FEE_PER_MILLE = 6  # 0.60%, the usual rate
+
+
+def yuan(fen: int) -> str:
+    """Fen as the bill writes yuan: `12.34`, `-0.05`."""
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def bill_csv(lines: list[dict], appid: str, mchid: str) -> bytes:
+    """A trade bill (bill_type ALL) in WeChat Pay's layout: the header, one line per payment or
+    refund with every field behind a backquote, then the summary header and line."""
+    rows, totals = [], {"settle": 0, "refund": 0, "fee": 0, "order": 0, "applied": 0}
+    for line in lines:
+        paid = line["kind"] == "SUCCESS"
+        amount = line["amount"]
+        fee = (amount * FEE_PER_MILLE + 500) // 1000 * (1 if paid else -1)
+        fields = [line["time"][:19].replace("T", " "), appid, mchid, "0", "",
+                  line["transaction_id"], line["out_trade_no"], line["openid"], "JSAPI", line["kind"], "OTHERS", "CNY",
+                  yuan(amount if paid else 0), "0.00", line.get("refund_id", "0"), line.get("out_refund_no", "0"),
+                  yuan(0 if paid else amount), "0.00", "" if paid else "ORIGINAL", "" if paid else "SUCCESS",
+                  line["description"], "", yuan(fee), "0.60%", yuan(amount if paid else 0), yuan(0 if paid else amount),
+                  ""]
+        rows.append(",".join("`" + field for field in fields))
+        totals["settle" if paid else "refund"] += amount
+        totals["order" if paid else "applied"] += amount
+        totals["fee"] += fee
+    summary = [str(len(lines)), yuan(totals["settle"]), yuan(totals["refund"]), "0.00", yuan(totals["fee"]),
+               yuan(totals["order"]), yuan(totals["applied"])]
+    text = "\r\n".join([BILL_HEADER, *rows, BILL_SUMMARY_HEADER, ",".join("`" + f for f in summary)]) + "\r\n"
+    return text.encode()
+
+
 class Refused(Exception):
     """An error answer: status, WeChat Pay's code and message."""
 
@@ -209,6 +247,8 @@ class FakeWeChatPay:
         self.requests: list[Received] = []
         self.deliveries: list[Delivery] = []
         self.queued: dict[str, deque] = defaultdict(deque)
+        self.bill_files: dict[str, bytes] = {}  # download token -> the bill file
+        self.bill_plants: dict[str, int | None] = {}  # tamper_bill: key -> amount shown, or None: dropped
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -414,12 +454,18 @@ class FakeWeChatPay:
                     await fake._pause(fake.slow_seconds)
                 self.detach().close()
 
-            def answer(self, received: Received, status: int, answer: dict | None, signature: str | None) -> None:
-                """Write the reply; `signature` "valid", None (unsigned) or a signature fault."""
-                body = json.dumps(answer, ensure_ascii=False).encode() if answer is not None else b""
+            def answer(self, received: Received, status: int, answer: dict | bytes | None,
+                       signature: str | None) -> None:
+                """Write the reply; `signature` "valid", None (unsigned) or a signature fault. A
+                file (bytes: a bill download) goes unsigned, as WeChat Pay sends it."""
                 received.status = status
                 self.set_status(status)
                 self.set_header("Request-ID", f"fake-{next(fake._ids)}")
+                if isinstance(answer, bytes):
+                    self.set_header("Content-Type", "application/octet-stream")
+                    self.finish(answer)
+                    return
+                body = json.dumps(answer, ensure_ascii=False).encode() if answer is not None else b""
                 if signature is not None:
                     signer = fake._reply_signer(self.request.headers.get("Wechatpay-Serial", ""))
                     fault = signature if signature != "valid" else None
@@ -512,7 +558,86 @@ class FakeWeChatPay:
             if refund is None:
                 raise Refused(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
             return 200, self._refund_view(refund)
+        if (method, path) == ("GET", "/v3/bill/tradebill"):
+            return 200, self._trade_bill(query)
+        if (method, path) == ("GET", "/v3/billdownload/file"):
+            bill = self.bill_files.get(query.get("token", ""))
+            if bill is None:
+                raise Refused(400, "PARAM_ERROR", "下载链接已失效")
+            return 200, bill
         raise Refused(404, "NOT_FOUND", "接口不存在")
+
+    # -- bills ------------------------------------------------------------------------------
+
+    def _trade_bill(self, query: dict[str, str]) -> dict:
+        """`GET /v3/bill/tradebill?bill_date=&bill_type=ALL`: the day's bill, built from what it
+        charged and refunded that day (Asia/Shanghai), behind a download URL with its SHA1."""
+        day = query.get("bill_date", "")
+        try:
+            date = datetime.strptime(day, "%Y-%m-%d").date()
+        except ValueError:
+            raise Refused(400, "PARAM_ERROR", "bill_date格式须为yyyy-MM-DD") from None
+        if query.get("bill_type", "ALL") not in ("ALL", "SUCCESS", "REFUND"):
+            raise Refused(400, "PARAM_ERROR", "bill_type须为ALL、SUCCESS或REFUND")
+        if date > datetime.now(CHINA).date():
+            raise Refused(400, "NO_STATEMENT_EXIST", "账单文件不存在，请检查账单日期")
+        lines = self._bill_lines(day)
+        if not lines:
+            raise Refused(400, "NO_STATEMENT_EXIST", "当日无交易，账单文件不存在")
+        content = bill_csv(lines, self.appid, self.mchid)
+        token = secrets.token_urlsafe(24)
+        self.bill_files[token] = content
+        return {"hash_type": "SHA1", "hash_value": hashlib.sha1(content).hexdigest(),
+                "download_url": f"{self.url}/v3/billdownload/file?token={token}"}
+
+    def _bill_lines(self, day: str) -> list[dict]:
+        """The day's payment and refund lines as WeChat Pay's ALL bill lists them, with the
+        steering's plants applied (a line dropped, an amount changed)."""
+        lines = []
+        for transaction in self.transactions.values():
+            if transaction["success_time"] and transaction["success_time"][:10] == day:
+                lines.append({"time": transaction["success_time"], "kind": "SUCCESS",
+                              "transaction_id": transaction["transaction_id"],
+                              "out_trade_no": transaction["out_trade_no"], "openid": transaction["openid"],
+                              "amount": transaction["total"], "description": transaction["request"]["description"]})
+        for refund in self.refunds.values():
+            if refund["status"] == "SUCCESS" and refund["success_time"][:10] == day:
+                transaction = self.transactions[refund["out_trade_no"]]
+                lines.append({"time": refund["success_time"], "kind": "REFUND",
+                              "transaction_id": refund["transaction_id"], "out_trade_no": refund["out_trade_no"],
+                              "openid": transaction["openid"], "amount": refund["refund"],
+                              "refund_id": refund["refund_id"], "out_refund_no": refund["out_refund_no"],
+                              "description": transaction["request"]["description"]})
+        planted = []
+        for line in sorted(lines, key=lambda line: line["time"]):
+            key = line.get("out_refund_no") or line["out_trade_no"]
+            if key in self.bill_plants:
+                if self.bill_plants[key] is None:
+                    continue
+                line["amount"] = self.bill_plants[key]
+            planted.append(line)
+        return planted
+
+    def tamper_bill(self, key: str, amount_fen: int | None) -> None:
+        """The bill shows the line of `key` (an out_trade_no or out_refund_no) with this amount,
+        or (None) not at all: a discrepancy for reconciliation tests."""
+        self._sync(lambda: self.bill_plants.__setitem__(key, amount_fen))
+
+    def plant_refund(self, out_trade_no: str, refund_fen: int) -> str:
+        """A refund made at WeChat Pay outside our server (the merchant platform), already
+        SUCCESS, no notify sent. Its out_refund_no."""
+        def plant() -> str:
+            transaction = self._known(out_trade_no)
+            no = f"manual{digits(10)}"
+            now = time.time()
+            self.refunds[no] = {
+                "out_refund_no": no, "refund_id": "50" + digits(27), "out_trade_no": out_trade_no,
+                "transaction_id": transaction["transaction_id"], "refund": refund_fen, "total": transaction["total"],
+                "reason": "商户平台退款", "notify_url": None, "status": "SUCCESS", "create_time": rfc3339(now),
+                "success_time": rfc3339(now), "payer_total": transaction["payer_total"]}
+            transaction["trade_state"] = "REFUND"
+            return no
+        return self._sync(plant)
 
     def _known(self, out_trade_no: str) -> dict:
         transaction = self.transactions.get(out_trade_no)

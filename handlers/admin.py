@@ -1,5 +1,5 @@
-"""Operations API, present only when ADMIN_TOKEN is set: creating gifts and support's view of a
-gift's notifications."""
+"""Operations API, present only when ADMIN_TOKEN is set: creating gifts, support's view of a
+gift's notifications, the catalogue, backups, and the daily reconciliation with WeChat Pay."""
 from handlers import params
 from handlers.base import ID_GROUP, BaseHandler
 from lottery.catalogue import ProductChange, ProductSpec, product_view
@@ -116,6 +116,20 @@ class AdminBackupHandler(AdminHandler):
         self.reply(await self.backups.take(), status=201)
 
 
+class AdminReconciliationHandler(AdminHandler):
+    database_budget = 300.0  # a rerun reads a whole day's orders and refunds
+
+    async def get(self) -> None:
+        """`?date=YYYY-MM-DD` -> the day's reconciliation report against WeChat Pay's bill:
+        `{date, status, summary, mismatches, violations, ...}`; 404 for a day never run."""
+        self.reply(await self.reconciliation.report(self.query_value("date", "")))
+
+    async def post(self) -> None:
+        """`{date}`: reconcile that day again now, replacing its report -> the new report; 409
+        while a run holds the day or WeChat Pay's bill is not ready."""
+        self.reply(await self.reconciliation.rerun(self.json_body().get("date")))
+
+
 default_handlers = [
     (r"/api/admin/gifts", AdminGiftsHandler),
     (r"/api/admin/notifications", AdminNotificationsHandler),
@@ -123,4 +137,5 @@ default_handlers = [
     (r"/api/admin/products", AdminProductsHandler),
     (rf"/api/admin/products/{ID_GROUP}", AdminProductHandler),
     (r"/api/admin/backup", AdminBackupHandler),
+    (r"/api/admin/reconciliation", AdminReconciliationHandler),
 ]

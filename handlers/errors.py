@@ -1,5 +1,5 @@
 """Which HTTP status each domain error means (the domain knows nothing of HTTP)."""
-from lottery.errors import (AlreadyJoined, BackupUnsupported, CategoryNotFound, ClaimExpired, ClaimLocked, ClaimNotFound, DatabaseUnavailable, Forbidden, GiftClosed, GiftFull, GiftNotFound, InvalidInput, LoginExpired, LotteryError, NotOpenable, NotOpenedYet, NotWinner, OrderClosed, OrderInProgress, OrderNotFound, OutOfStock, OwnGift, PaymentMismatch, PaymentsNotConfigured, ProductNotFound, UpstreamError, WrongClaimState)
+from lottery.errors import (AlreadyJoined, BackupUnsupported, CategoryNotFound, ClaimExpired, ClaimLocked, ClaimNotFound, DatabaseUnavailable, Forbidden, GiftClosed, GiftFull, GiftNotFound, InvalidInput, LoginExpired, LotteryError, NotOpenable, NotOpenedYet, NotWinner, OrderClosed, OrderInProgress, OrderNotFound, OutOfStock, OwnGift, BillNotReady, ReconciliationBusy, ReconciliationNotFound, PaymentMismatch, PaymentsNotConfigured, ProductNotFound, UpstreamError, WrongClaimState)
 
 
 
@@ -42,6 +42,9 @@ STATUS: dict[type[LotteryError], int] = {
     ClaimNotFound: 404,
     WrongClaimState: 409,
     BackupUnsupported: 501,
+    ReconciliationNotFound: 404,
+    ReconciliationBusy: 409,
+    BillNotReady: 409,
 }
 
 

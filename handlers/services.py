@@ -12,6 +12,7 @@ from lottery.live.hub import LiveHub
 from lottery.notifications import Notifications
 from lottery.orders import Orders
 from lottery.profiles import Profiles
+from lottery.reconciliation import Reconciliation
 from lottery.refunds import Refunds
 from lottery.roster import Roster
 from lottery.storage.backup import Backups
@@ -73,3 +74,7 @@ class ServiceAccess:
     @property
     def refunds(self) -> Refunds:
         return self.settings["refunds"]
+
+    @property
+    def reconciliation(self) -> Reconciliation:
+        return self.settings["reconciliation"]

@@ -189,6 +189,21 @@ class WrongAppid(InvalidInput):
     message = "用户数据不属于本小程序"
 
 
+class ReconciliationNotFound(LotteryError):
+    code = "reconciliation_not_found"
+    message = "该日尚无对账报告"
+
+
+class ReconciliationBusy(LotteryError):
+    code = "reconciliation_running"
+    message = "该日对账正在进行，请稍后再试"
+
+
+class BillNotReady(LotteryError):
+    code = "bill_not_ready"
+    message = "微信支付账单尚未生成，请稍后再试"
+
+
 class BackupUnsupported(LotteryError):
     code = "backup_unsupported"
     message = "这个数据库不支持在线备份：MongoDB 请用 mongodump 或云服务的快照"

@@ -42,6 +42,13 @@ PAYMENT_NOTIFIES = Counter(PREFIX + "payment_notifies_total",
 PAYMENTS = Counter(PREFIX + "payments_total",
                    "Payments applied to orders by outcome (paid, already_paid, paid_after_close, ...)", ["outcome"])
 REFUNDS = Counter(PREFIX + "refunds_total", "Refund attempts and endings by outcome", ["outcome"])
+RECONCILIATION_MISMATCHES = Gauge(PREFIX + "reconciliation_mismatches",
+                                  "Mismatches with WeChat Pay's bill in the last day reconciled, by kind",
+                                  ["kind"])
+RECONCILIATION_SETTLED = Counter(PREFIX + "reconciliation_settled_total",
+                                 "Orders paid at WeChat Pay that reconciliation settled (no notify had)")
+RECONCILIATION_RUNS = Counter(PREFIX + "reconciliation_runs_total",
+                              "Reconciliation runs by outcome (done, waiting, failed)", ["outcome"])
 CLAIMS = Counter(PREFIX + "claims_total", "Claim transitions (claimed, shipped, delivered, expired)", ["transition"])
 
 # Notifications (notify/)

@@ -9,6 +9,8 @@ never reach a log, an error message or a repr.
 
 The crypto is in `wechatpay/crypto.py`; the local fake of WeChat Pay in
 `fakes/wechatpay.py`."""
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -248,6 +250,30 @@ class WeChatPayClient:
         """`GET /v3/refund/domestic/refunds/{out_refund_no}`: the refund as `refund` answers it."""
         return await self.call("GET", f"/v3/refund/domestic/refunds/{segment(out_refund_no)}")
 
+    # -- bills ------------------------------------------------------------------------------
+
+    async def trade_bill(self, bill_date: str) -> dict:
+        """`GET /v3/bill/tradebill?bill_date=YYYY-MM-DD&bill_type=ALL`: `{hash_type, hash_value,
+        download_url}` of the day's trade bill (payments and refunds). WeChat Pay answers 400
+        NO_STATEMENT_EXIST while the bill is not ready (after 10:00 the next day) or when the day
+        had no trades."""
+        return await self.call("GET", "/v3/bill/tradebill", query={"bill_date": bill_date, "bill_type": "ALL"})
+
+    async def download_bill(self, download_url: str, hash_type: str, hash_value: str) -> bytes:
+        """The bill file behind a `trade_bill` answer's `download_url`: a signed GET whose reply
+        WeChat Pay does not sign, so the file is trusted only if its hash (SHA1, from the signed
+        `trade_bill` answer) matches; WeChatPayError otherwise. The URL must be WeChat Pay's own
+        (our base URL): a signed request goes nowhere else."""
+        if not download_url.startswith(self.config.api_base + "/"):
+            raise WeChatPayError(200, REPLY_UNREADABLE, "download_url is not on WeChat Pay's host", retryable=False)
+        if hash_type.upper() != "SHA1":
+            raise WeChatPayError(200, REPLY_UNREADABLE, f"unknown bill hash type {hash_type[:16]!r}", retryable=False)
+        raw = await self.call("GET", download_url[len(self.config.api_base):], raw=True)
+        if not hmac.compare_digest(hashlib.sha1(raw).hexdigest(), hash_value.lower()):
+            log.warning("WeChat Pay bill download: its SHA1 does not match the hash WeChat Pay gave")
+            raise WeChatPayError(200, REPLY_UNVERIFIED, "bill file does not match its hash", retryable=True)
+        return raw
+
     # -- notifies ---------------------------------------------------------------------------
 
     def verify_notify(self, headers: Mapping[str, str], raw_body: bytes, expect: str | None = None) -> dict:
@@ -273,8 +299,10 @@ class WeChatPayClient:
     # -- the one HTTP path ------------------------------------------------------------------
 
     async def call(self, method: str, path: str, query: Mapping[str, str] | None = None,
-                   body: dict | None = None) -> dict:
-        """One signed request; the verified, decoded reply ({} for 204) or WeChatPayError."""
+                   body: dict | None = None, raw: bool = False) -> dict | bytes:
+        """One signed request; the verified, decoded reply ({} for 204) or WeChatPayError.
+        `raw`: a file download, whose success WeChat Pay does not sign: its bytes, unverified
+        (the caller checks them by hash)."""
         url = path + ("?" + urlencode(query) if query else "")
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() if body is not None else b""
         headers = {"Accept": "application/json", "User-Agent": "gift-lottery-wechatpay/1",
@@ -296,6 +324,8 @@ class WeChatPayClient:
             raise self.no_answer(method, path, type(exc).__name__) from exc
         if response.code == 599:
             raise self.no_answer(method, path, type(response.error).__name__ if response.error else "no answer")
+        if raw and 200 <= response.code < 300:
+            return response.body or b""
         return self.reply(method, path, response)
 
     def no_answer(self, method: str, path: str, why: str) -> WeChatPayError:

@@ -1,11 +1,12 @@
 """The operator's routes (handlers/admin.py), present only when ADMIN_TOKEN is set (404
 otherwise) and answering to it alone: gifts, support's view of notifications, the catalogue,
-backups."""
-from handlers.openapi.blocks import (BOOLEAN, COUNT, HEX64, IDENTIFIER, PRODUCT_ID, STRING, TEXT_LIST, TIME,
+backups, the reconciliation with WeChat Pay's bills."""
+from handlers.openapi.blocks import (BOOLEAN, COUNT, FEN, HEX64, IDENTIFIER, PRODUCT_ID, STRING, TEXT_LIST, TIME,
                                      answer, array, integer, nullable, obj, or_blank, query, ref, request, text,
                                      v1)
 from lottery.catalogue import MAX_IMAGES, MAX_PRICE, MAX_STOCK
 from lottery.gifts import MAX_DEADLINE_HOURS, MAX_ITEMS, MAX_SEATS, METHODS
+from lottery.reconciliation import KINDS
 from lottery.storage.notifications import STATUSES as NOTIFICATION_STATUSES
 
 PRODUCT_FIELDS = {
@@ -14,6 +15,22 @@ PRODUCT_FIELDS = {
                                                maxItems=MAX_IMAGES),
     "description": {"type": "string", "maxLength": 2000}, "on_sale": BOOLEAN,
 }
+
+DAY = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$", "description": "a day, Asia/Shanghai"}
+FEN_OR_NULL = nullable(FEN)
+RECONCILIATION = obj({
+    "date": DAY, "status": {"enum": ["running", "waiting", "done"]},
+    "summary": nullable(obj({
+        "bill": {"enum": ["ready", "none"]}, "payments_there": COUNT, "payments_here": COUNT, "amount_there": FEN,
+        "amount_here": FEN, "refunds_there": COUNT, "refunds_here": COUNT, "refunded_there": FEN,
+        "refunded_here": FEN, "mismatches": obj({kind: COUNT for kind in KINDS}),
+        "settled_by_reconciliation": COUNT, "orders_checked": COUNT, "invariant_violations": COUNT})),
+    "mismatches": array(obj({"kind": {"enum": list(KINDS)}, "out_trade_no": STRING, "amount_there": FEN_OR_NULL,
+                             "amount_here": FEN_OR_NULL, "resolution": STRING, "out_refund_no": STRING,
+                             "status_here": nullable(STRING)},
+                            ("resolution", "out_refund_no", "status_here"))),
+    "violations": array(obj({"out_trade_no": STRING, "problems": array(STRING)})),
+    "attempts": COUNT, "last_error": nullable(STRING), "started_at": nullable(TIME), "finished_at": nullable(TIME)})
 
 PATHS = {
     "/api/admin/gifts": {"post": v1(
@@ -53,6 +70,14 @@ PATHS = {
         "Change a product (at least one field); orders already made keep the prices they were charged",
         ref("Product"), auth="adminToken", params=[PRODUCT_ID], body_required=True,
         body={**request(PRODUCT_FIELDS), "minProperties": 1})},
+    "/api/admin/reconciliation": {
+        "get": v1("A day's reconciliation with WeChat Pay's bill: summary, mismatches, money-invariant violations "
+                  "(404: the day was never reconciled)", RECONCILIATION, auth="adminToken",
+                  params=[query("date", DAY, required=True)]),
+        "post": v1("Reconcile a day again now, replacing its report (409 while a run holds the day, or while "
+                   "WeChat Pay's bill is not ready; 502 when WeChat Pay cannot be reached)", RECONCILIATION,
+                   auth="adminToken", body=request({"date": DAY}, ("date",)), body_required=True,
+                   more={502: answer("upstream_error: WeChat Pay's bill could not be fetched", ref("Error"))})},
     "/api/admin/backup": {"post": v1(
         "Archive the embedded engine's data now, into --backup_dir on the server's host",
         obj({"path": STRING, "size_bytes": COUNT, "taken_at": TIME}), status=201, auth="adminToken",

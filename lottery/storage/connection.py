@@ -8,7 +8,7 @@ from pymongo.uri_parser import parse_uri
 
 from lottery import metrics
 from lottery.storage import (categories, claims, gifts, joins, login_keys, members, notifications, orders,
-                             outbox, products, refunds)
+                             outbox, products, reconciliations, refunds)
 
 
 class CommandMetrics(monitoring.CommandListener):
@@ -86,7 +86,8 @@ class Retention:
 async def ensure_indexes(db: AsyncDatabase, retention: Retention = Retention()) -> None:
     """Create every index the queries rely on, and the TTL indexes of retention. Idempotent;
     run at startup (a changed retention applies to the existing index)."""
-    for collection in (members, login_keys, gifts, orders, joins, categories, products, claims, refunds):
+    for collection in (members, login_keys, gifts, orders, joins, categories, products, claims, refunds,
+                       reconciliations):
         await collection.ensure_indexes(db)
     await outbox.ensure_indexes(db, retention.outbox)
     await notifications.ensure_indexes(db, retention.notifications)

@@ -31,6 +31,8 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
                                 partialFilterExpression={"order.key_open": True})
     # Orders with refundable items not yet in a refund (sparse: only orders that ever had one).
     await db.gifts.create_index([("order.refund_unbatched", ASCENDING)], sparse=True)
+    # Orders by the time they were paid (reconciliation's day; sparse: paid orders only).
+    await db.gifts.create_index([("order.paid_at", ASCENDING)], sparse=True)
 
 
 async def insert(db: AsyncDatabase, gift: dict) -> dict | None:
@@ -168,3 +170,9 @@ async def of_buyer(db: AsyncDatabase, buyer_id: str, before: datetime, limit: in
 async def refund_sent(db: AsyncDatabase, order_id: str, now: datetime) -> None:
     """When the order's latest refund went to WeChat Pay (the next waits a minute)."""
     await db.gifts.update_one({"_id": order_id}, {"$set": {"order.last_refund_at": now}})
+
+
+async def paid_between(db: AsyncDatabase, start: datetime, end: datetime) -> list[dict]:
+    """Orders paid in [start, end) (the `order.paid_at` index)."""
+    cursor = db.gifts.find({"order.paid_at": {"$gte": start, "$lt": end}}, PUBLIC)
+    return await cursor.to_list()

@@ -24,6 +24,7 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.refunds.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
     await db.refunds.create_index([("status", ASCENDING), ("_id", ASCENDING)])
     await db.refunds.create_index([("order_id", ASCENDING)])
+    await db.refunds.create_index([("status", ASCENDING), ("final_at", ASCENDING)])
 
 
 def refund_no(order_id: str, n: int) -> str:
@@ -87,3 +88,9 @@ async def of_order(db: AsyncDatabase, order_id: str) -> list[dict]:
 async def page(db: AsyncDatabase, status: str, after: str, limit: int) -> list[dict]:
     cursor = db.refunds.find({"status": status, "_id": {"$gt": after}}).sort("_id", ASCENDING)
     return await cursor.limit(limit).to_list()
+
+
+async def ended_between(db: AsyncDatabase, status: str, start: datetime, end: datetime) -> list[dict]:
+    """Refunds that ended in `status` in [start, end) (reconciliation's day)."""
+    cursor = db.refunds.find({"status": status, "final_at": {"$gte": start, "$lt": end}})
+    return await cursor.to_list()
