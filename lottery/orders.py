@@ -16,7 +16,7 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, metrics
-from lottery.errors import (InvalidInput, LoginExpired, LotteryError, OrderInProgress, OrderNotFound, OutOfStock, PaymentFailure, PaymentMismatch, PaymentsNotConfigured, ProductNotFound, UpstreamError)
+from lottery.errors import (IdempotencyKeyReused, InvalidInput, LoginExpired, LotteryError, OrderInProgress, OrderNotFound, OutOfStock, PaymentFailure, PaymentMismatch, PaymentsNotConfigured, ProductNotFound, UpstreamError)
 from lottery.gifts import DEFAULT_WISH, MAX_ITEMS, GiftSpec, Item, check_gift, new_gift
 from lottery.storage import members, products
 from lottery.storage import orders as store
@@ -154,19 +154,20 @@ class Orders:
         if spec.method == "timed" and spec.open_at < now + self.expire_after + timedelta(minutes=5):
             minutes = int(self.expire_after.total_seconds() // 60) + 5
             raise InvalidInput(f"开奖时间至少在 {minutes} 分钟后（付款有 {minutes - 5} 分钟）")
-        key = request_key(buyer_id, spec)
-        order = await self._new(buyer_id, buyer, gift_spec, lines, found, key, now)
+        key, digest = request_key(buyer_id, spec), body_digest(spec, lines)
+        order = await self._new(buyer_id, buyer, gift_spec, lines, found, key, digest, now)
         new = order is not None
         if not new:  # this request made an order before: the same one
-            order = await self._existing(key)
+            order = await self._existing(key, digest if spec.request_key else None)
         return order, await self.pay_params(order), new
 
     async def _new(self, buyer_id: str, buyer: dict, spec: GiftSpec, lines: list[OrderLine],
-                   found: dict[str, dict], key: str, now: datetime) -> dict | None:
+                   found: dict[str, dict], key: str, digest: str, now: datetime) -> dict | None:
         gift = new_gift(spec, buyer_id, buyer, now)
         amount = sum(item.price for item in spec.items)
         gift.update(status=store.RESERVING, paid=False, due_at=now, scheduled=True, order={
             "buyer_id": buyer_id, "status": store.RESERVING, "key": key, "key_open": True,
+            "body_digest": digest,
             "lines": [{"product_id": line.product_id, "name": found[line.product_id]["name"],
                        "price": found[line.product_id]["price"], "quantity": line.quantity,
                        "image": (found[line.product_id].get("images") or [""])[0]} for line in lines],
@@ -187,8 +188,13 @@ class Orders:
         log.info("order %s created: %d fen, %d lines", gift["_id"], amount, len(lines))
         return gift
 
-    async def _existing(self, key: str) -> dict:
+    async def _existing(self, key: str, digest: str | None) -> dict:
+        """The open order this key made; with a client's key (`digest` given), only if it was made
+        from the same body: the IETF Idempotency-Key draft's 409 otherwise."""
         order = await store.by_key(self.db, key)
+        if order is not None and digest is not None and order["order"].get("body_digest") != digest:
+            log.warning("order %s: its Idempotency-Key was reused with a different body", order["_id"])
+            raise IdempotencyKeyReused()
         if order is None or order["status"] != store.UNPAID:
             # Still holding stock in another request (or it ended meanwhile): try again shortly.
             raise OrderInProgress()
@@ -335,6 +341,17 @@ def merged_lines(lines: list[OrderLine]) -> list[OrderLine]:
     if sum(quantities.values()) > MAX_ITEMS:
         raise InvalidInput(f"一个礼物最多 {MAX_ITEMS} 件")
     return [OrderLine(product_id, quantity) for product_id, quantity in quantities.items()]
+
+
+def body_digest(spec: OrderSpec, lines: list[OrderLine]) -> str:
+    """The digest of an order request's body as parsed and checked (`lines` merged): sorted-keys
+    JSON, so the same order written another way is the same body."""
+    canonical = json.dumps({
+        "lines": sorted([line.product_id, line.quantity] for line in lines), "method": spec.method,
+        "open_number": spec.open_number, "open_at": clock.iso(spec.open_at), "wish": spec.wish,
+        "deadline_hours": spec.deadline_hours, "sender_subscribed": sorted(spec.sender_subscribed)},
+        sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def request_key(buyer_id: str, spec: OrderSpec) -> str:

@@ -88,6 +88,50 @@ async def test_ten_identical_taps_at_once_make_one_order_and_the_rest_get_it_or_
     assert await stock_of(db, cup) == (49, {made[0]["order_id"]: 1})
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_an_idempotency_key_reused_with_a_different_body_is_a_409_and_the_same_body_the_same_order(
+        api, db, pay_fake):
+    cup, tea = await product(api, "保温杯", 12900, 20), await product(api, "奶茶券", 1800, 20)
+    key = await buyer(api)
+    keyed = {"Idempotency-Key": "tap-9"}
+    status, first = await api.request("POST", "/api/v1/orders", order_body((cup, 1), wish="生日快乐"),
+                                      token=key, headers=keyed)
+    assert status == 201
+    for other in (order_body((cup, 2), wish="生日快乐"), order_body((tea, 1), wish="生日快乐"),
+                  order_body((cup, 1), wish="新年快乐"), order_body((cup, 1), method="full", open_number=2)):
+        status, answer = await api.request("POST", "/api/v1/orders", other, token=key, headers=keyed)
+        assert status == 409 and answer["error"]["code"] == "idempotency_key_reused", answer
+        assert answer["error"]["message"] and not answer["error"]["message"].isascii()
+    # The same body, its keys in another order (the same order spec): the same order.
+    same = {"wish": "生日快乐", "method": "direct", "items": [{"quantity": 1, "product_id": cup}]}
+    status, again = await api.request("POST", "/api/v1/orders", same, token=key, headers=keyed)
+    assert status == 200 and again["order_id"] == first["order_id"]
+    assert await db.gifts.count_documents({"order.buyer_id": {"$exists": True}}) == 1
+    assert await stock_of(db, cup) == (19, {first["order_id"]: 1}) and await stock_of(db, tea) == (20, {})
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_idempotency_key_raced_with_different_bodies_makes_one_order_and_the_others_get_409(
+        api, db, pay_fake):
+    cup = await product(api, "保温杯", 12900, 50)
+    key = await buyer(api)
+    bodies = [order_body((cup, 1 + i % 2)) for i in range(10)]  # two different bodies, five of each
+    answers = await api.burst("/api/v1/orders", None, 10, bodies=bodies,
+                              headers={"Idempotency-Key": "tap-8", "Authorization": f"Bearer {key}"})
+    made = [(b, a) for b, (s, a) in zip(bodies, answers) if s == 201]
+    assert len(made) == 1
+    winner, created = made[0]
+    for body, (status, answer) in zip(bodies, answers):
+        if body == winner:
+            assert status in (200, 201) or (status == 409 and answer["error"]["code"] == "order_in_progress"), answer
+            assert status == 409 or answer["order_id"] == created["order_id"]
+        else:
+            assert status == 409 and answer["error"]["code"] == "idempotency_key_reused", (status, answer)
+    assert await db.gifts.count_documents({"order.buyer_id": {"$exists": True}}) == 1
+    quantity = winner["items"][0]["quantity"]
+    assert await stock_of(db, cup) == (50 - quantity, {created["order_id"]: quantity})
+
+
 @pytest.mark.gen_test(timeout=120)
 async def test_fifty_buyers_racing_for_ten_in_stock_make_exactly_ten_orders(api, db):
     scarce = await product(api, "限量礼盒", 9900, 10)
