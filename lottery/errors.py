@@ -183,6 +183,14 @@ class PaymentMismatch(LotteryError):
     message = "支付信息与订单不符"
 
 
+class RefundMismatch(LotteryError):
+    """A verified refund notify (or query answer) that names no refund of ours, or does not match
+    it (order number or amount)."""
+
+    code = "refund_mismatch"
+    message = "退款信息与记录不符"
+
+
 class DecryptionFailed(InvalidInput):
     code = "decryption_failed"
     message = "用户数据解密失败，请重新授权"
