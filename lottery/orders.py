@@ -16,7 +16,7 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, metrics
-from lottery.errors import (IdempotencyKeyReused, InvalidInput, LoginExpired, LotteryError, OrderInProgress, OrderNotFound, OutOfStock, PaymentFailure, PaymentMismatch, PaymentsNotConfigured, ProductNotFound, UpstreamError)
+from lottery.errors import (IdempotencyKeyReused, InvalidInput, LoginExpired, LotteryError, OrderInProgress, OrderNotFound, OutOfStock, PaymentFailure, PaymentMismatch, PaymentsNotConfigured, ProductNotFound, TooManyUnpaidOrders, UpstreamError)
 from lottery.gifts import DEFAULT_WISH, MAX_ITEMS, GiftSpec, Item, check_gift, new_gift
 from lottery.storage import members, products
 from lottery.storage import orders as store
@@ -110,8 +110,12 @@ class Orders:
     """Creating orders, paying them, and expiring the unpaid ones."""
 
     def __init__(self, db: AsyncDatabase, gateway: PaymentGateway | None, mchid: str = "", appid: str = "",
-                 expire_after: timedelta = timedelta(minutes=15), description: str = "礼物抽奖") -> None:
+                 expire_after: timedelta = timedelta(minutes=15), description: str = "礼物抽奖",
+                 max_unpaid_orders: int = 3, max_unpaid_units: int = 50) -> None:
         self.db = db
+        # What one member may hold unpaid, so that nobody keeps a product's stock with orders never paid.
+        self.max_unpaid_orders = max_unpaid_orders
+        self.max_unpaid_units = max_unpaid_units
         self.gateway = gateway
         self.mchid = mchid
         self.appid = appid
@@ -178,10 +182,18 @@ class Orders:
         held: list[OrderLine] = []
         for line in lines:
             if not await products.hold(self.db, line.product_id, gift["_id"], line.quantity):
-                await self._release(gift["_id"], held)
+                await self._release(gift, held)
                 await store.drop(self.db, gift["_id"])
                 raise OutOfStock(f"库存不足：{found[line.product_id]['name']}")
             held.append(line)
+        # Counted among its buyer's unpaid orders in one update whose filter carries the caps.
+        if not await store.hold_unpaid(self.db, buyer_id, gift["_id"], units_of(gift), self.max_unpaid_orders,
+                                       self.max_unpaid_units):
+            await self._release(gift, held)
+            await store.drop(self.db, gift["_id"])
+            log.warning("member %s: order refused, over %d unpaid orders or %d units", buyer_id,
+                        self.max_unpaid_orders, self.max_unpaid_units)
+            raise TooManyUnpaidOrders()
         await store.held(self.db, gift["_id"], gift["order"]["expires_at"], clock.utcnow())
         gift.update(status=store.UNPAID, due_at=gift["order"]["expires_at"])
         gift["order"]["status"] = store.UNPAID
@@ -275,6 +287,7 @@ class Orders:
         if await store.paid(self.db, order_id, transaction, now):
             for line in order["order"]["lines"]:
                 await products.sell(self.db, line["product_id"], order_id)
+            await store.release_unpaid(self.db, order["order"]["buyer_id"], order_id, units_of(order))
             log.info("order %s paid: %d fen", order_id, total)
             return "paid"
         current = await store.get(self.db, order_id)
@@ -295,8 +308,8 @@ class Orders:
         for order in await store.expired(self.db, now, limit):
             closed += await self._expire(order)
         for order in await store.stalled(self.db, now - STALLED_RESERVING, limit):
-            await self._release(order["_id"], [OrderLine(line["product_id"], line["quantity"])
-                                               for line in order["order"]["lines"]])
+            await self._release(order, [OrderLine(line["product_id"], line["quantity"])
+                                        for line in order["order"]["lines"]])
             await store.drop(self.db, order["_id"])
         return closed
 
@@ -316,14 +329,22 @@ class Orders:
                     return 0
         if not await store.closed(self.db, order_id, clock.utcnow()):
             return 0
-        await self._release(order_id, [OrderLine(line["product_id"], line["quantity"])
-                                       for line in order["order"]["lines"]])
+        await self._release(order, [OrderLine(line["product_id"], line["quantity"])
+                                    for line in order["order"]["lines"]])
         log.info("order %s closed unpaid; stock given back", order_id)
         return 1
 
-    async def _release(self, order_id: str, lines: list[OrderLine]) -> None:
+    async def _release(self, order: dict, lines: list[OrderLine]) -> None:
+        """An order leaves unpaid without a sale: its held stock (of `lines`) goes back and its
+        buyer's unpaid count drops, each once."""
         for line in lines:
-            await products.release(self.db, line.product_id, order_id, line.quantity)
+            await products.release(self.db, line.product_id, order["_id"], line.quantity)
+        await store.release_unpaid(self.db, order["order"]["buyer_id"], order["_id"], units_of(order))
+
+
+def units_of(order: dict) -> int:
+    """How many units an order holds (what its buyer's unpaid count carries)."""
+    return sum(line["quantity"] for line in order["order"]["lines"])
 
 
 def merged_lines(lines: list[OrderLine]) -> list[OrderLine]:

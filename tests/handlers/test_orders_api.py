@@ -3,6 +3,7 @@ notify (or a query) pays the order and opens the gift, once, however WeChat retr
 import asyncio
 import json
 from collections import Counter
+from datetime import datetime, timezone
 
 import pytest
 
@@ -143,6 +144,49 @@ async def test_fifty_buyers_racing_for_ten_in_stock_make_exactly_ten_orders(api,
     stock, held = await stock_of(db, scarce)
     assert stock == 0 and len(held) == 10 and sum(held.values()) == 10
     assert await db.gifts.count_documents({"status": "unpaid"}) == 10
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_one_member_holds_at_most_three_unpaid_orders_and_fifty_units_until_one_is_paid_or_expires(
+        api, app, db, pay_fake):
+    stocked, other = await product(api, "保温杯", 12900, 1000), await product(api, "奶茶券", 1800, 1000)
+    key = await buyer(api)
+    status, answer = await order(api, key, (stocked, 30), (other, 21))  # 51 units in one order
+    assert status == 409 and answer["error"]["code"] == "too_many_unpaid_orders"
+    assert answer["error"]["message"] == "你有太多未支付的订单，请先支付或等待过期"
+    made = [await order(api, key, (stocked, 20), wish=f"第{i}个") for i in range(2)]
+    assert [s for s, _ in made] == [201, 201]
+    status, answer = await order(api, key, (stocked, 11))  # 51 units across unpaid orders
+    assert status == 409 and answer["error"]["code"] == "too_many_unpaid_orders"
+    status, third = await order(api, key, (other, 10))
+    assert status == 201
+    status, answer = await order(api, key, (other, 1))  # a fourth unpaid order
+    assert status == 409 and answer["error"]["code"] == "too_many_unpaid_orders"
+    legacy = await api.legacy("/api/order/creatOrder", {"login_key": key, **order_body((other, 1))})
+    assert legacy == {"code": "error", "message": "你有太多未支付的订单，请先支付或等待过期", "data": None}
+    assert await stock_of(db, stocked) == (960, {made[0][1]["order_id"]: 20, made[1][1]["order_id"]: 20})
+    assert (await order(api, await buyer(api, "another"), (other, 1)))[0] == 201  # others are not held back
+    await pay_fake.pay(made[0][1]["order_id"])  # paid: no longer unpaid
+    assert (await order(api, key, (other, 1)))[0] == 201
+    assert (await order(api, key, (other, 2)))[0] == 409
+    await db.gifts.update_one({"_id": third["order_id"]}, {"$set": {"due_at": datetime.now(timezone.utc)}})
+    assert await app.settings["orders"].sweep() == 1  # expired and closed: no longer unpaid
+    assert (await order(api, key, (other, 2)))[0] == 201
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_ten_orders_at_once_by_one_member_make_at_most_three_unpaid_orders(api, db, pay_fake):
+    cup = await product(api, "保温杯", 12900, 100)
+    key = await buyer(api)
+    bodies = [order_body((cup, 1), wish=f"第{i}个") for i in range(10)]  # ten different orders
+    answers = await api.burst("/api/v1/orders", None, 10, bodies=bodies, headers={"Authorization": f"Bearer {key}"})
+    assert Counter(s for s, _ in answers) == {201: 3, 409: 7}, answers
+    assert {a["error"]["code"] for s, a in answers if s == 409} == {"too_many_unpaid_orders"}
+    assert await db.gifts.count_documents({"status": "unpaid"}) == 3
+    stock, held = await stock_of(db, cup)
+    assert stock == 97 and len(held) == 3
+    counted = await db.unpaid_holds.find_one({"_id": (await db.gifts.find_one({"status": "unpaid"}))["sender_id"]})
+    assert (counted["orders"], counted["units"], sorted(counted["held"])) == (3, 3, sorted(held))
 
 
 @pytest.mark.gen_test(timeout=60)
