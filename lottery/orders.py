@@ -187,8 +187,7 @@ class Orders:
                 raise OutOfStock(f"库存不足：{found[line.product_id]['name']}")
             held.append(line)
         # Counted among its buyer's unpaid orders in one update whose filter carries the caps.
-        if not await store.hold_unpaid(self.db, buyer_id, gift["_id"], units_of(gift), self.max_unpaid_orders,
-                                       self.max_unpaid_units):
+        if not await self._hold_unpaid(buyer_id, gift):
             await self._release(gift, held)
             await store.drop(self.db, gift["_id"])
             log.warning("member %s: order refused, over %d unpaid orders or %d units", buyer_id,
@@ -199,6 +198,22 @@ class Orders:
         gift["order"]["status"] = store.UNPAID
         log.info("order %s created: %d fen, %d lines", gift["_id"], amount, len(lines))
         return gift
+
+    async def _hold_unpaid(self, buyer_id: str, gift: dict) -> bool:
+        """Count the order among its buyer's unpaid ones, within the caps. Refused, it first
+        uncounts any order that left unpaid while its process stopped before uncounting it."""
+        for _ in range(2):
+            if await store.hold_unpaid(self.db, buyer_id, gift["_id"], units_of(gift), self.max_unpaid_orders,
+                                       self.max_unpaid_units):
+                return True
+            repaired = 0
+            for order_id, units in (await store.unpaid_held(self.db, buyer_id)).items():
+                order = await store.get(self.db, order_id)
+                if order_id != gift["_id"] and (order is None or order["status"] not in (store.RESERVING, store.UNPAID)):
+                    repaired += await store.release_unpaid(self.db, buyer_id, order_id, units)
+            if not repaired:
+                return False
+        return False
 
     async def _existing(self, key: str, digest: str | None) -> dict:
         """The open order this key made; with a client's key (`digest` given), only if it was made

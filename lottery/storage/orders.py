@@ -66,6 +66,12 @@ async def hold_unpaid(db: AsyncDatabase, buyer_id: str, order_id: str, units: in
     return await db.unpaid_holds.count_documents({"_id": buyer_id, f"held.{order_id}": units}, limit=1) == 1
 
 
+async def unpaid_held(db: AsyncDatabase, buyer_id: str) -> dict[str, int]:
+    """The orders counted among the buyer's unpaid ones: order id -> units."""
+    found = await db.unpaid_holds.find_one({"_id": buyer_id}, {"held": 1})
+    return (found or {}).get("held") or {}
+
+
 async def release_unpaid(db: AsyncDatabase, buyer_id: str, order_id: str, units: int) -> bool:
     """The order is no longer unpaid (paid, closed, dropped): uncount it, once."""
     result = await db.unpaid_holds.update_one(
