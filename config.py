@@ -96,6 +96,9 @@ class Config:
                                                  "each time, with jitter, up to 10 min")
     # Orders, claims, refunds
     order_expire_minutes: float = setting(15.0, "how long an unpaid order holds its stock before it is closed")
+    max_unpaid_orders: int = setting(3, "unpaid orders one member may hold at once (more: too_many_unpaid_orders)")
+    max_unpaid_units: int = setting(50, "units one member may hold across their unpaid orders (more: "
+                                        "too_many_unpaid_orders)")
     claim_days: float = setting(7.0, "how long a winner has to give an address before the item is refunded")
     claim_reminder_hours: float = setting(24.0, "how long before a claim's deadline its winner is reminded")
     refund_lease_seconds: float = setting(60.0, "how long a refund stays taken by a process that stopped "
@@ -177,6 +180,8 @@ class Config:
             raise ConfigError("--reconcile_after_hour must be an hour from 0 to 23")
         if self.log_format not in LOG_FORMATS:
             raise ConfigError("--log_format must be text or json")
+        if self.max_unpaid_orders < 1 or self.max_unpaid_units < 1:
+            raise ConfigError("--max_unpaid_orders and --max_unpaid_units must be at least 1")
         try:
             self.images
         except ValueError as exc:

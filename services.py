@@ -87,7 +87,8 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     payment_settings = payments.config if payments is not None else None
     orders = Orders(db, payments, mchid=payment_settings.mchid if payment_settings else "",
                     appid=payment_settings.appid if payment_settings else "",
-                    expire_after=timedelta(minutes=config.order_expire_minutes))
+                    expire_after=timedelta(minutes=config.order_expire_minutes),
+                    max_unpaid_orders=config.max_unpaid_orders, max_unpaid_units=config.max_unpaid_units)
     claims = Claims(db, config.claim_days, timedelta(hours=config.claim_reminder_hours))
     refunds = Refunds(db, payments, lease=timedelta(seconds=config.refund_lease_seconds))
     reconciliation = Reconciliation(db, payments, orders, after_hour=config.reconcile_after_hour)

@@ -32,7 +32,7 @@ server subprocesses alike reach it over a socket):
 Steering, for tests: `pay` (SUCCESS, then the signed, encrypted TRANSACTION.SUCCESS notify to the
 order's notify_url), `send_notify` / `send_refund_notify` (again, several copies at once, late,
 or with a fault: a bad signature, an unknown serial, a stale timestamp, a tampered ciphertext, a
-wrong amount), `complete_refund`, `set_trade_state`, `fail_next` (HTTP statuses, WeChat codes,
+wrong amount, another order's number, an unknown refund number), `complete_refund`, `set_trade_state`, `fail_next` (HTTP statuses, WeChat codes,
 timeouts, dropped connections, "applied, but the answer is lost", replies with a bad signature or
 none), and `signature_headers` (sign any body as WeChat Pay). Notifies our server does not answer
 with 2xx are sent again after `notify_retry_delays` (WeChat Pay's own schedule runs from 15 s to
@@ -85,7 +85,10 @@ CODE_STATUS = {"SYSTEM_ERROR": 500, "FREQUENCY_LIMITED": 429, "PARAM_ERROR": 400
 # the connection closes at once), applied but the answer lost, or a reply we must refuse.
 REPLY_FAULTS = ("timeout", "drop", "apply_then_drop", "apply_then_timeout", "bad_signature", "unsigned",
                 "unknown_serial")
-NotifyFault = Literal["bad_signature", "unknown_serial", "stale", "tampered_ciphertext", "wrong_amount"]
+# wrong_amount: one fen more than the record; wrong_trade_no: another order's number; unknown_refund_no: a
+# refund number nobody made (refund notifies only).
+NotifyFault = Literal["bad_signature", "unknown_serial", "stale", "tampered_ciphertext", "wrong_amount",
+                      "wrong_trade_no", "unknown_refund_no"]
 
 OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
 OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
@@ -838,6 +841,13 @@ class FakeWeChatPay:
                 raise ValueError(f"{key} is not a finished refund with a notify_url")
             resource, url = self._refund_notice(refund), refund["notify_url"]
             event_type, summary = "REFUND." + refund["status"], REFUND_SUMMARY[refund["status"]]
+            if fault == "wrong_amount":
+                resource["amount"]["refund"] += 1
+                resource["amount"]["payer_refund"] += 1
+            elif fault == "unknown_refund_no":
+                resource["out_refund_no"] += "9"
+        if fault == "wrong_trade_no":
+            resource["out_trade_no"] = "f" * 24
         if delay:
             await self._pause(delay)
         retries = self.notify_retry_delays

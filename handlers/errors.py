@@ -1,8 +1,11 @@
 """Which HTTP status each domain error means (the domain knows nothing of HTTP)."""
-from lottery.errors import (AlreadyJoined, BackupUnsupported, CategoryNotFound, ClaimExpired, ClaimLocked, ClaimNotFound, DatabaseUnavailable, Forbidden, GiftClosed, GiftFull, GiftNotFound, InvalidInput, LoginExpired, LotteryError, NotOpenable, NotOpenedYet, NotWinner, OrderClosed, OrderInProgress, OrderNotFound, OutOfStock, OwnGift, BillNotReady, ReconciliationBusy, ReconciliationNotFound, PaymentMismatch, PaymentsNotConfigured, ProductNotFound, UpstreamError, WrongClaimState)
-
-
-
+from lottery.errors import (AlreadyJoined, BackupUnsupported, BillNotReady, CategoryNotFound, ClaimExpired,
+                            ClaimLocked, ClaimNotFound, DatabaseUnavailable, Forbidden, GiftClosed, GiftFull,
+                            GiftNotFound, IdempotencyKeyReused, InvalidInput, LoginExpired, LotteryError,
+                            NotOpenable, NotOpenedYet, NotWinner, OrderClosed, OrderInProgress, OrderNotFound,
+                            OutOfStock, OwnGift, PaymentMismatch, PaymentsNotConfigured, ProductNotFound,
+                            ReconciliationBusy, ReconciliationNotFound, TooManyUnpaidOrders, UpstreamError,
+                            WrongClaimState)
 
 
 class BodyTooLarge(InvalidInput):
@@ -34,6 +37,8 @@ STATUS: dict[type[LotteryError], int] = {
     OutOfStock: 409,
     OrderClosed: 409,
     OrderInProgress: 409,
+    IdempotencyKeyReused: 409,
+    TooManyUnpaidOrders: 409,
     PaymentsNotConfigured: 503,
     PaymentMismatch: 400,
     NotWinner: 403,

@@ -8,7 +8,7 @@ from handlers.base import BaseHandler
 from lottery import metrics
 
 from wechatpay.crypto import VerificationError
-from lottery.errors import PaymentMismatch
+from lottery.errors import PaymentMismatch, RefundMismatch
 
 log = logging.getLogger("gift_lottery.payment")
 
@@ -73,7 +73,12 @@ class RefundNotifyHandler(NotifyHandler):
         notice = self.verified()
         if notice is None:
             return
-        outcome = await self.refunds.settle(notice)
+        try:
+            outcome = await self.refunds.settle(notice)
+        except RefundMismatch as exc:
+            # As a payment that does not match its order: refused (logged by settle), WeChat Pay retries.
+            self.fail(400, "PARAM_ERROR", exc.message)
+            return
         log.info("refund notify for %s: %s", notice.get("out_refund_no"), outcome or "already known")
         self.accepted()
 

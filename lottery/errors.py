@@ -134,6 +134,20 @@ class OrderInProgress(LotteryError):
     message = "订单正在处理中，请稍后再试"
 
 
+class IdempotencyKeyReused(LotteryError):
+    """The client's Idempotency-Key names an order made from a different request body."""
+
+    code = "idempotency_key_reused"
+    message = "这个 Idempotency-Key 已用于另一个不同的下单请求，请换一个新的 Key"
+
+
+class TooManyUnpaidOrders(LotteryError):
+    """The buyer already holds as many unpaid orders (or units in them) as one member may."""
+
+    code = "too_many_unpaid_orders"
+    message = "你有太多未支付的订单，请先支付或等待过期"
+
+
 class PaymentsNotConfigured(LotteryError):
     code = "payments_not_configured"
     message = "支付暂未开通"
@@ -177,6 +191,14 @@ class PaymentMismatch(LotteryError):
 
     code = "payment_mismatch"
     message = "支付信息与订单不符"
+
+
+class RefundMismatch(LotteryError):
+    """A verified refund notify (or query answer) that names no refund of ours, or does not match
+    it (order number or amount)."""
+
+    code = "refund_mismatch"
+    message = "退款信息与记录不符"
 
 
 class DecryptionFailed(InvalidInput):

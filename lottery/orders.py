@@ -16,7 +16,7 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, metrics
-from lottery.errors import (InvalidInput, LoginExpired, LotteryError, OrderInProgress, OrderNotFound, OutOfStock, PaymentFailure, PaymentMismatch, PaymentsNotConfigured, ProductNotFound, UpstreamError)
+from lottery.errors import (IdempotencyKeyReused, InvalidInput, LoginExpired, LotteryError, OrderInProgress, OrderNotFound, OutOfStock, PaymentFailure, PaymentMismatch, PaymentsNotConfigured, ProductNotFound, TooManyUnpaidOrders, UpstreamError)
 from lottery.gifts import DEFAULT_WISH, MAX_ITEMS, GiftSpec, Item, check_gift, new_gift
 from lottery.storage import members, products
 from lottery.storage import orders as store
@@ -110,8 +110,12 @@ class Orders:
     """Creating orders, paying them, and expiring the unpaid ones."""
 
     def __init__(self, db: AsyncDatabase, gateway: PaymentGateway | None, mchid: str = "", appid: str = "",
-                 expire_after: timedelta = timedelta(minutes=15), description: str = "礼物抽奖") -> None:
+                 expire_after: timedelta = timedelta(minutes=15), description: str = "礼物抽奖",
+                 max_unpaid_orders: int = 3, max_unpaid_units: int = 50) -> None:
         self.db = db
+        # What one member may hold unpaid, so that nobody keeps a product's stock with orders never paid.
+        self.max_unpaid_orders = max_unpaid_orders
+        self.max_unpaid_units = max_unpaid_units
         self.gateway = gateway
         self.mchid = mchid
         self.appid = appid
@@ -154,19 +158,20 @@ class Orders:
         if spec.method == "timed" and spec.open_at < now + self.expire_after + timedelta(minutes=5):
             minutes = int(self.expire_after.total_seconds() // 60) + 5
             raise InvalidInput(f"开奖时间至少在 {minutes} 分钟后（付款有 {minutes - 5} 分钟）")
-        key = request_key(buyer_id, spec)
-        order = await self._new(buyer_id, buyer, gift_spec, lines, found, key, now)
+        key, digest = request_key(buyer_id, spec), body_digest(spec, lines)
+        order = await self._new(buyer_id, buyer, gift_spec, lines, found, key, digest, now)
         new = order is not None
         if not new:  # this request made an order before: the same one
-            order = await self._existing(key)
+            order = await self._existing(key, digest if spec.request_key else None)
         return order, await self.pay_params(order), new
 
     async def _new(self, buyer_id: str, buyer: dict, spec: GiftSpec, lines: list[OrderLine],
-                   found: dict[str, dict], key: str, now: datetime) -> dict | None:
+                   found: dict[str, dict], key: str, digest: str, now: datetime) -> dict | None:
         gift = new_gift(spec, buyer_id, buyer, now)
         amount = sum(item.price for item in spec.items)
         gift.update(status=store.RESERVING, paid=False, due_at=now, scheduled=True, order={
             "buyer_id": buyer_id, "status": store.RESERVING, "key": key, "key_open": True,
+            "body_digest": digest,
             "lines": [{"product_id": line.product_id, "name": found[line.product_id]["name"],
                        "price": found[line.product_id]["price"], "quantity": line.quantity,
                        "image": (found[line.product_id].get("images") or [""])[0]} for line in lines],
@@ -177,18 +182,46 @@ class Orders:
         held: list[OrderLine] = []
         for line in lines:
             if not await products.hold(self.db, line.product_id, gift["_id"], line.quantity):
-                await self._release(gift["_id"], held)
+                await self._release(gift, held)
                 await store.drop(self.db, gift["_id"])
                 raise OutOfStock(f"库存不足：{found[line.product_id]['name']}")
             held.append(line)
+        # Counted among its buyer's unpaid orders in one update whose filter carries the caps.
+        if not await self._hold_unpaid(buyer_id, gift):
+            await self._release(gift, held)
+            await store.drop(self.db, gift["_id"])
+            log.warning("member %s: order refused, over %d unpaid orders or %d units", buyer_id,
+                        self.max_unpaid_orders, self.max_unpaid_units)
+            raise TooManyUnpaidOrders()
         await store.held(self.db, gift["_id"], gift["order"]["expires_at"], clock.utcnow())
         gift.update(status=store.UNPAID, due_at=gift["order"]["expires_at"])
         gift["order"]["status"] = store.UNPAID
         log.info("order %s created: %d fen, %d lines", gift["_id"], amount, len(lines))
         return gift
 
-    async def _existing(self, key: str) -> dict:
+    async def _hold_unpaid(self, buyer_id: str, gift: dict) -> bool:
+        """Count the order among its buyer's unpaid ones, within the caps. Refused, it first
+        uncounts any order that left unpaid while its process stopped before uncounting it."""
+        for _ in range(2):
+            if await store.hold_unpaid(self.db, buyer_id, gift["_id"], units_of(gift), self.max_unpaid_orders,
+                                       self.max_unpaid_units):
+                return True
+            repaired = 0
+            for order_id, units in (await store.unpaid_held(self.db, buyer_id)).items():
+                order = await store.get(self.db, order_id)
+                if order_id != gift["_id"] and (order is None or order["status"] not in (store.RESERVING, store.UNPAID)):
+                    repaired += await store.release_unpaid(self.db, buyer_id, order_id, units)
+            if not repaired:
+                return False
+        return False
+
+    async def _existing(self, key: str, digest: str | None) -> dict:
+        """The open order this key made; with a client's key (`digest` given), only if it was made
+        from the same body: the IETF Idempotency-Key draft's 409 otherwise."""
         order = await store.by_key(self.db, key)
+        if order is not None and digest is not None and order["order"].get("body_digest") != digest:
+            log.warning("order %s: its Idempotency-Key was reused with a different body", order["_id"])
+            raise IdempotencyKeyReused()
         if order is None or order["status"] != store.UNPAID:
             # Still holding stock in another request (or it ended meanwhile): try again shortly.
             raise OrderInProgress()
@@ -269,6 +302,7 @@ class Orders:
         if await store.paid(self.db, order_id, transaction, now):
             for line in order["order"]["lines"]:
                 await products.sell(self.db, line["product_id"], order_id)
+            await store.release_unpaid(self.db, order["order"]["buyer_id"], order_id, units_of(order))
             log.info("order %s paid: %d fen", order_id, total)
             return "paid"
         current = await store.get(self.db, order_id)
@@ -289,8 +323,8 @@ class Orders:
         for order in await store.expired(self.db, now, limit):
             closed += await self._expire(order)
         for order in await store.stalled(self.db, now - STALLED_RESERVING, limit):
-            await self._release(order["_id"], [OrderLine(line["product_id"], line["quantity"])
-                                               for line in order["order"]["lines"]])
+            await self._release(order, [OrderLine(line["product_id"], line["quantity"])
+                                        for line in order["order"]["lines"]])
             await store.drop(self.db, order["_id"])
         return closed
 
@@ -310,14 +344,22 @@ class Orders:
                     return 0
         if not await store.closed(self.db, order_id, clock.utcnow()):
             return 0
-        await self._release(order_id, [OrderLine(line["product_id"], line["quantity"])
-                                       for line in order["order"]["lines"]])
+        await self._release(order, [OrderLine(line["product_id"], line["quantity"])
+                                    for line in order["order"]["lines"]])
         log.info("order %s closed unpaid; stock given back", order_id)
         return 1
 
-    async def _release(self, order_id: str, lines: list[OrderLine]) -> None:
+    async def _release(self, order: dict, lines: list[OrderLine]) -> None:
+        """An order leaves unpaid without a sale: its held stock (of `lines`) goes back and its
+        buyer's unpaid count drops, each once."""
         for line in lines:
-            await products.release(self.db, line.product_id, order_id, line.quantity)
+            await products.release(self.db, line.product_id, order["_id"], line.quantity)
+        await store.release_unpaid(self.db, order["order"]["buyer_id"], order["_id"], units_of(order))
+
+
+def units_of(order: dict) -> int:
+    """How many units an order holds (what its buyer's unpaid count carries)."""
+    return sum(line["quantity"] for line in order["order"]["lines"])
 
 
 def merged_lines(lines: list[OrderLine]) -> list[OrderLine]:
@@ -335,6 +377,17 @@ def merged_lines(lines: list[OrderLine]) -> list[OrderLine]:
     if sum(quantities.values()) > MAX_ITEMS:
         raise InvalidInput(f"一个礼物最多 {MAX_ITEMS} 件")
     return [OrderLine(product_id, quantity) for product_id, quantity in quantities.items()]
+
+
+def body_digest(spec: OrderSpec, lines: list[OrderLine]) -> str:
+    """The digest of an order request's body as parsed and checked (`lines` merged): sorted-keys
+    JSON, so the same order written another way is the same body."""
+    canonical = json.dumps({
+        "lines": sorted([line.product_id, line.quantity] for line in lines), "method": spec.method,
+        "open_number": spec.open_number, "open_at": clock.iso(spec.open_at), "wish": spec.wish,
+        "deadline_hours": spec.deadline_hours, "sender_subscribed": sorted(spec.sender_subscribed)},
+        sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def request_key(buyer_id: str, spec: OrderSpec) -> str:

@@ -26,7 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, metrics
 from lottery.background import Loop
-from lottery.errors import InvalidInput, PaymentFailure
+from lottery.errors import InvalidInput, PaymentFailure, RefundMismatch
 
 from lottery.storage import gifts, leases, orders, outbox
 from lottery.storage import refunds as store
@@ -190,22 +190,37 @@ class Refunds:
             except PaymentFailure as exc:
                 log.warning("refund %s: query failed (%s %s)", record["_id"], exc.status, exc.code)
                 continue
-            if not await self.settle(answer):
+            try:
+                settled = await self.settle(answer)
+            except RefundMismatch:
+                settled = None
+            if not settled:
                 await store.requery_later(self.db, record["_id"], clock.utcnow() + self.query_after)
             checked += 1
         return checked
 
     async def settle(self, notice: dict) -> str | None:
         """Apply WeChat Pay's word on a refund (a verified notify, or a query's answer); the new
-        state if this call changed it, else None."""
+        state if this call changed it, else None. RefundMismatch, changing nothing, if it names
+        no refund of ours or differs from the record in its order number or amount (fen), as a
+        payment is checked against its order."""
         state = SETTLED.get(notice.get("refund_status") or notice.get("status"))
         number = notice.get("out_refund_no")
         if state is None or not isinstance(number, str):
             return None
         record = await store.get(self.db, number)
         if record is None:
-            log.warning("refund notify for an unknown refund %s", number)
-            return None
+            log.warning("refund notify for an unknown refund %s: nothing changed", number)
+            metrics.REFUNDS.labels("unknown").inc()
+            raise RefundMismatch("退款不存在")
+        refunded = (notice.get("amount") or {}).get("refund")
+        if notice.get("out_trade_no") != record["order_id"] or refunded != record["amount"] \
+                or isinstance(refunded, bool):
+            log.warning("refund %s: WeChat Pay's word does not match the record (order %s != %s, amount %s != %s "
+                        "fen): nothing changed", number, str(notice.get("out_trade_no"))[:64], record["order_id"],
+                        str(refunded)[:32], record["amount"])
+            metrics.REFUNDS.labels("mismatch").inc()
+            raise RefundMismatch()
         now = clock.utcnow()
         if not await store.settle(self.db, number, state, {"wechat_status": notice.get("refund_status")
                                                            or notice.get("status")}, now):

@@ -37,18 +37,22 @@ class Api:
         except ValueError:
             return response.code, text
 
-    async def burst(self, path: str, body: Any, count: int, headers: dict | None = None) -> list[tuple[int, Any]]:
-        """`count` identical JSON POSTs that reach the server together: every connection is
-        open before any request is written, so the server reads them all in one turn of its
-        loop (a client pool would trickle them in as its connections open)."""
+    async def burst(self, path: str, body: Any, count: int, headers: dict | None = None,
+                    bodies: list | None = None) -> list[tuple[int, Any]]:
+        """`count` identical JSON POSTs (or one per body of `bodies`) that reach the server
+        together: every connection is open before any request is written, so the server reads
+        them all in one turn of its loop (a client pool would trickle them in as its connections
+        open)."""
         where = urlsplit(self.base_url)
-        payload = json.dumps(body).encode()
         extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
-        request = (f"POST {path} HTTP/1.1\r\nHost: {where.netloc}\r\nContent-Type: application/json\r\n{extra}"
-                   f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode() + payload
-        streams = [await asyncio.open_connection(where.hostname, where.port) for _ in range(count)]
-        for _, writer in streams:
-            writer.write(request)
+
+        def request(payload: bytes) -> bytes:
+            return (f"POST {path} HTTP/1.1\r\nHost: {where.netloc}\r\nContent-Type: application/json\r\n{extra}"
+                    f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode() + payload
+        bodies = bodies if bodies is not None else [body] * count
+        streams = [await asyncio.open_connection(where.hostname, where.port) for _ in bodies]
+        for (_, writer), each in zip(streams, bodies):
+            writer.write(request(json.dumps(each).encode()))
         answers = []
         for reader, writer in streams:
             head, _, text = (await reader.read()).partition(b"\r\n\r\n")

@@ -42,7 +42,11 @@ ORDER_BODY = request(ORDER_FIELDS, ("items", "method"))
 IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
                    "schema": {"type": "string", "maxLength": 128},
                    "description": "the same key (or the same request) while the order is unpaid: the same order; "
-                                  "empty: none"}
+                                  "the same key with a different body: 409 idempotency_key_reused; empty: none"}
+CONFLICT = {409: answer("refused: out of stock (out_of_stock), the same request still being made (order_in_progress), "
+                        "the Idempotency-Key already used with a different body (idempotency_key_reused), or too "
+                        "many unpaid orders or units held by this member (too_many_unpaid_orders: pay or wait for "
+                        "them to expire)", ref("Error"))}
 UPSTREAM = {502: answer("WeChat Pay refused or did not answer (upstream_error)", ref("Error")),
             503: answer("payments are not configured (payments_not_configured), or the database is unreachable "
                         "(database_unavailable)", ref("Error"))}
@@ -51,7 +55,8 @@ PATHS = {
     "/api/v1/orders": {
         "post": v1("Buy a gift: the order, priced by the server, and wx.requestPayment's parameters",
                    ref("OrderCreated"), status=201, body=ORDER_BODY, body_required=True, params=[IDEMPOTENCY_KEY],
-                   more={200: answer("the same request again: the same order", ref("OrderCreated")), **UPSTREAM}),
+                   more={200: answer("the same request again: the same order", ref("OrderCreated")), **CONFLICT,
+                         **UPSTREAM}),
         "get": v1("My orders, newest first, 20 a page",
                   obj({"orders": array(ref("Order"), maxItems=20), "next_cursor": nullable(TIME)}),
                   params=[query("cursor", or_blank({**TIME, "maxLength": 40,

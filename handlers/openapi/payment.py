@@ -18,7 +18,7 @@ SIGNATURE_HEADERS = [
       "schema": {"const": "WECHATPAY2-SHA256-RSA2048"}}]
 
 
-def notify(summary: str, original_type: str, mismatch: bool) -> dict:
+def notify(summary: str, original_type: str, mismatch: str) -> dict:
     """A notify route: WeChat Pay's signed body with its encrypted resource of `original_type`."""
     body = {"type": "object", "required": ["resource_type", "resource"], "properties": {
         "id": STRING, "create_time": STRING, "event_type": STRING, "summary": STRING,
@@ -30,9 +30,8 @@ def notify(summary: str, original_type: str, mismatch: bool) -> dict:
     refused = {"401": answer("SIGN_ERROR: the signature, its serial, its timestamp or the resource does not "
                              "verify (WeChat Pay sends such probes on purpose)", ref("NotifyRefused")),
                "404": answer("NOT_CONFIGURED: this server takes no payments", ref("NotifyRefused"))}
-    if mismatch:
-        refused["400"] = answer("PARAM_ERROR: verified, but it does not match its order (merchant, app, amount)",
-                                ref("NotifyRefused"))
+    refused["400"] = answer(f"PARAM_ERROR: verified, but {mismatch}; nothing changes and WeChat Pay sends it "
+                            "again", ref("NotifyRefused"))
     return {"summary": summary, "security": [], "parameters": SIGNATURE_HEADERS,
             "requestBody": {"required": True, "content": {JSON: {"schema": body}}},
             "responses": {"204": answer("accepted, duplicates included: WeChat Pay stops sending it"), **refused}}
@@ -40,7 +39,9 @@ def notify(summary: str, original_type: str, mismatch: bool) -> dict:
 
 PATHS = {
     "/api/payment/wechat/notify": {"post": notify(
-        "WeChat Pay's TRANSACTION.SUCCESS: the order is paid once, however often it comes", "transaction", True)},
+        "WeChat Pay's TRANSACTION.SUCCESS: the order is paid once, however often it comes", "transaction",
+        "it names no order of ours or does not match its order (merchant, app, amount)")},
     "/api/payment/wechat/refund-notify": {"post": notify(
-        "WeChat Pay's REFUND.SUCCESS, REFUND.CLOSED or REFUND.ABNORMAL: applied once", "refund", False)},
+        "WeChat Pay's REFUND.SUCCESS, REFUND.CLOSED or REFUND.ABNORMAL: applied once", "refund",
+        "it names no refund of ours (out_refund_no) or does not match it (out_trade_no, amount.refund)")},
 }

@@ -45,6 +45,43 @@ async def insert(db: AsyncDatabase, gift: dict) -> dict | None:
     return gift
 
 
+# What each member holds unpaid: `unpaid_holds`, one document a member, `{_id: member id, orders,
+# units, held: {order_id: units}}`. An order is counted by one conditional update whose filter
+# carries the caps, and uncounted once by the steps that move it out of unpaid (paid, closed,
+# dropped): keyed by the order, so a retry changes nothing twice.
+
+async def hold_unpaid(db: AsyncDatabase, buyer_id: str, order_id: str, units: int, max_orders: int,
+                      max_units: int) -> bool:
+    """Count a new order among its buyer's unpaid ones if they stay within `max_orders` orders
+    and `max_units` units; True also when it is counted already (a retry)."""
+    try:
+        await db.unpaid_holds.update_one({"_id": buyer_id}, {"$setOnInsert": {"orders": 0, "units": 0, "held": {}}},
+                                         upsert=True)
+    except DuplicateKeyError:  # another request made it at the same moment
+        pass
+    result = await db.unpaid_holds.update_one(
+        {"_id": buyer_id, "orders": {"$lte": max_orders - 1}, "units": {"$lte": max_units - units},
+         f"held.{order_id}": {"$exists": False}},
+        {"$inc": {"orders": 1, "units": units}, "$set": {f"held.{order_id}": units}})
+    if result.modified_count:
+        return True
+    return await db.unpaid_holds.count_documents({"_id": buyer_id, f"held.{order_id}": units}, limit=1) == 1
+
+
+async def unpaid_held(db: AsyncDatabase, buyer_id: str) -> dict[str, int]:
+    """The orders counted among the buyer's unpaid ones: order id -> units."""
+    found = await db.unpaid_holds.find_one({"_id": buyer_id}, {"held": 1})
+    return (found or {}).get("held") or {}
+
+
+async def release_unpaid(db: AsyncDatabase, buyer_id: str, order_id: str, units: int) -> bool:
+    """The order is no longer unpaid (paid, closed, dropped): uncount it, once."""
+    result = await db.unpaid_holds.update_one(
+        {"_id": buyer_id, f"held.{order_id}": units},
+        {"$inc": {"orders": -1, "units": -units}, "$unset": {f"held.{order_id}": ""}})
+    return result.modified_count == 1
+
+
 async def by_key(db: AsyncDatabase, key: str) -> dict | None:
     """The open order (reserving or unpaid) with this request key."""
     return await db.gifts.find_one({"order.key": key, "order.key_open": True}, PUBLIC)

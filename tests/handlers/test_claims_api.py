@@ -5,6 +5,7 @@ refunded, exactly once) are tested in the domain: tests/lottery/test_refunds.py.
 import asyncio
 import csv
 import io
+import json
 from datetime import timedelta
 
 import pytest
@@ -54,6 +55,35 @@ async def test_a_forged_refund_notify_changes_nothing(api, app, db, pay_fake, re
     deliveries = await pay_fake.send_refund_notify(record["_id"], fault="bad_signature")
     assert {d.status for d in deliveries} == {401}
     assert (await db.refunds.find_one({"_id": record["_id"]}))["status"] == "processing"
+    await check_money(db)
+
+
+@pytest.mark.gen_test(timeout=120)
+@pytest.mark.parametrize("fault, logged", [("wrong_amount", "does not match the record"),
+                                           ("wrong_trade_no", "does not match the record"),
+                                           ("unknown_refund_no", "unknown refund")])
+async def test_a_verified_refund_notify_that_does_not_match_its_record_changes_nothing(
+        api, app, db, pay_fake, refunds, caplog, fault, logged):
+    caplog.set_level("INFO")
+    pay_fake.notify_retry_delays = ()  # one delivery: what our answer is, not what WeChat Pay does next
+    cup = await product(api, "保温杯", 12900, 10)
+    order_id = await bought_gift(api, pay_fake, await api.login("buyer"), (cup, 1), method="full", open_number=5)
+    await open_full_gift_at_deadline(app, db, order_id)
+    await refunds.run_once()
+    record = await db.refunds.find_one({"order_id": order_id})
+    await pay_fake.complete_refund(record["_id"], "SUCCESS", notify=False)  # done; its notify lost
+    [delivery] = await pay_fake.send_refund_notify(record["_id"], fault=fault)
+    assert delivery.status == 400 and json.loads(delivery.answer)["code"] == "PARAM_ERROR"  # as a payment's
+    assert (await db.refunds.find_one({"_id": record["_id"]}))["status"] == "processing"
+    gift = await db.gifts.find_one({"_id": order_id})
+    assert gift["order"]["amount_refunding"] == 12900 and not gift["order"].get("amount_refunded")
+    assert await db.outbox.count_documents({"message": "gift_refunded"}) == 0
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and logged in r.getMessage()]
+    assert len(warnings) == 1 and "already known" not in caplog.text
+    assert pay_fake.apiv3_key not in caplog.text
+    [delivery] = await pay_fake.send_refund_notify(record["_id"])  # the true notify still ends it
+    assert delivery.status == 204
+    assert (await db.refunds.find_one({"_id": record["_id"]}))["status"] == "success"
     await check_money(db)
 
 

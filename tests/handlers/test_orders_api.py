@@ -3,6 +3,7 @@ notify (or a query) pays the order and opens the gift, once, however WeChat retr
 import asyncio
 import json
 from collections import Counter
+from datetime import datetime, timezone
 
 import pytest
 
@@ -88,6 +89,50 @@ async def test_ten_identical_taps_at_once_make_one_order_and_the_rest_get_it_or_
     assert await stock_of(db, cup) == (49, {made[0]["order_id"]: 1})
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_an_idempotency_key_reused_with_a_different_body_is_a_409_and_the_same_body_the_same_order(
+        api, db, pay_fake):
+    cup, tea = await product(api, "保温杯", 12900, 20), await product(api, "奶茶券", 1800, 20)
+    key = await buyer(api)
+    keyed = {"Idempotency-Key": "tap-9"}
+    status, first = await api.request("POST", "/api/v1/orders", order_body((cup, 1), wish="生日快乐"),
+                                      token=key, headers=keyed)
+    assert status == 201
+    for other in (order_body((cup, 2), wish="生日快乐"), order_body((tea, 1), wish="生日快乐"),
+                  order_body((cup, 1), wish="新年快乐"), order_body((cup, 1), method="full", open_number=2)):
+        status, answer = await api.request("POST", "/api/v1/orders", other, token=key, headers=keyed)
+        assert status == 409 and answer["error"]["code"] == "idempotency_key_reused", answer
+        assert answer["error"]["message"] and not answer["error"]["message"].isascii()
+    # The same body, its keys in another order (the same order spec): the same order.
+    same = {"wish": "生日快乐", "method": "direct", "items": [{"quantity": 1, "product_id": cup}]}
+    status, again = await api.request("POST", "/api/v1/orders", same, token=key, headers=keyed)
+    assert status == 200 and again["order_id"] == first["order_id"]
+    assert await db.gifts.count_documents({"order.buyer_id": {"$exists": True}}) == 1
+    assert await stock_of(db, cup) == (19, {first["order_id"]: 1}) and await stock_of(db, tea) == (20, {})
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_idempotency_key_raced_with_different_bodies_makes_one_order_and_the_others_get_409(
+        api, db, pay_fake):
+    cup = await product(api, "保温杯", 12900, 50)
+    key = await buyer(api)
+    bodies = [order_body((cup, 1 + i % 2)) for i in range(10)]  # two different bodies, five of each
+    answers = await api.burst("/api/v1/orders", None, 10, bodies=bodies,
+                              headers={"Idempotency-Key": "tap-8", "Authorization": f"Bearer {key}"})
+    made = [(b, a) for b, (s, a) in zip(bodies, answers) if s == 201]
+    assert len(made) == 1
+    winner, created = made[0]
+    for body, (status, answer) in zip(bodies, answers):
+        if body == winner:
+            assert status in (200, 201) or (status == 409 and answer["error"]["code"] == "order_in_progress"), answer
+            assert status == 409 or answer["order_id"] == created["order_id"]
+        else:
+            assert status == 409 and answer["error"]["code"] == "idempotency_key_reused", (status, answer)
+    assert await db.gifts.count_documents({"order.buyer_id": {"$exists": True}}) == 1
+    quantity = winner["items"][0]["quantity"]
+    assert await stock_of(db, cup) == (50 - quantity, {created["order_id"]: quantity})
+
+
 @pytest.mark.gen_test(timeout=120)
 async def test_fifty_buyers_racing_for_ten_in_stock_make_exactly_ten_orders(api, db):
     scarce = await product(api, "限量礼盒", 9900, 10)
@@ -99,6 +144,49 @@ async def test_fifty_buyers_racing_for_ten_in_stock_make_exactly_ten_orders(api,
     stock, held = await stock_of(db, scarce)
     assert stock == 0 and len(held) == 10 and sum(held.values()) == 10
     assert await db.gifts.count_documents({"status": "unpaid"}) == 10
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_one_member_holds_at_most_three_unpaid_orders_and_fifty_units_until_one_is_paid_or_expires(
+        api, app, db, pay_fake):
+    stocked, other = await product(api, "保温杯", 12900, 1000), await product(api, "奶茶券", 1800, 1000)
+    key = await buyer(api)
+    status, answer = await order(api, key, (stocked, 30), (other, 21))  # 51 units in one order
+    assert status == 409 and answer["error"]["code"] == "too_many_unpaid_orders"
+    assert answer["error"]["message"] == "你有太多未支付的订单，请先支付或等待过期"
+    made = [await order(api, key, (stocked, 20), wish=f"第{i}个") for i in range(2)]
+    assert [s for s, _ in made] == [201, 201]
+    status, answer = await order(api, key, (stocked, 11))  # 51 units across unpaid orders
+    assert status == 409 and answer["error"]["code"] == "too_many_unpaid_orders"
+    status, third = await order(api, key, (other, 10))
+    assert status == 201
+    status, answer = await order(api, key, (other, 1))  # a fourth unpaid order
+    assert status == 409 and answer["error"]["code"] == "too_many_unpaid_orders"
+    legacy = await api.legacy("/api/order/creatOrder", {"login_key": key, **order_body((other, 1))})
+    assert legacy == {"code": "error", "message": "你有太多未支付的订单，请先支付或等待过期", "data": None}
+    assert await stock_of(db, stocked) == (960, {made[0][1]["order_id"]: 20, made[1][1]["order_id"]: 20})
+    assert (await order(api, await buyer(api, "another"), (other, 1)))[0] == 201  # others are not held back
+    await pay_fake.pay(made[0][1]["order_id"])  # paid: no longer unpaid
+    assert (await order(api, key, (other, 1)))[0] == 201
+    assert (await order(api, key, (other, 2)))[0] == 409
+    await db.gifts.update_one({"_id": third["order_id"]}, {"$set": {"due_at": datetime.now(timezone.utc)}})
+    assert await app.settings["orders"].sweep() == 1  # expired and closed: no longer unpaid
+    assert (await order(api, key, (other, 2)))[0] == 201
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_ten_orders_at_once_by_one_member_make_at_most_three_unpaid_orders(api, db, pay_fake):
+    cup = await product(api, "保温杯", 12900, 100)
+    key = await buyer(api)
+    bodies = [order_body((cup, 1), wish=f"第{i}个") for i in range(10)]  # ten different orders
+    answers = await api.burst("/api/v1/orders", None, 10, bodies=bodies, headers={"Authorization": f"Bearer {key}"})
+    assert Counter(s for s, _ in answers) == {201: 3, 409: 7}, answers
+    assert {a["error"]["code"] for s, a in answers if s == 409} == {"too_many_unpaid_orders"}
+    assert await db.gifts.count_documents({"status": "unpaid"}) == 3
+    stock, held = await stock_of(db, cup)
+    assert stock == 97 and len(held) == 3
+    counted = await db.unpaid_holds.find_one({"_id": (await db.gifts.find_one({"status": "unpaid"}))["sender_id"]})
+    assert (counted["orders"], counted["units"], sorted(counted["held"])) == (3, 3, sorted(held))
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -8,8 +8,8 @@ import pytest
 
 from lottery import clock
 from lottery.catalogue import Catalogue, ProductSpec
-from lottery.errors import UpstreamError
-from lottery.orders import OrderLine, OrderSpec
+from lottery.errors import TooManyUnpaidOrders, UpstreamError
+from lottery.orders import OrderLine, Orders, OrderSpec
 from lottery.storage import orders as order_store
 from lottery.storage import products
 
@@ -127,3 +127,42 @@ async def test_when_wechat_pay_fails_the_order_waits_and_asking_again_pays_it(db
     again, pay, new = await orders.create(buyer, spec)
     assert not new and again["_id"] == waiting["_id"] and pay["package"].startswith("prepay_id=")
     assert await stock(db, cup) == (4, {waiting["_id"]: 1})
+
+
+async def unpaid_count(db, buyer: str) -> tuple[int, int]:
+    counted = await db.unpaid_holds.find_one({"_id": buyer}) or {}
+    return counted.get("orders", 0), counted.get("units", 0)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_members_unpaid_count_is_capped_under_concurrency_and_drops_once_when_an_order_is_paid_or_closed(
+        db, gifts, payments, pay_fake):
+    buyer, cup = await setup(db, gifts, stock=100)
+    capped = Orders(db, payments, mchid=payments.config.mchid, appid=payments.config.appid,
+                    max_unpaid_orders=3, max_unpaid_units=50)
+    results = await asyncio.gather(*(capped.create(buyer, OrderSpec([OrderLine(cup, 2)], "direct", wish=f"第{i}个"))
+                                     for i in range(10)), return_exceptions=True)
+    made = [r[0] for r in results if not isinstance(r, Exception)]
+    assert len(made) == 3 and {type(r) for r in results if isinstance(r, Exception)} == {TooManyUnpaidOrders}
+    assert await unpaid_count(db, buyer) == (3, 6) and await stock(db, cup) == (94, {o["_id"]: 2 for o in made})
+    await pay_fake.pay(made[0]["_id"], notify=False)
+    transaction = await capped.gateway.query_by_out_trade_no(made[0]["_id"])
+    await asyncio.gather(*(capped.settle(transaction) for _ in range(5)))  # paid once, uncounted once
+    assert await unpaid_count(db, buyer) == (2, 4)
+    await expire(db, made[1]["_id"])
+    await asyncio.gather(capped.sweep(), capped.sweep())
+    assert await unpaid_count(db, buyer) == (1, 2)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_order_left_counted_as_unpaid_by_a_stopped_process_does_not_block_its_buyer(db, gifts, payments):
+    buyer, cup = await setup(db, gifts, stock=100)
+    capped = Orders(db, payments, mchid=payments.config.mchid, appid=payments.config.appid,
+                    max_unpaid_orders=1, max_unpaid_units=50)
+    order, _, _ = await capped.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct"))
+    # Closed, but its process stopped before uncounting it.
+    assert await order_store.closed(db, order["_id"], clock.utcnow())
+    again, _, new = await capped.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct", wish="再来"))
+    assert new and await unpaid_count(db, buyer) == (1, 1)
+    with pytest.raises(TooManyUnpaidOrders):  # the cap still holds for an order really unpaid
+        await capped.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct", wish="第三个"))

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from lottery import clock
-from lottery.errors import GiftClosed, InvalidInput
+from lottery.errors import GiftClosed, InvalidInput, RefundMismatch
 from lottery.orders import OrderLine, OrderSpec, order_view
 from lottery.refunds import MAX_REFUNDS, Refunds, refund_worker
 from lottery.storage import orders as order_store
@@ -283,9 +283,32 @@ async def test_an_abnormal_refund_is_kept_for_the_operator_and_a_later_success_s
     await check_money(db)
 
 
+@pytest.mark.gen_test(timeout=120)
+@pytest.mark.parametrize("fault", ["wrong_amount", "wrong_trade_no"])
+async def test_a_refund_notify_whose_amount_or_order_differs_from_the_record_changes_nothing(
+        db, gifts, drawer, orders, payments, pay_fake, refunds, caplog, fault):
+    cup = await listed(db, "保温杯", 12900, 10)
+    order_id = await paid_gift(orders, pay_fake, await member(gifts, "buyer"), (cup, 1), method="full", open_number=5)
+    await drawn_at_deadline(drawer, db, order_id)
+    await refunds.run_once()
+    record = await db.refunds.find_one({"order_id": order_id})
+    await pay_fake.complete_refund(record["_id"], "SUCCESS", notify=False)
+    [forged] = verified(payments, await pay_fake.send_refund_notify(record["_id"], fault=fault), expect="refund")
+    with pytest.raises(RefundMismatch):
+        await refunds.settle(forged)
+    assert (await db.refunds.find_one({"_id": record["_id"]}))["status"] == "processing"
+    assert (await order_store.get(db, order_id))["order"]["amount_refunding"] == 12900
+    assert "does not match the record" in caplog.text
+    [true] = verified(payments, await pay_fake.send_refund_notify(record["_id"]), expect="refund")
+    assert await refunds.settle(true) == "success"
+    await check_money(db)
+
+
 @pytest.mark.gen_test(timeout=60)
-async def test_a_notify_for_a_refund_we_never_made_changes_nothing(db, refunds):
-    assert await refunds.settle({"out_refund_no": "f" * 24 + "R1", "refund_status": "SUCCESS"}) is None
+async def test_a_notify_for_a_refund_we_never_made_changes_nothing(db, refunds, caplog):
+    with pytest.raises(RefundMismatch):
+        await refunds.settle({"out_refund_no": "f" * 24 + "R1", "refund_status": "SUCCESS"})
+    assert "unknown refund" in caplog.text and "already known" not in caplog.text
     assert await refunds.settle({"out_refund_no": "f" * 24 + "R1", "refund_status": "NOT_A_STATE"}) is None
     assert await db.refunds.count_documents({}) == 0 and await db.outbox.count_documents({}) == 0
 
