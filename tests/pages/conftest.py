@@ -22,8 +22,12 @@ def site(engine_uri):
     process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """Chromium under Playwright's sync API, for this package's tests only. Package-scoped, not
+    session: while Playwright runs, its event loop counts as running in this thread, so a
+    Tornado test after it in the same test worker could not run its own (pytest-xdist mixes
+    packages in a worker); leaving the package stops it."""
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):
