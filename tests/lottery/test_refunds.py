@@ -42,6 +42,17 @@ async def drawn_at_deadline(drawer, db, order_id: str) -> None:
     assert await drawer().sweep() == 1
 
 
+async def refund_sent(db, gifts, drawer, orders, pay_fake, refunds, cups: int = 1) -> tuple[str, str, dict]:
+    """A buyer's full gift of `cups` 129-yuan cups, unfilled at its deadline, its refund sent to
+    WeChat Pay by one worker round: (buyer, order id, the refund record)."""
+    cup = await listed(db, "保温杯", 12900, 10)
+    buyer = await member(gifts, "buyer")
+    order_id = await paid_gift(orders, pay_fake, buyer, (cup, cups), method="full", open_number=5)
+    await drawn_at_deadline(drawer, db, order_id)
+    await refunds.run_once()
+    return buyer, order_id, await db.refunds.find_one({"order_id": order_id})
+
+
 # -- what nobody received is refunded -------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=120)
@@ -186,12 +197,7 @@ async def test_two_refund_workers_racing_send_each_refund_once(db, gifts, drawer
 @pytest.mark.gen_test(timeout=120)
 async def test_duplicate_refund_notifies_and_a_query_at_once_end_the_refund_once(
         db, gifts, drawer, orders, payments, pay_fake, refunds):
-    cup = await listed(db, "保温杯", 12900, 10)
-    buyer = await member(gifts, "buyer")
-    order_id = await paid_gift(orders, pay_fake, buyer, (cup, 2), method="full", open_number=5)
-    await drawn_at_deadline(drawer, db, order_id)
-    await refunds.run_once()
-    record = await db.refunds.find_one({"order_id": order_id})
+    buyer, order_id, record = await refund_sent(db, gifts, drawer, orders, pay_fake, refunds, cups=2)
     await pay_fake.complete_refund(record["_id"], "SUCCESS", notify=False)
     await db.refunds.update_one({"_id": record["_id"]}, {"$set": {"next_attempt_at": clock.utcnow()}})
     notices = verified(payments, await pay_fake.send_refund_notify(record["_id"], copies=5), expect="refund")
@@ -247,12 +253,7 @@ async def test_a_refund_wechat_pay_refuses_fails_for_good_and_is_listed_for_the_
 @pytest.mark.gen_test(timeout=120)
 async def test_a_refund_wechat_pay_closes_gives_its_amount_back_from_refunding_and_tells_nobody(
         db, gifts, drawer, orders, payments, pay_fake, refunds):
-    cup = await listed(db, "保温杯", 12900, 10)
-    buyer = await member(gifts, "buyer")
-    order_id = await paid_gift(orders, pay_fake, buyer, (cup, 1), method="full", open_number=5)
-    await drawn_at_deadline(drawer, db, order_id)
-    await refunds.run_once()
-    record = await db.refunds.find_one({"order_id": order_id})
+    buyer, order_id, record = await refund_sent(db, gifts, drawer, orders, pay_fake, refunds)
     [notice] = verified(payments, await pay_fake.complete_refund(record["_id"], "CLOSED"), expect="refund")
     assert await refunds.settle(notice) == "closed"
     assert await refunds.settle(notice) is None
@@ -265,12 +266,7 @@ async def test_a_refund_wechat_pay_closes_gives_its_amount_back_from_refunding_a
 @pytest.mark.gen_test(timeout=120)
 async def test_an_abnormal_refund_is_kept_for_the_operator_and_a_later_success_still_ends_it_once(
         db, gifts, drawer, orders, payments, pay_fake, refunds):
-    cup = await listed(db, "保温杯", 12900, 10)
-    buyer = await member(gifts, "buyer")
-    order_id = await paid_gift(orders, pay_fake, buyer, (cup, 1), method="full", open_number=5)
-    await drawn_at_deadline(drawer, db, order_id)
-    await refunds.run_once()
-    record = await db.refunds.find_one({"order_id": order_id})
+    buyer, order_id, record = await refund_sent(db, gifts, drawer, orders, pay_fake, refunds)
     [abnormal] = verified(payments, await pay_fake.complete_refund(record["_id"], "ABNORMAL"), expect="refund")
     assert await refunds.settle(abnormal) == "abnormal"
     seen = order_view(await orders.order_of(order_id, buyer))
@@ -287,11 +283,7 @@ async def test_an_abnormal_refund_is_kept_for_the_operator_and_a_later_success_s
 @pytest.mark.parametrize("fault", ["wrong_amount", "wrong_trade_no"])
 async def test_a_refund_notify_whose_amount_or_order_differs_from_the_record_changes_nothing(
         db, gifts, drawer, orders, payments, pay_fake, refunds, caplog, fault):
-    cup = await listed(db, "保温杯", 12900, 10)
-    order_id = await paid_gift(orders, pay_fake, await member(gifts, "buyer"), (cup, 1), method="full", open_number=5)
-    await drawn_at_deadline(drawer, db, order_id)
-    await refunds.run_once()
-    record = await db.refunds.find_one({"order_id": order_id})
+    _, order_id, record = await refund_sent(db, gifts, drawer, orders, pay_fake, refunds)
     await pay_fake.complete_refund(record["_id"], "SUCCESS", notify=False)
     [forged] = verified(payments, await pay_fake.send_refund_notify(record["_id"], fault=fault), expect="refund")
     with pytest.raises(RefundMismatch):
