@@ -9,9 +9,10 @@ import pytest
 from lottery import clock
 from lottery.catalogue import Catalogue, ProductSpec
 from lottery.errors import UpstreamError
-from lottery.orders import OrderLine, OrderSpec
+from lottery.orders import OrderLine, Orders, OrderSpec
 from lottery.storage import orders as order_store
 from lottery.storage import products
+from wechatpay.client import WeChatPayClient
 
 
 async def setup(db, gifts, stock: int = 5) -> tuple[str, str]:
@@ -127,3 +128,37 @@ async def test_when_wechat_pay_fails_the_order_waits_and_asking_again_pays_it(db
     again, pay, new = await orders.create(buyer, spec)
     assert not new and again["_id"] == waiting["_id"] and pay["package"].startswith("prepay_id=")
     assert await stock(db, cup) == (4, {waiting["_id"]: 1})
+
+
+class PaidDuringTheClose(WeChatPayClient):
+    """WeChat Pay closes the order, and a payment that landed there anyway is settled (its
+    notify, or a query) before our sweep's own close update runs."""
+
+    def __init__(self, config, pay_fake) -> None:
+        super().__init__(config, timeout=5)
+        self.pay_fake = pay_fake
+        self.orders: Orders | None = None  # the service that settles it, set once made
+        self.settled: list[str] = []
+
+    async def close(self, out_trade_no: str) -> None:
+        await super().close(out_trade_no)
+        self.pay_fake.set_trade_state(out_trade_no, "NOTPAY")  # the payer's money arrives anyway
+        await self.pay_fake.pay(out_trade_no, notify=False)
+        self.settled.append(await self.orders.settle(await self.query_by_out_trade_no(out_trade_no)))
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_payment_settled_between_wechat_pays_close_and_ours_leaves_the_order_paid_and_its_stock_sold(
+        db, gifts, payments, pay_fake):
+    gateway = PaidDuringTheClose(payments.config, pay_fake)
+    racing = Orders(db, gateway, mchid=payments.config.mchid, appid=payments.config.appid)
+    gateway.orders = racing
+    buyer, cup = await setup(db, gifts)
+    order, _, _ = await racing.create(buyer, OrderSpec([OrderLine(cup, 2)], "direct"))
+    await expire(db, order["_id"])
+    assert await racing.sweep() == 0  # our close found it paid: nothing closed
+    assert gateway.settled == ["paid"]
+    final = await order_store.get(db, order["_id"])
+    assert final["status"] == "open" and final["paid"] and final["order"]["status"] == "paid"
+    assert "closed_at" not in final["order"] and "paid_after_close" not in final["order"]
+    assert await stock(db, cup) == (3, {})  # sold, never given back
