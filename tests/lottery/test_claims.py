@@ -209,6 +209,17 @@ async def test_the_sender_sees_who_won_masked_and_never_the_address_or_tracking_
         await claims.of_gift(gift, winner)
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_a_gifts_claims_as_read_for_its_sender_never_carry_an_address(db, gifts, claims):
+    order_id, winners = await direct_gift_won(gifts, items=2, joiners=2)
+    for winner in winners:
+        await give_address(claims, gifts, order_id, winner)
+    found = await claim_store.of_gift(db, order_id)
+    assert [c["item_index"] for c in found] == [0, 1] and all(c["status"] == "claimed" for c in found)
+    assert all("address" not in c for c in found)
+    assert all("address" in c for c in await claim_store.page(db, "claimed", "", 10))  # the shipping list has them
+
+
 # -- the deadline ----------------------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=120)

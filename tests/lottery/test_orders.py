@@ -162,3 +162,23 @@ async def test_a_payment_settled_between_wechat_pays_close_and_ours_leaves_the_o
     assert final["status"] == "open" and final["paid"] and final["order"]["status"] == "paid"
     assert "closed_at" not in final["order"] and "paid_after_close" not in final["order"]
     assert await stock(db, cup) == (3, {})  # sold, never given back
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_no_read_of_an_order_carries_its_secret_draw_seed_or_its_claimants(db, gifts, orders):
+    buyer, cup = await setup(db, gifts)
+    order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct"))
+    stored = await db.gifts.find_one({"_id": order["_id"]})
+    assert stored["seed"]  # the seed is there, only never read out
+    await db.gifts.update_one({"_id": order["_id"]}, {"$set": {"claimants": [buyer], "order.refund_unbatched": 1}})
+    now = clock.utcnow()
+    reads = {"get": [await order_store.get(db, order["_id"])],
+             "by_key": [await order_store.by_key(db, stored["order"]["key"])],
+             "of_buyer": await order_store.of_buyer(db, buyer, now + timedelta(days=1), 10),
+             "with_refunds_to_make": await order_store.with_refunds_to_make(db, 10),
+             "expired": await order_store.expired(db, now + timedelta(days=1), 10)}
+    await db.gifts.update_one({"_id": order["_id"]}, {"$set": {"status": "reserving"}})
+    reads["stalled"] = await order_store.stalled(db, now + timedelta(days=1), 10)
+    for read, found in reads.items():
+        assert [o["_id"] for o in found] == [order["_id"]], read
+        assert "seed" not in found[0] and "claimants" not in found[0], read
