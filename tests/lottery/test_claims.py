@@ -167,6 +167,19 @@ async def test_only_a_claimed_item_ships_and_only_a_shipped_one_is_delivered(db,
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_the_winner_sees_when_their_item_was_claimed_shipped_and_delivered(db, gifts, claims):
+    order_id, [winner] = await direct_gift_won(gifts)
+    claimed = await give_address(claims, gifts, order_id, winner)
+    shipped = await claims.ship(claimed["claim_id"], "顺丰", "SF1")
+    delivered = await claims.delivered(claimed["claim_id"])
+    assert claimed["claimed_at"] and shipped["shipped_at"] and delivered["delivered_at"]
+    assert claimed["claimed_at"] <= shipped["shipped_at"] <= delivered["delivered_at"]
+    [mine] = await claims.of_winner(winner)
+    assert (mine["claimed_at"], mine["shipped_at"], mine["delivered_at"]) == (
+        claimed["claimed_at"], shipped["shipped_at"], delivered["delivered_at"])
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_the_shipping_list_has_addresses_in_full_and_later_lists_mask_them(db, gifts, claims):
     order_id, winners = await direct_gift_won(gifts, items=2, joiners=2)
     first, second = [await claim_id_of(claims, gifts, order_id, w) for w in winners]
