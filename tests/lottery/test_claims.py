@@ -233,6 +233,18 @@ async def test_a_gifts_claims_as_read_for_its_sender_never_carry_an_address(db, 
     assert all("address" in c for c in await claim_store.page(db, "claimed", "", 10))  # the shipping list has them
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_an_unclaimed_prize_is_reminded_once_and_then_leaves_the_reminder_list(db, gifts, claims):
+    order_id, [winner] = await direct_gift_won(gifts)
+    await claims.sweep()
+    await db.claims.update_one({"order_id": order_id}, {"$set": {"remind_at": clock.utcnow()}})
+    assert [c["_id"] for c in await claim_store.to_remind(db, clock.utcnow(), 10)] == [f"{order_id}:0"]
+    await claims.sweep()
+    await claims.sweep()
+    assert await db.outbox.count_documents({"kind": "message", "message": "claim_reminder"}) == 1
+    assert await claim_store.to_remind(db, clock.utcnow() + timedelta(days=30), 10) == []
+
+
 # -- the deadline ----------------------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=120)

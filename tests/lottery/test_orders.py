@@ -63,14 +63,18 @@ async def test_a_payment_landing_after_the_close_is_recorded_once_for_refund(db,
     order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct"))
     await expire(db, order["_id"])
     assert await orders.sweep() == 1
-    pay_fake.set_trade_state(order["_id"], "SUCCESS")  # WeChat Pay took the money anyway
+    pay_fake.set_trade_state(order["_id"], "NOTPAY")  # WeChat Pay took the money anyway
+    await pay_fake.pay(order["_id"], notify=False)
     transaction = await orders.gateway.query_by_out_trade_no(order["_id"])
     outcomes = await asyncio.gather(*(orders.settle(transaction) for _ in range(10)))
     assert set(outcomes) == {"paid_after_close"}
     closed = await order_store.get(db, order["_id"])
     assert closed["status"] == "closed" and not closed["paid"]
-    assert closed["order"]["paid_after_close"]["amount"] == 12900
-    assert closed["order"]["refund_unbatched"] == 1 and closed["order"]["refund_items"]["0"]["price"] == 12900
+    record = closed["order"]["paid_after_close"]
+    assert (record["transaction_id"], record["amount"]) == (transaction["transaction_id"], 12900) and record["at"]
+    assert closed["order"]["refund_unbatched"] == 1
+    item = closed["order"]["refund_items"]["0"]
+    assert (item["price"], item["cause"]) == (12900, "paid_after_close") and item["at"]  # refunded as "订单已关闭"
     assert await stock(db, cup) == (5, {})  # given back once, not sold
 
 
