@@ -245,6 +245,21 @@ async def test_an_unclaimed_prize_is_reminded_once_and_then_leaves_the_reminder_
     assert await claim_store.to_remind(db, clock.utcnow() + timedelta(days=30), 10) == []
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_a_prize_claimed_or_expired_before_its_reminder_is_never_reminded_and_leaves_the_reminder_list(
+        db, gifts, claims):
+    order_id, [claimer, idler] = await direct_gift_won(gifts, items=2, joiners=2)
+    await claims.sweep()
+    await give_address(claims, gifts, order_id, claimer)
+    await db.claims.update_many({"order_id": order_id}, {"$set": {"deadline_at": clock.utcnow() - timedelta(seconds=1)}})
+    await claims.sweep()  # the idler's prize expires
+    assert {c["winner_id"]: c["status"] for c in await claim_store.of_gift(db, order_id)} == {
+        claimer: "claimed", idler: "expired"}
+    assert await claim_store.to_remind(db, clock.utcnow() + timedelta(days=30), 10) == []
+    await claims.sweep()
+    assert await db.outbox.count_documents({"kind": "message", "message": "claim_reminder"}) == 0
+
+
 # -- the deadline ----------------------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=120)
