@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from lottery import clock
 from lottery.claims import Claims, clean_address
@@ -252,12 +253,14 @@ async def test_a_prize_claimed_or_expired_before_its_reminder_is_never_reminded_
     await claims.sweep()
     await give_address(claims, gifts, order_id, claimer)
     await db.claims.update_many({"order_id": order_id}, {"$set": {"deadline_at": clock.utcnow() - timedelta(seconds=1)}})
-    await claims.sweep()  # the idler's prize expires
+    expirations = REGISTRY.get_sample_value("gift_lottery_claims_total", {"transition": "expired"}) or 0
+    await claims.sweep()  # the idler's prize expires, counted once
     assert {c["winner_id"]: c["status"] for c in await claim_store.of_gift(db, order_id)} == {
         claimer: "claimed", idler: "expired"}
     assert await claim_store.to_remind(db, clock.utcnow() + timedelta(days=30), 10) == []
     await claims.sweep()
     assert await db.outbox.count_documents({"kind": "message", "message": "claim_reminder"}) == 0
+    assert REGISTRY.get_sample_value("gift_lottery_claims_total", {"transition": "expired"}) == expirations + 1
 
 
 # -- the deadline ----------------------------------------------------------------------------------

@@ -58,7 +58,8 @@ async def test_an_order_paid_but_not_yet_notified_at_its_expiry_is_paid_not_clos
 
 
 @pytest.mark.gen_test(timeout=90)
-async def test_a_payment_landing_after_the_close_is_recorded_once_for_refund(db, gifts, orders, pay_fake):
+async def test_a_payment_landing_after_the_close_is_recorded_once_for_refund_and_alerts_once(
+        db, gifts, orders, pay_fake, caplog):
     buyer, cup = await setup(db, gifts)
     order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct"))
     await expire(db, order["_id"])
@@ -68,6 +69,8 @@ async def test_a_payment_landing_after_the_close_is_recorded_once_for_refund(db,
     transaction = await orders.gateway.query_by_out_trade_no(order["_id"])
     outcomes = await asyncio.gather(*(orders.settle(transaction) for _ in range(10)))
     assert set(outcomes) == {"paid_after_close"}
+    alerts = [r for r in caplog.records if "paid after it was closed" in r.getMessage()]
+    assert [r.levelname for r in alerts] == ["ERROR"]  # the operator hears of it once
     closed = await order_store.get(db, order["_id"])
     assert closed["status"] == "closed" and not closed["paid"]
     record = closed["order"]["paid_after_close"]
