@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from lottery import clock
 from lottery.claims import Claims, clean_address
@@ -167,6 +168,19 @@ async def test_only_a_claimed_item_ships_and_only_a_shipped_one_is_delivered(db,
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_the_winner_sees_when_their_item_was_claimed_shipped_and_delivered(db, gifts, claims):
+    order_id, [winner] = await direct_gift_won(gifts)
+    claimed = await give_address(claims, gifts, order_id, winner)
+    shipped = await claims.ship(claimed["claim_id"], "顺丰", "SF1")
+    delivered = await claims.delivered(claimed["claim_id"])
+    assert claimed["claimed_at"] and shipped["shipped_at"] and delivered["delivered_at"]
+    assert claimed["claimed_at"] <= shipped["shipped_at"] <= delivered["delivered_at"]
+    [mine] = await claims.of_winner(winner)
+    assert (mine["claimed_at"], mine["shipped_at"], mine["delivered_at"]) == (
+        claimed["claimed_at"], shipped["shipped_at"], delivered["delivered_at"])
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_the_shipping_list_has_addresses_in_full_and_later_lists_mask_them(db, gifts, claims):
     order_id, winners = await direct_gift_won(gifts, items=2, joiners=2)
     first, second = [await claim_id_of(claims, gifts, order_id, w) for w in winners]
@@ -207,6 +221,46 @@ async def test_the_sender_sees_who_won_masked_and_never_the_address_or_tracking_
     assert "address" not in seen and "SF123" not in str(seen) and ADDRESS["telNumber"] not in str(seen)
     with pytest.raises(Forbidden):
         await claims.of_gift(gift, winner)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_gifts_claims_as_read_for_its_sender_never_carry_an_address(db, gifts, claims):
+    order_id, winners = await direct_gift_won(gifts, items=2, joiners=2)
+    for winner in winners:
+        await give_address(claims, gifts, order_id, winner)
+    found = await claim_store.of_gift(db, order_id)
+    assert [c["item_index"] for c in found] == [0, 1] and all(c["status"] == "claimed" for c in found)
+    assert all("address" not in c for c in found)
+    assert all("address" in c for c in await claim_store.page(db, "claimed", "", 10))  # the shipping list has them
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_unclaimed_prize_is_reminded_once_and_then_leaves_the_reminder_list(db, gifts, claims):
+    order_id, [winner] = await direct_gift_won(gifts)
+    await claims.sweep()
+    await db.claims.update_one({"order_id": order_id}, {"$set": {"remind_at": clock.utcnow()}})
+    assert [c["_id"] for c in await claim_store.to_remind(db, clock.utcnow(), 10)] == [f"{order_id}:0"]
+    await claims.sweep()
+    await claims.sweep()
+    assert await db.outbox.count_documents({"kind": "message", "message": "claim_reminder"}) == 1
+    assert await claim_store.to_remind(db, clock.utcnow() + timedelta(days=30), 10) == []
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_prize_claimed_or_expired_before_its_reminder_is_never_reminded_and_leaves_the_reminder_list(
+        db, gifts, claims):
+    order_id, [claimer, idler] = await direct_gift_won(gifts, items=2, joiners=2)
+    await claims.sweep()
+    await give_address(claims, gifts, order_id, claimer)
+    await db.claims.update_many({"order_id": order_id}, {"$set": {"deadline_at": clock.utcnow() - timedelta(seconds=1)}})
+    expirations = REGISTRY.get_sample_value("gift_lottery_claims_total", {"transition": "expired"}) or 0
+    await claims.sweep()  # the idler's prize expires, counted once
+    assert {c["winner_id"]: c["status"] for c in await claim_store.of_gift(db, order_id)} == {
+        claimer: "claimed", idler: "expired"}
+    assert await claim_store.to_remind(db, clock.utcnow() + timedelta(days=30), 10) == []
+    await claims.sweep()
+    assert await db.outbox.count_documents({"kind": "message", "message": "claim_reminder"}) == 0
+    assert REGISTRY.get_sample_value("gift_lottery_claims_total", {"transition": "expired"}) == expirations + 1
 
 
 # -- the deadline ----------------------------------------------------------------------------------

@@ -7,22 +7,13 @@ import subprocess
 import sys
 
 from lottery import fairness
+from tests.proofs import consistent, make_proof, tampered
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def seed(i: int) -> str:
     return hashlib.sha256(f"test-seed-{i}".encode()).hexdigest()
-
-
-def make_proof(seed_hex: str, members: list[str], items: list[str], order_id: str = "o1") -> dict:
-    participants = sorted(fairness.pseudonym(order_id, m) for m in members)
-    positions = fairness.draw(seed_hex, order_id, participants, items)
-    return {"algorithm": fairness.ALGORITHM, "version": fairness.VERSION, "order_id": order_id,
-            "seed_commitment": fairness.commitment(seed_hex), "seed": seed_hex,
-            "participants": participants, "participants_hash": fairness.participants_hash(participants),
-            "items": items, "items_hash": fairness.items_hash(items),
-            "winners": [{"participant": participants[p], "item_index": i} for i, p in enumerate(positions)]}
 
 
 def chi_square(observed: list[int], expected: float) -> float:
@@ -129,17 +120,6 @@ def test_verify_command_line_says_ok_or_mismatch(tmp_path):
     assert result.returncode == 1 and "MISMATCH" in result.stdout
 
 
-def consistent(proof: dict) -> dict:
-    """Recompute the hashes and winners over the proof's (possibly tampered) lists, as a forger
-    who controls them would, so only the rule under test can catch the forgery."""
-    participants, items = proof["participants"], proof["items"]
-    proof["participants_hash"] = fairness.participants_hash(participants)
-    proof["items_hash"] = fairness.items_hash(items)
-    positions = fairness.draw(proof["seed"], proof["order_id"], participants, items)
-    proof["winners"] = [{"participant": participants[p], "item_index": i} for i, p in enumerate(positions)]
-    return proof
-
-
 def test_verify_rejects_winners_who_swapped_items():
     proof = make_proof(seed(9), [f"m{i}" for i in range(10)], ["A", "B", "C"])
     swapped = copy.deepcopy(proof)
@@ -173,3 +153,18 @@ def test_each_draw_rejects_exactly_the_values_that_would_favour_low_positions():
     assert stream.uniform(3) == 5 % 3  # top is drawn again
     stream.buffer = [0, top - 1]
     assert stream.uniform(3) == (top - 1) % 3  # the last value of a whole multiple is kept
+
+
+# What `verify` says for each check of the browser's and the mini-program's checkers.
+PROBLEMS = {"commitment": "the seed does not match the published commitment",
+            "canonical": "the participant list is not in canonical (sorted, distinct) order",
+            "participants_hash": "the participant list does not match its hash",
+            "items_hash": "the item list does not match its hash",
+            "winners": "the winners are not the ones the seed and participants give"}
+
+
+def test_verify_names_exactly_the_problems_of_each_forgery_the_other_checkers_are_given():
+    for name, (forged, failing) in tampered().items():
+        expected = ([f"unknown algorithm {forged['algorithm']} v{forged['version']}"] if failing == {"algorithm"}
+                    else [problem for check, problem in PROBLEMS.items() if check in failing])
+        assert fairness.verify(forged) == expected, name

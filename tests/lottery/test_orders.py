@@ -12,6 +12,7 @@ from lottery.errors import TooManyUnpaidOrders, UpstreamError
 from lottery.orders import OrderLine, Orders, OrderSpec
 from lottery.storage import orders as order_store
 from lottery.storage import products
+from wechatpay.client import WeChatPayClient
 
 
 async def setup(db, gifts, stock: int = 5) -> tuple[str, str]:
@@ -57,19 +58,26 @@ async def test_an_order_paid_but_not_yet_notified_at_its_expiry_is_paid_not_clos
 
 
 @pytest.mark.gen_test(timeout=90)
-async def test_a_payment_landing_after_the_close_is_recorded_once_for_refund(db, gifts, orders, pay_fake):
+async def test_a_payment_landing_after_the_close_is_recorded_once_for_refund_and_alerts_once(
+        db, gifts, orders, pay_fake, caplog):
     buyer, cup = await setup(db, gifts)
     order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct"))
     await expire(db, order["_id"])
     assert await orders.sweep() == 1
-    pay_fake.set_trade_state(order["_id"], "SUCCESS")  # WeChat Pay took the money anyway
+    pay_fake.set_trade_state(order["_id"], "NOTPAY")  # WeChat Pay took the money anyway
+    await pay_fake.pay(order["_id"], notify=False)
     transaction = await orders.gateway.query_by_out_trade_no(order["_id"])
     outcomes = await asyncio.gather(*(orders.settle(transaction) for _ in range(10)))
     assert set(outcomes) == {"paid_after_close"}
+    alerts = [r for r in caplog.records if "paid after it was closed" in r.getMessage()]
+    assert [r.levelname for r in alerts] == ["ERROR"]  # the operator hears of it once
     closed = await order_store.get(db, order["_id"])
     assert closed["status"] == "closed" and not closed["paid"]
-    assert closed["order"]["paid_after_close"]["amount"] == 12900
-    assert closed["order"]["refund_unbatched"] == 1 and closed["order"]["refund_items"]["0"]["price"] == 12900
+    record = closed["order"]["paid_after_close"]
+    assert (record["transaction_id"], record["amount"]) == (transaction["transaction_id"], 12900) and record["at"]
+    assert closed["order"]["refund_unbatched"] == 1
+    item = closed["order"]["refund_items"]["0"]
+    assert (item["price"], item["cause"]) == (12900, "paid_after_close") and item["at"]  # refunded as "订单已关闭"
     assert await stock(db, cup) == (5, {})  # given back once, not sold
 
 
@@ -166,3 +174,57 @@ async def test_an_order_left_counted_as_unpaid_by_a_stopped_process_does_not_blo
     assert new and await unpaid_count(db, buyer) == (1, 1)
     with pytest.raises(TooManyUnpaidOrders):  # the cap still holds for an order really unpaid
         await capped.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct", wish="第三个"))
+
+
+class PaidDuringTheClose(WeChatPayClient):
+    """WeChat Pay closes the order, and a payment that landed there anyway is settled (its
+    notify, or a query) before our sweep's own close update runs."""
+
+    def __init__(self, config, pay_fake) -> None:
+        super().__init__(config, timeout=5)
+        self.pay_fake = pay_fake
+        self.orders: Orders | None = None  # the service that settles it, set once made
+        self.settled: list[str] = []
+
+    async def close(self, out_trade_no: str) -> None:
+        await super().close(out_trade_no)
+        self.pay_fake.set_trade_state(out_trade_no, "NOTPAY")  # the payer's money arrives anyway
+        await self.pay_fake.pay(out_trade_no, notify=False)
+        self.settled.append(await self.orders.settle(await self.query_by_out_trade_no(out_trade_no)))
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_payment_settled_between_wechat_pays_close_and_ours_leaves_the_order_paid_and_its_stock_sold(
+        db, gifts, payments, pay_fake):
+    gateway = PaidDuringTheClose(payments.config, pay_fake)
+    racing = Orders(db, gateway, mchid=payments.config.mchid, appid=payments.config.appid)
+    gateway.orders = racing
+    buyer, cup = await setup(db, gifts)
+    order, _, _ = await racing.create(buyer, OrderSpec([OrderLine(cup, 2)], "direct"))
+    await expire(db, order["_id"])
+    assert await racing.sweep() == 0  # our close found it paid: nothing closed
+    assert gateway.settled == ["paid"]
+    final = await order_store.get(db, order["_id"])
+    assert final["status"] == "open" and final["paid"] and final["order"]["status"] == "paid"
+    assert "closed_at" not in final["order"] and "paid_after_close" not in final["order"]
+    assert await stock(db, cup) == (3, {})  # sold, never given back
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_no_read_of_an_order_carries_its_secret_draw_seed_or_its_claimants(db, gifts, orders):
+    buyer, cup = await setup(db, gifts)
+    order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct"))
+    stored = await db.gifts.find_one({"_id": order["_id"]})
+    assert stored["seed"]  # the seed is there, only never read out
+    await db.gifts.update_one({"_id": order["_id"]}, {"$set": {"claimants": [buyer], "order.refund_unbatched": 1}})
+    now = clock.utcnow()
+    reads = {"get": [await order_store.get(db, order["_id"])],
+             "by_key": [await order_store.by_key(db, stored["order"]["key"])],
+             "of_buyer": await order_store.of_buyer(db, buyer, now + timedelta(days=1), 10),
+             "with_refunds_to_make": await order_store.with_refunds_to_make(db, 10),
+             "expired": await order_store.expired(db, now + timedelta(days=1), 10)}
+    await db.gifts.update_one({"_id": order["_id"]}, {"$set": {"status": "reserving"}})
+    reads["stalled"] = await order_store.stalled(db, now + timedelta(days=1), 10)
+    for read, found in reads.items():
+        assert [o["_id"] for o in found] == [order["_id"]], read
+        assert "seed" not in found[0] and "claimants" not in found[0], read

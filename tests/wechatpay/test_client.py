@@ -142,6 +142,21 @@ async def test_a_notify_changed_after_signing_or_outside_five_minutes_is_refused
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_a_notify_signed_exactly_five_minutes_either_side_of_our_clock_is_trusted_and_not_a_moment_more(
+        client, fake):
+    await paid_order(client, fake)
+    [delivery] = await fake.send_notify("gift-order-0001")
+    signed_at = int(delivery.headers["Wechatpay-Timestamp"])
+    for offset, trusted in ((-300, True), (300, True), (-300.5, False), (300.5, False)):
+        client.verifier.clock = lambda offset=offset: signed_at + offset
+        if trusted:
+            assert client.verify_notify(delivery.headers, delivery.body)["trade_state"] == "SUCCESS"
+        else:
+            with pytest.raises(StaleTimestamp):
+                client.verify_notify(delivery.headers, delivery.body)
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_a_refund_notify_is_not_taken_for_a_payment(client, fake):
     await paid_order(client, fake)
     await client.refund("gift-order-0001", "gift-order-0001-r1", 100, TOTAL, "奖品退回")

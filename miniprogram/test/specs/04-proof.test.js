@@ -4,6 +4,20 @@ const { Phone, until } = require('../harness/phone');
 const { adminGift, joinByApi, giftOf } = require('../harness/gifts');
 const { sha256Hex, hmacSha256, toHex, utf8 } = require('../../utils/sha256');
 const fairness = require('../../utils/fairness');
+const { execFileSync } = require('child_process');
+const fs = require('fs');
+const path = require('path');
+
+// tests/proofs.py's forgeries, as the Python verifier's and the browser's tests get them:
+// {name: [proof, the checks that must fail]}.
+function forgeries() {
+  const root = path.resolve(__dirname, '../../..');
+  const venv = path.join(root, '.venv/bin/python');
+  const python = process.env.PYTHON || (fs.existsSync(venv) ? venv : 'python3');
+  const script = 'import json\nfrom tests.proofs import tampered\n'
+    + 'print(json.dumps({n: [p, sorted(f)] for n, (p, f) in tampered().items()}))';
+  return JSON.parse(execFileSync(python, ['-c', script], { cwd: root, encoding: 'utf8' }));
+}
 
 afterEach(() => {
   for (const phone of Phone.all) phone.closeAll();
@@ -33,6 +47,19 @@ test('the draw matches the test vector published in docs/fairness.md', () => {
   expect(fairness.draw(seed, 'order-kat', people.slice(0, 3), ['a', 'b', 'c', 'd'])).toEqual([1, 0, 2]);
   expect(fairness.itemsHash(['口红', '蓝牙耳机'])).toBe('fc84bf88d2a0551604e2a3e1d2df5acd6e8b9572081208a56a9801a27c3b9d0b');
   expect(sha256Hex('gift-lottery/participant/v1|order-kat|o_member_1').slice(0, 20)).toBe('c7098043b617e54da1f6');
+});
+
+test('the phone refuses every forgery the Python verifier refuses, failing exactly the checks named for it', () => {
+  const forged = forgeries();
+  /** @type {Record<string, object>} */
+  const wrong = {};
+  for (const [name, [proof, failing]] of Object.entries(forged)) {
+    const checks = fairness.verify(proof);
+    const failed = checks.filter((c) => !c.ok).map((c) => c.name).sort();
+    if (JSON.stringify(failed) !== JSON.stringify(failing)) wrong[name] = checks;
+  }
+  expect(wrong).toEqual({});
+  expect(Object.keys(forged)).toContain('a participant listed twice, hashes and winners recomputed');
 });
 
 test('the proof page recomputes a real draw and finds it matches; a changed proof does not', async () => {
