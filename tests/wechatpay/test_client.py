@@ -167,6 +167,27 @@ async def test_a_refund_notify_is_not_taken_for_a_payment(client, fake):
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_a_signed_notify_that_is_not_an_encrypted_resource_of_the_expected_kind_is_refused_naming_why(
+        client, fake):
+    await paid_order(client, fake)
+    await client.refund("gift-order-0001", "gift-order-0001-r1", 100, TOTAL, "奖品退回")
+    [delivery] = await fake.complete_refund("gift-order-0001-r1")
+    notify = json.loads(delivery.body)
+    plain = {**notify, "resource_type": "plain-resource"}  # the resource itself intact
+    cases = [(b"not json", "notify body is not JSON"), (b"[1]", "notify body is not a JSON object"),
+             (b"{}", "notify has no encrypted resource"),
+             (json.dumps(plain).encode(), "notify has no encrypted resource"),
+             (json.dumps({**notify, "resource": "ciphertext"}).encode(), "notify has no encrypted resource")]
+    for body, why in cases:
+        with pytest.raises(MalformedMessage) as refused:
+            client.verify_notify(fake.signature_headers(body, "public_key"), body)
+        assert str(refused.value) == why, body
+    with pytest.raises(MalformedMessage) as refused:
+        client.verify_notify(delivery.headers, delivery.body, expect="transaction")
+    assert str(refused.value) == "notify carries a 'refund', not a 'transaction'"
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_duplicate_concurrent_and_late_notifies_all_verify_to_the_same_transaction(client, fake, receiver):
     await client.jsapi_prepay("gift-order-0001", "礼物", TOTAL, OPENID, expire_in())
     await fake.pay("gift-order-0001")
