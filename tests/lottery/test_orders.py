@@ -9,7 +9,7 @@ import pytest
 from lottery import clock
 from lottery.catalogue import Catalogue, ProductSpec
 from lottery.errors import UpstreamError
-from lottery.orders import OrderLine, Orders, OrderSpec
+from lottery.orders import OrderLine, Orders, OrderSpec, order_view
 from lottery.storage import orders as order_store
 from lottery.storage import products
 from wechatpay.client import WeChatPayClient
@@ -189,3 +189,16 @@ async def test_no_read_of_an_order_carries_its_secret_draw_seed_or_its_claimants
     for read, found in reads.items():
         assert [o["_id"] for o in found] == [order["_id"]], read
         assert "seed" not in found[0] and "claimants" not in found[0], read
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_once_an_order_closes_unpaid_the_same_request_makes_a_new_order(db, gifts, orders):
+    buyer, cup = await setup(db, gifts)
+    spec = OrderSpec([OrderLine(cup, 1)], "direct")
+    first, _, _ = await orders.create(buyer, spec)
+    await expire(db, first["_id"])
+    assert await orders.sweep() == 1
+    closed = order_view(await order_store.get(db, first["_id"]))
+    assert closed["status"] == "closed" and closed["closed_at"]  # the buyer sees when it closed
+    again, pay, new = await orders.create(buyer, spec)
+    assert new and again["_id"] != first["_id"] and again["status"] == "unpaid" and pay["package"]
