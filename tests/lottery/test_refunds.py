@@ -273,8 +273,11 @@ async def test_an_abnormal_refund_is_kept_for_the_operator_and_a_later_success_s
     await refunds.run_once()
     record = await db.refunds.find_one({"order_id": order_id})
     [abnormal] = verified(payments, await pay_fake.complete_refund(record["_id"], "ABNORMAL"), expect="refund")
+    before = clock.utcnow()
     assert await refunds.settle(abnormal) == "abnormal"
     assert await refunds.settle(abnormal) is None  # WeChat Pay says it again: applied once
+    [listed_abnormal] = (await refunds.page("abnormal"))["refunds"]
+    assert clock.parse_time(listed_abnormal["updated_at"]) >= before  # the operator sees when it changed
     seen = order_view(await orders.order_of(order_id, buyer))
     assert (seen["status"], seen["amount_refunding"]) == ("refunding", 12900)  # still owed
     assert [r["refund_no"] for r in (await refunds.page("abnormal"))["refunds"]] == [record["_id"]]
