@@ -202,3 +202,22 @@ async def test_once_an_order_closes_unpaid_the_same_request_makes_a_new_order(db
     assert closed["status"] == "closed" and closed["closed_at"]  # the buyer sees when it closed
     again, pay, new = await orders.create(buyer, spec)
     assert new and again["_id"] != first["_id"] and again["status"] == "unpaid" and pay["package"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_buyer_sees_their_own_orders_newest_first_from_the_cursor_on_never_a_reservation(db, gifts, orders):
+    buyer, cup = await setup(db, gifts, stock=10)
+    other = await gifts.accounts.ensure_member("o_other_buyer")
+    made = []
+    for i in range(3):
+        order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct", wish=f"第{i}个"))
+        await db.gifts.update_one({"_id": order["_id"]}, {"$set": {"created_at": clock.utcnow() - timedelta(hours=3 - i)}})
+        made.append(order["_id"])
+    await orders.create(other, OrderSpec([OrderLine(cup, 1)], "direct"))
+    await db.gifts.update_one({"_id": made[1]}, {"$set": {"status": "reserving"}})  # a reservation under way
+    listed = await orders.of_buyer(buyer)
+    assert [o["order_id"] for o in listed["orders"]] == [made[2], made[0]] and listed["next_cursor"] is None
+    older = await orders.of_buyer(buyer, listed["orders"][0]["created_at"])
+    assert [o["order_id"] for o in older["orders"]] == [made[0]]
+    two = await order_store.of_buyer(db, buyer, clock.utcnow(), 2)
+    assert [o["_id"] for o in two] == [made[2], made[1]]
