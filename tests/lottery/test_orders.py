@@ -8,7 +8,7 @@ import pytest
 
 from lottery import clock
 from lottery.catalogue import Catalogue, ProductSpec
-from lottery.errors import UpstreamError
+from lottery.errors import PaymentMismatch, UpstreamError
 from lottery.orders import OrderLine, Orders, OrderSpec, order_view
 from lottery.storage import orders as order_store
 from lottery.storage import products
@@ -221,3 +221,24 @@ async def test_a_buyer_sees_their_own_orders_newest_first_from_the_cursor_on_nev
     assert [o["order_id"] for o in older["orders"]] == [made[0]]
     two = await order_store.of_buyer(db, buyer, clock.utcnow(), 2)
     assert [o["_id"] for o in two] == [made[2], made[1]]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_payment_that_does_not_match_its_order_never_pays_it_and_is_logged_with_both_amounts(
+        db, gifts, orders, pay_fake, caplog):
+    buyer, cup = await setup(db, gifts)
+    order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct"))
+    assert await orders.settle(await orders.gateway.query_by_out_trade_no(order["_id"])) == "ignored"  # NOTPAY
+    await pay_fake.pay(order["_id"], notify=False)
+    paid = await orders.gateway.query_by_out_trade_no(order["_id"])
+    for change in ({"amount": {**paid["amount"], "total": 1}}, {"mchid": "1900000999"}, {"appid": "wx_other"}):
+        with pytest.raises(PaymentMismatch):
+            await orders.settle({**paid, **change})
+    assert f"order {order['_id']}: payment does not match the order (merchant, app or amount 1 != 12900)" in [
+        r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    for no in ("f" * 24, {"$ne": ""}, None):  # no such order, or not an order number at all
+        with pytest.raises(PaymentMismatch) as refused:
+            await orders.settle({**paid, "out_trade_no": no})
+        assert str(refused.value) == "订单不存在"
+    assert (await order_store.get(db, order["_id"]))["status"] == "unpaid"
+    assert await orders.settle(paid) == "paid"
