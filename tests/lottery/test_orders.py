@@ -2,6 +2,7 @@
 WeChat Pay and gives stock back; a payment is applied once whatever races it; a payment that
 lands after the close is recorded for refund; a reservation left half-way is undone."""
 import asyncio
+import logging
 from datetime import timedelta
 
 import pytest
@@ -226,6 +227,7 @@ async def test_a_buyer_sees_their_own_orders_newest_first_from_the_cursor_on_nev
 @pytest.mark.gen_test(timeout=60)
 async def test_a_payment_that_does_not_match_its_order_never_pays_it_and_is_logged_with_both_amounts(
         db, gifts, orders, pay_fake, caplog):
+    caplog.set_level(logging.INFO, logger="lottery.orders")
     buyer, cup = await setup(db, gifts)
     order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct"))
     assert await orders.settle(await orders.gateway.query_by_out_trade_no(order["_id"])) == "ignored"  # NOTPAY
@@ -242,3 +244,7 @@ async def test_a_payment_that_does_not_match_its_order_never_pays_it_and_is_logg
         assert str(refused.value) == "订单不存在"
     assert (await order_store.get(db, order["_id"]))["status"] == "unpaid"
     assert await orders.settle(paid) == "paid"
+    assert f"order {order['_id']} paid: 12900 fen" in [r.getMessage() for r in caplog.records]
+    view = order_view(await order_store.get(db, order["_id"]))
+    # A direct gift's deadline counts from its payment (24 hours unless the buyer chose).
+    assert clock.parse_time(view["deadline_at"]) - clock.parse_time(view["paid_at"]) == timedelta(hours=24)
