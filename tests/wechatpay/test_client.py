@@ -185,6 +185,10 @@ async def test_a_signed_notify_that_is_not_an_encrypted_resource_of_the_expected
     with pytest.raises(MalformedMessage) as refused:
         client.verify_notify(delivery.headers, delivery.body, expect="transaction")
     assert str(refused.value) == "notify carries a 'refund', not a 'transaction'"
+    long = json.dumps({**notify, "resource": {**notify["resource"], "original_type": "x" * 40}}).encode()
+    with pytest.raises(MalformedMessage) as refused:  # a sender's string is cut to 32 characters
+        client.verify_notify(fake.signature_headers(long, "public_key"), long, expect="transaction")
+    assert str(refused.value) == f"notify carries a {'x' * 32!r}, not a 'transaction'"
 
 
 @pytest.mark.gen_test(timeout=30)
