@@ -157,6 +157,31 @@ async def test_a_notify_signed_exactly_five_minutes_either_side_of_our_clock_is_
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_a_notify_of_another_signature_type_is_refused_and_each_refusal_names_what_failed(client, fake):
+    await paid_order(client, fake)
+    [delivery] = await fake.send_notify("gift-order-0001")
+    headers, body = delivery.headers, delivery.body
+    signed_at, serial = int(headers["Wechatpay-Timestamp"]), headers["Wechatpay-Serial"]
+    client.verifier.clock = lambda: signed_at
+    cases = [
+        ({"Wechatpay-Signature-Type": "WECHATPAY2-SM2-WITH-SM3"}, MalformedMessage,
+         "signature type 'WECHATPAY2-SM2-WITH-SM3' is not WECHATPAY2-SHA256-RSA2048"),
+        ({"Wechatpay-Signature-Type": "T" * 50}, MalformedMessage, f"signature type {'T' * 40!r} is not WECHATPAY2-SHA256-RSA2048"),
+        ({"Wechatpay-Nonce": ""}, MalformedMessage,
+         "not signed: a Wechatpay-Serial/Signature/Timestamp/Nonce header is missing"),
+        ({"Wechatpay-Serial": "S" * 70}, UnknownSerial, f"no WeChat Pay key with serial {'S' * 64!r}"),
+        ({"Wechatpay-Timestamp": "soon"}, MalformedMessage, "Wechatpay-Timestamp is not a number"),
+        ({"Wechatpay-Timestamp": str(signed_at - 400)}, StaleTimestamp, "timestamp -400 s from now (at most 300 s allowed)"),
+        ({"Wechatpay-Signature": headers["Wechatpay-Signature"][::-1]}, BadSignature,
+         f"signature does not verify with key {serial!r}"),
+    ]
+    for change, error, why in cases:
+        with pytest.raises(error) as refused:
+            client.verify_notify({**headers, **change}, body)
+        assert str(refused.value) == why, change
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_a_refund_notify_is_not_taken_for_a_payment(client, fake):
     await paid_order(client, fake)
     await client.refund("gift-order-0001", "gift-order-0001-r1", 100, TOTAL, "奖品退回")
