@@ -174,6 +174,9 @@ async def test_a_notify_of_another_signature_type_is_refused_and_each_refusal_na
         ({"Wechatpay-Timestamp": str(signed_at - 400)}, StaleTimestamp, "timestamp -400 s from now (at most 300 s allowed)"),
         ({"Wechatpay-Signature": headers["Wechatpay-Signature"][::-1]}, BadSignature,
          f"signature does not verify with key {serial!r}"),
+        # The same signature with a character base64 does not have: refused, never skipped over.
+        ({"Wechatpay-Signature": headers["Wechatpay-Signature"][:10] + "!" + headers["Wechatpay-Signature"][10:]},
+         BadSignature, f"signature does not verify with key {serial!r}"),
     ]
     for change, error, why in cases:
         with pytest.raises(error) as refused:
