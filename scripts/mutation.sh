@@ -7,23 +7,25 @@
 # `scripts/mutation.sh --money [PATTERN...]`: the money set instead ([tool.mutation.money]: the
 # storage of orders, refunds, claims and products and the notify verification, judged by the
 # fast domain tests), run in a copy of the tree, .mutation/money/; read its results there:
-# `cd .mutation/money && ../../.venv/bin/mutmut results`.
+# `cd .mutation/money && ../../.venv/bin/mutmut results`. `--notify` likewise
+# ([tool.mutation.notify], .mutation/notify/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 .venv/bin/pip install -q --disable-pip-version-check mutmut==3.8.1
-if [ "${1:-}" = "--money" ]; then
+if [ "${1:-}" = "--money" ] || [ "${1:-}" = "--notify" ]; then
+  set_name=${1#--}
   shift
-  copy=.mutation/money
+  copy=.mutation/$set_name
   mkdir -p "$copy"
   # The working tree as it is (tracked and new files, not ignored ones), over the last copy:
   # mutmut keeps its mutants/ and results there and regenerates what changed.
   git ls-files -co --exclude-standard -z | tar -cf - --null -T - | tar -xf - -C "$copy"
-  .venv/bin/python - "$copy/pyproject.toml" <<'PY'
+  .venv/bin/python - "$copy/pyproject.toml" "$set_name" <<'PY'
 import sys, tomllib
 path = sys.argv[1]
 text = open(path, encoding="utf-8").read()
-money = tomllib.loads(text)["tool"]["mutation"]["money"]
+money = tomllib.loads(text)["tool"]["mutation"][sys.argv[2]]
 start = text.index("[tool.mutmut]")
 end = text.index("\n[", start + 1) if "\n[" in text[start + 1:] else len(text)
 table = "[tool.mutmut]\n" + "".join(f"{key} = {value!r}\n".replace("'", '"') for key, value in money.items())

@@ -2,14 +2,20 @@
 WeChat Pay and gives stock back; a payment is applied once whatever races it; a payment that
 lands after the close is recorded for refund; a reservation left half-way is undone."""
 import asyncio
+import logging
 from datetime import timedelta
 
 import pytest
 
 from lottery import clock
 from lottery.catalogue import Catalogue, ProductSpec
+<<<<<<< HEAD
 from lottery.errors import TooManyUnpaidOrders, UpstreamError
 from lottery.orders import OrderLine, Orders, OrderSpec
+=======
+from lottery.errors import PaymentMismatch, UpstreamError
+from lottery.orders import OrderLine, Orders, OrderSpec, order_view
+>>>>>>> money-tests
 from lottery.storage import orders as order_store
 from lottery.storage import products
 from wechatpay.client import WeChatPayClient
@@ -69,8 +75,8 @@ async def test_a_payment_landing_after_the_close_is_recorded_once_for_refund_and
     transaction = await orders.gateway.query_by_out_trade_no(order["_id"])
     outcomes = await asyncio.gather(*(orders.settle(transaction) for _ in range(10)))
     assert set(outcomes) == {"paid_after_close"}
-    alerts = [r for r in caplog.records if "paid after it was closed" in r.getMessage()]
-    assert [r.levelname for r in alerts] == ["ERROR"]  # the operator hears of it once
+    alerts = [(r.levelname, r.getMessage()) for r in caplog.records if "paid after" in r.getMessage()]
+    assert alerts == [("ERROR", f"order {order['_id']}: paid after it was closed; its whole amount goes back (12900 fen)")]
     closed = await order_store.get(db, order["_id"])
     assert closed["status"] == "closed" and not closed["paid"]
     record = closed["order"]["paid_after_close"]
@@ -228,3 +234,62 @@ async def test_no_read_of_an_order_carries_its_secret_draw_seed_or_its_claimants
     for read, found in reads.items():
         assert [o["_id"] for o in found] == [order["_id"]], read
         assert "seed" not in found[0] and "claimants" not in found[0], read
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_once_an_order_closes_unpaid_the_same_request_makes_a_new_order(db, gifts, orders):
+    buyer, cup = await setup(db, gifts)
+    spec = OrderSpec([OrderLine(cup, 1)], "direct")
+    first, _, _ = await orders.create(buyer, spec)
+    await expire(db, first["_id"])
+    assert await orders.sweep() == 1
+    closed = order_view(await order_store.get(db, first["_id"]))
+    assert closed["status"] == "closed" and closed["closed_at"]  # the buyer sees when it closed
+    again, pay, new = await orders.create(buyer, spec)
+    assert new and again["_id"] != first["_id"] and again["status"] == "unpaid" and pay["package"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_buyer_sees_their_own_orders_newest_first_from_the_cursor_on_never_a_reservation(db, gifts, orders):
+    buyer, cup = await setup(db, gifts, stock=10)
+    other = await gifts.accounts.ensure_member("o_other_buyer")
+    made = []
+    for i in range(3):
+        order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct", wish=f"第{i}个"))
+        await db.gifts.update_one({"_id": order["_id"]}, {"$set": {"created_at": clock.utcnow() - timedelta(hours=3 - i)}})
+        made.append(order["_id"])
+    await orders.create(other, OrderSpec([OrderLine(cup, 1)], "direct"))
+    await db.gifts.update_one({"_id": made[1]}, {"$set": {"status": "reserving"}})  # a reservation under way
+    listed = await orders.of_buyer(buyer)
+    assert [o["order_id"] for o in listed["orders"]] == [made[2], made[0]] and listed["next_cursor"] is None
+    older = await orders.of_buyer(buyer, listed["orders"][0]["created_at"])
+    assert [o["order_id"] for o in older["orders"]] == [made[0]]
+    two = await order_store.of_buyer(db, buyer, clock.utcnow(), 2)
+    assert [o["_id"] for o in two] == [made[2], made[1]]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_payment_that_does_not_match_its_order_never_pays_it_and_is_logged_with_both_amounts(
+        db, gifts, orders, pay_fake, caplog):
+    caplog.set_level(logging.INFO, logger="lottery.orders")
+    buyer, cup = await setup(db, gifts)
+    order, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct"))
+    assert await orders.settle(await orders.gateway.query_by_out_trade_no(order["_id"])) == "ignored"  # NOTPAY
+    await pay_fake.pay(order["_id"], notify=False)
+    paid = await orders.gateway.query_by_out_trade_no(order["_id"])
+    for change in ({"amount": {**paid["amount"], "total": 1}}, {"mchid": "1900000999"}, {"appid": "wx_other"}):
+        with pytest.raises(PaymentMismatch):
+            await orders.settle({**paid, **change})
+    assert f"order {order['_id']}: payment does not match the order (merchant, app or amount 1 != 12900)" in [
+        r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    for no in ("f" * 24, {"$ne": ""}, None):  # no such order, or not an order number at all
+        with pytest.raises(PaymentMismatch) as refused:
+            await orders.settle({**paid, "out_trade_no": no})
+        assert str(refused.value) == "订单不存在"
+    assert (await order_store.get(db, order["_id"]))["status"] == "unpaid"
+    assert await orders.settle(paid) == "paid"
+    assert await orders.settle(paid) == "already_paid"  # its notify again, or a query
+    assert f"order {order['_id']} paid: 12900 fen" in [r.getMessage() for r in caplog.records]
+    view = order_view(await order_store.get(db, order["_id"]))
+    # A direct gift's deadline counts from its payment (24 hours unless the buyer chose).
+    assert clock.parse_time(view["deadline_at"]) - clock.parse_time(view["paid_at"]) == timedelta(hours=24)

@@ -16,6 +16,7 @@ from lottery.storage import orders as order_store
 from tests.gifts import make_due
 from tests.shop import check_money, drain, give_address, listed, paid_gift, verified
 from tests.waiting import until
+from wechatpay.client import WeChatPayClient
 
 
 @pytest.fixture
@@ -268,7 +269,11 @@ async def test_an_abnormal_refund_is_kept_for_the_operator_and_a_later_success_s
         db, gifts, drawer, orders, payments, pay_fake, refunds):
     buyer, order_id, record = await refund_sent(db, gifts, drawer, orders, pay_fake, refunds)
     [abnormal] = verified(payments, await pay_fake.complete_refund(record["_id"], "ABNORMAL"), expect="refund")
+    before = clock.utcnow()
     assert await refunds.settle(abnormal) == "abnormal"
+    assert await refunds.settle(abnormal) is None  # WeChat Pay says it again: applied once
+    [listed_abnormal] = (await refunds.page("abnormal"))["refunds"]
+    assert clock.parse_time(listed_abnormal["updated_at"]) >= before  # the operator sees when it changed
     seen = order_view(await orders.order_of(order_id, buyer))
     assert (seen["status"], seen["amount_refunding"]) == ("refunding", 12900)  # still owed
     assert [r["refund_no"] for r in (await refunds.page("abnormal"))["refunds"]] == [record["_id"]]
@@ -279,6 +284,7 @@ async def test_an_abnormal_refund_is_kept_for_the_operator_and_a_later_success_s
     await check_money(db)
 
 
+<<<<<<< HEAD
 @pytest.mark.gen_test(timeout=120)
 @pytest.mark.parametrize("fault", ["wrong_amount", "wrong_trade_no"])
 async def test_a_refund_notify_whose_amount_or_order_differs_from_the_record_changes_nothing(
@@ -293,6 +299,41 @@ async def test_a_refund_notify_whose_amount_or_order_differs_from_the_record_cha
     assert "does not match the record" in caplog.text
     [true] = verified(payments, await pay_fake.send_refund_notify(record["_id"]), expect="refund")
     assert await refunds.settle(true) == "success"
+=======
+class NotifiedBeforeTheAnswer(WeChatPayClient):
+    """WeChat Pay ends the refund and its notify is applied while the answer to our refund
+    request is still on its way (the record is still `sending`)."""
+
+    def __init__(self, config, pay_fake) -> None:
+        super().__init__(config, timeout=5)
+        self.pay_fake = pay_fake
+        self.refunds: Refunds | None = None  # the worker that applies the notify, set once made
+        self.settled: list[str | None] = []
+
+    async def refund(self, out_trade_no: str, out_refund_no: str, *args, **kwargs) -> dict:
+        answer = await super().refund(out_trade_no, out_refund_no, *args, **kwargs)
+        [notice] = verified(self, await self.pay_fake.complete_refund(out_refund_no, "SUCCESS"), expect="refund")
+        self.settled.append(await self.refunds.settle(notice))
+        return answer
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_refund_notify_arriving_before_our_answer_is_recorded_ends_the_refund_at_once(
+        db, gifts, drawer, orders, payments, pay_fake):
+    gateway = NotifiedBeforeTheAnswer(payments.config, pay_fake)
+    gateway.refunds = refunds = Refunds(db, gateway, backoff_base=0.05, backoff_cap=0.2, spacing=timedelta(0),
+                                        query_after=timedelta(hours=1))  # no query comes to the rescue
+    cup = await listed(db, "保温杯", 12900, 10)
+    buyer = await member(gifts, "buyer")
+    order_id = await paid_gift(orders, pay_fake, buyer, (cup, 1), method="full", open_number=5)
+    await drawn_at_deadline(drawer, db, order_id)
+    await refunds.run_once()
+    assert gateway.settled == ["success"]
+    [record] = await db.refunds.find({"order_id": order_id}).to_list()
+    assert record["status"] == "success"  # the late answer did not take it back to processing
+    seen = order_view(await orders.order_of(order_id, buyer))
+    assert (seen["status"], seen["amount_refunded"], seen["amount_refunding"]) == ("refunded", 12900, 0)
+>>>>>>> money-tests
     await check_money(db)
 
 

@@ -157,6 +157,34 @@ async def test_a_notify_signed_exactly_five_minutes_either_side_of_our_clock_is_
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_a_notify_of_another_signature_type_is_refused_and_each_refusal_names_what_failed(client, fake):
+    await paid_order(client, fake)
+    [delivery] = await fake.send_notify("gift-order-0001")
+    headers, body = delivery.headers, delivery.body
+    signed_at, serial = int(headers["Wechatpay-Timestamp"]), headers["Wechatpay-Serial"]
+    client.verifier.clock = lambda: signed_at
+    cases = [
+        ({"Wechatpay-Signature-Type": "WECHATPAY2-SM2-WITH-SM3"}, MalformedMessage,
+         "signature type 'WECHATPAY2-SM2-WITH-SM3' is not WECHATPAY2-SHA256-RSA2048"),
+        ({"Wechatpay-Signature-Type": "T" * 50}, MalformedMessage, f"signature type {'T' * 40!r} is not WECHATPAY2-SHA256-RSA2048"),
+        ({"Wechatpay-Nonce": ""}, MalformedMessage,
+         "not signed: a Wechatpay-Serial/Signature/Timestamp/Nonce header is missing"),
+        ({"Wechatpay-Serial": "S" * 70}, UnknownSerial, f"no WeChat Pay key with serial {'S' * 64!r}"),
+        ({"Wechatpay-Timestamp": "soon"}, MalformedMessage, "Wechatpay-Timestamp is not a number"),
+        ({"Wechatpay-Timestamp": str(signed_at - 400)}, StaleTimestamp, "timestamp -400 s from now (at most 300 s allowed)"),
+        ({"Wechatpay-Signature": headers["Wechatpay-Signature"][::-1]}, BadSignature,
+         f"signature does not verify with key {serial!r}"),
+        # The same signature with a character base64 does not have: refused, never skipped over.
+        ({"Wechatpay-Signature": headers["Wechatpay-Signature"][:10] + "!" + headers["Wechatpay-Signature"][10:]},
+         BadSignature, f"signature does not verify with key {serial!r}"),
+    ]
+    for change, error, why in cases:
+        with pytest.raises(error) as refused:
+            client.verify_notify({**headers, **change}, body)
+        assert str(refused.value) == why, change
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_a_refund_notify_is_not_taken_for_a_payment(client, fake):
     await paid_order(client, fake)
     await client.refund("gift-order-0001", "gift-order-0001-r1", 100, TOTAL, "奖品退回")
@@ -164,6 +192,31 @@ async def test_a_refund_notify_is_not_taken_for_a_payment(client, fake):
     assert client.verify_notify(delivery.headers, delivery.body, expect="refund")["refund_status"] == "SUCCESS"
     with pytest.raises(MalformedMessage):
         client.verify_notify(delivery.headers, delivery.body, expect="transaction")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_signed_notify_that_is_not_an_encrypted_resource_of_the_expected_kind_is_refused_naming_why(
+        client, fake):
+    await paid_order(client, fake)
+    await client.refund("gift-order-0001", "gift-order-0001-r1", 100, TOTAL, "奖品退回")
+    [delivery] = await fake.complete_refund("gift-order-0001-r1")
+    notify = json.loads(delivery.body)
+    plain = {**notify, "resource_type": "plain-resource"}  # the resource itself intact
+    cases = [(b"not json", "notify body is not JSON"), (b"[1]", "notify body is not a JSON object"),
+             (b"{}", "notify has no encrypted resource"),
+             (json.dumps(plain).encode(), "notify has no encrypted resource"),
+             (json.dumps({**notify, "resource": "ciphertext"}).encode(), "notify has no encrypted resource")]
+    for body, why in cases:
+        with pytest.raises(MalformedMessage) as refused:
+            client.verify_notify(fake.signature_headers(body, "public_key"), body)
+        assert str(refused.value) == why, body
+    with pytest.raises(MalformedMessage) as refused:
+        client.verify_notify(delivery.headers, delivery.body, expect="transaction")
+    assert str(refused.value) == "notify carries a 'refund', not a 'transaction'"
+    long = json.dumps({**notify, "resource": {**notify["resource"], "original_type": "x" * 40}}).encode()
+    with pytest.raises(MalformedMessage) as refused:  # a sender's string is cut to 32 characters
+        client.verify_notify(fake.signature_headers(long, "public_key"), long, expect="transaction")
+    assert str(refused.value) == f"notify carries a {'x' * 32!r}, not a 'transaction'"
 
 
 @pytest.mark.gen_test(timeout=30)
