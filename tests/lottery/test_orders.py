@@ -9,13 +9,8 @@ import pytest
 
 from lottery import clock
 from lottery.catalogue import Catalogue, ProductSpec
-<<<<<<< HEAD
-from lottery.errors import TooManyUnpaidOrders, UpstreamError
-from lottery.orders import OrderLine, Orders, OrderSpec
-=======
-from lottery.errors import PaymentMismatch, UpstreamError
+from lottery.errors import PaymentMismatch, TooManyUnpaidOrders, UpstreamError
 from lottery.orders import OrderLine, Orders, OrderSpec, order_view
->>>>>>> money-tests
 from lottery.storage import orders as order_store
 from lottery.storage import products
 from wechatpay.client import WeChatPayClient

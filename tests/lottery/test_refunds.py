@@ -284,7 +284,6 @@ async def test_an_abnormal_refund_is_kept_for_the_operator_and_a_later_success_s
     await check_money(db)
 
 
-<<<<<<< HEAD
 @pytest.mark.gen_test(timeout=120)
 @pytest.mark.parametrize("fault", ["wrong_amount", "wrong_trade_no"])
 async def test_a_refund_notify_whose_amount_or_order_differs_from_the_record_changes_nothing(
@@ -299,7 +298,8 @@ async def test_a_refund_notify_whose_amount_or_order_differs_from_the_record_cha
     assert "does not match the record" in caplog.text
     [true] = verified(payments, await pay_fake.send_refund_notify(record["_id"]), expect="refund")
     assert await refunds.settle(true) == "success"
-=======
+
+
 class NotifiedBeforeTheAnswer(WeChatPayClient):
     """WeChat Pay ends the refund and its notify is applied while the answer to our refund
     request is still on its way (the record is still `sending`)."""
@@ -333,7 +333,6 @@ async def test_a_refund_notify_arriving_before_our_answer_is_recorded_ends_the_r
     assert record["status"] == "success"  # the late answer did not take it back to processing
     seen = order_view(await orders.order_of(order_id, buyer))
     assert (seen["status"], seen["amount_refunded"], seen["amount_refunding"]) == ("refunded", 12900, 0)
->>>>>>> money-tests
     await check_money(db)
 
 
