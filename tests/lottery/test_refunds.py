@@ -13,6 +13,7 @@ from lottery.errors import GiftClosed, InvalidInput
 from lottery.orders import OrderLine, OrderSpec, order_view
 from lottery.refunds import MAX_REFUNDS, Refunds, refund_worker
 from lottery.storage import orders as order_store
+from lottery.storage import refunds as refund_store
 from tests.gifts import make_due
 from tests.shop import check_money, drain, give_address, listed, paid_gift, verified
 from tests.waiting import until
@@ -285,6 +286,26 @@ async def test_an_abnormal_refund_is_kept_for_the_operator_and_a_later_success_s
     assert await asyncio.gather(refunds.settle(success), refunds.settle(success)) in (["success", None], [None, "success"])
     seen = order_view(await orders.order_of(order_id, buyer))
     assert (seen["status"], seen["amount_refunded"], seen["amount_refunding"]) == ("refunded", 12900, 0)
+    await check_money(db)
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_refund_left_sending_by_a_worker_that_died_is_sent_once_its_lease_lapses(
+        db, gifts, drawer, orders, pay_fake, refunds):
+    cup = await listed(db, "保温杯", 12900, 10)
+    order_id = await paid_gift(orders, pay_fake, await member(gifts, "buyer"), (cup, 1), method="full", open_number=5)
+    await drawn_at_deadline(drawer, db, order_id)
+    await refunds.plan()
+    [record] = await db.refunds.find({"order_id": order_id}).to_list()
+    now = clock.utcnow()  # a worker takes it for a moment, then its process dies
+    assert await refund_store.claim(db, record, "a-dead-worker", now, now + timedelta(milliseconds=300))
+
+    async def sent() -> bool:
+        await refunds.run_once()
+        return bool(pay_fake.refunds_of(order_id))
+    await until(sent, timeout=30, interval=0.1)
+    await drain(refunds, pay_fake, db)
+    assert [r["refund"] for r in pay_fake.refunds_of(order_id)] == [12900]
     await check_money(db)
 
 
