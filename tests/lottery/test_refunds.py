@@ -309,6 +309,25 @@ async def test_a_refund_left_sending_by_a_worker_that_died_is_sent_once_its_leas
     await check_money(db)
 
 
+@pytest.mark.gen_test(timeout=120)
+async def test_an_orders_second_refund_is_numbered_after_its_first_and_each_is_paid_once(
+        db, gifts, drawer, orders, claims, pay_fake, refunds):
+    cup, tea = await listed(db, "保温杯", 12900, 10), await listed(db, "奶茶券", 1800, 10)
+    order_id = await paid_gift(orders, pay_fake, await member(gifts, "buyer"), (cup, 1), (tea, 1), method="full",
+                               open_number=5)
+    await gifts.join(order_id, await member(gifts, "only"))
+    await drawn_at_deadline(drawer, db, order_id)  # one item won, the other refunded: the first refund
+    await drain(refunds, pay_fake, db)
+    await claims.sweep()  # the winner's claim opens; they never claim: the second refund
+    await db.claims.update_many({"order_id": order_id}, {"$set": {"deadline_at": clock.utcnow() - timedelta(seconds=1)}})
+    await claims.sweep()
+    await drain(refunds, pay_fake, db)
+    assert [r["_id"] for r in await db.refunds.find({"order_id": order_id}).sort("_id").to_list()] == [
+        f"{order_id}R1", f"{order_id}R2"]
+    assert sorted(r["refund"] for r in pay_fake.refunds_of(order_id)) == [1800, 12900]
+    await check_money(db)
+
+
 class NotifiedBeforeTheAnswer(WeChatPayClient):
     """WeChat Pay ends the refund and its notify is applied while the answer to our refund
     request is still on its way (the record is still `sending`)."""
