@@ -91,7 +91,9 @@ def our_tracebacks(log: str) -> list[str]:
     """The tracebacks in a server's log that come from the server itself (its engine's own
     output shares the log: its failed starts while the port is held are expected)."""
     blocks = log.split("Traceback (most recent call last):")[1:]
-    return [block for block in blocks if "secantusd-py" not in block.split("\n", 2)[1]]
+    # The engine writes to the same file as the server, so the server's lines may come between
+    # a traceback of the engine's and its frames: look at its first lines, not only the next.
+    return [block for block in blocks if "secantus" not in "\n".join(block.split("\n")[:12])]
 
 
 def hold_port(port: int) -> socket.socket:

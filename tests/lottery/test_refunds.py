@@ -13,6 +13,7 @@ from lottery.errors import GiftClosed, InvalidInput, RefundMismatch
 from lottery.orders import OrderLine, OrderSpec, order_view
 from lottery.refunds import MAX_REFUNDS, Refunds, refund_worker
 from lottery.storage import orders as order_store
+from lottery.storage import refunds as refund_store
 from tests.gifts import make_due
 from tests.shop import check_money, drain, give_address, listed, paid_gift, verified
 from tests.waiting import until
@@ -298,6 +299,45 @@ async def test_a_refund_notify_whose_amount_or_order_differs_from_the_record_cha
     assert "does not match the record" in caplog.text
     [true] = verified(payments, await pay_fake.send_refund_notify(record["_id"]), expect="refund")
     assert await refunds.settle(true) == "success"
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_refund_left_sending_by_a_worker_that_died_is_sent_once_its_lease_lapses(
+        db, gifts, drawer, orders, pay_fake, refunds):
+    cup = await listed(db, "保温杯", 12900, 10)
+    order_id = await paid_gift(orders, pay_fake, await member(gifts, "buyer"), (cup, 1), method="full", open_number=5)
+    await drawn_at_deadline(drawer, db, order_id)
+    await refunds.plan()
+    [record] = await db.refunds.find({"order_id": order_id}).to_list()
+    now = clock.utcnow()  # a worker takes it for a moment, then its process dies
+    assert await refund_store.claim(db, record, "a-dead-worker", now, now + timedelta(milliseconds=300))
+
+    async def sent() -> bool:
+        await refunds.run_once()
+        return bool(pay_fake.refunds_of(order_id))
+    await until(sent, timeout=30, interval=0.1)
+    await drain(refunds, pay_fake, db)
+    assert [r["refund"] for r in pay_fake.refunds_of(order_id)] == [12900]
+    await check_money(db)
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_an_orders_second_refund_is_numbered_after_its_first_and_each_is_paid_once(
+        db, gifts, drawer, orders, claims, pay_fake, refunds):
+    cup, tea = await listed(db, "保温杯", 12900, 10), await listed(db, "奶茶券", 1800, 10)
+    order_id = await paid_gift(orders, pay_fake, await member(gifts, "buyer"), (cup, 1), (tea, 1), method="full",
+                               open_number=5)
+    await gifts.join(order_id, await member(gifts, "only"))
+    await drawn_at_deadline(drawer, db, order_id)  # one item won, the other refunded: the first refund
+    await drain(refunds, pay_fake, db)
+    await claims.sweep()  # the winner's claim opens; they never claim: the second refund
+    await db.claims.update_many({"order_id": order_id}, {"$set": {"deadline_at": clock.utcnow() - timedelta(seconds=1)}})
+    await claims.sweep()
+    await drain(refunds, pay_fake, db)
+    assert [r["_id"] for r in await db.refunds.find({"order_id": order_id}).sort("_id").to_list()] == [
+        f"{order_id}R1", f"{order_id}R2"]
+    assert sorted(r["refund"] for r in pay_fake.refunds_of(order_id)) == [1800, 12900]
+    await check_money(db)
 
 
 class NotifiedBeforeTheAnswer(WeChatPayClient):
