@@ -12,6 +12,7 @@ whenever it dies."""
 import asyncio
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -37,11 +38,23 @@ STOP_SECONDS = 10.0  # a clean stop (a checkpoint) gets this long before SIGKILL
 LEFTOVER_SECONDS = 5.0
 
 
+# Listening ports come from below Linux's ephemeral range (32768-60999): a port the kernel hands
+# out for bind(0) is also handed to the next outgoing connection, so between choosing it and the
+# engine (or a test's server) binding it, a client could take it ("Address already in use").
+LISTEN_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port nobody listens on right now, outside the range outgoing connections use."""
+    for _ in range(200):
+        port = random.choice(LISTEN_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {LISTEN_PORTS.start}-{LISTEN_PORTS.stop - 1}")
 
 
 def _binary() -> str:

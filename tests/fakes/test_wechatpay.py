@@ -181,7 +181,8 @@ async def test_a_refused_notify_is_sent_again_on_wechat_pay_schedule(receiver):
         receiver.client = client
         await paid_order(client, retrying)
         await retrying.send_notify("gift-order-0001", fault="bad_signature")
-        await until(lambda: len(retrying.deliveries) == 3)
+        # A delivery is listed when sent and gets its status when answered: wait for the third answer.
+        await until(lambda: len(retrying.deliveries) == 3 and retrying.deliveries[2].status is not None)
         assert [d.status for d in retrying.deliveries] == [401, 401, 401] and len(receiver.refused) == 3
     finally:
         retrying.stop()
