@@ -68,6 +68,13 @@ def stop_listening(server: HTTPServer, sockets: list) -> None:
     server.stop()
 
 
+def awaiting_first_request(server: HTTPServer, in_flight: InFlight) -> int:
+    """Connections accepted before the shutdown whose first request has not arrived yet (a busy
+    or distant client may take longer than QUIET_SECONDS to send it after connecting)."""
+    return sum(1 for connection in list(server._connections)  # Tornado keeps no public list
+               if connection.stream not in in_flight.streams_with_requests and not connection.stream.closed())
+
+
 async def finish_requests(server: HTTPServer, in_flight: InFlight, deadline: float) -> None:
     """Let the requests under way finish, and those on connections already accepted arrive (a
     connection is not a request until its headers are read): done once no request has been in
@@ -78,7 +85,7 @@ async def finish_requests(server: HTTPServer, in_flight: InFlight, deadline: flo
         if in_flight.count:
             await in_flight.idle(timeout=deadline - loop.time())
             quiet_since = loop.time()
-        elif loop.time() - quiet_since >= QUIET_SECONDS:
+        elif loop.time() - quiet_since >= QUIET_SECONDS and not awaiting_first_request(server, in_flight):
             break
         else:
             await asyncio.sleep(0.05)

@@ -1,6 +1,7 @@
 """The Tornado application every process serves: a Host check before any route, the count of
 requests in flight (for a graceful shutdown), and the Content-Security-Policy of every answer."""
 import asyncio
+import weakref
 from typing import Any
 
 from tornado import web
@@ -9,10 +10,13 @@ from handlers.base import UnknownHostHandler
 
 
 class InFlight:
-    """The HTTP requests being answered now, so that a shutdown can let them finish."""
+    """The HTTP requests being answered now, so that a shutdown can let them finish, and the
+    connections that have brought a request (the others are accepted ones whose first request
+    is still on its way: a shutdown waits for it rather than cut it)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.streams_with_requests: weakref.WeakSet = weakref.WeakSet()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -55,6 +59,9 @@ class Application(web.Application):
         super().__init__(*args, **settings)
 
     def find_handler(self, request: Any, **kwargs: Any) -> Any:
+        stream = getattr(request.connection, "stream", None)
+        if stream is not None:
+            self.settings["in_flight"].streams_with_requests.add(stream)
         allowed = self.settings.get("allowed_hosts") or ["*"]
         if "*" not in allowed and host_name(request.host) not in allowed:
             return self.get_handler_delegate(request, UnknownHostHandler)

@@ -8,6 +8,7 @@ import signal
 
 import pytest
 
+from tests import rawhttp
 from tests.api import Api
 from tests.servers import ServerProcess, uri_with_db
 from tests.waiting import until
@@ -81,3 +82,21 @@ async def test_sigterm_under_a_join_storm_loses_nothing_and_hands_its_draw_to_an
     assert second.log_text().count(f"gift {full} opened") == 1
     assert await db.proofs.count_documents({"_id": full}) == 1
     assert len((await db.gifts.find_one({"_id": full}))["draw"]["winners"]) == 3
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_connection_accepted_before_sigterm_gets_its_answer_even_if_its_request_comes_late(
+        engine_uri, db_name, wechat_fake):
+    server = ServerProcess(uri_with_db(engine_uri, db_name), wechat_fake.url).start()
+    try:
+        reader, writer = await rawhttp.connect(server.base_url)
+        await asyncio.sleep(0.3)  # the server has accepted it (the kernel did at once)
+        server.process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(2)  # a slow client: well past the shutdown's quiet time
+        writer.write(rawhttp.request_bytes("GET", "/healthz"))
+        answer = await asyncio.wait_for(reader.read(), 20)
+        writer.close()
+        server.process.wait(timeout=30)
+    finally:
+        server.stop()
+    assert answer and rawhttp.status_of(answer) == 200
