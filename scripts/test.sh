@@ -2,33 +2,45 @@
 # Install everything the tests need and run the whole suite. Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh test
-# The browser tests (tests/pages) drive Debian's Chromium; a CJK font makes their screenshots
-# readable. Never `playwright install`: it downloads a browser, which this network refuses.
-# tests/deploy runs Debian's nginx in front of several server processes, on free loopback ports.
-missing=()
-[ -x /usr/bin/chromium ] || missing+=(chromium)
-fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-wqy-microhei)
-[ -x /usr/sbin/nginx ] || missing+=(nginx)
-if [ ${#missing[@]} -gt 0 ]; then
+# Three installs at once, as they wait on different things (pip on PyPI, apt on Debian's mirror
+# and dpkg, npm on its registry): the Python packages, the system packages below, and the
+# mini-program's node_modules. The apt install is awaited before pytest starts.
+scripts/setup.sh test &
+pip_pid=$!
+system_packages() {
+  # The browser tests (tests/pages) drive Debian's Chromium; a CJK font makes their screenshots
+  # readable. Never `playwright install`: it downloads a browser, which this network refuses.
+  # tests/deploy runs Debian's nginx in front of several server processes, on free loopback ports.
+  local missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-wqy-microhei)
+  [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  [ ${#missing[@]} -gt 0 ] || return 0
+  local SUDO
   SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
   # The nginx package starts a system nginx on port 80 unless policy-rc.d says no: the tests
   # need none (they run their own on free loopback ports), so installing never starts one.
   # Container images usually ship that guard; where it is missing, it is there for the install.
-  guard=""
+  local guard=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     guard=/usr/sbin/policy-rc.d
-    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$guard" >/dev/null
     $SUDO chmod +x "$guard"
   fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
-  if [ -n "$guard" ]; then
-    $SUDO rm -f "$guard"
-    trap - EXIT
-  fi
+  local status=0
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" || status=$?
+  [ -z "$guard" ] || $SUDO rm -f "$guard"
+  return $status
+}
+system_packages &
+apt_pid=$!
+if [ "${MINIPROGRAM_TESTS:-1}" != "0" ]; then
+  (cd miniprogram/test && npm ci --no-audit --no-fund --loglevel=error) &
+  npm_pid=$!
 fi
+wait "$pip_pid"
+wait "$apt_pid"
+[ -z "${npm_pid:-}" ] || wait "$npm_pid"
 # Both suites at once: pytest's files spread over 3 workers (most tests wait on sockets, timers
 # and child processes rather than the CPU, so 3 outrun 2 on a 2-core machine; 4 made the storm tests time out), and the
 # mini-program's suite (miniprogram/): its JS type-checked against the wx API's types, then its
@@ -39,7 +51,7 @@ status=0
 js_status=0
 js_log=$(mktemp)
 if [ "${MINIPROGRAM_TESTS:-1}" != "0" ]; then
-  (cd miniprogram/test && npm ci --no-audit --no-fund --loglevel=error && npx tsc -p . && npx tsc -p tsconfig.test.json \
+  (cd miniprogram/test && npx tsc -p . && npx tsc -p tsconfig.test.json \
     && PYTHON="$PWD/../../.venv/bin/python" npx jest --ci) >"$js_log" 2>&1 &
   js_pid=$!
 fi

@@ -60,12 +60,12 @@ class ServerProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, wait_http: bool = True, timeout: float = 30) -> "ServerProcess":
+    def start(self, wait_http: bool = True, timeout: float = 60) -> "ServerProcess":
         self.process = subprocess.Popen(self.args, env=self.env, cwd=ROOT,
                                         stdout=subprocess.DEVNULL, stderr=self.log)
         return self.ready(timeout) if wait_http else self
 
-    def ready(self, timeout: float = 30) -> "ServerProcess":
+    def ready(self, timeout: float = 60) -> "ServerProcess":
         """Wait until the started process is ready: /readyz answers 200 (start several, then wait for each)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -106,21 +106,31 @@ async def test_a_joiner_still_writing_when_the_last_seat_opens_the_gift_has_join
     order_id = await gift_id(gifts, "full", joiners=2, items=1, open_number=4)
     slow, last = await gifts.accounts.ensure_member("o_slow"), await gifts.accounts.ensure_member("o_last")
     written = joins.insert
+    release = asyncio.Event()
 
     async def slow_insert(db, join):
         if join["member_id"] == slow:
-            await asyncio.sleep(0.5)
+            await release.wait()
         await written(db, join)
 
     monkeypatch.setattr(joins, "insert", slow_insert)
     joining = asyncio.ensure_future(gifts.join(order_id, slow, subscribed=["tpl_won"]))
     await until(lambda: gifts_claimants(db, order_id, slow))
     await gifts.join(order_id, last)  # the last seat: the draw starts while `slow` still writes
+    if settle_timeout > 0.5:
+        await asyncio.sleep(0.2)  # the record lands while the draw waits for it
+    else:  # the record lands only after the draw gave up waiting and restored it
+        await until(lambda: has_join_record(db, order_id, slow))
+    release.set()
     assert (await joining).state == "joined_waiting"
     await draws.idle()
     record = await db.joins.find_one({"order_id": order_id, "member_id": slow})
     assert record["subscribed"] == (["tpl_won"] if settle_timeout > 0.5 else [])
     assert (await db.gifts.find_one({"_id": order_id}))["status"] == "finished"
+
+
+async def has_join_record(db, order_id: str, member_id: str) -> bool:
+    return await db.joins.count_documents({"order_id": order_id, "member_id": member_id}) == 1
 
 
 async def gifts_claimants(db, order_id: str, member_id: str) -> bool:
