@@ -15,9 +15,11 @@ sockets on the same two cores), and server memory per connection (RSS growth ove
 JSON object with the figures."""
 import argparse
 import asyncio
+import cProfile
 import gc
 import json
 import os
+import pstats
 import resource
 import secrets
 import sys
@@ -238,10 +240,16 @@ async def run(args: argparse.Namespace) -> dict:
         connections, subscriptions = len(hub.connections), hub.subscription_count()
         await fleet.go()
         await asyncio.sleep(0.2)
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler:
+            profiler.enable()
         await app.settings["draws"].open_early(order_id, sender_id)
         gift = await db.gifts.find_one({"_id": order_id})
         committed = clock.as_utc(gift["opened_at"]).timestamp()
         received = await fleet.receipts()
+        if profiler:
+            profiler.disable()
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
         # The hub's own figure: commit -> it had queued the last frame (metrics.RESULT_PUSH_SECONDS).
         pushes = metrics.RESULT_PUSH_SECONDS.collect()[0].samples
         push_seconds = next(x.value for x in pushes if x.name.endswith("_sum"))
@@ -276,6 +284,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200, help="connects in flight")
     parser.add_argument("--client_processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--polling", action="store_true", help="force the polling fallback")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile the server process from the draw to the last receipt (to stderr)")
     parser.add_argument("--poll_seconds", type=float, default=0.5)
     parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for every client's result")
     parser.add_argument("--child", nargs=3, metavar=("URL", "ORDER_ID", "KEYS_FILE"), help=argparse.SUPPRESS)

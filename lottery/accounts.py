@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock
 from lottery.errors import LoginExpired, UpstreamError, UpstreamFailure
+from lottery.key_lookup import KeyLookup
 from lottery.storage import login_keys, members
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Accounts:
         self.db = db
         self.resolve_session = resolve_session
         self.key_lifetime = key_lifetime
+        self.keys = KeyLookup(db)
 
     async def login(self, code: str) -> str:
         """Exchange a wx.login code for a new login key (256 random bits)."""
@@ -68,7 +70,7 @@ class Accounts:
         """The member id behind a live login key, or None."""
         if not login_key:
             return None
-        return await login_keys.member_for(self.db, key_digest(login_key), clock.utcnow())
+        return await self.keys.member_for(key_digest(login_key))
 
     async def authenticate(self, login_key: str | None) -> str:
         """The member id behind a live login key; LoginExpired otherwise."""

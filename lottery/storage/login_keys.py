@@ -14,10 +14,10 @@ async def insert(db: AsyncDatabase, digest: str, member_id: str, expires_at: dat
     await db.login_keys.insert_one({"_id": digest, "member_id": member_id, "expires_at": expires_at})
 
 
-async def member_for(db: AsyncDatabase, digest: str, now: datetime) -> str | None:
-    """The member id behind a live login key, or None."""
-    doc = await db.login_keys.find_one({"_id": digest, "expires_at": {"$gt": now}}, {"member_id": 1})
-    return doc["member_id"] if doc else None
+async def members_for(db: AsyncDatabase, digests: list[str], now: datetime) -> dict[str, tuple[str, datetime]]:
+    """digest -> (member id, expiry) for the live keys among these."""
+    cursor = db.login_keys.find({"_id": {"$in": digests}, "expires_at": {"$gt": now}}, {"member_id": 1, "expires_at": 1})
+    return {doc["_id"]: (doc["member_id"], doc["expires_at"]) async for doc in cursor}
 
 
 async def member_with_gift(db: AsyncDatabase, digest: str, now: datetime, order_id: str,
