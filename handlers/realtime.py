@@ -6,6 +6,7 @@ client's write: `send` queues the frame and counts the bytes still pending, and 
 whose backlog passes the cap (it reconnects and resyncs with its version)."""
 import logging
 import time
+from asyncio import Future
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -15,6 +16,7 @@ import pymongo
 from pymongo.errors import PyMongoError
 from tornado import websocket
 from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
 
 from handlers import params
 from handlers.base import DEFAULT_REQUEST_TIMEOUT, CommonHandler
@@ -237,13 +239,23 @@ class RealtimeHandler(CommonHandler, ServiceAccess, websocket.WebSocketHandler):
             self.closing = True
             return False
         try:
-            written = self.write_message(data)  # bytes with binary=False: a text frame
-        except websocket.WebSocketClosedError:
+            written = self._write_text_frame(data)
+        except (websocket.WebSocketClosedError, StreamClosedError):
             self.closing = True
             return False
         self.pending_bytes += size
         written.add_done_callback(partial(self._written, size))
         return True
+
+    def _write_text_frame(self, data: bytes) -> Future:
+        """One text frame, framed by Tornado's own protocol object, without write_message's
+        wrapper: that one schedules a Task per frame, the larger part of a result's cost per
+        watcher at fan-out (docs/benchmarks.md). Compression is never negotiated here (the
+        handler offers none), so the frame is the payload as it is."""
+        protocol = self.ws_connection
+        if protocol._compressor is not None:  # should compression ever be offered: the usual path
+            return self.write_message(data)
+        return protocol._write_frame(True, 0x1, data)
 
     def _written(self, size: int, future: Any) -> None:
         self.pending_bytes -= size

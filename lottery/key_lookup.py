@@ -34,8 +34,8 @@ class KeyLookup:
         self.remember = remember
         self.max_remembered = max_remembered
         self._known: OrderedDict[str, tuple[str, datetime]] = OrderedDict()  # digest -> (member, until)
-        self._waiting: dict[str, asyncio.Future] = {}  # digest -> its answer, for the next read
-        self._reading = False
+        self._waiting: dict[str, asyncio.Future] = {}  # digest -> its answer, read or to be read
+        self._batch: list[str] | None = None  # digests for the read about to start
         self.reads = 0  # database queries made (for tests and benchmarks)
 
     async def member_for(self, digest: str) -> str | None:
@@ -48,47 +48,43 @@ class KeyLookup:
         answer = self._waiting.get(digest)
         if answer is None:
             answer = self._waiting[digest] = asyncio.get_running_loop().create_future()
-            if not self._reading:
-                self._reading = True
-                # In this request's context, so the read runs under its budget.
-                asyncio.get_running_loop().call_soon(self._read_waiting_soon)
+            if self._batch is None or len(self._batch) >= BATCH:
+                self._batch = []
+                # Started in this request's context: the read runs under its budget.
+                asyncio.get_running_loop().call_soon(self._start_read, self._batch)
+            self._batch.append(digest)
         return await asyncio.shield(answer)
 
     def forget(self, digest: str) -> None:
         """Stop answering this key from memory (say, at a sign-out)."""
         self._known.pop(digest, None)
 
-    def _read_waiting_soon(self) -> None:
-        asyncio.ensure_future(self._read_waiting())
+    def _start_read(self, batch: list[str]) -> None:
+        if self._batch is batch:
+            self._batch = None  # later keys make the next batch
+        asyncio.ensure_future(self._read(batch))
 
-    async def _read_waiting(self) -> None:
+    async def _read(self, digests: list[str]) -> None:
+        now = clock.utcnow()
         try:
-            while self._waiting:
-                digests = list(self._waiting)[:BATCH]
-                answers = {digest: self._waiting.pop(digest) for digest in digests}
-                now = clock.utcnow()
-                try:
-                    found = await login_keys.members_for(self.db, digests, now)
-                except BaseException as exc:
-                    for answer in answers.values():
-                        if not answer.done():
-                            answer.set_exception(exc)
-                            answer.exception()  # a waiter that gave up must not leave it unread
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    continue
-                self.reads += 1
-                for digest, answer in answers.items():
-                    member = found.get(digest)
-                    if member is not None:
-                        self._remember(digest, *member, now)
-                    if not answer.done():
-                        answer.set_result(member[0] if member else None)
-        finally:
-            self._reading = False
-            if self._waiting:  # arrived while the last read failed out of the loop
-                self._reading = True
-                asyncio.get_running_loop().call_soon(self._read_waiting_soon)
+            found = await login_keys.members_for(self.db, digests, now)
+        except BaseException as exc:
+            for digest in digests:
+                answer = self._waiting.pop(digest)
+                if isinstance(exc, asyncio.CancelledError):
+                    answer.cancel()
+                else:
+                    answer.set_exception(exc)
+                    answer.exception()  # read: a waiter that gave up must not leave it unretrieved
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return  # the waiters have the error
+        self.reads += 1
+        for digest in digests:
+            member = found.get(digest)
+            if member is not None:
+                self._remember(digest, *member, now)
+            self._waiting.pop(digest).set_result(member[0] if member else None)
 
     def _remember(self, digest: str, member_id: str, expires_at: datetime, now: datetime) -> None:
         self._known[digest] = (member_id, min(clock.as_utc(expires_at), now + self.remember))

@@ -329,7 +329,7 @@ class LiveHub:
             member_id = connection.member_id
             if member_id not in me_frames:
                 me_frames[member_id] = frames.encode(member_view(gift, watched.joins.get(member_id),
-                                                                 member_id or "", now, won)).encode()
+                                                                 member_id or "", now, won))
             if connection.send(frames.gift_frame(kind, head, me_frames[member_id])):
                 watched.subs[connection] = version
                 pushed += kind is frames.OPENED

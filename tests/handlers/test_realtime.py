@@ -15,6 +15,7 @@ from lottery.live.hub import LiveHub
 from lottery.storage import gifts as gift_store
 from lottery.storage import joins as join_store
 from tests.rawhttp import exchange, open_connections, request_bytes, status_of, where
+from tests.gifts import make_due
 from tests.servers import ServerProcess, uri_with_db
 from tests.waiting import until
 from tests.ws import WsClient
@@ -211,8 +212,8 @@ async def test_connections_dropped_at_random_during_a_draw_all_end_with_the_resu
 
 @pytest.mark.gen_test(timeout=120)
 async def test_a_draw_committed_by_another_process_reaches_a_client_of_this_one(
-        api, base_url, engine_uri, db_name, wechat_fake):
-    order_id = await api.create_gift(method="timed", open_at=later(4), items=[{"name": "A"}])
+        api, base_url, db, engine_uri, db_name, wechat_fake):
+    order_id = await api.create_gift(method="timed", open_at=later(3600), items=[{"name": "A"}])
     key = await api.login("far")
     await api.join(key, order_id)
     client = await subscribed(base_url, key, order_id)
@@ -221,6 +222,7 @@ async def test_a_draw_committed_by_another_process_reaches_a_client_of_this_one(
                               "--sweep_seconds=0.2", "--leader_lease_seconds=2").start()
     try:
         assert (await client.next("snapshot"))["gift"]["status"] == "open"
+        await make_due(db, order_id)  # once the other process runs, however long it took to start
         opened = await client.next("opened", timeout=60)
         assert opened["gift"]["status"] == "finished" and opened["me"]["state"] == "won"
     finally:
