@@ -288,3 +288,27 @@ async def test_a_payment_that_does_not_match_its_order_never_pays_it_and_is_logg
     view = order_view(await order_store.get(db, order["_id"]))
     # A direct gift's deadline counts from its payment (24 hours unless the buyer chose).
     assert clock.parse_time(view["deadline_at"]) - clock.parse_time(view["paid_at"]) == timedelta(hours=24)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_payment_records_wechat_pays_transaction_and_the_gifts_deadline_counts_from_it(
+        db, gifts, orders, pay_fake):
+    # Reconciliation matches our books to WeChat Pay's bill by the transaction id and the amount
+    # the payer paid: the payment must record both, and a gift's deadline runs from the payment.
+    buyer, cup = await setup(db, gifts, stock=10)
+    direct, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct", deadline_hours=2))
+    timed, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "timed",
+                                                      open_at=clock.utcnow() + timedelta(hours=5)))
+    for order in (direct, timed):
+        await pay_fake.pay(order["_id"], notify=False)
+        assert await orders.settle(await orders.gateway.query_by_out_trade_no(order["_id"])) == "paid"
+    paid_direct, paid_timed = await order_store.get(db, direct["_id"]), await order_store.get(db, timed["_id"])
+    for paid in (paid_direct, paid_timed):
+        transaction = await orders.gateway.query_by_out_trade_no(paid["_id"])  # as WeChat Pay reports it
+        assert paid["order"]["transaction_id"] == transaction["transaction_id"]
+        assert paid["order"]["payer_total"] == transaction["amount"]["payer_total"] == 12900
+    paid_at = clock.as_utc(paid_direct["order"]["paid_at"])
+    assert clock.as_utc(paid_direct["deadline_at"]) == paid_at + timedelta(hours=2)
+    assert clock.as_utc(paid_direct["due_at"]) == paid_at + timedelta(hours=2)
+    assert paid_timed["deadline_at"] is None  # a timed gift opens at its time, with no deadline
+    assert clock.as_utc(paid_timed["due_at"]) == clock.as_utc(paid_timed["open_at"])

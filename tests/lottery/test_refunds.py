@@ -394,3 +394,16 @@ async def test_no_order_gets_more_than_wechat_pays_fifty_refunds(db, gifts, draw
     assert await refunds.plan() == 0
     await refunds.run_once()
     assert await db.refunds.count_documents({}) == 0 and pay_fake.refunds_of(order_id) == []
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_planners_racing_on_one_order_plan_its_refund_once_and_only_the_winner_counts_it(
+        db, gifts, drawer, orders, pay_fake, payments):
+    cup = await listed(db, "保温杯", 12900, 10)
+    order_id = await paid_gift(orders, pay_fake, await member(gifts, "buyer"), (cup, 1), method="full", open_number=5)
+    await drawn_at_deadline(drawer, db, order_id)  # its one item, unwon, registered for refund
+    planners = [Refunds(db, payments) for _ in range(5)]
+    planned = await asyncio.gather(*(planner.plan() for planner in planners))
+    assert sum(planned) == 1  # the round that planned it says so; the others found it done
+    assert await db.refunds.count_documents({"order_id": order_id}) == 1
+    assert (await order_store.get(db, order_id))["order"]["refund_seq"] == 1
