@@ -7,11 +7,13 @@ database's hot path:
   are never revoked before they expire; the bound keeps the memory to the keys in use now).
   Unknown keys are not remembered: a key just issued by another process works at once.
 - Keys not in memory that arrive together (a reconnect storm of waiting pages, a burst of joins)
-  are read together: one query for up to BATCH of them. The query runs under the first
-  waiter's request budget (`pymongo.timeout`), so a hung database fails them all in time.
+  are read together: one query for up to BATCH of them, at most READS queries at a time. Each
+  query runs under its first waiter's request budget (`pymongo.timeout`), so a hung database
+  fails them all in time.
 
 Only digests are kept, as in the database (accounts.key_digest)."""
 import asyncio
+import contextvars
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
@@ -23,6 +25,9 @@ from lottery.storage import login_keys
 # Keys read in one query: $in over a few dozen ids is one cheap read everywhere; the embedded
 # engine's $in grows worse than linearly past about a hundred (docs/benchmarks.md).
 BATCH = 32
+# Reads under way at once: keys arriving meanwhile wait for the next free one, so batches grow
+# with the load instead of the queue of reads (and a quiet server reads a key at once).
+READS = 4
 
 
 class KeyLookup:
@@ -35,7 +40,8 @@ class KeyLookup:
         self.max_remembered = max_remembered
         self._known: OrderedDict[str, tuple[str, datetime]] = OrderedDict()  # digest -> (member, until)
         self._waiting: dict[str, asyncio.Future] = {}  # digest -> its answer, read or to be read
-        self._batch: list[str] | None = None  # digests for the read about to start
+        self._queued: list[tuple[str, contextvars.Context]] = []  # digests to read, with their requester's context
+        self._slots = 0  # reads under way (or about to start)
         self.reads = 0  # database queries made (for tests and benchmarks)
 
     async def member_for(self, digest: str) -> str | None:
@@ -48,21 +54,24 @@ class KeyLookup:
         answer = self._waiting.get(digest)
         if answer is None:
             answer = self._waiting[digest] = asyncio.get_running_loop().create_future()
-            if self._batch is None or len(self._batch) >= BATCH:
-                self._batch = []
-                # Started in this request's context: the read runs under its budget.
-                asyncio.get_running_loop().call_soon(self._start_read, self._batch)
-            self._batch.append(digest)
+            self._queued.append((digest, contextvars.copy_context()))
+            if self._slots < READS:
+                self._slots += 1
+                asyncio.get_running_loop().call_soon(self._next_read)  # keys of this moment join it
         return await asyncio.shield(answer)
 
     def forget(self, digest: str) -> None:
         """Stop answering this key from memory (say, at a sign-out)."""
         self._known.pop(digest, None)
 
-    def _start_read(self, batch: list[str]) -> None:
-        if self._batch is batch:
-            self._batch = None  # later keys make the next batch
-        asyncio.ensure_future(self._read(batch))
+    def _next_read(self) -> None:
+        """With a slot held: read the next batch, or give the slot back if none is queued."""
+        if not self._queued:
+            self._slots -= 1
+            return
+        batch, self._queued = self._queued[:BATCH], self._queued[BATCH:]
+        # In its first requester's context: the read runs under that request's budget.
+        batch[0][1].run(asyncio.ensure_future, self._read([digest for digest, _ in batch]))
 
     async def _read(self, digests: list[str]) -> None:
         now = clock.utcnow()
@@ -79,6 +88,8 @@ class KeyLookup:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return  # the waiters have the error
+        finally:
+            asyncio.get_running_loop().call_soon(self._next_read)  # this slot serves the next batch
         self.reads += 1
         for digest in digests:
             member = found.get(digest)
