@@ -49,6 +49,19 @@ def beijing(value: object) -> str:
     return clock.shanghai_text(moment)[:16]
 
 
+def change_text(value: object) -> str:
+    """An audit entry's before or after, as the log page shows it: `price: 8990, on_sale: true`."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {change_text(v) or '—'}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + ", ".join(change_text(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    return str(value)
+
+
 class ConsoleHandler(BaseHandler):
     """A console page or form. `owner_only`: staff get 403. `public`: no session needed."""
 
@@ -137,7 +150,7 @@ class ConsoleHandler(BaseHandler):
         self.set_status(http_status)
         done = DONE.get(self.query_value("done", "") or "") if self.request.method == "GET" else None
         self.render(f"console/{template}", me=self.operator, done=done, yuan=yuan, beijing=beijing,
-                    role_names=ROLE_NAMES, **values)
+                    role_names=ROLE_NAMES, change_text=change_text, **values)
 
     def done(self, where: str, code: str) -> None:
         self.redirect(f"{where}{'&' if '?' in where else '?'}done={code}", status=303)

@@ -107,10 +107,10 @@ def start_server(engine_uri: str, *args: str, port: int | None = None) -> Server
 class Person:
     """One person with their own browser context (own storage, own login key)."""
 
-    def __init__(self, browser, base_url: str, name: str) -> None:
+    def __init__(self, browser, base_url: str, name: str, viewport: dict | None = None) -> None:
         self.name = name
         self.base_url = base_url
-        self.context = browser.new_context(viewport={"width": 375, "height": 812}, locale="zh-CN",
+        self.context = browser.new_context(viewport=viewport or {"width": 375, "height": 812}, locale="zh-CN",
                                            timezone_id="Asia/Shanghai", device_scale_factor=2)
         self.context.set_default_timeout(15000)
         self.errors: list[str] = []
