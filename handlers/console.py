@@ -10,6 +10,7 @@ the page they belong to, or the page again with the refusal (its status a 4xx).
 This module: the base, signing in and out, my account (password, TOTP), accounts and the audit
 log. handlers/console_shop.py: today, catalogue, orders, shipping, gifts."""
 import os
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,6 +28,8 @@ from lottery.validate import ID_PATTERN, is_loopback
 TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
 SESSION_COOKIE = "console_session"
 MAX_FIELD = 2000
+INTEGER = re.compile(r"-?[0-9]{1,9}")  # ASCII digits only (str.isdigit takes others)
+YUAN = re.compile(r"[0-9]{1,7}(\.[0-9]{1,2})?")
 # What a form's success says, by the code in `?done=` (never free text from the URL).
 DONE = {
     "signed_in": "已登录", "category": "已添加分类", "product": "已保存商品", "image": "图片已上传",
@@ -116,7 +119,7 @@ class ConsoleHandler(BaseHandler):
         text = self.field(name, 12, required)
         if not text:
             return None
-        if not text.isascii() or not text.lstrip("-").isdigit() or not low <= int(text) <= high:
+        if not INTEGER.fullmatch(text) or not low <= int(text) <= high:
             raise InvalidInput(f"{name} 须为 {low} 到 {high} 之间的整数")
         return int(text)
 
@@ -125,11 +128,10 @@ class ConsoleHandler(BaseHandler):
         text = self.field(name, 12, required)
         if not text:
             return None
-        whole, _, cents = text.partition(".")
-        if not whole.isascii() or not whole.isdigit() or not (cents == "" or (cents.isascii() and cents.isdigit()
-                                                                             and len(cents) <= 2)):
+        if not YUAN.fullmatch(text):
             raise InvalidInput(f"{name} 须为金额（元），最多两位小数")
-        fen = int(whole) * 100 + int(cents.ljust(2, "0") or 0)
+        whole, _, cents = text.partition(".")
+        fen = int(whole) * 100 + int(cents.ljust(2, "0"))
         if not 1 <= fen <= 100_000_000:
             raise InvalidInput(f"{name} 须在 0.01 到 1000000 元之间")
         return fen
