@@ -164,8 +164,8 @@ class ConsoleHandler(BaseHandler):
             status, message = status_of(exc), exc.message
         elif isinstance(exc, web.HTTPError) and status_code < 500:
             status = status_code
-            message = ("页面已过期或请求来源不明，请刷新页面后重试" if status == 403 and "_xsrf" in (exc.log_message or "")
-                       else exc.log_message or self._reason)
+            xsrf = status == 403 and "_xsrf" in (exc.log_message or "")
+            message = "页面已过期或请求来源不明，请刷新页面后重试" if xsrf else exc.log_message or self._reason
         else:
             status, message = 500, "服务器内部错误"
         if status == 503:

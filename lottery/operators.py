@@ -4,7 +4,8 @@ owners' optional TOTP second factor.
 - Roles: `owner` (everything: accounts, refunds, the audit log) and `staff` (catalogue, orders,
   shipping, gifts).
 - Passwords are hashed with argon2id at OWASP's recommended setting (19 MiB, 2 passes, one lane:
-  about 40 ms of one core here; a sign-in is rate-limited anyway), off the event loop; a name that does not exist costs the same check, so timing does not tell names apart.
+  about 40 ms of one core here; a sign-in is rate-limited anyway), off the event loop; a name
+  that does not exist costs the same check, so timing does not tell names apart.
 - A session is a random id (256 bits) in the browser's cookie, stored only as its SHA-256, with
   an idle and an absolute expiry. Every request reads the session and its account together, so a
   disabled account, a changed role or a signed-out session takes effect on the next request.
@@ -170,7 +171,8 @@ class Operators:
         """Change my password (the current one first); every session of mine ends, and a new
         one is returned for this browser."""
         operator = await store.get(self.db, me.operator_id, with_secrets=True)
-        if operator is None or not await _verify(operator["password_hash"], current if isinstance(current, str) else ""):
+        given = current if isinstance(current, str) else ""
+        if operator is None or not await _verify(operator["password_hash"], given):
             raise SignInRefused("当前密码错误")
         await store.update(self.db, me.operator_id, {"password_hash": await _hash(check_password(new))},
                            clock.utcnow())
@@ -220,7 +222,8 @@ class Operators:
         expires = now + self.limits.window * 2
         account_key = f"account:{digest(clean_name)}:{window}"
         # The address as a digest: the limit needs to tell addresses apart, not to know them.
-        if not await store.count_attempt(self.db, f"address:{digest(address)}:{window}", self.limits.per_address, expires) \
+        address_key = f"address:{digest(address)}:{window}"
+        if not await store.count_attempt(self.db, address_key, self.limits.per_address, expires) \
                 or not await store.count_attempt(self.db, account_key, self.limits.per_account, expires):
             raise TooManySignIns()
         operator = await store.by_name(self.db, clean_name) if NAME.match(clean_name) else None

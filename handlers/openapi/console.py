@@ -36,8 +36,8 @@ def form(summary: str, fields: dict[str, dict], required: tuple[str, ...] = (), 
     responses = copy.deepcopy(ANSWERS)
     if ok:
         responses = {ok: {"description": "the page with the outcome", "content": HTML}, **responses}
-    post = {"summary": summary, "security": [], "requestBody": {"required": True, "content": {media: {"schema": schema}}},
-            "responses": responses}
+    post = {"summary": summary, "security": [], "responses": responses,
+            "requestBody": {"required": True, "content": {media: {"schema": schema}}}}
     if params:
         post["parameters"] = params
     return {"post": post}

@@ -123,4 +123,5 @@ async def test_the_audit_log_keeps_entries_newest_first_and_offers_no_way_to_cha
     found = await audit.page()
     assert [e["request_id"] for e in found["entries"]] == ["req2", "req1", "req0"]
     assert found["entries"][0]["before"] == {"price": 2} and found["entries"][0]["who"] == "boss"
-    assert {name for name in dir(store) if not name.startswith("_")} & {"update", "delete", "replace", "remove"} == set()
+    public = {name for name in dir(store) if not name.startswith("_")}
+    assert not public & {"update", "delete", "replace", "remove"}

@@ -31,8 +31,8 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
 def create_owner(site, name: str, password: str) -> subprocess.CompletedProcess:
     """`python server.py create-owner NAME`, the password on stdin, against the site's database."""
     env = {**os.environ, "MONGODB_URI": site.process.env["MONGODB_URI"]}
-    return subprocess.run([sys.executable, os.path.join(ROOT, "server.py"), "create-owner", name], input=password + "\n",
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "server.py"), "create-owner", name],
+                          input=password + "\n", env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +204,7 @@ def test_an_orders_story_and_a_refund_by_hand_that_only_an_owner_may_make(owner_
     expect(owner.page.locator("#done")).to_contain_text("已提交退款")
     expect(owner.page.locator(f"#claims tr[data-claim='{claim_id}']")).to_contain_text("已退款")
     # The refund worker sends it to WeChat Pay (the fake ends it two seconds later).
-    wait_until(lambda: call(site.base_url, "GET", f"/api/admin/refunds?status=success",
+    wait_until(lambda: call(site.base_url, "GET", "/api/admin/refunds?status=success",
                             token=ADMIN_TOKEN)[1]["refunds"], timeout=30)
     owner.page.reload()
     expect(owner.page.locator("#refunds")).to_contain_text("¥129.00 · 已退款")
