@@ -3,6 +3,7 @@ browser context."""
 import json
 import os
 import re
+import tempfile
 import urllib.error
 import urllib.request
 import uuid
@@ -101,7 +102,9 @@ def in_seconds(seconds: float) -> str:
 
 def start_server(engine_uri: str, *args: str, port: int | None = None) -> ServerProcess:
     uri = uri_with_db(engine_uri, "pages_" + uuid.uuid4().hex[:12])
-    return ServerProcess(uri, NO_WECHAT, "--dev", "--sweep_seconds=0.5", *args, port=port).start()
+    media = tempfile.mkdtemp(prefix="media-")  # the console's uploads, out of the working tree
+    return ServerProcess(uri, NO_WECHAT, "--dev", "--sweep_seconds=0.5", f"--media_dir={media}", *args,
+                         port=port).start()
 
 
 class Person:
