@@ -25,6 +25,9 @@ COPY notify notify/
 COPY wechat wechat/
 COPY wechatpay wechatpay/
 COPY static static/
+COPY templates templates/
+# The console's uploaded images (--media_dir): mount a volume shared by every web process here.
+RUN mkdir -p /app/media && chown lottery /app/media
 
 USER lottery
 EXPOSE 8888

@@ -15,6 +15,7 @@ from tornado.options import Error as OptionError, OptionParser
 from lottery import devmode
 from lottery.errors import ConfigError
 from lottery.images import WECHAT_IMAGE_HOSTS, ImageSources
+from lottery.operators import Limits as OperatorLimits
 from lottery.validate import is_loopback
 from notify.templates import NotifyConfig, load_config
 from wechatpay.client import WeChatPayConfig
@@ -67,6 +68,13 @@ class Config:
                                                              "avatars may use (besides /static/)")
     # Operations and development
     admin_token: str = setting("", "enables /api/admin/* with this bearer token (never printed)")
+    console_idle_minutes: float = setting(30.0, "the operator's console: a session unused this long ends")
+    console_session_hours: float = setting(12.0, "the operator's console: a session ends this long after sign-in, "
+                                                 "however busy")
+    console_address_header: str = setting("", "the header a proxy in front puts the client's address in "
+                                              "(X-Real-IP behind the nginx of deploy/), read only to rate-limit "
+                                              "console sign-ins per address; unset: the connection's address")
+    media_dir: str = setting("./media", "where images uploaded in the console are kept (served at /media/)")
     dev: bool = setting(False, "development mode: browser sign-in by name, no WeChat (local database only; "
                                "never in production)")
     demo: bool = setting(False, "development mode plus one demo gift per opening method")
@@ -161,6 +169,11 @@ class Config:
         """How long final notification entries and done outbox records are kept."""
         return timedelta(days=self.keep_notifications_days), timedelta(days=self.keep_outbox_days)
 
+    @property
+    def console_limits(self) -> OperatorLimits:
+        return OperatorLimits(idle=timedelta(minutes=self.console_idle_minutes),
+                              absolute=timedelta(hours=self.console_session_hours))
+
     def wechatpay(self) -> WeChatPayConfig | None:
         """WeChat Pay's settings (reads the key files), or None when WECHATPAY_MCHID is unset."""
         if not self.wechatpay_mchid:
@@ -180,6 +193,8 @@ class Config:
             raise ConfigError("--reconcile_after_hour must be an hour from 0 to 23")
         if self.log_format not in LOG_FORMATS:
             raise ConfigError("--log_format must be text or json")
+        if self.console_idle_minutes <= 0 or self.console_session_hours <= 0:
+            raise ConfigError("--console_idle_minutes and --console_session_hours must be positive")
         if self.max_unpaid_orders < 1 or self.max_unpaid_units < 1:
             raise ConfigError("--max_unpaid_orders and --max_unpaid_units must be at least 1")
         try:

@@ -2,14 +2,17 @@
 over Tornado and MongoDB.
 
     python server.py [--port 8888] [--mongodb_uri ...] [--role all|web|scheduler]   # see --help
+    python server.py create-owner NAME [--mongodb_uri ...]   # the console's first owner (password from stdin)
 
 Without MONGODB_URI it starts the embedded MongoDB-wire engine with its data in ./data/.
 Read top to bottom: the application, then running it: the configuration (config.py), this
 role's services built once (services.py), started, and stopped in order."""
 import asyncio
 import gc
+import getpass
 import logging
 import signal
+import sys
 
 from tornado import web
 from tornado.httpserver import HTTPServer
@@ -17,13 +20,16 @@ from tornado.netutil import bind_sockets
 
 import config as configuration
 from config import Config
-from handlers import (admin, claims, draws, gifts, health, legacy, openapi, orders, pages, payment, profile,
-                      realtime, shop)
+from handlers import (admin, claims, console, console_shop, draws, gifts, health, legacy, openapi, orders, pages,
+                      payment, profile, realtime, shop)
 from handlers.access_log import log_request, redact_tornado_logs
 from handlers.application import Application, InFlight
 from handlers.base import NotFoundHandler, content_security_policy
 from handlers.metrics import metrics_app
 from lottery import devmode, logs
+from lottery.errors import LotteryError
+from lottery.operators import Operators
+from lottery.storage import operators as operator_store
 from lottery.storage.connection import Retention, client_for, database_name, ensure_indexes
 from lottery.storage.data_dir_lock import DataDirInUse
 from lottery.storage.engine import EmbeddedEngine
@@ -112,12 +118,18 @@ def make_app(services: Services, config: Config, demo_gifts: list[dict] = ()) ->
         *profile.default_handlers,
         *health.default_handlers,
         *pages.default_handlers,
+        (r"/media/(.*)", pages.StaticHandler, {"path": config.media_dir}),
+        *console.default_handlers,
+        *console_shop.default_handlers,
         *realtime.default_handlers,
         *openapi.default_handlers,
         (r".*", NotFoundHandler),
     ]
     return Application(
         routes, log_function=log_request, admin_token=config.admin_token, dev=config.development,
+        # The console's pages (handlers/console.py); its XSRF check is its own, not app-wide.
+        template_path=console.TEMPLATES, xsrf_cookie_kwargs={"path": "/admin"},
+        console_address_header=config.console_address_header,
         demo_gifts=list(demo_gifts), allowed_hosts=config.host_names, request_timeout=config.request_timeout,
         content_security_policy=content_security_policy(config.images),
         realtime=realtime.RealtimeOptions(
@@ -248,7 +260,35 @@ async def stop_work(services: Services, deadline: float) -> None:
             log.warning("shutdown: %s did not finish (%s)", name, type(exc).__name__)
 
 
+def read_password() -> str:
+    """The new owner's password: typed twice at a terminal, or one line of stdin (a script)."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise SystemExit("the passwords differ")
+        return password
+    return sys.stdin.readline().rstrip("\n")
+
+
+async def create_owner(uri: str, name: str, password: str) -> None:
+    """The first owner of the console (or another, or one who lost theirs: a new name)."""
+    client = client_for(uri)
+    try:
+        db = client[database_name(uri)]
+        await operator_store.ensure_indexes(db)  # the name's uniqueness, before the first account
+        created = await Operators(db).create(name, password, "owner")
+    except LotteryError as exc:
+        raise SystemExit(exc.message) from None
+    finally:
+        await client.close()
+    print(f"owner {created['name']} created")
+
+
 def main() -> None:
+    # `python server.py create-owner NAME [options]`: the console's first owner, never a default password.
+    owner = sys.argv[2] if len(sys.argv) > 2 and sys.argv[1] == "create-owner" else None
+    if owner is not None:
+        del sys.argv[1:3]
     config = configuration.load()
     logs.configure(config.log_format)
     if config.development:
@@ -263,7 +303,10 @@ def main() -> None:
         except DataDirInUse as exc:
             raise SystemExit(str(exc)) from None
     try:
-        asyncio.run(serve(config, uri, engine))
+        if owner is not None:
+            asyncio.run(create_owner(uri, owner, read_password()))
+        else:
+            asyncio.run(serve(config, uri, engine))
     finally:
         if engine is not None:
             engine.stop()

@@ -11,15 +11,20 @@ from tornado.httpclient import AsyncHTTPClient
 
 from config import Config
 from lottery.accounts import Accounts
+from lottery.admin_actions import AdminActions
+from lottery.audit import AuditLog
 from lottery.background import Loop
 from lottery.backlogs import Backlogs
 from lottery.catalogue import Catalogue
 from lottery.claims import Claims
+from lottery.dashboard import Dashboard
 from lottery.draw import Draws
 from lottery.gifts import Gifts
 from lottery.health import Health
 from lottery.live.hub import LiveHub
+from lottery.media import MediaFolder
 from lottery.notifications import Notifications
+from lottery.operators import Operators
 from lottery.orders import Orders
 from lottery.profiles import Profiles
 from lottery.reconciliation import Reconciliation
@@ -50,6 +55,10 @@ class Services:
     refunds: Refunds
     reconciliation: Reconciliation
     backups: Backups
+    operators: Operators
+    audit: AuditLog
+    admin_actions: AdminActions
+    dashboard: Dashboard
     health: Health
     hub: LiveHub | None  # web role
     # Scheduler role: the background loops.
@@ -110,10 +119,17 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
         notifier = NotificationWorker(db, sender, templates, limits, records=notifications)
         refunder = refund_worker(refunds) if payments is not None else None
         backlogs = Backlogs(db)
+    catalogue = Catalogue(db, images)
+    backups = Backups(db.client, config.backup_dir)
+    operators = Operators(db, config.console_limits)
+    audit = AuditLog(db)
+    admin_actions = AdminActions(audit, catalogue, gifts, draws, orders, claims, refunds, reconciliation, backups,
+                                 operators, MediaFolder(config.media_dir))
     return Services(
         db=db, wechat=wechat, payments=payments, accounts=accounts, draws=draws, gifts=gifts,
         profiles=Profiles(db, partial(decrypt_user_data, appid=wechat.appid), images),
-        roster=Roster(db, gifts), notifications=notifications, catalogue=Catalogue(db, images), orders=orders,
-        claims=claims, refunds=refunds, reconciliation=reconciliation, backups=Backups(db.client, config.backup_dir),
+        roster=Roster(db, gifts), notifications=notifications, catalogue=catalogue, orders=orders,
+        claims=claims, refunds=refunds, reconciliation=reconciliation, backups=backups,
+        operators=operators, audit=audit, admin_actions=admin_actions, dashboard=Dashboard(db, audit),
         health=Health(db, feed=hub.feed if hub is not None else None, scheduler=scheduler), hub=hub,
         scheduler=scheduler, notifier=notifier, refunder=refunder, backlogs=backlogs, wechatpay_fake=wechatpay_fake)

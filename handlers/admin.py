@@ -1,7 +1,10 @@
-"""Operations API, present only when ADMIN_TOKEN is set: creating gifts, support's view of a
-gift's notifications, the catalogue, backups, and the daily reconciliation with WeChat Pay."""
+"""Operations API for scripts, present only when ADMIN_TOKEN is set: creating gifts, support's
+view of a gift's notifications, the catalogue, backups, and the daily reconciliation with WeChat
+Pay. It stays beside the operator's console (handlers/console.py); every action that changes
+something goes through lottery/admin_actions.py, so it is in the audit log as "api-token"."""
 from handlers import params
 from handlers.base import ID_GROUP, BaseHandler
+from lottery.audit import API_TOKEN, Actor
 from lottery.catalogue import ProductChange, ProductSpec, product_view
 from lottery.errors import InvalidInput
 from lottery.gifts import MAX_ITEMS, GiftSpec, Item
@@ -17,6 +20,11 @@ class AdminHandler(BaseHandler):
         self.require_admin()
         self.refuse_while_database_away()
 
+    @property
+    def actor(self) -> Actor:
+        """Who the audit log names: the bearer token (one for every script)."""
+        return Actor(API_TOKEN, self.request_id)
+
 
 def gift_spec(body: dict) -> GiftSpec:
     """A new gift from an admin request body (types here; the rules are the domain's)."""
@@ -31,7 +39,7 @@ class AdminGiftsHandler(AdminHandler):
     async def post(self) -> None:
         """Create a paid gift: `{sender_openid, method, items, open_number?, open_at?, wish?,
         deadline_hours?, sender_subscribed?}` -> 201 `{order_id, seed_commitment}`."""
-        gift = await self.gifts.create(gift_spec(self.json_body()))
+        gift = await self.admin_actions.create_gift(self.actor, gift_spec(self.json_body()))
         self.reply({"order_id": gift["_id"], "seed_commitment": gift["seed_commitment"]}, status=201)
 
 
@@ -73,7 +81,7 @@ class AdminCategoriesHandler(AdminHandler):
     async def post(self) -> None:
         """`{name, sort?}` -> 201 `{category_id}`."""
         body = self.json_body()
-        category = await self.catalogue.add_category(params.text(body, "name", 50),
+        category = await self.admin_actions.add_category(self.actor, params.text(body, "name", 50),
                                                      params.integer(body, "sort", -10000, 10000, required=False) or 0)
         self.reply({"category_id": category["_id"]}, status=201)
 
@@ -84,7 +92,7 @@ class AdminProductsHandler(AdminHandler):
         body = self.json_body()
         category_id = params.text(body, "category_id", 64, required=False) or None
         on_sale = flag(body, "on_sale")
-        product = await self.catalogue.add_product(ProductSpec(
+        product = await self.admin_actions.add_product(self.actor, ProductSpec(
             name=params.text(body, "name", 50), price=params.integer(body, "price", 1, 10**8),
             stock=params.integer(body, "stock", 0, 10**6), category_id=category_id,
             images=images(body) or [], description=params.text(body, "description", 2000, required=False),
@@ -97,7 +105,7 @@ class AdminProductHandler(AdminHandler):
         """Change `name`, `price`, `stock`, `images`, `description`, `on_sale` or `category_id`;
         orders already made keep the prices they were charged."""
         body = self.json_body()
-        product = await self.catalogue.change_product(product_id, ProductChange(
+        product = await self.admin_actions.change_product(self.actor, product_id, ProductChange(
             name=params.text(body, "name", 50, required=False) or None,
             price=params.integer(body, "price", 1, 10**8, required=False),
             stock=params.integer(body, "stock", 0, 10**6, required=False),
@@ -113,7 +121,7 @@ class AdminBackupHandler(AdminHandler):
     async def post(self) -> None:
         """Archive the embedded engine's data now -> 201 `{path, size_bytes, taken_at}` (a file in
         `--backup_dir` on the server's host); 501 on MongoDB, which backs up with its own tools."""
-        self.reply(await self.backups.take(), status=201)
+        self.reply(await self.admin_actions.backup(self.actor), status=201)
 
 
 class AdminReconciliationHandler(AdminHandler):
@@ -127,7 +135,7 @@ class AdminReconciliationHandler(AdminHandler):
     async def post(self) -> None:
         """`{date}`: reconcile that day again now, replacing its report -> the new report; 409
         while a run holds the day or WeChat Pay's bill is not ready."""
-        self.reply(await self.reconciliation.rerun(self.json_body().get("date")))
+        self.reply(await self.admin_actions.rerun_reconciliation(self.actor, self.json_body().get("date")))
 
 
 default_handlers = [

@@ -25,6 +25,17 @@ def spreadsheet_cell(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+def shipping_csv(claims: list[dict]) -> str:
+    """The shipping list as CSV, addresses in full, every cell safe to open in a spreadsheet."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for claim in claims:
+        row = {**claim, **(claim.get("address") or {}), "item": claim["item"]["name"]}
+        writer.writerow({field: spreadsheet_cell(row.get(field)) for field in CSV_FIELDS})
+    return out.getvalue()
+
+
 class ClaimHandler(BaseHandler):
     loads_gift = True
 
@@ -78,31 +89,25 @@ class AdminClaimsHandler(AdminHandler):
         if answer_format == "json":
             self.reply(found)
             return
-        out = io.StringIO()
-        writer = csv.DictWriter(out, CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for claim in found["claims"]:
-            row = {**claim, **(claim.get("address") or {}), "item": claim["item"]["name"]}
-            writer.writerow({field: spreadsheet_cell(row.get(field)) for field in CSV_FIELDS})
         self.set_header("Content-Type", "text/csv; charset=UTF-8")
         self.set_header("Content-Disposition", f'attachment; filename="claims-{status}.csv"')
         if found["next_cursor"]:
             self.set_header("X-Next-Cursor", found["next_cursor"])
-        self.finish(out.getvalue())
+        self.finish(shipping_csv(found["claims"]))
 
 
 class AdminShipHandler(AdminHandler):
     async def post(self, claim_id: str) -> None:
         """`{carrier, tracking_no}`: claimed -> shipped; the winner is told."""
         body = self.json_body()
-        self.reply(await self.claims.ship(claim_id, params.text(body, "carrier", 32),
-                                          params.text(body, "tracking_no", 64)))
+        self.reply(await self.admin_actions.ship(self.actor, claim_id, params.text(body, "carrier", 32),
+                                                 params.text(body, "tracking_no", 64)))
 
 
 class AdminDeliveredHandler(AdminHandler):
     async def post(self, claim_id: str) -> None:
         """shipped -> delivered."""
-        self.reply(await self.claims.delivered(claim_id))
+        self.reply(await self.admin_actions.delivered(self.actor, claim_id))
 
 
 class AdminRefundsHandler(AdminHandler):

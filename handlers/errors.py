@@ -2,10 +2,10 @@
 from lottery.errors import (AlreadyJoined, BackupUnsupported, BillNotReady, CategoryNotFound, ClaimExpired,
                             ClaimLocked, ClaimNotFound, DatabaseUnavailable, Forbidden, GiftClosed, GiftFull,
                             GiftNotFound, IdempotencyKeyReused, InvalidInput, LoginExpired, LotteryError,
-                            NotOpenable, NotOpenedYet, NotWinner, OrderClosed, OrderInProgress, OrderNotFound,
-                            OutOfStock, OwnGift, PaymentMismatch, PaymentsNotConfigured, ProductNotFound,
-                            ReconciliationBusy, ReconciliationNotFound, TooManyUnpaidOrders, UpstreamError,
-                            WrongClaimState)
+                            NotOpenable, NotOpenedYet, NotWinner, OperatorExists, OperatorNotFound, OrderClosed,
+                            OrderInProgress, OrderNotFound, OutOfStock, OwnGift, PaymentMismatch,
+                            PaymentsNotConfigured, ProductNotFound, ReconciliationBusy, ReconciliationNotFound,
+                            SignInRefused, TooManySignIns, TooManyUnpaidOrders, UpstreamError, WrongClaimState)
 
 
 class BodyTooLarge(InvalidInput):
@@ -50,6 +50,10 @@ STATUS: dict[type[LotteryError], int] = {
     ReconciliationNotFound: 404,
     ReconciliationBusy: 409,
     BillNotReady: 409,
+    SignInRefused: 401,
+    TooManySignIns: 429,
+    OperatorExists: 409,
+    OperatorNotFound: 404,
 }
 
 

@@ -3,13 +3,17 @@ property each over the `Services` the app was built with (services.py)."""
 from typing import Any
 
 from lottery.accounts import Accounts
+from lottery.admin_actions import AdminActions
+from lottery.audit import AuditLog
 from lottery.catalogue import Catalogue
 from lottery.claims import Claims
+from lottery.dashboard import Dashboard
 from lottery.draw import Draws
 from lottery.gifts import Gifts
 from lottery.health import Health
 from lottery.live.hub import LiveHub
 from lottery.notifications import Notifications
+from lottery.operators import Operators
 from lottery.orders import Orders
 from lottery.profiles import Profiles
 from lottery.reconciliation import Reconciliation
@@ -78,3 +82,19 @@ class ServiceAccess:
     @property
     def reconciliation(self) -> Reconciliation:
         return self.settings["reconciliation"]
+
+    @property
+    def operators(self) -> Operators:
+        return self.settings["operators"]
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.settings["audit"]
+
+    @property
+    def admin_actions(self) -> AdminActions:
+        return self.settings["admin_actions"]
+
+    @property
+    def dashboard(self) -> Dashboard:
+        return self.settings["dashboard"]

@@ -1,6 +1,8 @@
 """How much work is waiting, for the metrics' backlog gauges: counted in the background every
 `interval` seconds with filters an index serves and a cap, never when scraped (a scrape must not
 cost a count over a large collection)."""
+from datetime import timedelta
+
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, metrics
@@ -20,12 +22,24 @@ def queues(now) -> dict[str, tuple[str, dict]]:
         "refunds_processing": ("refunds", {"status": "processing"}),
         "refunds_failed": ("refunds", {"status": "failed"}),
         "refunds_abnormal": ("refunds", {"status": "abnormal"}),
+        "notifications_failed": ("notifications", {"status": "failed"}),
+        "gifts_open": ("gifts", {"status": "open"}),
+        "gifts_due_today": ("gifts", {"status": "open", "due_at": {"$lte": now + timedelta(days=1)}}),
         "claims_to_ship": ("claims", {"status": "claimed"}),
         "gifts_overdue": ("gifts", {"status": "open", "due_at": {"$lte": now}}),
     }
     for kind in outbox.PREFIXES:
         found[f"outbox_{kind}"] = ("outbox", {"kind": kind, "status": "pending"})
     return found
+
+
+async def count(db: AsyncDatabase, names: tuple[str, ...] | None = None) -> dict[str, int]:
+    """Count these queues (all: None) now, each up to CAP."""
+    counts = {}
+    for name, (collection, query) in queues(clock.utcnow()).items():
+        if names is None or name in names:
+            counts[name] = await db[collection].count_documents(query, limit=CAP)
+    return counts
 
 
 class Backlogs:
@@ -42,10 +56,9 @@ class Backlogs:
 
     async def refresh(self) -> dict[str, int]:
         """Count every queue now and set its gauge."""
-        counts = {}
-        for name, (collection, query) in queues(clock.utcnow()).items():
-            counts[name] = await self.db[collection].count_documents(query, limit=CAP)
-            metrics.BACKLOG.labels(name).set(counts[name])
+        counts = await count(self.db)
+        for name, value in counts.items():
+            metrics.BACKLOG.labels(name).set(value)
         return counts
 
     async def _round(self) -> None:

@@ -116,6 +116,20 @@ class Catalogue:
             raise ProductNotFound()
         return product
 
+    async def any_product(self, product_id: str) -> dict:
+        """A product on sale or not (the operator's view); ProductNotFound when unknown."""
+        product = await products.get(self.db, check_identifier(product_id, "product_id"))
+        if product is None:
+            raise ProductNotFound()
+        return product
+
+    async def all_products(self, cursor: str = "") -> dict:
+        """Every product, on sale or not, a page of 50 at a time (the operator's list)."""
+        after = check_identifier(cursor, "cursor") if cursor else ""
+        found = await products.page_all(self.db, after, 51)
+        return {"products": [product_view(p) for p in found[:50]],
+                "next_cursor": found[49]["_id"] if len(found) > 50 else None}
+
     async def page(self, category_id: str | None = None, cursor: str = "") -> dict:
         """`{products, next_cursor}`: products on sale (of a category), a page at a time; the
         cursor of the last page is null."""

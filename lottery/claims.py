@@ -24,7 +24,7 @@ from lottery.validate import CLAIM_ID, PHONE, POSTAL_CODE
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("unclaimed", "claimed", "shipped", "delivered", "expired")
+STATUSES = ("unclaimed", "claimed", "shipped", "delivered", "expired", "refunded")
 PAGE_SIZE = 50
 
 
@@ -236,7 +236,7 @@ class Claims:
             price = claim["item"].get("price")
             if price:
                 await orders.register_refund(self.db, claim["order_id"], claim["item_index"], price,
-                                             "claim_expired", now)
+                                             claim.get("refund_cause", "claim_expired"), now)
             await store.refund_registered(self.db, claim["_id"])
         return opened
 

@@ -238,3 +238,26 @@ class UpstreamFailure(Exception):
 class ConfigError(ValueError):
     """A setting is unusable (notification templates, WeChat Pay); the message names it, never a
     secret's value."""
+
+
+class SignInRefused(LotteryError):
+    """A console sign-in with a wrong name, password or code: one message for all, so a
+    stranger cannot tell which part was wrong or whether the account exists."""
+
+    code = "sign_in_refused"
+    message = "账号、密码或动态码错误"
+
+
+class TooManySignIns(LotteryError):
+    code = "too_many_sign_ins"
+    message = "尝试次数过多，请稍后再试"
+
+
+class OperatorExists(LotteryError):
+    code = "operator_exists"
+    message = "该账号名已存在"
+
+
+class OperatorNotFound(LotteryError):
+    code = "operator_not_found"
+    message = "账号不存在"

@@ -1,4 +1,5 @@
-"""Where the images a page shows may come from: this server's own `/static/` files, or https on
+"""Where the images a page shows may come from: this server's own `/static/` files and uploaded
+`/media/` images (lottery/media.py), or https on
 an allowed host (WeChat's avatar and image CDNs by default). A viewer's browser fetches every
 image on the join, result and winners pages, so an image on any other host would hand that host
 the viewer's address; the pages' Content-Security-Policy names the same hosts."""
@@ -18,7 +19,7 @@ HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z
 
 @dataclass(frozen=True)
 class ImageSources:
-    """The allowed image hosts; `/static/` on this server is always allowed."""
+    """The allowed image hosts; `/static/` and `/media/` on this server are always allowed."""
 
     hosts: tuple[str, ...] = WECHAT_IMAGE_HOSTS
 
@@ -37,7 +38,7 @@ class ImageSources:
             return False
         if url.startswith("/"):
             path = url.split("?", 1)[0].split("#", 1)[0]
-            return path.startswith("/static/") and "//" not in path and ".." not in path.split("/")
+            return path.startswith(("/static/", "/media/")) and "//" not in path and ".." not in path.split("/")
         try:
             parts = urlsplit(url)
             port = parts.port

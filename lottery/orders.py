@@ -263,6 +263,22 @@ class Orders:
                     order = await store.get(self.db, order_id)
         return order
 
+    async def recheck(self, order_id: str) -> dict:
+        """The operator asks WeChat Pay about an order again: `{trade_state, outcome}`, where
+        `outcome` is what applying its answer did (Orders.settle's word: "paid" when the notify
+        had been lost). UpstreamError when WeChat Pay does not answer."""
+        order = await store.get(self.db, check_identifier(order_id))
+        if order is None or "order" not in order or order["status"] == store.RESERVING:
+            raise OrderNotFound()
+        if self.gateway is None:
+            raise PaymentsNotConfigured()
+        try:
+            transaction = await self.gateway.query_by_out_trade_no(order_id)
+        except PaymentFailure as exc:
+            log.warning("order %s: WeChat Pay query failed (%s %s)", order_id, exc.status, exc.code)
+            raise UpstreamError(f"微信支付查询失败：{exc.code or exc.status}") from exc
+        return {"trade_state": str(transaction.get("trade_state"))[:32], "outcome": await self.settle(transaction)}
+
     async def of_buyer(self, buyer_id: str, cursor: str = "") -> dict:
         """`{orders, next_cursor}`: the buyer's orders, newest first."""
         before = parse_cursor(cursor)

@@ -171,7 +171,7 @@ def money_violations(gift: dict, claims: list[dict]) -> list[str]:
     by_index = {claim["item_index"]: claim for claim in claims}
     for index in registered:
         claim = by_index.get(int(index))
-        if claim is not None and claim["status"] != "expired":
+        if claim is not None and claim["status"] not in ("expired", "refunded"):
             wrong.append(f"item {index} registered for refund but its claim is {claim['status']}")
     return wrong
 

@@ -26,9 +26,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, metrics
 from lottery.background import Loop
-from lottery.errors import InvalidInput, PaymentFailure, RefundMismatch
-
-from lottery.storage import gifts, leases, orders, outbox
+from lottery.errors import ClaimNotFound, InvalidInput, PaymentFailure, RefundMismatch, WrongClaimState
+from lottery.storage import claims, gifts, leases, orders, outbox
 from lottery.storage import refunds as store
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,9 @@ log = logging.getLogger(__name__)
 MAX_REFUNDS = 50  # WeChat Pay's limit per order
 SPACING = timedelta(seconds=61)  # WeChat Pay wants a minute between one order's refunds
 QUERY_AFTER = timedelta(seconds=60)  # ask WeChat Pay about a refund no notify has ended
-REASONS = {"not_won": "礼物未被领取", "claim_expired": "礼物逾期未领取", "paid_after_close": "订单已关闭"}
+REASONS = {"not_won": "礼物未被领取", "claim_expired": "礼物逾期未领取", "paid_after_close": "订单已关闭",
+           "manual": "商家退款"}
+MAX_REASON = 80  # the operator's reason for a refund by hand (WeChat Pay takes 80 characters)
 # WeChat Pay's refund states -> ours.
 SETTLED = {"SUCCESS": "success", "CLOSED": "closed", "ABNORMAL": "abnormal"}
 
@@ -255,6 +256,30 @@ class Refunds:
 
     async def of_order(self, order_id: str) -> list[dict]:
         return [refund_view(r) for r in await store.of_order(self.db, order_id)]
+
+    async def by_hand(self, claim_id: str, reason: str) -> dict:
+        """The owner refunds a won item that will not ship (out of stock, the winner asked): its
+        claim, unclaimed or claimed, becomes `refunded` (one conditional update: a racing ship
+        or a second refund loses), and the item is registered for refund like an expired one,
+        then planned and sent by the refund worker. The claims' sweep registers it should this
+        process stop between the two writes. Returns the claim as it was before."""
+        reason = " ".join(reason.split()) if isinstance(reason, str) else ""
+        if not reason or len(reason) > MAX_REASON or any(ord(c) < 32 for c in reason):
+            raise InvalidInput(f"退款原因须为 1 到 {MAX_REASON} 个字")
+        claim = await claims.get(self.db, claim_id)
+        if claim is None:
+            raise ClaimNotFound()
+        gift = await gifts.get(self.db, claim["order_id"])
+        price = claim["item"].get("price")
+        if gift is None or "order" not in gift or not price:
+            raise WrongClaimState("这件礼物不是买来的，没有可退的钱")
+        now = clock.utcnow()
+        if not await claims.refund_by_hand(self.db, claim_id, reason, now):
+            raise WrongClaimState("只有未发货的礼物可以退款")
+        await orders.register_refund(self.db, claim["order_id"], claim["item_index"], price, "manual", now)
+        await claims.refund_registered(self.db, claim_id)
+        log.info("claim %s refunded by hand (%d fen)", claim_id, price)
+        return claim
 
 
 def refund_worker(refunds: Refunds, interval: float = 1.0) -> Loop:

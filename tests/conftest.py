@@ -1,6 +1,8 @@
 """Shared fixtures: one embedded engine per test session, a database per test, the domain's
 services over it, the real app on a real socket served as production serves it, and the local
 WeChat fake."""
+import os
+import tempfile
 import uuid
 
 import pytest
@@ -20,6 +22,10 @@ from tests.api import ADMIN_TOKEN, Api
 from tests.servers import TEST_REQUEST_TIMEOUT
 from fakes.wechat import APPID, SECRET, FakeWeChat
 from tests.query_guard import QueryGuard, index_specs
+
+
+# The console's uploads in tests: out of the working tree.
+TEST_MEDIA = os.path.join(tempfile.gettempdir(), "gift-lottery-test-media")
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +126,7 @@ def test_config(**settings) -> Config:
     if "images" in settings:
         settings["image_hosts"] = ",".join(settings.pop("images").hosts)
     return Config(**{"admin_token": ADMIN_TOKEN, "role": "web", "request_timeout": float(TEST_REQUEST_TIMEOUT),
-                     **settings})
+                     "media_dir": TEST_MEDIA, **settings})
 
 
 @pytest.fixture

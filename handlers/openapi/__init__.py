@@ -7,7 +7,7 @@ the same change, in the module of its area (they mirror handlers/); blocks.py ha
 import copy
 
 from handlers.base import BaseHandler
-from handlers.openapi import admin, claims, gifts, orders, pages, payment, shop
+from handlers.openapi import admin, claims, console, gifts, orders, pages, payment, shop
 from handlers.openapi.blocks import STRING, answer, array, obj, query
 
 ERROR = obj({"error": obj({"code": STRING, "message": STRING})})
@@ -45,7 +45,7 @@ CONTRACT_PATHS = {
         "responses": {"200": answer("OpenAPI 3.1", {"type": "object"})}}},
 }
 
-AREAS = (gifts, shop, orders, payment, claims, admin, pages)
+AREAS = (gifts, shop, orders, payment, claims, admin, pages, console)
 
 
 def description() -> dict:

@@ -3,6 +3,7 @@ winners or a direct gift's joins are read into claims, each item has one claim:
 
     unclaimed --address--> claimed --ship--> shipped --delivered--> delivered
     unclaimed --deadline--> expired (the item is refunded)
+    unclaimed|claimed --the owner's refund by hand--> refunded (the item is refunded)
 
 The winner may change the address until the item ships. Every transition is one conditional
 update on the state it leaves. Addresses are personal data: only the winner's own reads and the
@@ -80,6 +81,17 @@ async def expire(db: AsyncDatabase, claim_id_: str, now: datetime) -> bool:
     result = await db.claims.update_one(
         {"_id": claim_id_, "status": "unclaimed", "deadline_at": {"$lte": now}},
         {"$set": {"status": "expired", "expired_at": now, "refund_pending": True, "updated_at": now},
+         "$unset": {"remind_at": ""}, "$inc": {"version": 1}})
+    return result.modified_count == 1
+
+
+async def refund_by_hand(db: AsyncDatabase, claim_id_: str, reason: str, now: datetime) -> bool:
+    """unclaimed|claimed -> refunded, its refund to be registered: the item will not ship. One
+    conditional update, so against a racing ship exactly one of them wins."""
+    result = await db.claims.update_one(
+        {"_id": claim_id_, "status": {"$in": ["unclaimed", "claimed"]}},
+        {"$set": {"status": "refunded", "refunded_at": now, "refund_pending": True, "refund_cause": "manual",
+                  "refund_reason": reason, "updated_at": now},
          "$unset": {"remind_at": ""}, "$inc": {"version": 1}})
     return result.modified_count == 1
 

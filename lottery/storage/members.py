@@ -27,6 +27,10 @@ async def get(db: AsyncDatabase, member_id: str) -> dict | None:
     return await db.members.find_one({"_id": member_id})
 
 
+async def by_openid(db: AsyncDatabase, openid: str) -> dict | None:
+    return await db.members.find_one({"openid": openid}, {"_id": 1})
+
+
 async def update_profile(db: AsyncDatabase, member_id: str, fields: dict) -> dict | None:
     """Set profile fields; returns the member's nickname and avatar after the change."""
     result = await db.members.update_one({"_id": member_id}, {"$set": fields})

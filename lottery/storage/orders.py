@@ -213,3 +213,12 @@ async def paid_between(db: AsyncDatabase, start: datetime, end: datetime) -> lis
     """Orders paid in [start, end) (the `order.paid_at` index)."""
     cursor = db.gifts.find({"order.paid_at": {"$gte": start, "$lt": end}}, PUBLIC)
     return await cursor.to_list()
+
+
+async def paid_totals(db: AsyncDatabase, start: datetime, end: datetime) -> tuple[int, int]:
+    """(orders, fen) paid in [start, end) (the `order.paid_at` index)."""
+    cursor = await db.gifts.aggregate([
+        {"$match": {"order.paid_at": {"$gte": start, "$lt": end}}},
+        {"$group": {"_id": None, "count": {"$sum": 1}, "amount": {"$sum": "$order.amount_total"}}}])
+    found = await cursor.to_list()
+    return (found[0]["count"], found[0]["amount"]) if found else (0, 0)

@@ -53,6 +53,12 @@ async def on_sale_page(db: AsyncDatabase, category_id: str | None, after: str, l
     return await cursor.to_list()
 
 
+async def page_all(db: AsyncDatabase, after: str, limit: int) -> list[dict]:
+    """Every product in id order after `after`, on sale or not (the operator's list)."""
+    cursor = db.products.find({"_id": {"$gt": after}}).sort("_id", ASCENDING).limit(limit)
+    return await cursor.to_list()
+
+
 async def hold(db: AsyncDatabase, product_id: str, order_id: str, quantity: int) -> bool:
     """Take `quantity` from stock for this order, if the product is on sale and has it; True
     also when the order already holds it (a retry)."""

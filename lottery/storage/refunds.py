@@ -94,3 +94,12 @@ async def ended_between(db: AsyncDatabase, status: str, start: datetime, end: da
     """Refunds that ended in `status` in [start, end) (reconciliation's day)."""
     cursor = db.refunds.find({"status": status, "final_at": {"$gte": start, "$lt": end}})
     return await cursor.to_list()
+
+
+async def ended_totals(db: AsyncDatabase, status: str, start: datetime, end: datetime) -> tuple[int, int]:
+    """(refunds, fen) that ended `status` in [start, end) (the (status, final_at) index)."""
+    cursor = await db.refunds.aggregate([
+        {"$match": {"status": status, "final_at": {"$gte": start, "$lt": end}}},
+        {"$group": {"_id": None, "count": {"$sum": 1}, "amount": {"$sum": "$amount"}}}])
+    found = await cursor.to_list()
+    return (found[0]["count"], found[0]["amount"]) if found else (0, 0)

@@ -7,7 +7,7 @@ const ORDER_STATUS_TEXT = {
   unpaid: '待支付', paid: '已支付', closed: '已关闭', refunding: '退款中', refunded: '已退款', partially_refunded: '部分退款',
 };
 const CLAIM_STATUS_TEXT = {
-  unclaimed: '待填写地址', claimed: '已填写地址', shipped: '已发货', delivered: '已送达', expired: '已过期',
+  unclaimed: '待填写地址', claimed: '已填写地址', shipped: '已发货', delivered: '已送达', expired: '已过期', refunded: '已退款',
 };
 const CONNECTION_TEXT = {
   idle: '', connecting: '正在连接…', open: '', reconnecting: '网络不稳定，正在重新连接…', suspended: '', closed: '连接已断开，请重新进入',

@@ -7,7 +7,7 @@ export const ORDER_STATUS_TEXT = {
 };
 
 export const CLAIM_STATUS_TEXT = {
-  unclaimed: '待填写地址', claimed: '已填写地址', shipped: '已发货', delivered: '已送达', expired: '已过期',
+  unclaimed: '待填写地址', claimed: '已填写地址', shipped: '已发货', delivered: '已送达', expired: '已过期', refunded: '已退款',
 };
 
 // The refund's own states (lottery/refunds.py) in the buyer's words: WeChat Pay closing a refund

@@ -9,7 +9,8 @@ from handlers.base import NotFoundHandler
 from handlers.openapi import description
 
 EXAMPLES = {"order_id": "0123456789abcdef01234567", "product_id": "0123456789abcdef01234567",
-            "claim_id": "0123456789abcdef01234567:0", "view": "wait", "path": "js/api.js"}
+            "claim_id": "0123456789abcdef01234567:0", "view": "wait", "path": "js/api.js",
+            "operator_id": "0123456789abcdef"}
 METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
 
 

@@ -3,6 +3,7 @@ browser context."""
 import json
 import os
 import re
+import tempfile
 import urllib.error
 import urllib.request
 import uuid
@@ -101,16 +102,18 @@ def in_seconds(seconds: float) -> str:
 
 def start_server(engine_uri: str, *args: str, port: int | None = None) -> ServerProcess:
     uri = uri_with_db(engine_uri, "pages_" + uuid.uuid4().hex[:12])
-    return ServerProcess(uri, NO_WECHAT, "--dev", "--sweep_seconds=0.5", *args, port=port).start()
+    media = tempfile.mkdtemp(prefix="media-")  # the console's uploads, out of the working tree
+    return ServerProcess(uri, NO_WECHAT, "--dev", "--sweep_seconds=0.5", f"--media_dir={media}", *args,
+                         port=port).start()
 
 
 class Person:
     """One person with their own browser context (own storage, own login key)."""
 
-    def __init__(self, browser, base_url: str, name: str) -> None:
+    def __init__(self, browser, base_url: str, name: str, viewport: dict | None = None) -> None:
         self.name = name
         self.base_url = base_url
-        self.context = browser.new_context(viewport={"width": 375, "height": 812}, locale="zh-CN",
+        self.context = browser.new_context(viewport=viewport or {"width": 375, "height": 812}, locale="zh-CN",
                                            timezone_id="Asia/Shanghai", device_scale_factor=2)
         self.context.set_default_timeout(15000)
         self.errors: list[str] = []

@@ -40,11 +40,12 @@ def browser():
 
 @pytest.fixture
 def people(browser, request):
-    """`people(site, name)` opens a new person; at the end, no page may have logged an error."""
+    """`people(site, name)` opens a new person (`viewport`: a desk's screen, say); at the end, no
+    page may have logged an error."""
     opened: list[Person] = []
 
-    def open_person(site: Site, name: str, signed_in: bool = True) -> Person:
-        person = Person(browser, site.base_url, name)
+    def open_person(site: Site, name: str, signed_in: bool = True, viewport: dict | None = None) -> Person:
+        person = Person(browser, site.base_url, name, viewport)
         if signed_in:
             person.signed_in(site.sign_in(name))
         opened.append(person)
