@@ -103,12 +103,15 @@ class Claims:
         self.lease = lease
         self.owner = leases.owner_id()
 
-    def new_claim(self, gift: dict, index: int, winner_id: str, won_at: datetime) -> dict:
+    def new_claim(self, gift: dict, index: int, winner_id: str, won_at: datetime, subscribed: list[str]) -> dict:
+        """An unclaimed claim. `subscribed`: the templates the winner accepted when joining, so
+        the deadline's reminder reaches them (giving the address replaces them with the
+        templates accepted then)."""
         deadline = won_at + self.keep
         return {"_id": store.claim_id(gift["_id"], index), "order_id": gift["_id"], "item_index": index,
                 "item": gift["items"][index], "winner_id": winner_id, "status": "unclaimed",
                 "won_at": won_at, "deadline_at": deadline, "remind_at": deadline - self.remind_before,
-                "version": 1}
+                "subscribed": subscribed, "version": 1}
 
     # The winner
 
@@ -119,7 +122,8 @@ class Claims:
         gift = live(gift)
         index, won_at = won_item(gift, join, member_id)
         claim_id = store.claim_id(gift["_id"], index)
-        await store.open_many(self.db, [self.new_claim(gift, index, member_id, won_at)])
+        accepted = (join or {}).get("subscribed") or []
+        await store.open_many(self.db, [self.new_claim(gift, index, member_id, won_at, accepted)])
         now = clock.utcnow()
         if not await store.give_address(self.db, claim_id, member_id, asdict(address), subscribed, now):
             claim = await store.get(self.db, claim_id)
@@ -136,7 +140,7 @@ class Claims:
         gift = live(gift)
         index, won_at = won_item(gift, join, member_id)
         claim = await store.get(self.db, store.claim_id(gift["_id"], index))
-        return claim_view(claim or self.new_claim(gift, index, member_id, won_at), address="full")
+        return claim_view(claim or self.new_claim(gift, index, member_id, won_at, []), address="full")
 
     async def of_winner(self, member_id: str) -> list[dict]:
         """What this member won and where each stands (their own addresses in full)."""
@@ -172,7 +176,7 @@ class Claims:
                 return []  # every recipient's claim is open: no need to read the joins
             won = [(j["member_id"], j["item_index"], j["joined_at"])
                    for j in await joins.direct_recipients(self.db, gift["_id"], MAX_WINNERS)]
-        return [self.new_claim(gift, index, member_id, won_at) for member_id, index, won_at in won
+        return [self.new_claim(gift, index, member_id, won_at, []) for member_id, index, won_at in won
                 if index not in opened]
 
     # The operator
@@ -250,9 +254,11 @@ class Claims:
             if gift is not None and gift["status"] != "finished":
                 continue  # written before the finish; the lease lapses and it is read again
             if gift is not None:
-                won_at = gift["opened_at"]
-                opened += await store.open_many(self.db, [self.new_claim(gift, index, member_id, won_at)
-                                                          for member_id, index in drawn_winners(gift).items()])
+                won_at, winners = gift["opened_at"], drawn_winners(gift)
+                accepted = await joins.subscriptions(self.db, gift["_id"], winners)
+                opened += await store.open_many(self.db, [
+                    self.new_claim(gift, index, member_id, won_at, accepted.get(member_id, []))
+                    for member_id, index in winners.items()])
             await outbox.finish(self.db, record["_id"], self.owner, clock.utcnow(), {})
         return opened
 
@@ -263,7 +269,7 @@ class Claims:
             return 0
         about = {g["_id"]: g for g in await gifts.get_many(self.db, {j["order_id"] for j in received})}
         opened = await store.open_many(self.db, [
-            self.new_claim(about[j["order_id"]], j["item_index"], j["member_id"], j["joined_at"])
+            self.new_claim(about[j["order_id"]], j["item_index"], j["member_id"], j["joined_at"], j.get("subscribed") or [])
             for j in received if j["order_id"] in about])
         await joins.mark_claim_opened(self.db, [j["_id"] for j in received])
         return opened

@@ -26,10 +26,13 @@ from lottery.validate import check_identifier
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
+# Messages that may come more than once per gift and member: their entries carry the record's key
+# (a refund's number). The others keep one entry per gift, member and kind.
+MESSAGE_KEYS = {"gift_refunded": True}
 
 
 def new_entry(order_id: str, member_id: str, kind: str, openid: str, template_id: str,
-              accepted: bool, values: dict[str, str], now: datetime) -> dict:
+              accepted: bool, values: dict[str, str], now: datetime, key: str | None = None) -> dict:
     """One outbox entry; `pending` only when there is a template the member accepted."""
     if not template_id:
         status, error = "not_subscribed", f"no template configured for {kind}"
@@ -39,7 +42,7 @@ def new_entry(order_id: str, member_id: str, kind: str, openid: str, template_id
         status, error = "failed", "the member has no openid"
     else:
         status, error = "pending", None
-    return {"_id": store.entry_id(order_id, member_id, kind), "order_id": order_id,
+    return {"_id": store.entry_id(order_id, member_id, kind, key), "order_id": order_id,
             "member_id": member_id, "kind": kind, "touser": openid, "template_id": template_id,
             "values": values, "status": status, "attempts": 0, "next_attempt_at": now,
             "last_error": error, "lease_owner": None, "lease_until": None,
@@ -110,7 +113,8 @@ class Notifications:
             openid = (await members.openids(self.db, [member_id])).get(member_id, "")
             with logs.bound(record.get("request_id")):
                 entry = new_entry(record["order_id"], member_id, kind, openid, template_id,
-                                  template_id in (record.get("subscribed") or []), record.get("values") or {}, now)
+                                  template_id in (record.get("subscribed") or []), record.get("values") or {}, now,
+                                  key=MESSAGE_KEYS.get(kind) and record.get("key"))
             await store.insert(self.db, [entry])
             if await outbox.finish(self.db, record["_id"], self.owner, clock.utcnow(), {}):
                 done += 1

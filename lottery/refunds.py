@@ -241,7 +241,7 @@ class Refunds:
         if gift is None:
             return
         await outbox.add(self.db, [outbox.new_message(
-            "gift_refunded", record["order_id"], record["order_id"], gift["sender_id"],
+            "gift_refunded", record["_id"], record["order_id"], gift["sender_id"],  # one per refund
             {"order_id": record["order_id"], "amount": f"{record['amount'] / 100:.2f}", "wish": gift.get("wish", ""),
              "result": "已退款"}, gift.get("sender_subscribed") or [], now)])
 

@@ -138,8 +138,18 @@ async def to_notify(db: AsyncDatabase, limit: int) -> list[dict]:
 
 async def to_claim(db: AsyncDatabase, limit: int) -> list[dict]:
     """Direct-gift joins whose item's claim is not opened yet."""
-    cursor = db.joins.find({"claim": "pending"}, {"order_id": 1, "member_id": 1, "item_index": 1, "joined_at": 1})
+    cursor = db.joins.find({"claim": "pending"}, {"order_id": 1, "member_id": 1, "item_index": 1, "joined_at": 1,
+                                                  "subscribed": 1})
     return await cursor.limit(limit).to_list()
+
+
+async def subscriptions(db: AsyncDatabase, order_id: str, member_ids_: Iterable[str]) -> dict[str, list[str]]:
+    """The template ids these members accepted when they joined this gift, by member id."""
+    found: dict[str, list[str]] = {}
+    for ids in in_slices(join_id(order_id, m) for m in member_ids_):
+        async for join in db.joins.find({"_id": {"$in": ids}}, {"_id": 0, "member_id": 1, "subscribed": 1}):
+            found[join["member_id"]] = join.get("subscribed") or []
+    return found
 
 
 async def mark_claim_opened(db: AsyncDatabase, ids: list[str]) -> None:

@@ -29,8 +29,10 @@ async def ensure_indexes(db: AsyncDatabase, keep: timedelta) -> None:
     await db.notifications.create_index([("order_id", ASCENDING), ("status", ASCENDING)])
 
 
-def entry_id(order_id: str, member_id: str, kind: str) -> str:
-    return f"{order_id}:{member_id}:{kind}"
+def entry_id(order_id: str, member_id: str, kind: str, key: str | None = None) -> str:
+    """A message that may come more than once per gift and member (an order's second refund)
+    carries its own key."""
+    return f"{order_id}:{member_id}:{kind}" + (f":{key}" if key else "")
 
 
 async def insert(db: AsyncDatabase, entries: list[dict]) -> int:

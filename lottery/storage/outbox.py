@@ -38,7 +38,7 @@ def new_message(message: str, key: str, order_id: str, member_id: str, values: d
                 subscribed: list[str], now: datetime) -> dict:
     """A record of one subscribe message to send (once per `message` and `key`), expanded into a
     notification entry where the templates are known (lottery/notifications.py)."""
-    return {"_id": f"{PREFIXES['message']}:{message}:{key}", "kind": "message", "message": message,
+    return {"_id": f"{PREFIXES['message']}:{message}:{key}", "kind": "message", "message": message, "key": key,
             "order_id": order_id, "member_id": member_id, "values": values, "subscribed": subscribed,
             "status": "pending", "created_at": now, "request_id": logs.REQUEST_ID.get()}
 

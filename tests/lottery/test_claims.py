@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 
 from lottery import clock
 from lottery.claims import Claims, clean_address
+from lottery.notifications import Notifications
 from lottery.errors import (ClaimExpired, ClaimLocked, ClaimNotFound, Forbidden, InvalidInput, MissingParams, NotWinner,
                             WrongClaimState)
 from lottery.storage import claims as claim_store
@@ -197,7 +198,7 @@ async def test_the_shipping_list_has_addresses_in_full_and_later_lists_mask_them
 @pytest.mark.gen_test(timeout=60)
 async def test_the_operators_list_comes_fifty_at_a_time_and_the_cursor_reaches_every_claim_once(db, gifts, claims):
     gift = await make_gift(gifts, "direct", items=51)
-    await claim_store.open_many(db, [claims.new_claim(gift, i, f"m{i}", clock.utcnow()) for i in range(51)])
+    await claim_store.open_many(db, [claims.new_claim(gift, i, f"m{i}", clock.utcnow(), []) for i in range(51)])
     first = await claims.page("unclaimed")
     assert len(first["claims"]) == 50 and first["next_cursor"] == first["claims"][-1]["claim_id"]
     rest = await claims.page("unclaimed", first["next_cursor"])
@@ -298,3 +299,22 @@ async def test_a_claim_given_an_address_in_time_never_expires(db, gifts, claims)
     await db.claims.update_one({"_id": claim_id}, {"$set": {"deadline_at": clock.utcnow() - timedelta(seconds=1)}})
     await claims.sweep()
     assert (await claim_store.get(db, claim_id))["status"] == "claimed"
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("method", ["direct", "timed"])
+async def test_the_reminder_reaches_a_winner_who_accepted_its_template_when_joining(db, gifts, drawer, claims, method):
+    # The reminder goes to winners who have not claimed yet, so it can only rely on the templates
+    # they accepted at the join (a claim's own come with the address, after the reminder's time).
+    gift = await make_gift(gifts, method, items=1)
+    winner = await gifts.accounts.ensure_member("o_accepts")
+    await gifts.join(gift["_id"], winner, subscribed=["tpl_reminder"])
+    if method == "timed":
+        await make_due(db, gift["_id"])
+        assert await drawer().sweep() == 1
+    await claims.sweep()
+    await db.claims.update_one({"order_id": gift["_id"]}, {"$set": {"remind_at": clock.utcnow()}})
+    await claims.sweep()
+    await Notifications(db, {"claim_reminder": "tpl_reminder"}).expand_messages()
+    [entry] = await db.notifications.find({"kind": "claim_reminder"}).to_list()
+    assert (entry["member_id"], entry["status"]) == (winner, "pending")

@@ -10,6 +10,7 @@ import pytest
 
 from lottery import clock
 from lottery.errors import GiftClosed, InvalidInput, RefundMismatch
+from lottery.notifications import Notifications
 from lottery.orders import OrderLine, OrderSpec, order_view
 from lottery.refunds import MAX_REFUNDS, Refunds, refund_worker
 from lottery.storage import orders as order_store
@@ -338,6 +339,10 @@ async def test_an_orders_second_refund_is_numbered_after_its_first_and_each_is_p
         f"{order_id}R1", f"{order_id}R2"]
     assert sorted(r["refund"] for r in pay_fake.refunds_of(order_id)) == [1800, 12900]
     await check_money(db)
+    # The sender is told of each refund, not only the first.
+    await Notifications(db, {"gift_refunded": "tpl_refunded"}).expand_messages()
+    told = await db.notifications.find({"kind": "gift_refunded"}).to_list()
+    assert sorted(e["values"]["amount"] for e in told) == ["129.00", "18.00"]
 
 
 class NotifiedBeforeTheAnswer(WeChatPayClient):
