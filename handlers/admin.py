@@ -22,8 +22,8 @@ def gift_spec(body: dict) -> GiftSpec:
     """A new gift from an admin request body (types here; the rules are the domain's)."""
     return GiftSpec(
         sender_openid=params.text(body, "sender_openid", 128),
-        items=[Item(params.text(entry, "name", 50), params.text(entry, "image", 500, required=False))
-               for entry in params.objects(body, "items", MAX_ITEMS)],
+        items=[Item(params.text(entry, "name", 50), params.text(entry, "image", 500, required=False),
+                    **params.tier(entry)) for entry in params.objects(body, "items", MAX_ITEMS)],
         **params.opening(body))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from lottery import clock
 from lottery.errors import InvalidInput, MissingParams
-from lottery.gifts import DEFAULT_WISH
+from lottery.gifts import DEFAULT_WISH, MAX_TIER, MAX_TIER_NAME
 from lottery.validate import check_identifier
 
 # How deep JSON may nest (arrays and objects within each other). Our bodies and frames nest two
@@ -132,3 +132,10 @@ def opening(body: dict) -> dict:
             "wish": text(body, "wish", 100, required=False, default=DEFAULT_WISH),
             "deadline_hours": integer(body, "deadline_hours", 0, 2**31, required=False),
             "sender_subscribed": text_list(body, "sender_subscribed", 10, 128)}
+
+
+def tier(entry: dict) -> dict:
+    """An item's or order line's optional prize tier: `tier` (rank) and `tier_name` (types here;
+    the rules are the domain's)."""
+    return {"tier": integer(entry, "tier", 1, MAX_TIER, required=False) or 0,
+            "tier_name": text(entry, "tier_name", MAX_TIER_NAME, required=False)}

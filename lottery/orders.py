@@ -9,7 +9,7 @@ fake in development and tests); the domain knows nothing of HTTP."""
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -48,6 +48,12 @@ class PaymentGateway(Protocol):
 class OrderLine:
     product_id: str
     quantity: int
+    tier: int = 0  # the prize tier of these units (lottery.gifts.Item); 0: none
+    tier_name: str = ""
+
+    def key(self) -> list:
+        """How the line is told apart and digested: a line without a tier as before tiers."""
+        return [self.product_id, self.quantity] + ([self.tier, self.tier_name] if self.tier or self.tier_name else [])
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,8 @@ class Orders:
             if product is None or not product["on_sale"]:
                 raise ProductNotFound(f"商品不存在或已下架：{line.product_id}")
             image = (product.get("images") or [""])[0]
-            items += [Item(product["name"], image, product["_id"], product["price"])] * line.quantity
+            items += [Item(product["name"], image, product["_id"], product["price"], line.tier, line.tier_name)
+                      ] * line.quantity
         buyer = await members.get(self.db, buyer_id) or {}
         if not buyer.get("openid"):
             raise LoginExpired("请先用微信登录")
@@ -174,7 +181,8 @@ class Orders:
             "body_digest": digest,
             "lines": [{"product_id": line.product_id, "name": found[line.product_id]["name"],
                        "price": found[line.product_id]["price"], "quantity": line.quantity,
-                       "image": (found[line.product_id].get("images") or [""])[0]} for line in lines],
+                       "image": (found[line.product_id].get("images") or [""])[0],
+                       **({"tier": line.tier} if line.tier else {})} for line in lines],
             "amount_total": amount, "deadline_hours": spec.deadline_hours,
             "expires_at": now + self.expire_after, "payer_openid": buyer["openid"]})
         if await store.insert(self.db, gift) is None:
@@ -368,22 +376,26 @@ def merged_lines(lines: list[OrderLine]) -> list[OrderLine]:
         raise InvalidInput("items 必须是非空列表")
     if len(lines) > MAX_LINES:
         raise InvalidInput(f"items 最多 {MAX_LINES} 种商品")
-    quantities: dict[str, int] = {}
+    # One line per product; a product is in one prize tier (stock is held per product and order).
+    merged: dict[str, OrderLine] = {}
     for line in lines:
         check_identifier(line.product_id, "product_id")
         if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or not 1 <= line.quantity <= MAX_ITEMS:
             raise InvalidInput(f"quantity 必须是 1 到 {MAX_ITEMS} 之间的整数")
-        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
-    if sum(quantities.values()) > MAX_ITEMS:
+        before = merged.get(line.product_id)
+        if before is not None and (before.tier, before.tier_name) != (line.tier, line.tier_name):
+            raise InvalidInput("同一商品只能属于一个奖项等级")
+        merged[line.product_id] = replace(line, quantity=line.quantity + (before.quantity if before else 0))
+    if sum(line.quantity for line in merged.values()) > MAX_ITEMS:
         raise InvalidInput(f"一个礼物最多 {MAX_ITEMS} 件")
-    return [OrderLine(product_id, quantity) for product_id, quantity in quantities.items()]
+    return list(merged.values())
 
 
 def body_digest(spec: OrderSpec, lines: list[OrderLine]) -> str:
     """The digest of an order request's body as parsed and checked (`lines` merged): sorted-keys
     JSON, so the same order written another way is the same body."""
     canonical = json.dumps({
-        "lines": sorted([line.product_id, line.quantity] for line in lines), "method": spec.method,
+        "lines": sorted(line.key() for line in lines), "method": spec.method,
         "open_number": spec.open_number, "open_at": clock.iso(spec.open_at), "wish": spec.wish,
         "deadline_hours": spec.deadline_hours, "sender_subscribed": sorted(spec.sender_subscribed)},
         sort_keys=True, ensure_ascii=False)
@@ -394,7 +406,7 @@ def request_key(buyer_id: str, spec: OrderSpec) -> str:
     """The same request from the same buyer gives the same key: the client's idempotency key,
     or else the request itself."""
     what = spec.request_key or json.dumps({
-        "lines": sorted((line.product_id, line.quantity) for line in spec.lines), "method": spec.method,
+        "lines": sorted(tuple(line.key()) for line in spec.lines), "method": spec.method,
         "open_number": spec.open_number, "open_at": clock.iso(spec.open_at), "wish": spec.wish,
         "deadline_hours": spec.deadline_hours}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(f"{buyer_id}|{what}".encode()).hexdigest()[:32]
