@@ -83,7 +83,8 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     templates = config.templates
     accounts = Accounts(db, wechat.code2session, timedelta(days=config.login_key_days))
     draws = Draws(db, lease=timedelta(seconds=config.draw_lease_seconds))
-    gifts = Gifts(db, accounts, on_ready=draws.open_soon, images=images)
+    decrypt = partial(decrypt_user_data, appid=wechat.appid)  # WeChat's encrypted user and group data
+    gifts = Gifts(db, accounts, on_ready=draws.open_soon, images=images, decrypt=decrypt)
     payment_settings = payments.config if payments is not None else None
     orders = Orders(db, payments, mchid=payment_settings.mchid if payment_settings else "",
                     appid=payment_settings.appid if payment_settings else "",
@@ -112,7 +113,7 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
         backlogs = Backlogs(db)
     return Services(
         db=db, wechat=wechat, payments=payments, accounts=accounts, draws=draws, gifts=gifts,
-        profiles=Profiles(db, partial(decrypt_user_data, appid=wechat.appid), images),
+        profiles=Profiles(db, decrypt, images),
         roster=Roster(db, gifts), notifications=notifications, catalogue=Catalogue(db, images), orders=orders,
         claims=claims, refunds=refunds, reconciliation=reconciliation, backups=Backups(db.client, config.backup_dir),
         health=Health(db, feed=hub.feed if hub is not None else None, scheduler=scheduler), hub=hub,

@@ -23,11 +23,14 @@ import base64
 import hashlib
 import json
 import itertools
+import os
 import re
 import threading
 import time
 from collections import defaultdict, deque
 
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
@@ -68,6 +71,26 @@ def field_error(key: str, value: object) -> str | None:
 def session_key_for(code: str) -> str:
     """The session key the fake hands out for a code (16 bytes, base64, as WeChat does)."""
     return base64.b64encode(hashlib.sha256(b"sk:" + code.encode()).digest()[:16]).decode()
+
+
+def encrypt_user_data(session_key: str, iv: str, data: dict) -> str:
+    """What WeChat hands the mini-program as `encryptedData`: the JSON, PKCS#7-padded, AES-128-CBC
+    with the member's session key, base64."""
+    padder = padding.PKCS7(128).padder()
+    plain = padder.update(json.dumps(data, ensure_ascii=False).encode()) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(base64.b64decode(session_key)), modes.CBC(base64.b64decode(iv))).encryptor()
+    return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode()
+
+
+def group_enter_info(code: str, opengid: str | None, age_seconds: float = 0, appid: str = APPID) -> dict:
+    """What `wx.getGroupEnterInfo` gives the member who logged in with `code`, opening a shared
+    card: `{iv, encryptedData}`, holding the group's `opengid` (None: opened from a one-to-one
+    chat, `open_single_roomid` instead) and a watermark `age_seconds` old."""
+    iv = base64.b64encode(os.urandom(16)).decode()
+    where = {"opengid": opengid} if opengid else {"open_single_roomid": "single_" + hashlib.sha256(
+        code.encode()).hexdigest()[:16]}
+    data = {**where, "watermark": {"appid": appid, "timestamp": int(time.time() - age_seconds)}}
+    return {"iv": iv, "encryptedData": encrypt_user_data(session_key_for(code), iv, data)}
 
 
 class FakeWeChat:

@@ -12,6 +12,8 @@ from pymongo.errors import PyMongoError
 from lottery import clock, fairness, logs, metrics
 from lottery.accounts import Accounts, key_digest
 from lottery.backoff import database_away
+from lottery.entry import (EntryConditions, EntryProof, UserDataDecrypter, check_phrase, new_conditions,
+                           public_conditions)
 from lottery.errors import (AlreadyJoined, JoinOutcomeUnknown, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
                             InvalidInput, LotteryError, MissingParams, NoItemsLeft, OwnGift)
 from lottery.images import ImageSources
@@ -72,6 +74,9 @@ class GiftSpec:
     deadline_hours: int | None = None  # direct, full: closes after this many hours
     # Subscribe-message templates the sender accepted when paying (their result summary).
     sender_subscribed: list[str] = field(default_factory=list)
+    # Entry conditions (lottery/entry.py): a pass phrase joiners must give; only one WeChat group.
+    pass_phrase: str | None = None
+    group_only: bool = False
 
 
 class _RecordLost(Exception):
@@ -140,6 +145,7 @@ def public_view(gift: dict) -> dict:
         "created_at": clock.iso(gift["created_at"]),
         "opened_at": clock.iso(gift.get("opened_at")),
         "version": gift["version"],
+        "entry": public_conditions(gift),
     }
 
 
@@ -204,9 +210,11 @@ class Gifts:
     """Creating, reading and joining gifts."""
 
     def __init__(self, db: AsyncDatabase, accounts: Accounts,
-                 on_ready: Callable[[str], None] | None = None, images: ImageSources = ImageSources()) -> None:
+                 on_ready: Callable[[str], None] | None = None, images: ImageSources = ImageSources(),
+                 decrypt: UserDataDecrypter | None = None) -> None:
         self.db = db
         self.accounts = accounts
+        self.entry = EntryConditions(db, decrypt)  # pass phrases and groups
         self.images = images  # where item images may come from
         # Called with the order id when a join takes the last seat of an open-when-full gift
         # (the draw's open_soon). Must not block: the joiner's answer does not wait for it.
@@ -242,10 +250,12 @@ class Gifts:
         return gift, member_view(gift, join, member_id, clock.utcnow())
 
     async def join(self, order_id: str, member_id: str, form_id: str = "",
-                   subscribed: list[str] | None = None, gift: dict | None = None) -> JoinResult:
-        """Join a gift (`gift`: as just read, if the caller has it). With the read that comes
-        with the login key, three database round trips: that read, the atomic claim, the join
-        record. Refusals are explained with more reads."""
+                   subscribed: list[str] | None = None, gift: dict | None = None,
+                   proof: EntryProof = EntryProof()) -> JoinResult:
+        """Join a gift (`gift`: as just read, if the caller has it; `proof`: what its entry
+        conditions ask for). With the read that comes with the login key, three database round
+        trips: that read, the atomic claim, the join record (a gift with entry conditions adds
+        its checks). Refusals are explained with more reads."""
         try:
             gift = live(gift if gift is not None else await store.get(self.db, check_identifier(order_id)))
         except LotteryError as exc:
@@ -253,7 +263,8 @@ class Gifts:
             raise
         try:
             try:
-                result = await self._join(gift, member_id, form_id, subscribed)
+                conditions = await self.entry.admit(gift, member_id, proof)
+                result = await self._join(gift, member_id, form_id, subscribed, conditions)
             except PyMongoError as exc:
                 # The claim or the join record was sent and no answer came: it may have been
                 # applied. Say so; a retry is safe (one join per member).
@@ -266,11 +277,12 @@ class Gifts:
         metrics.JOINS.labels(gift["method"], "joined").inc()
         return result
 
-    async def _join(self, gift: dict, member_id: str, form_id: str, subscribed: list[str] | None) -> JoinResult:
+    async def _join(self, gift: dict, member_id: str, form_id: str, subscribed: list[str] | None,
+                    conditions: dict) -> JoinResult:
         now, order_id = clock.utcnow(), gift["_id"]
         claimed_before = False
         for _ in range(MAX_CLAIMS):
-            if await store.claim(self.db, gift, member_id, now):
+            if await store.claim(self.db, gift, member_id, now, conditions):
                 break
             # Refused: read again. Only a direct gift whose next item a racing joiner took is
             # tried again, for the item after it.
@@ -353,8 +365,11 @@ def new_gift(spec: GiftSpec, sender_id: str, sender: dict, now: datetime) -> dic
     if spec.method == "timed":
         open_at = clock.to_millis(spec.open_at)
     seed, commitment = new_seed()
+    order_id = secrets.token_hex(12)
+    entry = new_conditions(order_id, spec.pass_phrase, spec.group_only)
     return {
-        "_id": secrets.token_hex(12),
+        "_id": order_id,
+        **({"entry": entry} if entry else {}),
         "sender_id": sender_id,
         "sender": {"name": sender.get("nickname") or "微信用户", "avatar": sender.get("avatar_url") or ""},
         "method": spec.method, "open_number": spec.open_number if spec.method == "full" else None,
@@ -392,6 +407,8 @@ def check_gift(spec: GiftSpec, now: datetime, images: ImageSources | None = Imag
     if len(spec.items) > MAX_ITEMS:
         raise InvalidInput(f"items 最多 {MAX_ITEMS} 个")
     check_tiers(spec.items)
+    if spec.pass_phrase:
+        check_phrase(spec.pass_phrase)
     for item in spec.items:
         # `images` None: the items come from the catalogue, which checked its images.
         if images is not None and item.image and not images.allows(item.image):

@@ -67,6 +67,8 @@ class OrderSpec:
     wish: str = DEFAULT_WISH
     deadline_hours: int | None = None
     sender_subscribed: list[str] = field(default_factory=list)
+    pass_phrase: str | None = None  # entry conditions (lottery/entry.py)
+    group_only: bool = False
     # The client's idempotency key; without one, the same request while it is open is the same order.
     request_key: str | None = None
 
@@ -160,6 +162,7 @@ class Orders:
             raise LoginExpired("请先用微信登录")
         gift_spec = GiftSpec(buyer["openid"], spec.method, items, open_number=spec.open_number,
                              open_at=spec.open_at, wish=spec.wish, deadline_hours=spec.deadline_hours,
+                             pass_phrase=spec.pass_phrase, group_only=spec.group_only,
                              sender_subscribed=spec.sender_subscribed)
         check_gift(gift_spec, now, images=None)  # the catalogue checked its images
         if spec.method == "timed" and spec.open_at < now + self.expire_after + timedelta(minutes=5):
@@ -397,9 +400,15 @@ def body_digest(spec: OrderSpec, lines: list[OrderLine]) -> str:
     canonical = json.dumps({
         "lines": sorted(line.key() for line in lines), "method": spec.method,
         "open_number": spec.open_number, "open_at": clock.iso(spec.open_at), "wish": spec.wish,
-        "deadline_hours": spec.deadline_hours, "sender_subscribed": sorted(spec.sender_subscribed)},
+        "deadline_hours": spec.deadline_hours, "sender_subscribed": sorted(spec.sender_subscribed),
+        **entry_fields(spec)},
         sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def entry_fields(spec: OrderSpec) -> dict:
+    """An order's entry conditions as its digests see them (none: as before they existed)."""
+    return {name: value for name, value in (("pass_phrase", spec.pass_phrase), ("group_only", spec.group_only)) if value}
 
 
 def request_key(buyer_id: str, spec: OrderSpec) -> str:
@@ -408,7 +417,7 @@ def request_key(buyer_id: str, spec: OrderSpec) -> str:
     what = spec.request_key or json.dumps({
         "lines": sorted(tuple(line.key()) for line in spec.lines), "method": spec.method,
         "open_number": spec.open_number, "open_at": clock.iso(spec.open_at), "wish": spec.wish,
-        "deadline_hours": spec.deadline_hours}, sort_keys=True, ensure_ascii=False)
+        "deadline_hours": spec.deadline_hours, **entry_fields(spec)}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(f"{buyer_id}|{what}".encode()).hexdigest()[:32]
 
 
