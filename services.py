@@ -19,14 +19,18 @@ from lottery.draw import Draws
 from lottery.gifts import Gifts
 from lottery.health import Health
 from lottery.live.hub import LiveHub
+from lottery.moderation import Moderation, Settle, recheck_worker, settle_wish
 from lottery.notifications import Notifications
 from lottery.orders import Orders
 from lottery.profiles import Profiles
 from lottery.reconciliation import Reconciliation
 from lottery.refunds import Refunds, refund_worker
+from lottery.risk import RiskGate
 from lottery.roster import Roster
 from lottery.scheduler import Scheduler
 from lottery.storage.backup import Backups
+from notify.security import WeChatSecurity
+from notify.tokens import AccessTokens
 from notify.worker import Limits, NotificationWorker
 from wechat.client import WeChatClient
 from wechat.userdata import decrypt_user_data
@@ -42,6 +46,7 @@ class Services:
     draws: Draws
     gifts: Gifts
     profiles: Profiles
+    moderation: Moderation
     roster: Roster
     notifications: Notifications
     catalogue: Catalogue
@@ -57,6 +62,7 @@ class Services:
     notifier: NotificationWorker | None = None
     refunder: Loop | None = None
     backlogs: Backlogs | None = None
+    rechecker: Loop | None = None  # re-checks text accepted while WeChat's content check was away
     # --dev/--demo without WeChat Pay settings: the local stand-in (fakes/wechatpay.py).
     wechatpay_fake: object | None = None
 
@@ -66,8 +72,13 @@ class Services:
 
     def background(self) -> list:
         """What start() starts and shutdown stops, in order."""
-        return [part for part in (self.hub, self.scheduler, self.notifier, self.refunder, self.backlogs)
-                if part is not None]
+        return [part for part in (self.hub, self.scheduler, self.notifier, self.refunder, self.backlogs,
+                                  self.rechecker) if part is not None]
+
+
+def text_settlers(db: AsyncDatabase, moderation: Moderation, profiles: Profiles) -> dict[str, Settle]:
+    """What a content re-check's verdict does, by kind of text (lottery/moderation.py)."""
+    return {"wish": partial(settle_wish, db, moderation), "nickname": profiles.settle_nickname}
 
 
 def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat: WeChatClient | None = None,
@@ -84,12 +95,19 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     accounts = Accounts(db, wechat.code2session, timedelta(days=config.login_key_days))
     draws = Draws(db, lease=timedelta(seconds=config.draw_lease_seconds))
     decrypt = partial(decrypt_user_data, appid=wechat.appid)  # WeChat's encrypted user and group data
-    gifts = Gifts(db, accounts, on_ready=draws.open_soon, images=images, decrypt=decrypt)
+    # Without a mini-program (development) there is nothing to check text against.
+    security = WeChatSecurity(wechat, AccessTokens(db, wechat)) if wechat.appid else None
+    moderation = Moderation(db, security, review_shown=config.content_review_shown,
+                            unreachable=config.content_unreachable)
+    risk = RiskGate(db, security, config.risk_rank_refuse_at) if config.risk_rank_check and security else None
+    gifts = Gifts(db, accounts, on_ready=draws.open_soon, images=images, decrypt=decrypt, risk=risk)
+    profiles = Profiles(db, decrypt, images, moderation)
     payment_settings = payments.config if payments is not None else None
     orders = Orders(db, payments, mchid=payment_settings.mchid if payment_settings else "",
                     appid=payment_settings.appid if payment_settings else "",
                     expire_after=timedelta(minutes=config.order_expire_minutes),
-                    max_unpaid_orders=config.max_unpaid_orders, max_unpaid_units=config.max_unpaid_units)
+                    max_unpaid_orders=config.max_unpaid_orders, max_unpaid_units=config.max_unpaid_units,
+                    moderation=moderation)
     claims = Claims(db, config.claim_days, timedelta(hours=config.claim_reminder_hours))
     refunds = Refunds(db, payments, lease=timedelta(seconds=config.refund_lease_seconds))
     reconciliation = Reconciliation(db, payments, orders, after_hour=config.reconcile_after_hour)
@@ -100,7 +118,7 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     if hub is None and config.web_role:
         hub = LiveHub(db, force_polling=config.realtime_polling, poll_interval=config.realtime_poll_seconds,
                       read_timeout=config.request_timeout)
-    scheduler = notifier = refunder = backlogs = None
+    scheduler = notifier = refunder = backlogs = rechecker = None
     if config.scheduler_role:
         scheduler = Scheduler(db, draws, sync_uri, sweep_interval=config.sweep_seconds,
                               lease_seconds=config.leader_lease_seconds,
@@ -111,10 +129,12 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
         notifier = NotificationWorker(db, sender, templates, limits, records=notifications)
         refunder = refund_worker(refunds) if payments is not None else None
         backlogs = Backlogs(db)
+        rechecker = recheck_worker(moderation, text_settlers(db, moderation, profiles))
     return Services(
         db=db, wechat=wechat, payments=payments, accounts=accounts, draws=draws, gifts=gifts,
-        profiles=Profiles(db, decrypt, images),
+        profiles=profiles, moderation=moderation,
         roster=Roster(db, gifts), notifications=notifications, catalogue=Catalogue(db, images), orders=orders,
         claims=claims, refunds=refunds, reconciliation=reconciliation, backups=Backups(db.client, config.backup_dir),
         health=Health(db, feed=hub.feed if hub is not None else None, scheduler=scheduler), hub=hub,
-        scheduler=scheduler, notifier=notifier, refunder=refunder, backlogs=backlogs, wechatpay_fake=wechatpay_fake)
+        scheduler=scheduler, notifier=notifier, refunder=refunder, backlogs=backlogs, rechecker=rechecker,
+        wechatpay_fake=wechatpay_fake)

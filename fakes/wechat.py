@@ -15,6 +15,12 @@ it over a socket. Behaviour is steered per code or by queueing failures:
   WeChat's per-type limits (47003 naming the field), answers 43101 for `refuse(openid)` (and,
   with `one_time`, for a message already delivered, as a used-up subscription does), and
   records what it delivered (`delivered`, `delivered_to(openid)`). `send_delay` slows answers.
+- `/wxa/msg_sec_check` (version 2): checks the token and the openid (one this fake issued,
+  `o_...`, else 40003); text holding one of `risky_words` answers `risky` (label 20006), one of
+  `review_words` `review` (label 21000), anything else `pass` (label 100), with `detail` and
+  `trace_id` as WeChat gives them. `checked` lists the texts seen.
+- `/wxa/getuserriskrank`: the token, the appid and the openid checked; `risk_rank` from
+  `risk_ranks` (openid -> 0..4, default 0).
 - `outage = True`: every endpoint answers `outage_answer` (an HTTP status, default 503) after
   `outage_delay` seconds, until switched back.
 """
@@ -114,6 +120,11 @@ class FakeWeChat:
         # message sent twice.
         self.one_time = False
         self.send_delay = 0.0
+        # Content security and user risk.
+        self.risky_words = {"赌博", "违禁词"}
+        self.review_words = {"待审"}
+        self.checked: list[dict] = []
+        self.risk_ranks: dict[str, int] = {}
         self.outage = False
         self.outage_answer: int = 503
         self.outage_delay = 0.0
@@ -311,5 +322,69 @@ class FakeWeChat:
             def answer(self, errcode: int, errmsg: str, **extra) -> None:
                 self.finish(json.dumps({"errcode": errcode, "errmsg": errmsg, **extra}))
 
+        class Authorised(Endpoint):
+            """A call with the access token in its query and a JSON body."""
+
+            def body_if_authorised(self) -> dict | None:
+                token = self.get_argument("access_token", "")
+                if token != fake.token or token in fake.retired_tokens:
+                    self.answer(40001, "invalid credential, access_token is invalid or not latest")
+                elif time.monotonic() >= fake.token_expires:
+                    self.answer(42001, "access_token expired")
+                else:
+                    try:
+                        body = json.loads(self.request.body)
+                    except ValueError:
+                        body = None
+                    if not isinstance(body, dict):
+                        self.answer(47001, "data format error")
+                    elif not re.fullmatch(r"o_[\w.-]+", str(body.get("openid", ""))):
+                        self.answer(40003, "invalid openid")
+                    else:
+                        return body
+                return None
+
+            def answer(self, errcode: int, errmsg: str, **extra) -> None:
+                self.finish(json.dumps({"errcode": errcode, "errmsg": errmsg, **extra}, ensure_ascii=False))
+
+        class MsgSecCheck(Authorised):
+            path = "/wxa/msg_sec_check"
+
+            async def post(self) -> None:
+                body = self.body_if_authorised()
+                if body is None:
+                    return
+                content, scene = body.get("content"), body.get("scene")
+                if body.get("version") != 2 or scene not in (1, 2, 3, 4) or not isinstance(content, str):
+                    self.answer(47001, "data format error")
+                    return
+                fake.checked.append(body)
+                if any(word in content for word in fake.risky_words):
+                    suggest, label = "risky", 20006
+                elif any(word in content for word in fake.review_words):
+                    suggest, label = "review", 21000
+                else:
+                    suggest, label = "pass", 100
+                detail = [{"strategy": "content_model", "errcode": 0, "suggest": suggest, "label": label, "prob": 90},
+                          {"strategy": "keyword", "errcode": 0}]
+                self.answer(0, "ok", detail=detail, trace_id=f"trace-{len(fake.checked)}",
+                            result={"suggest": suggest, "label": label})
+
+        class UserRiskRank(Authorised):
+            path = "/wxa/getuserriskrank"
+
+            async def post(self) -> None:
+                body = self.body_if_authorised()
+                if body is None:
+                    return
+                if body.get("appid") != APPID:
+                    self.answer(43104, "appid does not match openid")
+                elif body.get("scene") not in (0, 1) or not body.get("client_ip"):
+                    self.answer(47001, "data format error")
+                else:
+                    self.answer(0, "getuserriskrank succ", risk_rank=fake.risk_ranks.get(body["openid"], 0),
+                                unoin_id=len(fake.calls[self.path]))
+
         return [(Code2Session.path, Code2Session), (StableToken.path, StableToken),
-                (SubscribeSend.path, SubscribeSend)]
+                (SubscribeSend.path, SubscribeSend), (MsgSecCheck.path, MsgSecCheck),
+                (UserRiskRank.path, UserRiskRank)]

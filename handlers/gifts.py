@@ -24,7 +24,8 @@ class JoinHandler(BaseHandler):
         body = self.json_body()
         form_id = params.text(body, "form_id", 128, required=False)
         subscribed = params.text_list(body, "subscribed", 10, 128)
-        result = await self.gifts.join(order_id, member_id, form_id, subscribed, gift, params.entry_proof(body))
+        result = await self.gifts.join(order_id, member_id, form_id, subscribed, gift, params.entry_proof(body),
+                                       self.request.remote_ip or "")
         me = {"state": result.state}
         if result.item is not None:
             me["item"] = result.item

@@ -75,7 +75,8 @@ class JoinGiftHandler(LegacyHandler):
         subscribed = params.text_list(body, "subscribed", 10, 128)
         proof = params.entry_proof(body)  # pass_phrase, iv, encryptedData: for entry conditions
         member_id, gift, _ = self.my_gift()
-        result = await self.gifts.join(order_id, member_id, form_id, subscribed, gift, proof)
+        result = await self.gifts.join(order_id, member_id, form_id, subscribed, gift, proof,
+                                       self.request.remote_ip or "")
         data = legacy_gift_data(result.gift)
         if result.item is not None:
             data["item"] = result.item

@@ -118,6 +118,20 @@ class NoSessionKey(LoginExpired):
     message = "请先用微信登录"
 
 
+class ContentRisky(InvalidInput):
+    """WeChat's content check found the text risky: it is refused, nothing is stored."""
+
+    code = "content_risky"
+    message = "内容含有违规信息，请修改后再试"
+
+
+class RiskyMember(Forbidden):
+    """WeChat's user risk rank is at or above the configured limit."""
+
+    code = "risk_refused"
+    message = "当前账号存在风险，暂时无法参与"
+
+
 class NotOpenable(LotteryError):
     code = "not_openable"
     message = "直接送礼不能提前开奖"

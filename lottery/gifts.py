@@ -17,6 +17,7 @@ from lottery.entry import (EntryConditions, EntryProof, UserDataDecrypter, check
 from lottery.errors import (AlreadyJoined, JoinOutcomeUnknown, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
                             InvalidInput, LotteryError, MissingParams, NoItemsLeft, OwnGift)
 from lottery.images import ImageSources
+from lottery.risk import RiskGate
 from lottery.storage import gifts as store
 from lottery.storage import joins, login_keys, members
 from lottery.validate import check_identifier
@@ -211,10 +212,11 @@ class Gifts:
 
     def __init__(self, db: AsyncDatabase, accounts: Accounts,
                  on_ready: Callable[[str], None] | None = None, images: ImageSources = ImageSources(),
-                 decrypt: UserDataDecrypter | None = None) -> None:
+                 decrypt: UserDataDecrypter | None = None, risk: RiskGate | None = None) -> None:
         self.db = db
         self.accounts = accounts
         self.entry = EntryConditions(db, decrypt)  # pass phrases and groups
+        self.risk = risk  # WeChat's user risk rank, when configured (off by default)
         self.images = images  # where item images may come from
         # Called with the order id when a join takes the last seat of an open-when-full gift
         # (the draw's open_soon). Must not block: the joiner's answer does not wait for it.
@@ -251,7 +253,7 @@ class Gifts:
 
     async def join(self, order_id: str, member_id: str, form_id: str = "",
                    subscribed: list[str] | None = None, gift: dict | None = None,
-                   proof: EntryProof = EntryProof()) -> JoinResult:
+                   proof: EntryProof = EntryProof(), client_ip: str = "") -> JoinResult:
         """Join a gift (`gift`: as just read, if the caller has it; `proof`: what its entry
         conditions ask for). With the read that comes with the login key, three database round
         trips: that read, the atomic claim, the join record (a gift with entry conditions adds
@@ -263,6 +265,8 @@ class Gifts:
             raise
         try:
             try:
+                if self.risk is not None:
+                    await self.risk.admit(member_id, client_ip)
                 conditions = await self.entry.admit(gift, member_id, proof)
                 result = await self._join(gift, member_id, form_id, subscribed, conditions)
             except PyMongoError as exc:

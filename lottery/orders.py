@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from lottery import clock, metrics
 from lottery.errors import (IdempotencyKeyReused, InvalidInput, LoginExpired, LotteryError, OrderInProgress, OrderNotFound, OutOfStock, PaymentFailure, PaymentMismatch, PaymentsNotConfigured, ProductNotFound, TooManyUnpaidOrders, UpstreamError)
 from lottery.gifts import DEFAULT_WISH, MAX_ITEMS, GiftSpec, Item, check_gift, new_gift
+from lottery.moderation import Moderation
 from lottery.storage import members, products
 from lottery.storage import orders as store
 from lottery.validate import check_identifier
@@ -102,7 +103,7 @@ def order_view(gift: dict) -> dict:
         "deadline_at": clock.iso(gift.get("deadline_at")),
         "lines": [{k: line[k] for k in ("product_id", "name", "price", "quantity", "image")} for line in order["lines"]],
         "amount_total": order["amount_total"], "amount_refunded": order.get("amount_refunded", 0),
-        "amount_refunding": order.get("amount_refunding", 0), "wish": gift["wish"],
+        "amount_refunding": order.get("amount_refunding", 0), "wish": gift.get("wish_pending") or gift["wish"],
         "created_at": clock.iso(gift["created_at"]), "expires_at": clock.iso(order.get("expires_at")),
         "paid_at": clock.iso(order.get("paid_at")), "closed_at": clock.iso(order.get("closed_at")),
         "gift": None,
@@ -119,8 +120,10 @@ class Orders:
 
     def __init__(self, db: AsyncDatabase, gateway: PaymentGateway | None, mchid: str = "", appid: str = "",
                  expire_after: timedelta = timedelta(minutes=15), description: str = "礼物抽奖",
-                 max_unpaid_orders: int = 3, max_unpaid_units: int = 50) -> None:
+                 max_unpaid_orders: int = 3, max_unpaid_units: int = 50,
+                 moderation: Moderation | None = None) -> None:
         self.db = db
+        self.moderation = moderation or Moderation(db, None)  # the wish and pass phrase's content check
         # What one member may hold unpaid, so that nobody keeps a product's stock with orders never paid.
         self.max_unpaid_orders = max_unpaid_orders
         self.max_unpaid_units = max_unpaid_units
@@ -169,15 +172,22 @@ class Orders:
             minutes = int(self.expire_after.total_seconds() // 60) + 5
             raise InvalidInput(f"开奖时间至少在 {minutes} 分钟后（付款有 {minutes - 5} 分钟）")
         key, digest = request_key(buyer_id, spec), body_digest(spec, lines)
-        order = await self._new(buyer_id, buyer, gift_spec, lines, found, key, digest, now)
+        # User text others may see (and the phrase) goes through WeChat's content check first.
+        wish_verdict = "pass" if spec.wish == DEFAULT_WISH else await self.moderation.screen(
+            "wish", buyer["openid"], spec.wish)
+        if spec.pass_phrase:
+            await self.moderation.screen("pass_phrase", buyer["openid"], spec.pass_phrase)
+        order = await self._new(buyer_id, buyer, gift_spec, lines, found, key, digest, now, wish_verdict)
         new = order is not None
         if not new:  # this request made an order before: the same one
             order = await self._existing(key, digest if spec.request_key else None)
         return order, await self.pay_params(order), new
 
     async def _new(self, buyer_id: str, buyer: dict, spec: GiftSpec, lines: list[OrderLine],
-                   found: dict[str, dict], key: str, digest: str, now: datetime) -> dict | None:
+                   found: dict[str, dict], key: str, digest: str, now: datetime, wish_verdict: str) -> dict | None:
         gift = new_gift(spec, buyer_id, buyer, now)
+        if not self.moderation.shown(wish_verdict):  # others see the default wish meanwhile
+            gift.update(wish=DEFAULT_WISH, wish_pending=spec.wish, wish_check=wish_verdict)
         amount = sum(item.price for item in spec.items)
         gift.update(status=store.RESERVING, paid=False, due_at=now, scheduled=True, order={
             "buyer_id": buyer_id, "status": store.RESERVING, "key": key, "key_open": True,
@@ -190,6 +200,7 @@ class Orders:
             "expires_at": now + self.expire_after, "payer_openid": buyer["openid"]})
         if await store.insert(self.db, gift) is None:
             return None
+        await self.moderation.hold("wish", gift["_id"], buyer["openid"], spec.wish, wish_verdict)
         held: list[OrderLine] = []
         for line in lines:
             if not await products.hold(self.db, line.product_id, gift["_id"], line.quantity):

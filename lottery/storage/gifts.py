@@ -128,6 +128,18 @@ async def is_claimant(db: AsyncDatabase, order_id: str, member_id: str) -> bool:
     return await db.gifts.count_documents({"_id": order_id, "claimants": member_id}, limit=1) > 0
 
 
+async def settle_wish(db: AsyncDatabase, order_id: str, text: str, shown: bool, verdict: str, now: datetime) -> bool:
+    """A hidden wish's re-check: shown now (it replaces the default wish others saw), or kept
+    hidden with its verdict; only while `text` is still the gift's hidden wish."""
+    if shown:
+        update = {"$set": {"wish": text, "updated_at": now}, "$unset": {"wish_pending": "", "wish_check": ""},
+                  "$inc": {"version": 1}}
+    else:
+        update = {"$set": {"wish_check": verdict}}
+    result = await db.gifts.update_one({"_id": order_id, "wish_pending": text}, update)
+    return result.modified_count == 1
+
+
 async def update_sender(db: AsyncDatabase, member_id: str, name: str, avatar: str, now: datetime) -> int:
     """The denormalised `sender` copy on the member's gifts follows the profile (the
     (sender_id, created_at) index); each changed gift's `version` grows."""
