@@ -8,6 +8,7 @@ import pytest
 from lottery import clock, fairness
 from lottery.errors import InvalidInput
 from lottery.gifts import GiftSpec, Item, public_view
+from lottery.notifications import Notifications
 from lottery.storage import joins
 from tests.gifts import make_due, spec
 
@@ -94,3 +95,15 @@ def test_the_tiered_test_vector_published_in_docs_fairness_md():
     assert fairness.items_hash(items, tiers) == "2886b1cdb4a831bd065e9cbdae0e268b3c343ddfb3e31f801cb79d2683c0bd81"
     seed = "65aa35ff1ca8e2dcffcced88e4f399d9541a08c69f0b04dfe26893f0e7ab1401"
     assert fairness.draw(seed, "order-kat", [f"p{i:03d}" for i in range(100)], items, tiers) == [77, 49, 70]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_winners_message_names_the_tier_won(gifts, db, drawer):
+    gift = await gifts.create(tiered_spec([Item("保温杯", tier=2), Item("空气净化器", tier=1)]))
+    for i in range(2):
+        await gifts.join(gift["_id"], await gifts.accounts.ensure_member(f"o_msg{i}"), subscribed=["tpl_won"])
+    await make_due(db, gift["_id"])
+    await drawer().open([gift["_id"]])
+    assert await Notifications(db, {"gift_won": "tpl_won"}).expand_opened_gifts() == 1
+    won = await db.notifications.find({"order_id": gift["_id"], "kind": "gift_won"}).to_list()
+    assert sorted(entry["values"]["item"] for entry in won) == ["一等奖：空气净化器", "二等奖：保温杯"]
