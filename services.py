@@ -95,8 +95,9 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     accounts = Accounts(db, wechat.code2session, timedelta(days=config.login_key_days))
     draws = Draws(db, lease=timedelta(seconds=config.draw_lease_seconds))
     decrypt = partial(decrypt_user_data, appid=wechat.appid)  # WeChat's encrypted user and group data
-    # Without a mini-program (development) there is nothing to check text against.
-    security = WeChatSecurity(wechat, AccessTokens(db, wechat)) if wechat.appid else None
+    # Without a mini-program, or in development (members signed in by name have no WeChat
+    # openid), there is nothing to check text or risk against.
+    security = WeChatSecurity(wechat, AccessTokens(db, wechat)) if wechat.appid and not config.development else None
     moderation = Moderation(db, security, review_shown=config.content_review_shown,
                             unreachable=config.content_unreachable)
     risk = RiskGate(db, security, config.risk_rank_refuse_at) if config.risk_rank_check and security else None
