@@ -23,8 +23,14 @@ def wechat_down(fake, times: int = 1) -> None:
 
 
 @pytest.fixture
-def app(build_app, payments):
-    return build_app(payments=payments)
+def settings() -> dict:
+    """The defaults; a test parametrizes the choices it is about."""
+    return {}
+
+
+@pytest.fixture
+def app(build_app, payments, settings):
+    return build_app(payments=payments, **settings)
 
 
 async def public_wish(api, order_id: str) -> str:
@@ -70,16 +76,11 @@ async def test_a_wish_for_review_is_hidden_from_others_and_its_buyer_still_sees_
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_with_review_shown_a_wish_for_review_is_shown(build_app, payments, http_server, base_url, pay_fake):
-    from tests.api import Api  # an app of its own, built with the other choice
-    http_server.request_callback = build_app(payments=payments, content_review_shown=True)
-    api = Api(base_url)
-    try:
-        coffee = await product(api, "咖啡券", 2800, 5)
-        order_id = await bought_gift(api, pay_fake, await api.login("buyer"), (coffee, 1), wish="待审的祝福")
-        assert await public_wish(api, order_id) == "待审的祝福"
-    finally:
-        api.close()
+@pytest.mark.parametrize("settings", [{"content_review_shown": True}])
+async def test_with_review_shown_a_wish_for_review_is_shown(api, pay_fake):
+    coffee = await product(api, "咖啡券", 2800, 5)
+    order_id = await bought_gift(api, pay_fake, await api.login("buyer"), (coffee, 1), wish="待审的祝福")
+    assert await public_wish(api, order_id) == "待审的祝福"
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -114,20 +115,14 @@ async def test_a_recheck_that_finds_the_text_risky_keeps_it_hidden(app, api, db,
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_when_the_choice_is_to_refuse_an_order_written_while_wechat_is_down_is_refused(
-        build_app, payments, http_server, base_url, db, wechat_fake):
-    from tests.api import Api
-    http_server.request_callback = build_app(payments=payments, content_unreachable="refuse")
-    api = Api(base_url)
-    try:
-        coffee = await product(api, "咖啡券", 2800, 5)
-        key = await api.login("buyer")
-        wechat_down(wechat_fake)
-        status, answer = await order(api, key, (coffee, 1), wish="生日快乐")
-        assert (status, answer["error"]["code"]) == (502, "upstream_error")
-        assert await db.gifts.count_documents({}) == 0
-    finally:
-        api.close()
+@pytest.mark.parametrize("settings", [{"content_unreachable": "refuse"}])
+async def test_when_the_choice_is_to_refuse_an_order_written_while_wechat_is_down_is_refused(api, db, wechat_fake):
+    coffee = await product(api, "咖啡券", 2800, 5)
+    key = await api.login("buyer")
+    wechat_down(wechat_fake)
+    status, answer = await order(api, key, (coffee, 1), wish="生日快乐")
+    assert (status, answer["error"]["code"]) == (502, "upstream_error")
+    assert await db.gifts.count_documents({}) == 0
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -168,25 +163,19 @@ async def test_the_stand_in_answers_as_wechat_does_for_a_wrong_openid_and_a_bad_
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_with_the_risk_rank_on_risky_members_are_refused_once_asked_and_counted(
-        build_app, http_server, base_url, db, wechat_fake):
-    from tests.api import Api
-    http_server.request_callback = build_app(risk_rank_check=True, risk_rank_refuse_at=3)
-    api = Api(base_url)
-    try:
-        order_ids = [await api.create_gift(method="timed", open_at=OPEN_AT) for _ in range(2)]
-        bot, person = await api.login("bot"), await api.login("person")
-        wechat_fake.risk_ranks.update({"o_bot": 4, "o_person": 2})
-        refusals = risk_refusals()
-        for order_id in order_ids:
-            status, answer = await api.join(bot, order_id)
-            assert (status, answer["error"]["code"]) == (403, "risk_refused")
-            status, answer = await api.join(person, order_id)
-            assert status == 200, answer
-        assert risk_refusals() == refusals + 2
-        # Asked once per member: the answer is kept for a day.
-        asked = [c["body"] for c in wechat_fake.calls["/wxa/getuserriskrank"]]
-        assert len(asked) == 2 and all(b'"scene": 1' in body for body in asked)
-        assert await db.joins.count_documents({"member_id": {"$exists": True}}) == 2
-    finally:
-        api.close()
+@pytest.mark.parametrize("settings", [{"risk_rank_check": True, "risk_rank_refuse_at": 3}])
+async def test_with_the_risk_rank_on_risky_members_are_refused_once_asked_and_counted(api, db, wechat_fake):
+    order_ids = [await api.create_gift(method="timed", open_at=OPEN_AT) for _ in range(2)]
+    bot, person = await api.login("bot"), await api.login("person")
+    wechat_fake.risk_ranks.update({"o_bot": 4, "o_person": 2})
+    refusals = risk_refusals()
+    for order_id in order_ids:
+        status, answer = await api.join(bot, order_id)
+        assert (status, answer["error"]["code"]) == (403, "risk_refused")
+        status, answer = await api.join(person, order_id)
+        assert status == 200, answer
+    assert risk_refusals() == refusals + 2
+    # Asked once per member: the answer is kept for a day.
+    asked = [c["body"] for c in wechat_fake.calls["/wxa/getuserriskrank"]]
+    assert len(asked) == 2 and all(b'"scene": 1' in body for body in asked)
+    assert await db.joins.count_documents({"member_id": {"$exists": True}}) == 2
