@@ -16,6 +16,7 @@ from lottery import devmode
 from lottery.errors import ConfigError
 from lottery.images import WECHAT_IMAGE_HOSTS, ImageSources
 from lottery.operators import Limits as OperatorLimits
+from lottery.moderation import UNREACHABLE_CHOICES
 from lottery.validate import is_loopback
 from notify.templates import NotifyConfig, load_config
 from wechatpay.client import WeChatPayConfig
@@ -66,6 +67,15 @@ class Config:
     login_key_days: int = setting(30, "login key lifetime in days")
     image_hosts: str = setting(",".join(WECHAT_IMAGE_HOSTS), "comma-separated hosts whose https images items and "
                                                              "avatars may use (besides /static/)")
+    # Content security and bot resistance (lottery/moderation.py, lottery/risk.py)
+    content_review_shown: bool = setting(False, "show others a wish or nickname WeChat's content check answers "
+                                                "`review` for (off: hidden, others see a neutral default)")
+    content_unreachable: str = setting("accept", "when WeChat's content check cannot be reached: accept (the text "
+                                                 "hidden until a re-check passes) or refuse (upstream_error)")
+    risk_rank_check: bool = setting(False, "ask WeChat's user risk rank (getuserriskrank, marketing scene) before "
+                                           "a member's join, cached a day")
+    risk_rank_refuse_at: int = setting(3, "refuse joins by members whose risk rank (0-4) is at least this "
+                                          "(with --risk_rank_check)")
     # Operations and development
     admin_token: str = setting("", "enables /api/admin/* with this bearer token (never printed)")
     console_idle_minutes: float = setting(30.0, "the operator's console: a session unused this long ends")
@@ -195,6 +205,10 @@ class Config:
             raise ConfigError("--log_format must be text or json")
         if self.console_idle_minutes <= 0 or self.console_session_hours <= 0:
             raise ConfigError("--console_idle_minutes and --console_session_hours must be positive")
+        if self.content_unreachable not in UNREACHABLE_CHOICES:
+            raise ConfigError("--content_unreachable must be accept or refuse")
+        if not 0 <= self.risk_rank_refuse_at <= 4:
+            raise ConfigError("--risk_rank_refuse_at must be a risk rank from 0 to 4")
         if self.max_unpaid_orders < 1 or self.max_unpaid_units < 1:
             raise ConfigError("--max_unpaid_orders and --max_unpaid_units must be at least 1")
         try:

@@ -23,15 +23,19 @@ from lottery.gifts import Gifts
 from lottery.health import Health
 from lottery.live.hub import LiveHub
 from lottery.media import MediaFolder
+from lottery.moderation import Moderation, Settle, recheck_worker, settle_wish
 from lottery.notifications import Notifications
 from lottery.operators import Operators
 from lottery.orders import Orders
 from lottery.profiles import Profiles
 from lottery.reconciliation import Reconciliation
 from lottery.refunds import Refunds, refund_worker
+from lottery.risk import RiskGate
 from lottery.roster import Roster
 from lottery.scheduler import Scheduler
 from lottery.storage.backup import Backups
+from notify.security import WeChatSecurity
+from notify.tokens import AccessTokens
 from notify.worker import Limits, NotificationWorker
 from wechat.client import WeChatClient
 from wechat.userdata import decrypt_user_data
@@ -47,6 +51,7 @@ class Services:
     draws: Draws
     gifts: Gifts
     profiles: Profiles
+    moderation: Moderation
     roster: Roster
     notifications: Notifications
     catalogue: Catalogue
@@ -66,6 +71,7 @@ class Services:
     notifier: NotificationWorker | None = None
     refunder: Loop | None = None
     backlogs: Backlogs | None = None
+    rechecker: Loop | None = None  # re-checks text accepted while WeChat's content check was away
     # --dev/--demo without WeChat Pay settings: the local stand-in (fakes/wechatpay.py).
     wechatpay_fake: object | None = None
 
@@ -75,8 +81,13 @@ class Services:
 
     def background(self) -> list:
         """What start() starts and shutdown stops, in order."""
-        return [part for part in (self.hub, self.scheduler, self.notifier, self.refunder, self.backlogs)
-                if part is not None]
+        return [part for part in (self.hub, self.scheduler, self.notifier, self.refunder, self.backlogs,
+                                  self.rechecker) if part is not None]
+
+
+def text_settlers(db: AsyncDatabase, moderation: Moderation, profiles: Profiles) -> dict[str, Settle]:
+    """What a content re-check's verdict does, by kind of text (lottery/moderation.py)."""
+    return {"wish": partial(settle_wish, db, moderation), "nickname": profiles.settle_nickname}
 
 
 def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat: WeChatClient | None = None,
@@ -92,12 +103,21 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     templates = config.templates
     accounts = Accounts(db, wechat.code2session, timedelta(days=config.login_key_days))
     draws = Draws(db, lease=timedelta(seconds=config.draw_lease_seconds))
-    gifts = Gifts(db, accounts, on_ready=draws.open_soon, images=images)
+    decrypt = partial(decrypt_user_data, appid=wechat.appid)  # WeChat's encrypted user and group data
+    # Without a mini-program, or in development (members signed in by name have no WeChat
+    # openid), there is nothing to check text or risk against.
+    security = WeChatSecurity(wechat, AccessTokens(db, wechat)) if wechat.appid and not config.development else None
+    moderation = Moderation(db, security, review_shown=config.content_review_shown,
+                            unreachable=config.content_unreachable)
+    risk = RiskGate(db, security, config.risk_rank_refuse_at) if config.risk_rank_check and security else None
+    gifts = Gifts(db, accounts, on_ready=draws.open_soon, images=images, decrypt=decrypt, risk=risk)
+    profiles = Profiles(db, decrypt, images, moderation)
     payment_settings = payments.config if payments is not None else None
     orders = Orders(db, payments, mchid=payment_settings.mchid if payment_settings else "",
                     appid=payment_settings.appid if payment_settings else "",
                     expire_after=timedelta(minutes=config.order_expire_minutes),
-                    max_unpaid_orders=config.max_unpaid_orders, max_unpaid_units=config.max_unpaid_units)
+                    max_unpaid_orders=config.max_unpaid_orders, max_unpaid_units=config.max_unpaid_units,
+                    moderation=moderation)
     claims = Claims(db, config.claim_days, timedelta(hours=config.claim_reminder_hours))
     refunds = Refunds(db, payments, lease=timedelta(seconds=config.refund_lease_seconds))
     reconciliation = Reconciliation(db, payments, orders, after_hour=config.reconcile_after_hour)
@@ -108,7 +128,7 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     if hub is None and config.web_role:
         hub = LiveHub(db, force_polling=config.realtime_polling, poll_interval=config.realtime_poll_seconds,
                       read_timeout=config.request_timeout)
-    scheduler = notifier = refunder = backlogs = None
+    scheduler = notifier = refunder = backlogs = rechecker = None
     if config.scheduler_role:
         scheduler = Scheduler(db, draws, sync_uri, sweep_interval=config.sweep_seconds,
                               lease_seconds=config.leader_lease_seconds,
@@ -119,6 +139,7 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
         notifier = NotificationWorker(db, sender, templates, limits, records=notifications)
         refunder = refund_worker(refunds) if payments is not None else None
         backlogs = Backlogs(db)
+        rechecker = recheck_worker(moderation, text_settlers(db, moderation, profiles))
     catalogue = Catalogue(db, images)
     backups = Backups(db.client, config.backup_dir)
     operators = Operators(db, config.console_limits)
@@ -127,9 +148,10 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
                                  operators, MediaFolder(config.media_dir))
     return Services(
         db=db, wechat=wechat, payments=payments, accounts=accounts, draws=draws, gifts=gifts,
-        profiles=Profiles(db, partial(decrypt_user_data, appid=wechat.appid), images),
+        profiles=profiles, moderation=moderation,
         roster=Roster(db, gifts), notifications=notifications, catalogue=catalogue, orders=orders,
         claims=claims, refunds=refunds, reconciliation=reconciliation, backups=backups,
         operators=operators, audit=audit, admin_actions=admin_actions, dashboard=Dashboard(db, audit),
         health=Health(db, feed=hub.feed if hub is not None else None, scheduler=scheduler), hub=hub,
-        scheduler=scheduler, notifier=notifier, refunder=refunder, backlogs=backlogs, wechatpay_fake=wechatpay_fake)
+        scheduler=scheduler, notifier=notifier, refunder=refunder, backlogs=backlogs, rechecker=rechecker,
+        wechatpay_fake=wechatpay_fake)

@@ -15,6 +15,12 @@ it over a socket. Behaviour is steered per code or by queueing failures:
   WeChat's per-type limits (47003 naming the field), answers 43101 for `refuse(openid)` (and,
   with `one_time`, for a message already delivered, as a used-up subscription does), and
   records what it delivered (`delivered`, `delivered_to(openid)`). `send_delay` slows answers.
+- `/wxa/msg_sec_check` (version 2): checks the token and the openid (one this fake issued,
+  `o_...`, else 40003); text holding one of `risky_words` answers `risky` (label 20006), one of
+  `review_words` `review` (label 21000), anything else `pass` (label 100), with `detail` and
+  `trace_id` as WeChat gives them. `checked` lists the texts seen.
+- `/wxa/getuserriskrank`: the token, the appid and the openid checked; `risk_rank` from
+  `risk_ranks` (openid -> 0..4, default 0).
 - `outage = True`: every endpoint answers `outage_answer` (an HTTP status, default 503) after
   `outage_delay` seconds, until switched back.
 """
@@ -23,11 +29,14 @@ import base64
 import hashlib
 import json
 import itertools
+import os
 import re
 import threading
 import time
 from collections import defaultdict, deque
 
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
@@ -70,6 +79,26 @@ def session_key_for(code: str) -> str:
     return base64.b64encode(hashlib.sha256(b"sk:" + code.encode()).digest()[:16]).decode()
 
 
+def encrypt_user_data(session_key: str, iv: str, data: dict) -> str:
+    """What WeChat hands the mini-program as `encryptedData`: the JSON, PKCS#7-padded, AES-128-CBC
+    with the member's session key, base64."""
+    padder = padding.PKCS7(128).padder()
+    plain = padder.update(json.dumps(data, ensure_ascii=False).encode()) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(base64.b64decode(session_key)), modes.CBC(base64.b64decode(iv))).encryptor()
+    return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode()
+
+
+def group_enter_info(code: str, opengid: str | None, age_seconds: float = 0, appid: str = APPID) -> dict:
+    """What `wx.getGroupEnterInfo` gives the member who logged in with `code`, opening a shared
+    card: `{iv, encryptedData}`, holding the group's `opengid` (None: opened from a one-to-one
+    chat, `open_single_roomid` instead) and a watermark `age_seconds` old."""
+    iv = base64.b64encode(os.urandom(16)).decode()
+    where = {"opengid": opengid} if opengid else {"open_single_roomid": "single_" + hashlib.sha256(
+        code.encode()).hexdigest()[:16]}
+    data = {**where, "watermark": {"appid": appid, "timestamp": int(time.time() - age_seconds)}}
+    return {"iv": iv, "encryptedData": encrypt_user_data(session_key_for(code), iv, data)}
+
+
 class FakeWeChat:
     """The fake server and what it has seen."""
 
@@ -91,6 +120,11 @@ class FakeWeChat:
         # message sent twice.
         self.one_time = False
         self.send_delay = 0.0
+        # Content security and user risk.
+        self.risky_words = {"赌博", "违禁词"}
+        self.review_words = {"待审"}
+        self.checked: list[dict] = []
+        self.risk_ranks: dict[str, int] = {}
         self.outage = False
         self.outage_answer: int = 503
         self.outage_delay = 0.0
@@ -288,5 +322,69 @@ class FakeWeChat:
             def answer(self, errcode: int, errmsg: str, **extra) -> None:
                 self.finish(json.dumps({"errcode": errcode, "errmsg": errmsg, **extra}))
 
+        class Authorised(Endpoint):
+            """A call with the access token in its query and a JSON body."""
+
+            def body_if_authorised(self) -> dict | None:
+                token = self.get_argument("access_token", "")
+                if token != fake.token or token in fake.retired_tokens:
+                    self.answer(40001, "invalid credential, access_token is invalid or not latest")
+                elif time.monotonic() >= fake.token_expires:
+                    self.answer(42001, "access_token expired")
+                else:
+                    try:
+                        body = json.loads(self.request.body)
+                    except ValueError:
+                        body = None
+                    if not isinstance(body, dict):
+                        self.answer(47001, "data format error")
+                    elif not re.fullmatch(r"o_[\w.-]+", str(body.get("openid", ""))):
+                        self.answer(40003, "invalid openid")
+                    else:
+                        return body
+                return None
+
+            def answer(self, errcode: int, errmsg: str, **extra) -> None:
+                self.finish(json.dumps({"errcode": errcode, "errmsg": errmsg, **extra}, ensure_ascii=False))
+
+        class MsgSecCheck(Authorised):
+            path = "/wxa/msg_sec_check"
+
+            async def post(self) -> None:
+                body = self.body_if_authorised()
+                if body is None:
+                    return
+                content, scene = body.get("content"), body.get("scene")
+                if body.get("version") != 2 or scene not in (1, 2, 3, 4) or not isinstance(content, str):
+                    self.answer(47001, "data format error")
+                    return
+                fake.checked.append(body)
+                if any(word in content for word in fake.risky_words):
+                    suggest, label = "risky", 20006
+                elif any(word in content for word in fake.review_words):
+                    suggest, label = "review", 21000
+                else:
+                    suggest, label = "pass", 100
+                detail = [{"strategy": "content_model", "errcode": 0, "suggest": suggest, "label": label, "prob": 90},
+                          {"strategy": "keyword", "errcode": 0}]
+                self.answer(0, "ok", detail=detail, trace_id=f"trace-{len(fake.checked)}",
+                            result={"suggest": suggest, "label": label})
+
+        class UserRiskRank(Authorised):
+            path = "/wxa/getuserriskrank"
+
+            async def post(self) -> None:
+                body = self.body_if_authorised()
+                if body is None:
+                    return
+                if body.get("appid") != APPID:
+                    self.answer(43104, "appid does not match openid")
+                elif body.get("scene") not in (0, 1) or not body.get("client_ip"):
+                    self.answer(47001, "data format error")
+                else:
+                    self.answer(0, "getuserriskrank succ", risk_rank=fake.risk_ranks.get(body["openid"], 0),
+                                unoin_id=len(fake.calls[self.path]))
+
         return [(Code2Session.path, Code2Session), (StableToken.path, StableToken),
-                (SubscribeSend.path, SubscribeSend)]
+                (SubscribeSend.path, SubscribeSend), (MsgSecCheck.path, MsgSecCheck),
+                (UserRiskRank.path, UserRiskRank)]

@@ -30,8 +30,8 @@ def gift_spec(body: dict) -> GiftSpec:
     """A new gift from an admin request body (types here; the rules are the domain's)."""
     return GiftSpec(
         sender_openid=params.text(body, "sender_openid", 128),
-        items=[Item(params.text(entry, "name", 50), params.text(entry, "image", 500, required=False))
-               for entry in params.objects(body, "items", MAX_ITEMS)],
+        items=[Item(params.text(entry, "name", 50), params.text(entry, "image", 500, required=False),
+                    **params.tier(entry)) for entry in params.objects(body, "items", MAX_ITEMS)],
         **params.opening(body))
 
 
@@ -70,13 +70,6 @@ def settable_text(body: dict, name: str, max_len: int) -> str | None:
     return params.text(body, name, max_len) if value != "" else ""
 
 
-def flag(body: dict, name: str) -> bool | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, bool):
-        raise InvalidInput(f"参数 {name} 必须是 true 或 false")
-    return value
-
-
 class AdminCategoriesHandler(AdminHandler):
     async def post(self) -> None:
         """`{name, sort?}` -> 201 `{category_id}`."""
@@ -91,7 +84,7 @@ class AdminProductsHandler(AdminHandler):
         """`{name, price (fen), stock, category_id?, images?, description?, on_sale?}` -> 201 `{product_id}`."""
         body = self.json_body()
         category_id = params.text(body, "category_id", 64, required=False) or None
-        on_sale = flag(body, "on_sale")
+        on_sale = params.flag(body, "on_sale")
         product = await self.admin_actions.add_product(self.actor, ProductSpec(
             name=params.text(body, "name", 50), price=params.integer(body, "price", 1, 10**8),
             stock=params.integer(body, "stock", 0, 10**6), category_id=category_id,
@@ -110,7 +103,7 @@ class AdminProductHandler(AdminHandler):
             price=params.integer(body, "price", 1, 10**8, required=False),
             stock=params.integer(body, "stock", 0, 10**6, required=False),
             images=images(body), description=settable_text(body, "description", 2000),
-            on_sale=flag(body, "on_sale"),
+            on_sale=params.flag(body, "on_sale"),
             category_id=params.text(body, "category_id", 64, required=False) or None))
         self.reply(product_view(product))
 

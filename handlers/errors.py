@@ -1,5 +1,5 @@
 """Which HTTP status each domain error means (the domain knows nothing of HTTP)."""
-from lottery.errors import (AlreadyJoined, BackupUnsupported, BillNotReady, CategoryNotFound, ClaimExpired,
+from lottery.errors import (AlreadyJoined, GroupAlreadyBound, GroupNotBound, TooManyGuesses, BackupUnsupported, BillNotReady, CategoryNotFound, ClaimExpired,
                             ClaimLocked, ClaimNotFound, DatabaseUnavailable, Forbidden, GiftClosed, GiftFull,
                             GiftNotFound, IdempotencyKeyReused, InvalidInput, LoginExpired, LotteryError,
                             NotOpenable, NotOpenedYet, NotWinner, OperatorExists, OperatorNotFound, OrderClosed,
@@ -54,6 +54,9 @@ STATUS: dict[type[LotteryError], int] = {
     TooManySignIns: 429,
     OperatorExists: 409,
     OperatorNotFound: 404,
+    TooManyGuesses: 429,
+    GroupNotBound: 409,
+    GroupAlreadyBound: 409,
 }
 
 

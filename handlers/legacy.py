@@ -5,6 +5,7 @@ Every answer is HTTP 200 with `{"code", "message", "data"}`; the client reads `c
 from handlers import params
 from handlers.base import LegacyHandler
 from lottery import clock
+from lottery.entry import public_conditions
 from lottery.gifts import METHOD_NAMES
 
 
@@ -52,7 +53,10 @@ class CheckHasJoinHandler(LegacyHandler):
         if gift["status"] == "finished":
             self.reply(None, "suc", "已经开奖")
         elif me["state"] == "can_join":
-            self.reply(legacy_gift_data(gift), "success", "可以参与")
+            data = legacy_gift_data(gift)
+            if gift.get("entry"):  # what to ask for before the tap (the seed's gifts have none)
+                data["entry"] = public_conditions(gift)
+            self.reply(data, "success", "可以参与")
         else:
             code, message = CHECK_ANSWERS[me["state"]]
             self.reply(None, code, message)
@@ -69,8 +73,10 @@ class JoinGiftHandler(LegacyHandler):
         # form_id fed the retired template messages; kept on the join, no longer required.
         form_id = params.text(body, "form_id", 128, required=False)
         subscribed = params.text_list(body, "subscribed", 10, 128)
+        proof = params.entry_proof(body)  # pass_phrase, iv, encryptedData: for entry conditions
         member_id, gift, _ = self.my_gift()
-        result = await self.gifts.join(order_id, member_id, form_id, subscribed, gift)
+        result = await self.gifts.join(order_id, member_id, form_id, subscribed, gift, proof,
+                                       self.request.remote_ip or "")
         data = legacy_gift_data(result.gift)
         if result.item is not None:
             data["item"] = result.item

@@ -8,8 +8,8 @@ from lottery.orders import MAX_LINES, OrderLine, OrderSpec, order_view
 def order_spec(body: dict, request_key: str | None) -> OrderSpec:
     """An order from a request body: lines and how the gift opens. Prices and totals a client
     sends are never read: the server prices the order."""
-    lines = [OrderLine(params.identifier(entry, "product_id"), params.integer(entry, "quantity", 1, 10**6))
-             for entry in params.objects(body, "items", MAX_LINES)]
+    lines = [OrderLine(params.identifier(entry, "product_id"), params.integer(entry, "quantity", 1, 10**6),
+                       **params.tier(entry)) for entry in params.objects(body, "items", MAX_LINES)]
     return OrderSpec(lines=lines, request_key=request_key, **params.opening(body))
 
 

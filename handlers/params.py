@@ -6,8 +6,9 @@ import re
 from typing import Any
 
 from lottery import clock
+from lottery.entry import EntryProof
 from lottery.errors import InvalidInput, MissingParams
-from lottery.gifts import DEFAULT_WISH
+from lottery.gifts import DEFAULT_WISH, MAX_TIER, MAX_TIER_NAME
 from lottery.validate import check_identifier
 
 # How deep JSON may nest (arrays and objects within each other). Our bodies and frames nest two
@@ -122,6 +123,14 @@ def optional_time(body: dict, name: str) -> Any:
         raise InvalidInput(f"{name} 必须是 ISO 8601 时间") from exc
 
 
+def flag(body: dict, name: str) -> bool | None:
+    """An optional true/false."""
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidInput(f"参数 {name} 必须是 true 或 false")
+    return value
+
+
 def opening(body: dict) -> dict:
     """How a gift opens and what it says, as a new gift or an order gives them: method,
     open_number, open_at, wish, deadline_hours, sender_subscribed (types here; the rules are
@@ -131,4 +140,21 @@ def opening(body: dict) -> dict:
             "open_at": optional_time(body, "open_at"),
             "wish": text(body, "wish", 100, required=False, default=DEFAULT_WISH),
             "deadline_hours": integer(body, "deadline_hours", 0, 2**31, required=False),
-            "sender_subscribed": text_list(body, "sender_subscribed", 10, 128)}
+            "sender_subscribed": text_list(body, "sender_subscribed", 10, 128),
+            "pass_phrase": text(body, "pass_phrase", 64, required=False) or None,
+            "group_only": bool(flag(body, "group_only"))}
+
+
+def entry_proof(body: dict) -> EntryProof:
+    """What a join brings for its gift's entry conditions: `pass_phrase`, and
+    wx.getGroupEnterInfo's `iv` and `encryptedData`."""
+    return EntryProof(pass_phrase=text(body, "pass_phrase", 64, required=False),
+                      group_iv=text(body, "iv", 64, required=False),
+                      group_data=text(body, "encryptedData", 8192, required=False))
+
+
+def tier(entry: dict) -> dict:
+    """An item's or order line's optional prize tier: `tier` (rank) and `tier_name` (types here;
+    the rules are the domain's)."""
+    return {"tier": integer(entry, "tier", 1, MAX_TIER, required=False) or 0,
+            "tier_name": text(entry, "tier_name", MAX_TIER_NAME, required=False)}

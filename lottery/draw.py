@@ -28,7 +28,7 @@ from lottery import clock, fairness, logs, metrics
 from lottery.backoff import database_away
 from lottery.background import Background, Batches
 from lottery.errors import Forbidden, GiftNotFound, GiftOpened, NotOpenable, NotOpenedYet
-from lottery.gifts import is_live
+from lottery.gifts import is_live, item_tiers
 from lottery.storage import gifts, joins, leases, outbox, proofs
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,7 @@ class Draws:
             "seed_commitment": proof["seed_commitment"], "seed": proof["seed"],
             "participants": proof["participants"], "participants_hash": proof["participants_hash"],
             "items": proof["items"], "items_hash": proof["items_hash"], "winners": proof["winners"],
+            **({"tiers": proof["tiers"]} if "tiers" in proof else {}),
             "opened_at": clock.iso(gift.get("opened_at")),
         }
 
@@ -252,12 +253,14 @@ class Draws:
         by_pseudonym = {fairness.pseudonym(order_id, m): m for m in member_ids}
         participants = sorted(by_pseudonym)
         item_names = [item["name"] for item in gift["items"]]
-        positions = fairness.draw(gift["seed"], order_id, participants, item_names)
+        tiers = item_tiers(gift["items"])
+        positions = fairness.draw(gift["seed"], order_id, participants, item_names, tiers)
+        tiered = {} if tiers is None else {"tiers": tiers}  # a gift without tiers: the proof as before
         return {
             "_id": order_id, "algorithm": fairness.ALGORITHM, "version": fairness.VERSION,
             "seed_commitment": gift["seed_commitment"], "seed": gift["seed"],
             "participants": participants, "participants_hash": fairness.participants_hash(participants),
-            "items": item_names, "items_hash": fairness.items_hash(item_names),
+            "items": item_names, "items_hash": fairness.items_hash(item_names, tiers), **tiered,
             "winners": [{"participant": participants[p], "item_index": i} for i, p in enumerate(positions)],
             "winner_member_ids": [by_pseudonym[participants[p]] for p in positions],
             "created_at": clock.utcnow(),

@@ -68,6 +68,70 @@ class NoItemsLeft(GiftClosed):
     message = "没有礼品可以领取"
 
 
+class PassPhraseRequired(InvalidInput):
+    code = "pass_phrase_required"
+    message = "请输入口令"
+
+
+class WrongPassPhrase(Forbidden):
+    code = "wrong_pass_phrase"
+    message = "口令不正确"
+
+
+class TooManyGuesses(LotteryError):
+    """Too many wrong pass phrases of late: the member is refused for a while (no guessing)."""
+
+    code = "too_many_guesses"
+    message = "口令错误次数过多，请稍后再试"
+
+
+class GroupDataRequired(InvalidInput):
+    code = "group_data_required"
+    message = "这个礼物仅限指定群的成员参与，请从群聊中打开"
+
+
+class NotInGroup(Forbidden):
+    code = "not_in_group"
+    message = "这个礼物仅限指定群的成员参与"
+
+
+class GroupNotBound(LotteryError):
+    code = "group_not_bound"
+    message = "发起人还没有把礼物分享到群里"
+
+
+class GroupAlreadyBound(LotteryError):
+    code = "group_already_bound"
+    message = "这个礼物已经绑定了另一个群"
+
+
+class GroupDataStale(InvalidInput):
+    code = "group_data_stale"
+    message = "群信息已过期，请从群聊中重新打开"
+
+
+class NoSessionKey(LoginExpired):
+    """Data encrypted with the member's session key, for a member without one (not signed in
+    with wx.login)."""
+
+    code = "no_session_key"
+    message = "请先用微信登录"
+
+
+class ContentRisky(InvalidInput):
+    """WeChat's content check found the text risky: it is refused, nothing is stored."""
+
+    code = "content_risky"
+    message = "内容含有违规信息，请修改后再试"
+
+
+class RiskyMember(Forbidden):
+    """WeChat's user risk rank is at or above the configured limit."""
+
+    code = "risk_refused"
+    message = "当前账号存在风险，暂时无法参与"
+
+
 class NotOpenable(LotteryError):
     code = "not_openable"
     message = "直接送礼不能提前开奖"

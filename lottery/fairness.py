@@ -5,7 +5,9 @@ gift's order id, its participants (pseudonyms, sorted) and its item names (in or
 
 - pseudonym(member) = first 20 hex of SHA-256("gift-lottery/participant/v1|<order_id>|<member_id>")
 - participants_hash = SHA-256 of the sorted pseudonyms joined by "\\n" (hex)
-- items_hash = SHA-256 of the item names as compact JSON (hex)
+- items_hash = SHA-256 of the item names as compact JSON (hex); a gift whose items carry prize
+  tiers hashes `[names, tiers]` instead, tiers being `[rank, name]` per item (the proof then has
+  `tiers`); a gift without tiers hashes exactly as before
 - random stream: block i = HMAC-SHA256(key=seed, msg="gift-lottery/draw/v1|<order_id>|
   <participants_hash>|<items_hash>|<i>"), read as four 64-bit big-endian integers each
 - uniform(n): rejection sampling on that stream (x < 2**64 - 2**64 % n, then x % n)
@@ -37,8 +39,10 @@ def participants_hash(sorted_pseudonyms: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted_pseudonyms).encode()).hexdigest()
 
 
-def items_hash(item_names: list[str]) -> str:
-    return hashlib.sha256(json.dumps(item_names, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+def items_hash(item_names: list[str], tiers: list[list] | None = None) -> str:
+    """The item names, and (tiered gifts only) each item's tier `[rank, name]`, as compact JSON."""
+    covered: list = item_names if tiers is None else [item_names, tiers]
+    return hashlib.sha256(json.dumps(covered, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
 
 
 class _Stream:
@@ -65,11 +69,13 @@ class _Stream:
                 return x % n
 
 
-def draw(seed_hex: str, order_id: str, sorted_pseudonyms: list[str], item_names: list[str]) -> list[int]:
-    """Positions (in `sorted_pseudonyms`) of the winners; winner i gets item i."""
+def draw(seed_hex: str, order_id: str, sorted_pseudonyms: list[str], item_names: list[str],
+         tiers: list[list] | None = None) -> list[int]:
+    """Positions (in `sorted_pseudonyms`) of the winners; winner i gets item i (items come first
+    tier first)."""
     count = len(sorted_pseudonyms)
     winners = min(len(item_names), count)
-    context = f"{_DRAW_LABEL}|{order_id}|{participants_hash(sorted_pseudonyms)}|{items_hash(item_names)}"
+    context = f"{_DRAW_LABEL}|{order_id}|{participants_hash(sorted_pseudonyms)}|{items_hash(item_names, tiers)}"
     stream = _Stream(bytes.fromhex(seed_hex), context)
     # Only the first `winners` slots are shuffled, so a dict stands in for the 100k-long array.
     swapped: dict[int, int] = {}
@@ -94,10 +100,13 @@ def verify(proof: dict) -> list[str]:
         problems.append("the participant list is not in canonical (sorted, distinct) order")
     if participants_hash(participants) != proof["participants_hash"]:
         problems.append("the participant list does not match its hash")
-    if items_hash(proof["items"]) != proof["items_hash"]:
+    tiers = proof.get("tiers")
+    if tiers is not None and [t[0] for t in tiers] != sorted(t[0] for t in tiers):
+        problems.append("the items are not in tier order (first tier first)")
+    if items_hash(proof["items"], tiers) != proof["items_hash"]:
         problems.append("the item list does not match its hash")
     expected = [{"participant": participants[p], "item_index": i}
-                for i, p in enumerate(draw(seed, proof["order_id"], participants, proof["items"]))]
+                for i, p in enumerate(draw(seed, proof["order_id"], participants, proof["items"], tiers))]
     if expected != proof["winners"]:
         problems.append("the winners are not the ones the seed and participants give")
     return problems

@@ -12,9 +12,12 @@ from pymongo.errors import PyMongoError
 from lottery import clock, fairness, logs, metrics
 from lottery.accounts import Accounts, key_digest
 from lottery.backoff import database_away
+from lottery.entry import (EntryConditions, EntryProof, UserDataDecrypter, check_phrase, new_conditions,
+                           public_conditions)
 from lottery.errors import (AlreadyJoined, JoinOutcomeUnknown, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
                             InvalidInput, LotteryError, MissingParams, NoItemsLeft, OwnGift)
 from lottery.images import ImageSources
+from lottery.risk import RiskGate
 from lottery.storage import gifts as store
 from lottery.storage import joins, login_keys, members
 from lottery.validate import check_identifier
@@ -42,6 +45,9 @@ DEFAULT_DEADLINE = timedelta(hours=24)
 MAX_DEADLINE_HOURS = 24 * 30
 MAX_OPEN_AHEAD = timedelta(days=366)
 DEFAULT_WISH = "恭喜发财，大吉大利"
+MAX_TIER = 10
+MAX_TIER_NAME = 16
+TIER_NAMES = ("", "一等奖", "二等奖", "三等奖", "四等奖", "五等奖", "六等奖", "七等奖", "八等奖", "九等奖", "十等奖")
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,9 @@ class Item:
     # A bought gift's item: the product it is one unit of, and its price as charged (fen).
     product_id: str = ""
     price: int = 0
+    # A prize tier: its rank (1 is the first tier, drawn first) and name (一等奖 by default); 0: none.
+    tier: int = 0
+    tier_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,9 @@ class GiftSpec:
     deadline_hours: int | None = None  # direct, full: closes after this many hours
     # Subscribe-message templates the sender accepted when paying (their result summary).
     sender_subscribed: list[str] = field(default_factory=list)
+    # Entry conditions (lottery/entry.py): a pass phrase joiners must give; only one WeChat group.
+    pass_phrase: str | None = None
+    group_only: bool = False
 
 
 class _RecordLost(Exception):
@@ -90,9 +102,29 @@ def new_seed() -> tuple[str, str]:
 
 
 def item_view(item: dict) -> dict:
-    """An item as members see it: what it is, never what the sender paid for it (nor the
-    product it came from)."""
-    return {"name": item["name"], "image": item.get("image", "")}
+    """An item as members see it: what it is and its prize tier, never what the sender paid for
+    it (nor the product it came from)."""
+    view = {"name": item["name"], "image": item.get("image", "")}
+    if item.get("tier"):
+        view["tier"] = dict(item["tier"])
+    return view
+
+
+def item_tiers(items: list[dict]) -> list[list] | None:
+    """Each item's tier `[rank, name]`, as the fairness proof covers them; None for a gift
+    without tiers (its proof is exactly as before tiers existed)."""
+    if not any(item.get("tier") for item in items):
+        return None
+    return [[item["tier"]["rank"], item["tier"]["name"]] for item in items]
+
+
+def prize_name(item: dict) -> str:
+    """An item as a message names it: with its tier (一等奖：口红) when it has one."""
+    return f"{item['tier']['name']}：{item['name']}" if item.get("tier") else item["name"]
+
+
+def tier_name(item: Item) -> str:
+    return item.tier_name or TIER_NAMES[item.tier]
 
 
 def public_view(gift: dict) -> dict:
@@ -114,6 +146,7 @@ def public_view(gift: dict) -> dict:
         "created_at": clock.iso(gift["created_at"]),
         "opened_at": clock.iso(gift.get("opened_at")),
         "version": gift["version"],
+        "entry": public_conditions(gift),
     }
 
 
@@ -178,9 +211,12 @@ class Gifts:
     """Creating, reading and joining gifts."""
 
     def __init__(self, db: AsyncDatabase, accounts: Accounts,
-                 on_ready: Callable[[str], None] | None = None, images: ImageSources = ImageSources()) -> None:
+                 on_ready: Callable[[str], None] | None = None, images: ImageSources = ImageSources(),
+                 decrypt: UserDataDecrypter | None = None, risk: RiskGate | None = None) -> None:
         self.db = db
         self.accounts = accounts
+        self.entry = EntryConditions(db, decrypt)  # pass phrases and groups
+        self.risk = risk  # WeChat's user risk rank, when configured (off by default)
         self.images = images  # where item images may come from
         # Called with the order id when a join takes the last seat of an open-when-full gift
         # (the draw's open_soon). Must not block: the joiner's answer does not wait for it.
@@ -216,10 +252,12 @@ class Gifts:
         return gift, member_view(gift, join, member_id, clock.utcnow())
 
     async def join(self, order_id: str, member_id: str, form_id: str = "",
-                   subscribed: list[str] | None = None, gift: dict | None = None) -> JoinResult:
-        """Join a gift (`gift`: as just read, if the caller has it). With the read that comes
-        with the login key, three database round trips: that read, the atomic claim, the join
-        record. Refusals are explained with more reads."""
+                   subscribed: list[str] | None = None, gift: dict | None = None,
+                   proof: EntryProof = EntryProof(), client_ip: str = "") -> JoinResult:
+        """Join a gift (`gift`: as just read, if the caller has it; `proof`: what its entry
+        conditions ask for). With the read that comes with the login key, three database round
+        trips: that read, the atomic claim, the join record (a gift with entry conditions adds
+        its checks). Refusals are explained with more reads."""
         try:
             gift = live(gift if gift is not None else await store.get(self.db, check_identifier(order_id)))
         except LotteryError as exc:
@@ -227,7 +265,10 @@ class Gifts:
             raise
         try:
             try:
-                result = await self._join(gift, member_id, form_id, subscribed)
+                if self.risk is not None:
+                    await self.risk.admit(member_id, client_ip)
+                conditions = await self.entry.admit(gift, member_id, proof)
+                result = await self._join(gift, member_id, form_id, subscribed, conditions)
             except PyMongoError as exc:
                 # The claim or the join record was sent and no answer came: it may have been
                 # applied. Say so; a retry is safe (one join per member).
@@ -240,11 +281,12 @@ class Gifts:
         metrics.JOINS.labels(gift["method"], "joined").inc()
         return result
 
-    async def _join(self, gift: dict, member_id: str, form_id: str, subscribed: list[str] | None) -> JoinResult:
+    async def _join(self, gift: dict, member_id: str, form_id: str, subscribed: list[str] | None,
+                    conditions: dict) -> JoinResult:
         now, order_id = clock.utcnow(), gift["_id"]
         claimed_before = False
         for _ in range(MAX_CLAIMS):
-            if await store.claim(self.db, gift, member_id, now):
+            if await store.claim(self.db, gift, member_id, now, conditions):
                 break
             # Refused: read again. Only a direct gift whose next item a racing joiner took is
             # tried again, for the item after it.
@@ -327,13 +369,17 @@ def new_gift(spec: GiftSpec, sender_id: str, sender: dict, now: datetime) -> dic
     if spec.method == "timed":
         open_at = clock.to_millis(spec.open_at)
     seed, commitment = new_seed()
+    order_id = secrets.token_hex(12)
+    entry = new_conditions(order_id, spec.pass_phrase, spec.group_only)
     return {
-        "_id": secrets.token_hex(12),
+        "_id": order_id,
+        **({"entry": entry} if entry else {}),
         "sender_id": sender_id,
         "sender": {"name": sender.get("nickname") or "微信用户", "avatar": sender.get("avatar_url") or ""},
         "method": spec.method, "open_number": spec.open_number if spec.method == "full" else None,
         "open_at": open_at, "deadline_at": deadline_at, "wish": spec.wish,
-        "items": [item_doc(item) for item in spec.items],
+        # Tiered items first tier first: the draw gives item 0 first, so tiers go in order.
+        "items": [item_doc(item) for item in sorted(spec.items, key=lambda item: item.tier)],
         # When the draw is due without anyone asking (timed: open_at; full, direct: the deadline), one
         # indexed field for the scheduler; `scheduled` once it has its job (or has none to
         # have), so the scheduler's index holds only the gifts still waiting for one.
@@ -349,6 +395,8 @@ def new_gift(spec: GiftSpec, sender_id: str, sender: dict, now: datetime) -> dic
 
 def item_doc(item: Item) -> dict:
     doc = {"name": item.name, "image": item.image}
+    if item.tier:
+        doc["tier"] = {"rank": item.tier, "name": tier_name(item)}
     if item.product_id:
         doc.update(product_id=item.product_id, price=item.price)
     return doc
@@ -362,6 +410,9 @@ def check_gift(spec: GiftSpec, now: datetime, images: ImageSources | None = Imag
         raise InvalidInput("items 必须是非空列表")
     if len(spec.items) > MAX_ITEMS:
         raise InvalidInput(f"items 最多 {MAX_ITEMS} 个")
+    check_tiers(spec.items)
+    if spec.pass_phrase:
+        check_phrase(spec.pass_phrase)
     for item in spec.items:
         # `images` None: the items come from the catalogue, which checked its images.
         if images is not None and item.image and not images.allows(item.image):
@@ -382,3 +433,23 @@ def check_gift(spec: GiftSpec, now: datetime, images: ImageSources | None = Imag
         if spec.open_at > now + MAX_OPEN_AHEAD:
             raise InvalidInput("open_at 不能超过一年")
 
+
+
+def check_tiers(items: list[Item]) -> None:
+    """Either every item has a tier or none does; ranks 1 to 10; one name per rank."""
+    tiered = [item for item in items if item.tier]
+    if not tiered:
+        if any(item.tier_name for item in items):
+            raise InvalidInput("tier_name 需要与 tier 一起给出")
+        return
+    if len(tiered) != len(items):
+        raise InvalidInput("设置奖项等级时，每件礼品都要有 tier")
+    names: dict[int, str] = {}
+    for item in items:
+        if isinstance(item.tier, bool) or not isinstance(item.tier, int) or not 1 <= item.tier <= MAX_TIER:
+            raise InvalidInput(f"tier 必须是 1 到 {MAX_TIER} 之间的整数")
+        name = tier_name(item)
+        if not name.strip() or len(name) > MAX_TIER_NAME:
+            raise InvalidInput(f"tier_name 必须是 1 到 {MAX_TIER_NAME} 个字")
+        if names.setdefault(item.tier, name) != name:
+            raise InvalidInput("同一等级的奖项名称必须相同")

@@ -54,6 +54,11 @@ CLAIMS = Counter(PREFIX + "claims_total", "Claim transitions (claimed, shipped, 
 # Notifications (notify/)
 NOTIFICATIONS = Counter(PREFIX + "notifications_total",
                         "Subscribe message attempts by outcome and WeChat errcode class", ["outcome", "errcode_class"])
+CONTENT_CHECKS = Counter(PREFIX + "content_checks_total",
+                         "User text checked by WeChat's msg_sec_check, by kind (wish, pass_phrase, nickname) "
+                         "and verdict (pass, review, risky, unreachable)", ["kind", "verdict"])
+RISK_REFUSALS = Counter(PREFIX + "risk_refusals_total",
+                        "Joins refused because WeChat's user risk rank was at or above --risk_rank_refuse_at")
 ACCESS_TOKEN_REFRESHES = Counter(PREFIX + "access_token_refreshes_total",
                                  "WeChat access tokens fetched from WeChat by this process, by outcome", ["outcome"])
 

@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, logs
 from lottery.errors import InvalidInput
-from lottery.gifts import METHOD_NAMES, drawn_winners
+from lottery.gifts import METHOD_NAMES, drawn_winners, prize_name
 from lottery.storage import gifts, joins, leases, members, outbox
 from lottery.storage import notifications as store
 from lottery.validate import check_identifier
@@ -90,7 +90,7 @@ class Notifications:
             items = gift.get("items") or []
             index = join.get("item_index")
             values = {**gift_values(gift), "result": "已到账",
-                      "item": items[index]["name"] if isinstance(index, int) and index < len(items) else "礼物"}
+                      "item": prize_name(items[index]) if isinstance(index, int) and index < len(items) else "礼物"}
             with logs.bound(join.get("request_id")):  # the join's request
                 entries.append(new_entry(join["order_id"], join["member_id"], "gift_received",
                                          openids.get(join["member_id"], ""), template_id,
@@ -172,7 +172,7 @@ class Notifications:
                 index = winners.get(member_id)
                 kind = "gift_won" if index is not None else "gift_lost"
                 values = {**base, "result": "恭喜中奖" if index is not None else "未中奖",
-                          "item": items[index]["name"] if index is not None and index < len(items) else ""}
+                          "item": prize_name(items[index]) if index is not None and index < len(items) else ""}
                 template_id = ids.get(kind, "")
                 entries.append(new_entry(order_id, member_id, kind, openids.get(member_id, ""),
                                          template_id, template_id in (join.get("subscribed") or []),

@@ -9,7 +9,7 @@ fake in development and tests); the domain knows nothing of HTTP."""
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from lottery import clock, metrics
 from lottery.errors import (IdempotencyKeyReused, InvalidInput, LoginExpired, LotteryError, OrderInProgress, OrderNotFound, OutOfStock, PaymentFailure, PaymentMismatch, PaymentsNotConfigured, ProductNotFound, TooManyUnpaidOrders, UpstreamError)
 from lottery.gifts import DEFAULT_WISH, MAX_ITEMS, GiftSpec, Item, check_gift, new_gift
+from lottery.moderation import Moderation
 from lottery.storage import members, products
 from lottery.storage import orders as store
 from lottery.validate import check_identifier
@@ -48,6 +49,12 @@ class PaymentGateway(Protocol):
 class OrderLine:
     product_id: str
     quantity: int
+    tier: int = 0  # the prize tier of these units (lottery.gifts.Item); 0: none
+    tier_name: str = ""
+
+    def key(self) -> list:
+        """How the line is told apart and digested: a line without a tier as before tiers."""
+        return [self.product_id, self.quantity] + ([self.tier, self.tier_name] if self.tier or self.tier_name else [])
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,8 @@ class OrderSpec:
     wish: str = DEFAULT_WISH
     deadline_hours: int | None = None
     sender_subscribed: list[str] = field(default_factory=list)
+    pass_phrase: str | None = None  # entry conditions (lottery/entry.py)
+    group_only: bool = False
     # The client's idempotency key; without one, the same request while it is open is the same order.
     request_key: str | None = None
 
@@ -94,7 +103,7 @@ def order_view(gift: dict) -> dict:
         "deadline_at": clock.iso(gift.get("deadline_at")),
         "lines": [{k: line[k] for k in ("product_id", "name", "price", "quantity", "image")} for line in order["lines"]],
         "amount_total": order["amount_total"], "amount_refunded": order.get("amount_refunded", 0),
-        "amount_refunding": order.get("amount_refunding", 0), "wish": gift["wish"],
+        "amount_refunding": order.get("amount_refunding", 0), "wish": gift.get("wish_pending") or gift["wish"],
         "created_at": clock.iso(gift["created_at"]), "expires_at": clock.iso(order.get("expires_at")),
         "paid_at": clock.iso(order.get("paid_at")), "closed_at": clock.iso(order.get("closed_at")),
         "gift": None,
@@ -111,8 +120,10 @@ class Orders:
 
     def __init__(self, db: AsyncDatabase, gateway: PaymentGateway | None, mchid: str = "", appid: str = "",
                  expire_after: timedelta = timedelta(minutes=15), description: str = "礼物抽奖",
-                 max_unpaid_orders: int = 3, max_unpaid_units: int = 50) -> None:
+                 max_unpaid_orders: int = 3, max_unpaid_units: int = 50,
+                 moderation: Moderation | None = None) -> None:
         self.db = db
+        self.moderation = moderation or Moderation(db, None)  # the wish and pass phrase's content check
         # What one member may hold unpaid, so that nobody keeps a product's stock with orders never paid.
         self.max_unpaid_orders = max_unpaid_orders
         self.max_unpaid_units = max_unpaid_units
@@ -147,38 +158,49 @@ class Orders:
             if product is None or not product["on_sale"]:
                 raise ProductNotFound(f"商品不存在或已下架：{line.product_id}")
             image = (product.get("images") or [""])[0]
-            items += [Item(product["name"], image, product["_id"], product["price"])] * line.quantity
+            items += [Item(product["name"], image, product["_id"], product["price"], line.tier, line.tier_name)
+                      ] * line.quantity
         buyer = await members.get(self.db, buyer_id) or {}
         if not buyer.get("openid"):
             raise LoginExpired("请先用微信登录")
         gift_spec = GiftSpec(buyer["openid"], spec.method, items, open_number=spec.open_number,
                              open_at=spec.open_at, wish=spec.wish, deadline_hours=spec.deadline_hours,
+                             pass_phrase=spec.pass_phrase, group_only=spec.group_only,
                              sender_subscribed=spec.sender_subscribed)
         check_gift(gift_spec, now, images=None)  # the catalogue checked its images
         if spec.method == "timed" and spec.open_at < now + self.expire_after + timedelta(minutes=5):
             minutes = int(self.expire_after.total_seconds() // 60) + 5
             raise InvalidInput(f"开奖时间至少在 {minutes} 分钟后（付款有 {minutes - 5} 分钟）")
         key, digest = request_key(buyer_id, spec), body_digest(spec, lines)
-        order = await self._new(buyer_id, buyer, gift_spec, lines, found, key, digest, now)
+        # User text others may see (and the phrase) goes through WeChat's content check first.
+        wish_verdict = "pass" if spec.wish == DEFAULT_WISH else await self.moderation.screen(
+            "wish", buyer["openid"], spec.wish)
+        if spec.pass_phrase:
+            await self.moderation.screen("pass_phrase", buyer["openid"], spec.pass_phrase)
+        order = await self._new(buyer_id, buyer, gift_spec, lines, found, key, digest, now, wish_verdict)
         new = order is not None
         if not new:  # this request made an order before: the same one
             order = await self._existing(key, digest if spec.request_key else None)
         return order, await self.pay_params(order), new
 
     async def _new(self, buyer_id: str, buyer: dict, spec: GiftSpec, lines: list[OrderLine],
-                   found: dict[str, dict], key: str, digest: str, now: datetime) -> dict | None:
+                   found: dict[str, dict], key: str, digest: str, now: datetime, wish_verdict: str) -> dict | None:
         gift = new_gift(spec, buyer_id, buyer, now)
+        if not self.moderation.shown(wish_verdict):  # others see the default wish meanwhile
+            gift.update(wish=DEFAULT_WISH, wish_pending=spec.wish, wish_check=wish_verdict)
         amount = sum(item.price for item in spec.items)
         gift.update(status=store.RESERVING, paid=False, due_at=now, scheduled=True, order={
             "buyer_id": buyer_id, "status": store.RESERVING, "key": key, "key_open": True,
             "body_digest": digest,
             "lines": [{"product_id": line.product_id, "name": found[line.product_id]["name"],
                        "price": found[line.product_id]["price"], "quantity": line.quantity,
-                       "image": (found[line.product_id].get("images") or [""])[0]} for line in lines],
+                       "image": (found[line.product_id].get("images") or [""])[0],
+                       **({"tier": line.tier} if line.tier else {})} for line in lines],
             "amount_total": amount, "deadline_hours": spec.deadline_hours,
             "expires_at": now + self.expire_after, "payer_openid": buyer["openid"]})
         if await store.insert(self.db, gift) is None:
             return None
+        await self.moderation.hold("wish", gift["_id"], buyer["openid"], spec.wish, wish_verdict)
         held: list[OrderLine] = []
         for line in lines:
             if not await products.hold(self.db, line.product_id, gift["_id"], line.quantity):
@@ -384,35 +406,45 @@ def merged_lines(lines: list[OrderLine]) -> list[OrderLine]:
         raise InvalidInput("items 必须是非空列表")
     if len(lines) > MAX_LINES:
         raise InvalidInput(f"items 最多 {MAX_LINES} 种商品")
-    quantities: dict[str, int] = {}
+    # One line per product; a product is in one prize tier (stock is held per product and order).
+    merged: dict[str, OrderLine] = {}
     for line in lines:
         check_identifier(line.product_id, "product_id")
         if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or not 1 <= line.quantity <= MAX_ITEMS:
             raise InvalidInput(f"quantity 必须是 1 到 {MAX_ITEMS} 之间的整数")
-        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
-    if sum(quantities.values()) > MAX_ITEMS:
+        before = merged.get(line.product_id)
+        if before is not None and (before.tier, before.tier_name) != (line.tier, line.tier_name):
+            raise InvalidInput("同一商品只能属于一个奖项等级")
+        merged[line.product_id] = replace(line, quantity=line.quantity + (before.quantity if before else 0))
+    if sum(line.quantity for line in merged.values()) > MAX_ITEMS:
         raise InvalidInput(f"一个礼物最多 {MAX_ITEMS} 件")
-    return [OrderLine(product_id, quantity) for product_id, quantity in quantities.items()]
+    return list(merged.values())
 
 
 def body_digest(spec: OrderSpec, lines: list[OrderLine]) -> str:
     """The digest of an order request's body as parsed and checked (`lines` merged): sorted-keys
     JSON, so the same order written another way is the same body."""
     canonical = json.dumps({
-        "lines": sorted([line.product_id, line.quantity] for line in lines), "method": spec.method,
+        "lines": sorted(line.key() for line in lines), "method": spec.method,
         "open_number": spec.open_number, "open_at": clock.iso(spec.open_at), "wish": spec.wish,
-        "deadline_hours": spec.deadline_hours, "sender_subscribed": sorted(spec.sender_subscribed)},
+        "deadline_hours": spec.deadline_hours, "sender_subscribed": sorted(spec.sender_subscribed),
+        **entry_fields(spec)},
         sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def entry_fields(spec: OrderSpec) -> dict:
+    """An order's entry conditions as its digests see them (none: as before they existed)."""
+    return {name: value for name, value in (("pass_phrase", spec.pass_phrase), ("group_only", spec.group_only)) if value}
 
 
 def request_key(buyer_id: str, spec: OrderSpec) -> str:
     """The same request from the same buyer gives the same key: the client's idempotency key,
     or else the request itself."""
     what = spec.request_key or json.dumps({
-        "lines": sorted((line.product_id, line.quantity) for line in spec.lines), "method": spec.method,
+        "lines": sorted(tuple(line.key()) for line in spec.lines), "method": spec.method,
         "open_number": spec.open_number, "open_at": clock.iso(spec.open_at), "wish": spec.wish,
-        "deadline_hours": spec.deadline_hours}, sort_keys=True, ensure_ascii=False)
+        "deadline_hours": spec.deadline_hours, **entry_fields(spec)}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(f"{buyer_id}|{what}".encode()).hexdigest()[:32]
 
 

@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from lottery import clock
 from lottery.errors import InvalidInput, LoginExpired, MissingParams
 from lottery.images import MAX_IMAGE_URL, ImageSources
+from lottery.moderation import Moderation
 from lottery.storage import gifts, members
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,12 @@ def clean_avatar_url(value: object, images: ImageSources, strict: bool = True) -
 class Profiles:
     """Reading and changing a member's nickname and avatar."""
 
-    def __init__(self, db: AsyncDatabase, decrypt: "UserDataDecrypter", images: ImageSources = ImageSources()) -> None:
+    def __init__(self, db: AsyncDatabase, decrypt: "UserDataDecrypter", images: ImageSources = ImageSources(),
+                 moderation: Moderation | None = None) -> None:
         self.db = db
         self.decrypt = decrypt  # WeChat's encrypted user data -> its JSON (wechat/userdata.py)
         self.images = images  # where avatars may come from
+        self.moderation = moderation or Moderation(db, None)  # a nickname's content check
 
     async def from_encrypted_user_info(self, member_id: str, iv: str, encrypted_data: str) -> dict:
         """The seed's getUserInfo: decrypt with the member's session key and store the profile.
@@ -76,26 +79,49 @@ class Profiles:
                                             "avatar_url": avatar_url})
 
     async def update(self, member_id: str, nickname: object = None, avatar_url: object = None) -> dict:
-        """The v1 fill-in: `nickname` and/or `avatar_url`, validated."""
-        fields = {}
-        if nickname is not None:
-            fields["nickname"] = clean_nickname(nickname)
+        """The v1 fill-in: `nickname` and/or `avatar_url`, validated; the nickname through the
+        content check (others see it only once it passes)."""
+        fields: dict = {}
+        verdict = "pass"
         if avatar_url is not None:
             fields["avatar_url"] = clean_avatar_url(avatar_url, self.images)
+        if nickname is not None:
+            text = clean_nickname(nickname)
+            member = await members.get(self.db, member_id)
+            if member is None:
+                raise LoginExpired()
+            verdict = await self.moderation.screen("nickname", member.get("openid", ""), text)
+            fields.update({"nickname": text} if self.moderation.shown(verdict)
+                          else {"nickname_pending": text, "nickname_check": verdict})
         if not fields:
             raise MissingParams("缺少参数 nickname 或 avatar_url")
-        return await self._save(member_id, fields)
+        unset = ("nickname_pending", "nickname_check") if "nickname" in fields else ()
+        view = await self._save(member_id, fields, unset)
+        if nickname is not None:
+            await self.moderation.hold("nickname", member_id, member.get("openid", ""), text, verdict)
+        return view
 
-    async def _save(self, member_id: str, fields: dict) -> dict:
-        member = await members.update_profile(self.db, member_id, {**fields, "updated_at": clock.utcnow()})
+    async def settle_nickname(self, member_id: str, text: str, verdict: str) -> None:
+        """A hidden nickname's re-check (lottery/moderation.py): shown now, or kept hidden."""
+        if not self.moderation.shown(verdict):
+            await members.mark_nickname(self.db, member_id, text, verdict)
+            return
+        if await members.show_nickname(self.db, member_id, text):
+            member = await members.get(self.db, member_id) or {}
+            await gifts.update_sender(self.db, member_id, text, member.get("avatar_url") or "", clock.utcnow())
+
+    async def _save(self, member_id: str, fields: dict, unset: tuple[str, ...] = ()) -> dict:
+        member = await members.update_profile(self.db, member_id, {**fields, "updated_at": clock.utcnow()}, unset)
         if member is None:
             raise LoginExpired()
-        view = self._view(member)
-        copied = await gifts.update_sender(self.db, member_id, view["nickname"], view["avatar_url"], clock.utcnow())
+        # Gifts show the nickname others may see (a hidden one stays aside until it passes).
+        shown = member.get("nickname") or ANONYMOUS_NICKNAME
+        copied = await gifts.update_sender(self.db, member_id, shown, member.get("avatar_url") or "", clock.utcnow())
         log.info("profile of %s updated (%d gifts show it)", member_id, copied)
-        return view
+        return self._view(member)
 
     @staticmethod
     def _view(member: dict) -> dict:
-        return {"nickname": member.get("nickname") or ANONYMOUS_NICKNAME,
+        """The member's own view: what they wrote, even while others do not see it yet."""
+        return {"nickname": member.get("nickname_pending") or member.get("nickname") or ANONYMOUS_NICKNAME,
                 "avatar_url": member.get("avatar_url") or ""}

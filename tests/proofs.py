@@ -6,15 +6,18 @@ import copy
 from lottery import fairness
 
 
-def make_proof(seed_hex: str, members: list[str], items: list[str], order_id: str = "o1") -> dict:
-    """The proof of a real draw: `members` join the gift `order_id`, its seed is `seed_hex`."""
+def make_proof(seed_hex: str, members: list[str], items: list[str], order_id: str = "o1",
+               tiers: list[list] | None = None) -> dict:
+    """The proof of a real draw: `members` join the gift `order_id`, its seed is `seed_hex`
+    (`tiers`: each item's [rank, name], for a tiered gift)."""
     participants = sorted(fairness.pseudonym(order_id, m) for m in members)
-    positions = fairness.draw(seed_hex, order_id, participants, items)
+    positions = fairness.draw(seed_hex, order_id, participants, items, tiers)
     return {"algorithm": fairness.ALGORITHM, "version": fairness.VERSION, "order_id": order_id,
             "seed_commitment": fairness.commitment(seed_hex), "seed": seed_hex,
             "participants": participants, "participants_hash": fairness.participants_hash(participants),
-            "items": items, "items_hash": fairness.items_hash(items),
-            "winners": [{"participant": participants[p], "item_index": i} for i, p in enumerate(positions)]}
+            "items": items, "items_hash": fairness.items_hash(items, tiers),
+            "winners": [{"participant": participants[p], "item_index": i} for i, p in enumerate(positions)],
+            **({"tiers": tiers} if tiers is not None else {})}
 
 
 def consistent(proof: dict) -> dict:
@@ -22,8 +25,8 @@ def consistent(proof: dict) -> dict:
     who controls them would, so only the rule under test can catch the forgery."""
     participants, items = proof["participants"], proof["items"]
     proof["participants_hash"] = fairness.participants_hash(participants)
-    proof["items_hash"] = fairness.items_hash(items)
-    positions = fairness.draw(proof["seed"], proof["order_id"], participants, items)
+    proof["items_hash"] = fairness.items_hash(items, proof.get("tiers"))
+    positions = fairness.draw(proof["seed"], proof["order_id"], participants, items, proof.get("tiers"))
     proof["winners"] = [{"participant": participants[p], "item_index": i} for i, p in enumerate(positions)]
     return proof
 
@@ -37,6 +40,7 @@ def tampered() -> dict[str, tuple[dict, set[str]]]:
     """Forgeries of one real proof, by name: (the forged proof, the checks of the browser's and
     the mini-program's verify that fail on it). Every one must be refused by every checker."""
     proof = make_proof(SEED, [f"m{i}" for i in range(10)], ["A", "B", "C"])
+    tiered = make_proof(SEED, [f"m{i}" for i in range(10)], ["A", "B", "C"], tiers=TIERS)
     winners = [w["participant"] for w in proof["winners"]]
     outsider = next(p for p in proof["participants"] if p not in winners)
 
@@ -86,4 +90,21 @@ def tampered() -> dict[str, tuple[dict, set[str]]]:
         "an item renamed": (forged(lambda p: p["items"].__setitem__(2, "D")), {"items_hash", "winners"}),
         "another algorithm": (forged(lambda p: p.update(algorithm="other")), {"algorithm"}),
         "another version": (forged(lambda p: p.update(version=fairness.VERSION + 1)), {"algorithm"}),
+        "a tiered proof with a tier renamed": (
+            retiered(tiered, lambda t: t[0].__setitem__(1, "特等奖")), {"items_hash", "winners"}),
+        "a tiered proof without its tiers": (retiered(tiered, lambda t: t.clear()), {"items_hash", "winners"}),
+        "an untiered proof given tiers": (forged(lambda p: p.update(tiers=copy.deepcopy(TIERS))),
+                                          {"items_hash", "winners"}),
     }
+
+
+TIERS = [[1, "一等奖"], [2, "二等奖"], [2, "二等奖"]]
+
+
+def retiered(proof: dict, change) -> dict:
+    """A copy of a tiered proof whose tiers were changed (emptied: the key removed)."""
+    copied = copy.deepcopy(proof)
+    change(copied["tiers"])
+    if not copied["tiers"]:
+        del copied["tiers"]
+    return copied

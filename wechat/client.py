@@ -84,6 +84,22 @@ class WeChatClient:
         return await self.call("/cgi-bin/message/subscribe/send",
                                query={"access_token": access_token}, body=message)
 
+    async def msg_sec_check(self, access_token: str, openid: str, scene: int, content: str) -> dict:
+        """`wxa/msg_sec_check`, version 2: `{result: {suggest: pass|review|risky, label}, detail,
+        trace_id}` for a text `openid` wrote (who must have used the mini-program within two
+        hours); WeChatError unless errcode is 0."""
+        return await self.call("/wxa/msg_sec_check", query={"access_token": access_token},
+                               body={"openid": openid, "scene": scene, "version": 2, "content": content})
+
+    async def user_risk_rank(self, access_token: str, openid: str, scene: int, client_ip: str) -> int:
+        """`wxa/getuserriskrank`: the member's risk rank, 0 (lowest) to 4."""
+        answer = await self.call("/wxa/getuserriskrank", query={"access_token": access_token}, body={
+            "appid": self.appid, "openid": openid, "scene": scene, "client_ip": client_ip})
+        rank = answer.get("risk_rank")
+        if isinstance(rank, bool) or not isinstance(rank, int):
+            raise WeChatError(None, "getuserriskrank answered without risk_rank")
+        return rank
+
     async def code2session(self, code: str) -> Session:
         """`sns/jscode2session`: a wx.login code to the member's openid and session key."""
         answer = await self.call("/sns/jscode2session", query={

@@ -4,6 +4,7 @@ backups, the reconciliation with WeChat Pay's bills."""
 from handlers.openapi.blocks import (BOOLEAN, COUNT, FEN, HEX64, IDENTIFIER, PRODUCT_ID, STRING, TEXT_LIST, TIME,
                                      answer, array, integer, nullable, obj, or_blank, query, ref, request, text,
                                      v1)
+from handlers.openapi.gifts import ENTRY_FIELDS, TIER_FIELDS
 from lottery.catalogue import MAX_IMAGES, MAX_PRICE, MAX_STOCK
 from lottery.gifts import MAX_DEADLINE_HOURS, MAX_ITEMS, MAX_SEATS, METHODS
 from lottery.reconciliation import KINDS
@@ -38,13 +39,13 @@ PATHS = {
         body=request({
             "sender_openid": text(1, 128),
             "method": {"enum": list(METHODS)},
-            "items": array(request({"name": text(1, 50), "image": {"type": "string", "maxLength": 500}}, ("name",)),
-                           minItems=1, maxItems=MAX_ITEMS),
+            "items": array(request({"name": text(1, 50), "image": {"type": "string", "maxLength": 500},
+                                    **TIER_FIELDS}, ("name",)), minItems=1, maxItems=MAX_ITEMS),
             "open_number": integer(1, MAX_SEATS),
             "open_at": TIME,
             "wish": {"type": "string", "maxLength": 100},
             "deadline_hours": integer(1, MAX_DEADLINE_HOURS),
-            "sender_subscribed": TEXT_LIST}, ("sender_openid", "method", "items")))},
+            "sender_subscribed": TEXT_LIST, **ENTRY_FIELDS}, ("sender_openid", "method", "items")))},
     "/api/admin/notifications": {"get": v1(
         "Support's view of a gift's notifications",
         obj({"order_id": IDENTIFIER, "counts": {"type": "object", "additionalProperties": COUNT},

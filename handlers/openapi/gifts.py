@@ -1,11 +1,13 @@
 """The gift routes: the seed mini-program's (handlers/legacy.py, the getUserInfo of
 handlers/profile.py) and the v1 API's (handlers/gifts.py, draws.py, profile.py)."""
-from handlers.openapi.blocks import (COUNT, answer, HEX64, IDENTIFIER, ORDER_ID, STRING, TEXT_LIST, TIME, legacy, nullable,
-                                     obj, ref, request, text, trimmed, v1)
-from lottery.gifts import METHODS, STATES
+from handlers.openapi.blocks import (BOOLEAN, COUNT, answer, array, HEX64, IDENTIFIER, ORDER_ID, STRING, TEXT_LIST,
+                                     TIME, integer, legacy, nullable, obj, ref, request, text, trimmed, v1)
+from lottery.gifts import MAX_TIER, MAX_TIER_NAME, METHODS, STATES
 from lottery.profiles import MAX_NICKNAME
 
-ITEM = obj({"name": STRING, "image": STRING})
+TIER = obj({"rank": integer(1, MAX_TIER), "name": text(1, MAX_TIER_NAME)})
+ITEM = obj({"name": STRING, "image": STRING, "tier": TIER}, optional=("tier",))  # tier: tiered gifts only
+ENTRY = obj({"pass_phrase": BOOLEAN, "group_only": BOOLEAN, "group_bound": BOOLEAN})
 PERSON = obj({"name": STRING, "avatar": STRING})
 GIFT_STATUS = {"enum": ["open", "ready", "drawing", "finished"]}
 
@@ -18,7 +20,10 @@ SCHEMAS: dict[str, dict] = {
         "joined_count": COUNT, "items_total": COUNT, "items_left": COUNT,
         "items": {"type": "array", "items": ref("Item")}, "seed_commitment": HEX64,
         "created_at": TIME, "opened_at": nullable(TIME), "version": COUNT,
+        # What a joiner must bring (the phrase itself and the group are never shown).
+        "entry": ref("Entry"),
     }),
+    "Entry": ENTRY,
     "Me": obj({"state": {"enum": list(STATES)}, "item": ref("Item"), "joined_at": TIME, "participant": STRING},
               optional=("item", "joined_at", "participant")),
     "GiftAndMe": obj({"gift": ref("Gift"), "me": ref("Me")}),
@@ -28,7 +33,9 @@ SCHEMAS: dict[str, dict] = {
         "items": {"type": "array", "items": STRING}, "items_hash": STRING,
         "winners": {"type": "array", "items": obj({"participant": STRING, "item_index": COUNT})},
         "opened_at": nullable(TIME),
-    }),
+        # A tiered gift's tiers, [rank, name] per item, covered by items_hash; absent without tiers.
+        "tiers": array(array({"anyOf": [integer(1, MAX_TIER), STRING]}, minItems=2, maxItems=2)),
+    }, optional=("tiers",)),
     "LegacyGift": obj({
         "member_data": PERSON,
         "methons_data": obj({"get_method": {"enum": ["直接送礼", "满人开奖", "定时开奖"]},
@@ -36,11 +43,35 @@ SCHEMAS: dict[str, dict] = {
         "order_data": obj({"order_id": IDENTIFIER, "memo": STRING, "items_total": COUNT, "items_left": COUNT,
                            "joined_count": COUNT, "status": STRING}),
         "item": ref("Item"),
-    }, optional=("item",)),
+        "entry": ref("Entry"),  # checkHasJoin, for a gift with entry conditions only
+    }, optional=("item", "entry")),
     "Profile": obj({"nickname": STRING, "avatar_url": STRING}),
 }
 
-JOIN_FIELDS = {"form_id": {"type": "string", "maxLength": 128}, "subscribed": TEXT_LIST}
+# What a new gift (an order, the admin API) may set: its items' prize tiers, its entry conditions.
+TIER_FIELDS = {"tier": {**integer(1, MAX_TIER), "description": "the prize tier (1: 一等奖, drawn first); every "
+                                                                "item or none"},
+               "tier_name": {"type": "string", "maxLength": MAX_TIER_NAME,
+                             "description": "the tier's name (default 一等奖, 二等奖, ...)"}}
+ENTRY_FIELDS = {"pass_phrase": {"type": "string", "maxLength": 64,
+                                "description": "joiners must give this phrase (1 to 20 characters once normalised)"},
+                "group_only": {**BOOLEAN, "description": "only members who open it from the WeChat group the "
+                                                         "sender shares it in (POST .../group binds it)"}}
+GROUP_DATA = {"iv": {"type": "string", "maxLength": 64, "description": "wx.getGroupEnterInfo's iv"},
+              "encryptedData": {"type": "string", "maxLength": 8192,
+                                "description": "wx.getGroupEnterInfo's encryptedData"}}
+JOIN_FIELDS = {"form_id": {"type": "string", "maxLength": 128}, "subscribed": TEXT_LIST,
+               "pass_phrase": {"type": "string", "maxLength": 64,
+                               "description": "a pass-phrase gift's phrase: compared after NFKC, case folding and "
+                                              "trimming"},
+               **GROUP_DATA}
+JOIN_REFUSALS = (
+    "refused: the v1 codes of every join (own_gift, already_joined, full, closed, ...), and for entry conditions: "
+    "400 pass_phrase_required, group_data_required, group_data_stale (wx.getGroupEnterInfo's data over an hour "
+    "old), decryption_failed, wrong_appid; 401 no_session_key (no wx.login session to decrypt with); 403 "
+    "wrong_pass_phrase, not_in_group (another group, or opened outside a group), risk_refused (WeChat's user risk "
+    "rank, when checked); 409 group_not_bound (the sender has not opened it in the group yet); 429 "
+    "too_many_guesses (10 wrong phrases in 10 minutes: refused for 30 minutes)")
 
 LEGACY_PATHS = {
     "/api/member/code/login": {"post": legacy(
@@ -67,17 +98,29 @@ V1_PATHS = {
         "Join", obj({"me": ref("Me"), "gift": obj({"order_id": IDENTIFIER, "version": COUNT, "joined_count": COUNT,
                                                     "status": STRING})}),
         body=request(JOIN_FIELDS), params=[ORDER_ID],
-        more={503: answer("the database is unreachable or hangs: database_unavailable (nothing was written), or "
+        more={"4XX": answer(JOIN_REFUSALS, ref("Error")),
+              503: answer("the database is unreachable or hangs: database_unavailable (nothing was written), or "
                           "join_outcome_unknown (the join's write was sent and no answer came: it may have taken "
                           "effect; trying again is safe and answers the join or already_joined); Retry-After says "
                           "when", ref("Error"))})},
+    "/api/v1/gifts/{order_id}/group": {"post": v1(
+        "The sender binds a group-only gift to the group they shared it in (once)", obj({"entry": ref("Entry")}),
+        body=request(GROUP_DATA, ("iv", "encryptedData")), body_required=True, params=[ORDER_ID],
+        more={"4XX": answer("refused: the data's errors as on a join (group_data_stale, decryption_failed, "
+                            "wrong_appid, no_session_key, not_in_group), invalid_input (not the sender, or not a "
+                            "group-only gift), 409 group_already_bound (bound to another group)", ref("Error"))})},
     "/api/v1/gifts/{order_id}/open": {"post": v1("The sender opens a full or timed gift now", ref("GiftAndMe"),
                                                  params=[ORDER_ID])},
     "/api/v1/gifts/{order_id}/proof": {"get": v1("The fairness proof of an opened gift", ref("Proof"),
                                                  auth=None, params=[ORDER_ID])},
     "/api/v1/me/profile": {"post": v1(
         "Set the member's nickname and/or avatar", ref("Profile"),
-        body=request({"nickname": trimmed(MAX_NICKNAME), "avatar_url": STRING}, blank=False))},
+        body=request({"nickname": trimmed(MAX_NICKNAME), "avatar_url": STRING}, blank=False),
+        more={"4XX": answer("refused: invalid_input, missing_params, content_risky (WeChat's content check found "
+                            "the nickname risky); a nickname for review, or written while WeChat's check was "
+                            "down, is accepted and shown to others only once it passes", ref("Error")),
+              502: answer("WeChat's content check is down and --content_unreachable=refuse (upstream_error)",
+                          ref("Error"))})},
 }
 
 PATHS = {**LEGACY_PATHS, **V1_PATHS}

@@ -2,7 +2,7 @@
 seed's creatOrder and returnOrderData."""
 from handlers.openapi.blocks import (BOOLEAN, FEN, IDENTIFIER, ORDER_ID, STRING, TEXT_LIST, TIME, answer, array,
                                      integer, legacy, nullable, obj, or_blank, query, ref, request, v1)
-from handlers.openapi.gifts import GIFT_STATUS
+from handlers.openapi.gifts import ENTRY_FIELDS, GIFT_STATUS, TIER_FIELDS
 from lottery.gifts import MAX_DEADLINE_HOURS, MAX_ITEMS, MAX_SEATS, METHODS
 from lottery.orders import MAX_LINES, ORDER_STATUSES
 
@@ -29,14 +29,15 @@ SCHEMAS: dict[str, dict] = {
 }
 
 ORDER_FIELDS = {
-    "items": array(request({"product_id": IDENTIFIER, "quantity": integer(1, MAX_ITEMS)}, ("product_id", "quantity")),
-                   minItems=1, maxItems=MAX_LINES),
+    "items": array(request({"product_id": IDENTIFIER, "quantity": integer(1, MAX_ITEMS), **TIER_FIELDS},
+                           ("product_id", "quantity")), minItems=1, maxItems=MAX_LINES),
     "method": {"enum": list(METHODS)},
     "open_number": integer(1, MAX_SEATS),
     "open_at": {**TIME, "description": "a timed gift's opening, at least 20 minutes ahead"},
     "wish": {"type": "string", "maxLength": 100},
     "deadline_hours": integer(1, MAX_DEADLINE_HOURS),
     "sender_subscribed": TEXT_LIST,
+    **ENTRY_FIELDS,
 }
 ORDER_BODY = request(ORDER_FIELDS, ("items", "method"))
 IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
@@ -47,7 +48,8 @@ CONFLICT = {409: answer("refused: out of stock (out_of_stock), the same request 
                         "the Idempotency-Key already used with a different body (idempotency_key_reused), or too "
                         "many unpaid orders or units held by this member (too_many_unpaid_orders: pay or wait for "
                         "them to expire)", ref("Error"))}
-UPSTREAM = {502: answer("WeChat Pay refused or did not answer (upstream_error)", ref("Error")),
+UPSTREAM = {502: answer("WeChat Pay refused or did not answer, or WeChat's content check is down and "
+                        "--content_unreachable=refuse (upstream_error)", ref("Error")),
             503: answer("payments are not configured (payments_not_configured), or the database is unreachable "
                         "(database_unavailable)", ref("Error"))}
 
@@ -56,6 +58,10 @@ PATHS = {
         "post": v1("Buy a gift: the order, priced by the server, and wx.requestPayment's parameters",
                    ref("OrderCreated"), status=201, body=ORDER_BODY, body_required=True, params=[IDEMPOTENCY_KEY],
                    more={200: answer("the same request again: the same order", ref("OrderCreated")), **CONFLICT,
+                         400: answer("bad input (invalid_input, missing_params), or content_risky: WeChat's content "
+                                     "check found the wish or the pass phrase risky (nothing is held); a wish for "
+                                     "review, or written while WeChat's check was down, is accepted and others see "
+                                     "the default wish until it passes", ref("Error")),
                          **UPSTREAM}),
         "get": v1("My orders, newest first, 20 a page",
                   obj({"orders": array(ref("Order"), maxItems=20), "next_cursor": nullable(TIME)}),

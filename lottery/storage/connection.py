@@ -8,7 +8,7 @@ from pymongo.uri_parser import parse_uri
 
 from lottery import metrics
 from lottery.storage import (audit, categories, claims, gifts, joins, login_keys, members, notifications, operators,
-                             orders, outbox, products, reconciliations, refunds)
+                             orders, outbox, products, reconciliations, refunds, text_checks)
 
 
 class CommandMetrics(monitoring.CommandListener):
@@ -87,7 +87,7 @@ async def ensure_indexes(db: AsyncDatabase, retention: Retention = Retention()) 
     """Create every index the queries rely on, and the TTL indexes of retention. Idempotent;
     run at startup (a changed retention applies to the existing index)."""
     for collection in (members, login_keys, gifts, orders, joins, categories, products, claims, refunds,
-                       reconciliations, operators, audit):
+                       reconciliations, operators, audit, text_checks):
         await collection.ensure_indexes(db)
     await outbox.ensure_indexes(db, retention.outbox)
     await notifications.ensure_indexes(db, retention.notifications)

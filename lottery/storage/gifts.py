@@ -58,7 +58,7 @@ async def get_many(db: AsyncDatabase, order_ids: Iterable[str], projection: dict
 
 # Joining
 
-async def claim(db: AsyncDatabase, gift: dict, member_id: str, now: datetime) -> bool:
+async def claim(db: AsyncDatabase, gift: dict, member_id: str, now: datetime, conditions: dict | None = None) -> bool:
     """Admit a member to `gift` (as just read) in one atomic update whose filter holds every
     admission rule of its method; False if any refuses. The filter is plain field conditions
     on the gift's `_id`, which an index serves on any engine (an `$or` over the methods would
@@ -67,8 +67,11 @@ async def claim(db: AsyncDatabase, gift: dict, member_id: str, now: datetime) ->
     Direct: takes the next item, the one `items_left` (as read) names; if a racing claim took
     it first, this one is refused and the caller reads again. The last item finishes the gift.
     Full: a seat while any is left; the last makes the gift `ready`.
-    Timed: counted while `open_at` is still ahead by this server's clock."""
+    Timed: counted while `open_at` is still ahead by this server's clock.
+    `conditions`: the entry conditions this join met (lottery/entry.py: the group, the phrase's
+    digest), held in the same filter."""
     rules = {"_id": gift["_id"], "status": "open", "paid": True, "sender_id": {"$ne": member_id}}
+    rules.update(conditions or {})  # entry conditions (lottery/entry.py), plain field equalities
     counted = {"joined_count": {"$add": ["$joined_count", 1]}, "version": {"$add": ["$version", 1]},
                "updated_at": now}
     if gift["method"] == "direct":
@@ -106,6 +109,14 @@ def after_claim(gift: dict) -> dict:
     return after
 
 
+async def bind_group(db: AsyncDatabase, order_id: str, sender_id: str, opengid: str, now: datetime) -> bool:
+    """Bind a group-only gift to its group, once, by its sender."""
+    result = await db.gifts.update_one(
+        {"_id": order_id, "sender_id": sender_id, "entry.group_only": True, "entry.opengid": None},
+        {"$set": {"entry.opengid": opengid, "updated_at": now}, "$inc": {"version": 1}})
+    return result.modified_count == 1
+
+
 async def release_timed_seat(db: AsyncDatabase, order_id: str) -> None:
     """Give back the count of a timed join that turned out to be a duplicate."""
     await db.gifts.update_one({"_id": order_id, "method": "timed"},
@@ -115,6 +126,18 @@ async def release_timed_seat(db: AsyncDatabase, order_id: str) -> None:
 async def is_claimant(db: AsyncDatabase, order_id: str, member_id: str) -> bool:
     """Whether the member holds a seat or item of a direct/full gift (join record or not)."""
     return await db.gifts.count_documents({"_id": order_id, "claimants": member_id}, limit=1) > 0
+
+
+async def settle_wish(db: AsyncDatabase, order_id: str, text: str, shown: bool, verdict: str, now: datetime) -> bool:
+    """A hidden wish's re-check: shown now (it replaces the default wish others saw), or kept
+    hidden with its verdict; only while `text` is still the gift's hidden wish."""
+    if shown:
+        update = {"$set": {"wish": text, "updated_at": now}, "$unset": {"wish_pending": "", "wish_check": ""},
+                  "$inc": {"version": 1}}
+    else:
+        update = {"$set": {"wish_check": verdict}}
+    result = await db.gifts.update_one({"_id": order_id, "wish_pending": text}, update)
+    return result.modified_count == 1
 
 
 async def update_sender(db: AsyncDatabase, member_id: str, name: str, avatar: str, now: datetime) -> int:

@@ -7,6 +7,9 @@ ready, then serves until stdin closes (jest's globalTeardown closes it) or SIGTE
 `control` is a small HTTP endpoint for what only this process can do to the stack:
 `POST /outage?seconds=N` kills the embedded engine and keeps its port taken for N seconds,
 so the server answers 503 and closes websockets with 1013 until the engine is back.
+`POST /group-enter-info?code=C&opengid=G` answers what `wx.getGroupEnterInfo` gives the member
+who logged in with code C in group G (no opengid: a one-to-one chat), encrypted as WeChat does
+with that member's session key.
 
 This is the one file that names the Python test modules (they are being moved; keep every
 import of them here)."""
@@ -27,7 +30,7 @@ from urllib.parse import parse_qs, urlparse
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from fakes.wechat import APPID, SECRET, FakeWeChat  # noqa: E402
+from fakes.wechat import APPID, SECRET, FakeWeChat, group_enter_info  # noqa: E402
 
 ADMIN_TOKEN = "admin-token-for-miniprogram-tests"
 
@@ -77,6 +80,15 @@ def control_server(data_dir: str) -> ThreadingHTTPServer:
     class Control(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             url = urlparse(self.path)
+            query = parse_qs(url.query)
+            if url.path == "/group-enter-info":
+                answer = json.dumps(group_enter_info(query["code"][0], query.get("opengid", [None])[0])).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+                return
             if url.path != "/outage":
                 self.send_error(404)
                 return

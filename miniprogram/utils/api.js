@@ -37,6 +37,17 @@ const MESSAGES = {
   claim_not_found: '领奖记录不存在',
   wrong_claim_state: '领奖记录的状态不允许这个操作',
   body_too_large: '内容太长了',
+  pass_phrase_required: '请输入口令',
+  wrong_pass_phrase: '口令不正确',
+  too_many_guesses: '口令错误次数过多，请稍后再试',
+  group_data_required: '这个礼物仅限指定群的成员参与，请从群聊中打开',
+  group_data_stale: '群信息已过期，请从群聊中重新打开',
+  not_in_group: '这个礼物仅限指定群的成员参与',
+  group_not_bound: '发起人还没有把礼物分享到群里',
+  group_already_bound: '这个礼物已经绑定了另一个群',
+  no_session_key: '请重新进入小程序后再试',
+  content_risky: '内容含有违规信息，请修改后再试',
+  risk_refused: '当前账号存在风险，暂时无法参与',
 };
 const SERVER_WORDS = new Set(['invalid_input', 'missing_params', 'out_of_stock']);
 

@@ -18,8 +18,9 @@ const commitment = (seedHex) => sha256Hex(fromHex(seedHex));
 const participantsHash = (sorted) => sha256Hex(sorted.join('\n'));
 // JSON.stringify of an array of strings is Python's json.dumps(..., ensure_ascii=False,
 // separators=(",", ":")) for every name a gift can hold.
-/** @param {string[]} names */
-const itemsHash = (names) => sha256Hex(JSON.stringify(names));
+// A tiered gift's hash also covers each item's tier [rank, name]; without tiers, the names alone.
+/** @param {string[]} names @param {Array<[number, string]> | null} [tiers] */
+const itemsHash = (names, tiers = null) => sha256Hex(JSON.stringify(tiers == null ? names : [names, tiers]));
 
 /** @param {string[]} list */
 const isCanonical = (list) => list.every((p, i) => i === 0 || list[i - 1] < p);
@@ -60,11 +61,12 @@ function stream(key, context) {
  * @param {string} orderId
  * @param {string[]} sortedPseudonyms
  * @param {string[]} itemNames
+ * @param {Array<[number, string]> | null} [tiers] each item's tier [rank, name] (tiered gifts only)
  * @returns {number[]} */
-function draw(seedHex, orderId, sortedPseudonyms, itemNames) {
+function draw(seedHex, orderId, sortedPseudonyms, itemNames, tiers = null) {
   const count = sortedPseudonyms.length;
   const winners = Math.min(itemNames.length, count);
-  const context = `${DRAW_LABEL}|${orderId}|${participantsHash(sortedPseudonyms)}|${itemsHash(itemNames)}`;
+  const context = `${DRAW_LABEL}|${orderId}|${participantsHash(sortedPseudonyms)}|${itemsHash(itemNames, tiers)}`;
   const numbers = stream(fromHex(seedHex), context);
   /** @type {Record<number, number>} */
   const swapped = {};
@@ -84,7 +86,7 @@ function draw(seedHex, orderId, sortedPseudonyms, itemNames) {
 /**
  * @typedef {{algorithm: string, version: number, order_id: string, seed: string,
  *   seed_commitment: string, participants: string[], participants_hash: string, items: string[],
- *   items_hash: string, winners: {participant: string, item_index: number}[]}} Proof
+ *   tiers?: Array<[number, string]> | null, items_hash: string, winners: {participant: string, item_index: number}[]}} Proof
  * @typedef {{name: string, ok: boolean, detail: string}} Check
  */
 
@@ -109,8 +111,9 @@ function verify(proof) {
   }
   add('canonical', isCanonical(participants));
   add('participants_hash', participantsHash(participants) === proof.participants_hash);
-  add('items_hash', itemsHash(proof.items) === proof.items_hash);
-  const positions = draw(proof.seed, proof.order_id, participants, proof.items);
+  const tiers = proof.tiers == null ? null : proof.tiers;
+  add('items_hash', itemsHash(proof.items, tiers) === proof.items_hash);
+  const positions = draw(proof.seed, proof.order_id, participants, proof.items, tiers);
   const expected = positions.map((p, i) => ({ participant: participants[p], item_index: i }));
   const published = (proof.winners || []).map((w) => ({ participant: w.participant, item_index: w.item_index }));
   add('winners', JSON.stringify(expected) === JSON.stringify(published));

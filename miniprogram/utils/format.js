@@ -72,10 +72,32 @@ function shipping(claim) {
   return claim.carrier ? `${claim.carrier} 运单号 ${claim.tracking_no}` : '';
 }
 
+/** An item as pages name it: with its prize tier (一等奖：口红) on a tiered gift.
+ * @param {{name: string, tier?: {rank: number, name: string}} | null | undefined} item */
+function prizeName(item) {
+  if (!item) return '';
+  return item.tier ? `${item.tier.name}：${item.name}` : item.name;
+}
+
+/** A tiered gift's prizes, first tier first, equal neighbours counted: [{tier, name, count}];
+ * [] for a gift without tiers.
+ * @param {{name: string, tier?: {rank: number, name: string}}[]} items */
+function tierRows(items) {
+  /** @type {{tier: string, name: string, count: number}[]} */
+  const rows = [];
+  for (const item of items || []) {
+    if (!item.tier) return [];
+    const last = rows[rows.length - 1];
+    if (last && last.tier === item.tier.name && last.name === item.name) last.count += 1;
+    else rows.push({ tier: item.tier.name, name: item.name, count: 1 });
+  }
+  return rows;
+}
+
 /** @param {Record<string, string>} table @param {string} key */
 const lookup = (table, key) => table[key] || key;
 
 module.exports = {
   METHOD_TEXT, ORDER_STATUS_TEXT, CLAIM_STATUS_TEXT, CONNECTION_TEXT,
-  price, time, beijing, beijingIso, countdown, openingText, shipping, lookup,
+  price, time, beijing, beijingIso, countdown, openingText, shipping, lookup, prizeName, tierRows,
 };

@@ -66,4 +66,18 @@ function chooseAddress(wx) {
   });
 }
 
-module.exports = { requestPayment, askSubscribe, chooseAddress };
+/** The group chat this page was opened from: `wx.getGroupEnterInfo`'s `{iv, encryptedData}` (the
+ * server decrypts it with the member's session key; outside a group it holds no opengid), or
+ * null when WeChat refused (not opened from a chat, base library too old).
+ * @param {WechatMiniprogram.Wx} wx
+ * @returns {Promise<{iv: string, encryptedData: string} | null>} */
+function groupEnterInfo(wx) {
+  return new Promise((resolve) => {
+    wx.getGroupEnterInfo({
+      success: (res) => resolve({ iv: res.iv, encryptedData: res.encryptedData }),
+      fail: () => resolve(null),
+    });
+  });
+}
+
+module.exports = { requestPayment, askSubscribe, chooseAddress, groupEnterInfo };

@@ -31,7 +31,8 @@ export const commitment = (seedHex) => sha256Hex(fromHex(seedHex));
 export const participantsHash = (sorted) => sha256Hex(sorted.join('\n'));
 // JSON.stringify of an array of strings is Python's json.dumps(..., ensure_ascii=False,
 // separators=(",", ":")) for every name a gift can hold.
-export const itemsHash = (names) => sha256Hex(JSON.stringify(names));
+// A tiered gift's hash also covers each item's tier [rank, name]; without tiers, the names alone.
+export const itemsHash = (names, tiers = null) => sha256Hex(JSON.stringify(tiers == null ? names : [names, tiers]));
 
 // Python's sorted() on str compares code points; JS's default sort compares UTF-16 units,
 // which agrees for the hex pseudonyms used here.
@@ -66,10 +67,10 @@ class Stream {
 }
 
 // Positions (in `sortedPseudonyms`) of the winners; winner i gets item i.
-export async function draw(seedHex, orderId, sortedPseudonyms, itemNames) {
+export async function draw(seedHex, orderId, sortedPseudonyms, itemNames, tiers = null) {
   const count = sortedPseudonyms.length;
   const winners = Math.min(itemNames.length, count);
-  const context = `${DRAW_LABEL}|${orderId}|${await participantsHash(sortedPseudonyms)}|${await itemsHash(itemNames)}`;
+  const context = `${DRAW_LABEL}|${orderId}|${await participantsHash(sortedPseudonyms)}|${await itemsHash(itemNames, tiers)}`;
   const key = await crypto.subtle.importKey('raw', fromHex(seedHex), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const stream = new Stream(key, context);
   const swapped = new Map();
@@ -103,8 +104,9 @@ export async function verify(proof) {
   }
   add('canonical', isCanonical(participants));
   add('participants_hash', (await participantsHash(participants)) === proof.participants_hash);
-  add('items_hash', (await itemsHash(proof.items)) === proof.items_hash);
-  const positions = await draw(proof.seed, proof.order_id, participants, proof.items);
+  const tiers = proof.tiers == null ? null : proof.tiers;
+  add('items_hash', (await itemsHash(proof.items, tiers)) === proof.items_hash);
+  const positions = await draw(proof.seed, proof.order_id, participants, proof.items, tiers);
   const expected = positions.map((p, i) => ({ participant: participants[p], item_index: i }));
   const published = (proof.winners || []).map((w) => ({ participant: w.participant, item_index: w.item_index }));
   add('winners', JSON.stringify(expected) === JSON.stringify(published));

@@ -167,20 +167,50 @@ function giftCard(modifier, gift, ...parts) {
     ...parts);
 }
 
+// An item as the pages name it: with its prize tier (一等奖：口红) on a tiered gift.
+const prizeName = (item) => (item && item.tier ? `${item.tier.name}：${item.name}` : (item ? item.name : ''));
+
+// A tiered gift's prizes, first tier first: "一等奖 空气净化器 ×1".
+function tierList(items) {
+  if (!items.some((item) => item.tier)) return null;
+  const rows = [];
+  for (const item of items) {
+    const last = rows[rows.length - 1];
+    if (last && last.tier === item.tier.name && last.name === item.name) last.count += 1;
+    else rows.push({ tier: item.tier.name, name: item.name, count: 1 });
+  }
+  return h('ul.tiers', { id: 'tiers' }, rows.map((r) => h('li.tiers__row', {},
+    h('span.tiers__tier', {}, r.tier), h('span.tiers__name', {}, r.name), h('span.tiers__count', {}, `×${r.count}`))));
+}
+
 function renderJoin() {
   const gift = page.gift;
+  const entry = gift.entry || {};
   const button = h('button.btn-join', { type: 'button', onclick: join, 'aria-label': '参与抽奖' }, '抽');
+  // A pass-phrase gift asks for the phrase before the tap; a group-only one can be joined only
+  // from the WeChat group, in the mini-program.
+  const phrase = entry.pass_phrase
+    ? h('input.card__phrase', { id: 'pass-phrase', type: 'text', maxlength: '64', placeholder: '请输入口令', autocomplete: 'off' })
+    : null;
+  const groupNote = entry.group_only ? h('div.card__note', { id: 'group-only' }, '仅限指定微信群的成员参与，请在群聊中打开小程序') : null;
   show('join', giftCard('join', gift,
+    tierList(gift.items),
     h('div.card__items', {}, `共 ${gift.items_total} 份礼物 · 已有 ${gift.joined_count} 人参与`),
-    button));
+    groupNote, phrase, button));
 }
 
 async function join(event) {
   const button = event.currentTarget;
+  const phrase = document.getElementById('pass-phrase');
+  if (phrase && !phrase.value.trim()) {
+    toast('请输入口令');
+    phrase.focus();
+    return;
+  }
   button.disabled = true;
   button.classList.add('btn-join--busy');
   try {
-    const answer = await api('POST', `/api/v1/gifts/${orderId}/join`, {});
+    const answer = await api('POST', `/api/v1/gifts/${orderId}/join`, phrase ? { pass_phrase: phrase.value } : {});
     toast('参与成功');
     apply({ ...page.gift, ...answer.gift }, answer.me);
   } catch (err) {
@@ -240,7 +270,7 @@ function winnerList() {
   return h('ul.people', { id: 'winners' }, list.winners.map((w) => h('li.person', {},
     avatar(w),
     h('span.person__name', {}, w.name),
-    h('span.person__item', {}, w.item.name))));
+    h('span.person__item', {}, prizeName(w.item)))));
 }
 
 function winnersPanel() {
@@ -262,7 +292,7 @@ function renderResult() {
       h('div.result__title.result__title--won', { id: 'outcome', 'data-outcome': 'won' }, '恭喜你中奖了！'),
       h('div.prize', {},
         me.item && me.item.image ? h('img.prize__image', { src: me.item.image, alt: '' }) : h('img.prize__image', { src: '/static/img/icon.svg', alt: '' }),
-        h('span.prize__name', {}, me.item ? me.item.name : '')),
+        h('span.prize__name', {}, prizeName(me.item))),
       h('p.result__text', {}, '在下方领取奖品'),
     ];
   } else if (me.state === 'lost') {
@@ -427,7 +457,7 @@ async function showProof() {
     h('table.proof__winners', {},
       h('thead', {}, h('tr', {}, h('th', {}, '礼品'), h('th', {}, '中奖者编号'), h('th', {}, '昵称'))),
       h('tbody', {}, proof.winners.map((w) => h(`tr${w.participant === mine ? '.proof__mine' : ''}`, {},
-        h('td', {}, proof.items[w.item_index]),
+        h('td', {}, proof.tiers ? `${proof.tiers[w.item_index][1]}：${proof.items[w.item_index]}` : proof.items[w.item_index]),
         h('td.mono', {}, w.participant),
         h('td', {}, w.participant === mine ? '你' : names.get(w.item_index) || ''))))),
     h('dl.proof__data', {},

@@ -51,7 +51,7 @@ NOTIFIES = ("/api/payment/wechat/notify", "/api/payment/wechat/refund-notify")
 # Routes whose `order_id` is an order of the member's (the buyer's), not a gift to join.
 ORDER_ROUTES = ("/api/v1/orders/", "/api/dev/pay/", "/orders/", "/api/payment/returnOrderData")
 # Routes of a gift's sender.
-SENDER_ROUTES = ("/participants", "/open", "/claims")
+SENDER_ROUTES = ("/participants", "/open", "/claims", "/group")
 
 
 @dataclass
@@ -98,9 +98,14 @@ def live(tmp_path_factory):
                         ("full", [{"name": "杯"}], {"open_number": 1000}),
                         ("timed", [{"name": "书"}], {"open_at": (datetime.now(timezone.utc)
                                                                  + timedelta(days=30)).isoformat()}),
-                        ("full", [{"name": "笔"}], {"open_number": 1}))]
+                        ("full", [{"name": "笔"}], {"open_number": 1}),
+                        # Prize tiers (opened by the member's join: a tiered proof) and both entry
+                        # conditions, so their fields and refusals are reached.
+                        ("full", [{"name": "灯", "tier": 1}, {"name": "伞", "tier": 2, "tier_name": "参与奖"}],
+                         {"open_number": 1, "pass_phrase": "芝麻开门"}),
+                        ("full", [{"name": "碗"}], {"open_number": 10, "group_only": True}))]
         for order_id in gift_ids:
-            call(base + "/api/sharagift/JoinGift", {"login_key": member, "order_id": order_id})
+            call(base + "/api/sharagift/JoinGift", {"login_key": member, "order_id": order_id, "pass_phrase": "芝麻开门"})
         category_id = admin("/api/admin/categories", {"name": "零食"})["category_id"]
         product_id = admin("/api/admin/products", {"name": "咖啡券", "price": 100, "stock": 1_000_000,
                                                    "category_id": category_id})["product_id"]

@@ -5,7 +5,7 @@ import secrets
 import pytest
 
 from lottery import fairness
-from tests.proofs import tampered
+from tests.proofs import SEED, TIERS, make_proof, tampered
 
 
 def python_proof(participants: int, item_names: list[str]) -> dict:
@@ -42,6 +42,12 @@ def test_the_browser_recomputes_the_python_draw(page, participants, items):
     checks = browser_checks(page, proof)
     assert checks == {"commitment": True, "canonical": True, "participants_hash": True,
                       "items_hash": True, "winners": True}
+
+
+def test_the_browser_recomputes_a_tiered_draw(page):
+    proof = make_proof(SEED, [f"m{i}" for i in range(9)], ["灯", "伞", "伞"], tiers=TIERS)
+    assert fairness.verify(proof) == []
+    assert set(browser_checks(page, proof).values()) == {True}
 
 
 def test_the_browser_refuses_every_forgery_the_python_verifier_refuses(page):

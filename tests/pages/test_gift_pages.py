@@ -162,3 +162,26 @@ def test_a_direct_gift_gives_the_item_at_once(site, people):
     expect(dora.page.locator("#outcome")).to_have_attribute("data-outcome", "won")
     expect(dora.page.locator(".prize__name")).to_have_text("红包封面")
     expect(dora.page.locator("#winners .person__name")).to_have_text(["朵*"])
+
+
+def test_a_tiered_pass_phrase_gift_shows_its_tiers_asks_for_the_phrase_and_names_the_tier_won(site, people):
+    order_id = site.create_gift(method="full", open_number=1, pass_phrase="芝麻开门 ABC", items=[
+        {"name": "保温杯", "tier": 2}, {"name": "空气净化器", "tier": 1}, {"name": "保温杯", "tier": 2}])
+    guest = people(site, "阿口").open(f"/gift/{order_id}")
+    expect(guest.page.locator("#tiers .tiers__row")).to_have_text(["一等奖空气净化器×1", "二等奖保温杯×2"])
+    expect(guest.page.locator("#pass-phrase")).to_be_visible()
+    guest.page.click(".btn-join")  # no phrase yet: the page asks for it, nothing is sent
+    expect(guest.page.locator("#toast")).to_have_text("请输入口令")
+    guest.allow_errors("403")  # the wrong phrase's answer
+    guest.page.fill("#pass-phrase", "芝麻关门")
+    guest.page.click(".btn-join")
+    expect(guest.page.locator("#toast")).to_have_text("口令不正确")
+    guest.screenshot("join-pass-phrase")
+    # The phrase as typed on a phone: full-width letters, other case, spaces around.
+    guest.page.fill("#pass-phrase", " 芝麻开门 ａｂｃ ")
+    guest.page.click(".btn-join")
+    # The one seat is taken: the gift opens and the only participant wins the first tier's item.
+    expect(guest.page.locator("#outcome")).to_have_attribute("data-outcome", "won")
+    expect(guest.page.locator(".prize__name")).to_have_text("一等奖：空气净化器")
+    expect(guest.page.locator("#winners .person__item")).to_have_text(["一等奖：空气净化器"])
+    guest.screenshot("result-tier")

@@ -4,7 +4,7 @@
 // the page the server's subscribe messages open by default (notify/templates.py).
 const { pageBehavior, ctx } = require('../../behaviors/page');
 const { giftBehavior } = require('../../behaviors/gift');
-const { openingText, time } = require('../../utils/format');
+const { openingText, prizeName, time } = require('../../utils/format');
 
 const HEADLINE = {
   won: '恭喜你，中奖了！',
@@ -46,9 +46,9 @@ Component({
         }
         const answer = await api.get(`/api/v1/gifts/${id}/winners`, { auth: false });
         this.setData({
-          gift, me: me.item ? { ...me, item: { ...me.item, image: api.asset(me.item.image) } } : me, headline: /** @type {Record<string, string>} */ (HEADLINE)[me.state] || '礼物已开奖',
+          gift, me: me.item ? { ...me, item: { ...me.item, name: prizeName(me.item), image: api.asset(me.item.image) } } : me, headline: /** @type {Record<string, string>} */ (HEADLINE)[me.state] || '礼物已开奖',
           openInfo: openingText(gift), openedText: time(gift.opened_at),
-          winners: answer.winners || [], hasProof: gift.method !== 'direct' && gift.status === 'finished',
+          winners: (answer.winners || []).map((/** @type {any} */ w) => ({ ...w, item: { ...w.item, name: prizeName(w.item) } })), hasProof: gift.method !== 'direct' && gift.status === 'finished',
         });
       });
     },

@@ -90,6 +90,9 @@ class Phone {
     this.subscribeAnswer = 'accept'; // or 'reject'
     this.address = ADDRESS;
     this.gesture = false;
+    // Where the mini-program was opened from: undefined outside any chat (getGroupEnterInfo
+    // fails), null a one-to-one chat, else the group's opengid.
+    this.chat = undefined;
     this.sockets = new Set();
     this.socketsOpened = 0;
     this.maxSockets = 0;
@@ -162,6 +165,16 @@ class Phone {
         const answer = {};
         options.tmplIds.forEach((id) => { answer[id] = phone.subscribeAnswer; });
         done(options, 'requestSubscribeMessage', ok('requestSubscribeMessage', answer));
+      },
+      getGroupEnterInfo(options) {
+        if (phone.chat === undefined) {
+          failed(options, 'getGroupEnterInfo:fail not in a chat');
+          return;
+        }
+        const query = `code=${encodeURIComponent(phone.name)}${phone.chat ? `&opengid=${encodeURIComponent(phone.chat)}` : ''}`;
+        httpCall('POST', `${stack.control}/group-enter-info?${query}`).then(
+          (res) => done(options, 'getGroupEnterInfo', ok('getGroupEnterInfo', res.body)),
+          (err) => failed(options, `getGroupEnterInfo:fail ${err.message}`));
       },
       chooseAddress(options) {
         if (!phone.address) failed(options, 'chooseAddress:fail cancel');

@@ -49,6 +49,16 @@ test('the draw matches the test vector published in docs/fairness.md', () => {
   expect(sha256Hex('gift-lottery/participant/v1|order-kat|o_member_1').slice(0, 20)).toBe('c7098043b617e54da1f6');
 });
 
+test('a tiered draw matches the tiered test vector published in docs/fairness.md', () => {
+  const seed = '65aa35ff1ca8e2dcffcced88e4f399d9541a08c69f0b04dfe26893f0e7ab1401';
+  const people = Array.from({ length: 100 }, (_, i) => `p${String(i).padStart(3, '0')}`);
+  /** @type {Array<[number, string]>} */
+  const tiers = [[1, '一等奖'], [2, '二等奖'], [2, '二等奖']];
+  const items = ['手机', '耳机', '耳机'];
+  expect(fairness.itemsHash(items, tiers)).toBe('2886b1cdb4a831bd065e9cbdae0e268b3c343ddfb3e31f801cb79d2683c0bd81');
+  expect(fairness.draw(seed, 'order-kat', people, items, tiers)).toEqual([77, 49, 70]);
+});
+
 test('the phone refuses every forgery the Python verifier refuses, failing exactly the checks named for it', () => {
   const forged = forgeries();
   /** @type {Record<string, object>} */

@@ -5,8 +5,8 @@
 // then joins; a refusal changes nothing else. Old shares (?token=) keep working.
 const { pageBehavior, ctx } = require('../../../behaviors/page');
 const { giftBehavior } = require('../../../behaviors/gift');
-const { openingText } = require('../../../utils/format');
-const { askSubscribe } = require('../../../utils/wxp');
+const { openingText, tierRows } = require('../../../utils/format');
+const { askSubscribe, groupEnterInfo } = require('../../../utils/wxp');
 
 // Where each state goes: the card is shown only for can_join (and, greyed, full or closed).
 const NOTICE = { full: '参与人数已满', closed: '参与时间已过' };
@@ -22,6 +22,9 @@ Component({
     wish: '',
     notice: '',
     busy: false,
+    tiers: /** @type {{tier: string, name: string, count: number}[]} */ ([]),
+    needPhrase: false, // a pass-phrase gift: the card asks for it before the tap
+    phrase: '',
   },
   methods: {
     /** @param {{order_id?: string, token?: string}} query */
@@ -29,13 +32,24 @@ Component({
       const state = ctx(this).state;
       state.orderId = query.order_id || query.token || '';
       this.load(async () => {
-        const answer = await ctx(this).services.api.get(`/api/v1/gifts/${encodeURIComponent(state.orderId)}`);
+        const { api, wx } = ctx(this).services;
+        const path = `/api/v1/gifts/${encodeURIComponent(state.orderId)}`;
+        const answer = await api.get(path);
+        const entry = answer.gift.entry || {};
+        // A group-only gift: the group this card was opened from. Its sender, opening it in the
+        // group they shared it to, binds it to that group.
+        state.group = entry.group_only ? await groupEnterInfo(wx) : null;
+        if (entry.group_only && !entry.group_bound && answer.me.state === 'own_gift' && state.group) {
+          await api.post(`${path}/group`, state.group);
+        }
         if (this.route(answer.gift, answer.me)) return;
         const { gift, me } = answer;
+        let notice = /** @type {Record<string, string>} */ (NOTICE)[me.state] || '';
+        if (!notice && entry.group_only && !state.group) notice = '仅限指定群的成员参与，请从群聊中打开';
         this.setData({
           gift, inited: true, avatar: gift.sender.avatar || '', uname: gift.sender.name,
-          openInfo: `发起一个抽奖，${openingText(gift)}`, wish: gift.wish,
-          notice: /** @type {Record<string, string>} */ (NOTICE)[me.state] || '',
+          openInfo: `发起一个抽奖，${openingText(gift)}`, wish: gift.wish, notice,
+          tiers: tierRows(gift.items), needPhrase: Boolean(entry.pass_phrase),
         });
       });
     },
@@ -57,18 +71,32 @@ Component({
       return false;
     },
 
+    /** The phrase as typed. @param {{detail: {value: string}}} event */
+    onPhrase(event) {
+      this.setData({ phrase: event.detail.value });
+    },
+
     /** The 抽 tap. */
     join() {
       if (this.data.busy || this.data.notice) return;
       const record = ctx(this);
       const { wx, api, config } = record.services;
+      if (this.data.needPhrase && !this.data.phrase.trim()) {
+        wx.showToast({ title: '请输入口令', icon: 'none', duration: 2000 });
+        return;
+      }
+      // What the gift's entry conditions ask for: the phrase, the group's encrypted data.
+      const entry = {
+        ...(this.data.needPhrase ? { pass_phrase: this.data.phrase } : {}),
+        ...(record.state.group || {}),
+      };
       // Inside the tap, before anything asynchronous: WeChat refuses the prompt anywhere else.
       const direct = this.data.gift && this.data.gift.method === 'direct';
       const subscribed = askSubscribe(wx, direct ? config.templates.received : config.templates.join);
       this.setData({ busy: true });
       wx.showLoading({ title: '疯狂抢礼包中' });
       subscribed
-        .then((ids) => api.post(`/api/v1/gifts/${encodeURIComponent(record.state.orderId)}/join`, { subscribed: ids }))
+        .then((ids) => api.post(`/api/v1/gifts/${encodeURIComponent(record.state.orderId)}/join`, { subscribed: ids, ...entry }))
         .then((answer) => {
           wx.hideLoading();
           wx.showToast({ title: '参与成功', icon: 'none', duration: 2000 });
