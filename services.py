@@ -9,9 +9,10 @@ from functools import partial
 from pymongo.asynchronous.database import AsyncDatabase
 from tornado.httpclient import AsyncHTTPClient
 
-from config import Config
+from config import Config, comma_list
 from lottery.accounts import Accounts
 from lottery.background import Loop
+from lottery.beacon import Beacon
 from lottery.backlogs import Backlogs
 from lottery.catalogue import Catalogue
 from lottery.claims import Claims
@@ -28,6 +29,7 @@ from lottery.roster import Roster
 from lottery.scheduler import Scheduler
 from lottery.storage.backup import Backups
 from notify.worker import Limits, NotificationWorker
+from relays.drand import relay_fetcher
 from wechat.client import WeChatClient
 from wechat.userdata import decrypt_user_data
 from wechatpay.client import WeChatPayClient
@@ -70,9 +72,15 @@ class Services:
                 if part is not None]
 
 
+def beacon_of(config: Config) -> Beacon:
+    """The randomness beacon the draws mix in: the configured chain through its relays."""
+    return Beacon(config.beacon_chain_params(), comma_list(config.beacon_relays), relay_fetcher(config.beacon_timeout),
+                  fallback_after=config.beacon_fallback_seconds)
+
+
 def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat: WeChatClient | None = None,
                    payments: WeChatPayClient | None = None, hub: LiveHub | None = None,
-                   wechatpay_fake: object | None = None) -> Services:
+                   wechatpay_fake: object | None = None, beacon: Beacon | None = None) -> Services:
     """This process's services for its role. `wechat`, `payments` and `hub` may be given (tests
     point them at the local stand-ins); otherwise they are made from `config`. `sync_uri` is the
     database's URI for the scheduler's job store (scheduler role)."""
@@ -82,7 +90,8 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     images = config.images
     templates = config.templates
     accounts = Accounts(db, wechat.code2session, timedelta(days=config.login_key_days))
-    draws = Draws(db, lease=timedelta(seconds=config.draw_lease_seconds))
+    draws = Draws(db, beacon or beacon_of(config), lease=timedelta(seconds=config.draw_lease_seconds),
+                  beacon_wait=config.beacon_wait_seconds)
     gifts = Gifts(db, accounts, on_ready=draws.open_soon, images=images)
     payment_settings = payments.config if payments is not None else None
     orders = Orders(db, payments, mchid=payment_settings.mchid if payment_settings else "",

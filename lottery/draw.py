@@ -27,6 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from lottery import clock, fairness, logs, metrics
 from lottery.backoff import database_away
 from lottery.background import Background, Batches
+from lottery.beacon import Beacon
 from lottery.errors import Forbidden, GiftNotFound, GiftOpened, NotOpenable, NotOpenedYet
 from lottery.gifts import is_live
 from lottery.storage import gifts, joins, leases, outbox, proofs
@@ -36,6 +37,15 @@ log = logging.getLogger(__name__)
 # Outbox records written before a drawn gift's finish: its messages, the copy of its outcomes,
 # and its winners' claims.
 FOLLOW_UPS = ("gift_opened", "record_outcomes", "open_claims")
+
+
+def freeze_view(proof: dict) -> dict:
+    """What a gift publishes when its participant list is frozen, before its beacon round exists."""
+    view = {"participants_hash": proof["participants_hash"], "participant_count": len(proof["participants"]),
+            "frozen_at": clock.iso(proof.get("frozen_at") or proof["created_at"])}
+    if "beacon" in proof:
+        view["beacon_round"] = proof["beacon"]["round"]
+    return view
 
 
 def not_won(gift: dict, summary: dict) -> dict[int, int]:
@@ -49,10 +59,12 @@ def not_won(gift: dict, summary: dict) -> dict[int, int]:
 class Draws:
     """Opens gifts: on the last seat, when due, at the sender's request, or resuming."""
 
-    def __init__(self, db: AsyncDatabase, lease: timedelta = timedelta(seconds=30),
+    def __init__(self, db: AsyncDatabase, beacon: Beacon, lease: timedelta = timedelta(seconds=30),
                  settle_timeout: float = 2.0, batch_window: float = 0.02, batch_size: int = 500,
-                 outcome_delay: float = 2.0) -> None:
+                 outcome_delay: float = 2.0, beacon_wait: float = 10.0) -> None:
         self.db = db
+        self.beacon = beacon
+        self.beacon_wait = beacon_wait  # how long one attempt waits for a round
         self.lease = lease
         self.settle_timeout = settle_timeout
         self.batch_size = batch_size
@@ -136,13 +148,16 @@ class Draws:
         proof = await proofs.get(self.db, order_id)
         if gift["status"] != "finished" or proof is None:
             raise NotOpenedYet()
-        return {
+        view = {
             "algorithm": proof["algorithm"], "version": proof["version"], "order_id": order_id,
             "seed_commitment": proof["seed_commitment"], "seed": proof["seed"],
             "participants": proof["participants"], "participants_hash": proof["participants_hash"],
             "items": proof["items"], "items_hash": proof["items_hash"], "winners": proof["winners"],
             "opened_at": clock.iso(gift.get("opened_at")),
         }
+        if proof["version"] >= 2:
+            view.update(frozen_at=clock.iso(proof["frozen_at"]), beacon=proof["beacon"])
+        return view
 
     async def idle(self, timeout: float | None = None) -> bool:
         """Finish the background work now (queued draws; outcome copies, without their delay)
@@ -173,13 +188,23 @@ class Draws:
     # The transitions
 
     async def _draw_batch(self, taken: list[dict]) -> list[str]:
-        """freeze -> finish -> (background) copy, for gifts this process has taken. A direct
-        gift taken at its deadline has no draw: its joiners already hold their items, and it
-        finishes with the rest returned."""
+        """freeze -> beacon -> finish -> (background) copy, for gifts this process has taken. A
+        direct gift taken at its deadline has no draw: its joiners already hold their items, and
+        it finishes with the rest returned. A drawn gift whose beacon round does not come in time
+        stays `drawing` and is handed back to the sweep."""
         started = time.monotonic()
         drawn = [g for g in taken if g["method"] != "direct"]
         participants, recorded = await self._participants(drawn)
         frozen = await proofs.save(self.db, [self._freeze(g, participants[g["_id"]]) for g in drawn])
+        # Published (and pushed to the waiting pages) before the round it names exists.
+        await gifts.publish_freezes(self.db, {o: freeze_view(p) for o, p in frozen.items()})
+        frozen = await self._complete(drawn, frozen, participants)
+        waiting = [g["_id"] for g in drawn if g["_id"] not in frozen]
+        if waiting:
+            log.warning("%d gifts wait for their beacon round; a later sweep resumes them", len(waiting))
+            await gifts.hand_back(self.db, waiting, clock.utcnow())
+        drawn = [g for g in drawn if g["_id"] in frozen]
+        taken = [g for g in taken if g["method"] == "direct" or g["_id"] in frozen]
         now = clock.utcnow()
         # Before the finish: restored joins, and the outbox records of what must follow it.
         await asyncio.gather(
@@ -245,23 +270,60 @@ class Draws:
                         for g in taken}
         return participants, {g["_id"]: set(recorded.get(g["_id"], ())) for g in taken}
 
-    @staticmethod
-    def _freeze(gift: dict, member_ids: list[str]) -> dict:
-        """The proof of this gift's draw: sorted pseudonyms, item names, winners from the seed."""
+    def _freeze(self, gift: dict, member_ids: list[str]) -> dict:
+        """The frozen participant list of this gift's draw (sorted pseudonyms), with its time
+        and the beacon round that time names; the winners come once that round is verified."""
         order_id = gift["_id"]
-        by_pseudonym = {fairness.pseudonym(order_id, m): m for m in member_ids}
-        participants = sorted(by_pseudonym)
+        participants = sorted(fairness.pseudonym(order_id, m) for m in member_ids)
         item_names = [item["name"] for item in gift["items"]]
-        positions = fairness.draw(gift["seed"], order_id, participants, item_names)
+        frozen_at = clock.utcnow()
         return {
             "_id": order_id, "algorithm": fairness.ALGORITHM, "version": fairness.VERSION,
             "seed_commitment": gift["seed_commitment"], "seed": gift["seed"],
             "participants": participants, "participants_hash": fairness.participants_hash(participants),
-            "items": item_names, "items_hash": fairness.items_hash(item_names),
-            "winners": [{"participant": participants[p], "item_index": i} for i, p in enumerate(positions)],
-            "winner_member_ids": [by_pseudonym[participants[p]] for p in positions],
-            "created_at": clock.utcnow(),
+            "items": item_names, "items_hash": fairness.items_hash(item_names), "frozen_at": frozen_at,
+            "beacon": {"chain_hash": self.beacon.chain.chain_hash,
+                       "round": self.beacon.round_for(frozen_at.timestamp())},
+            "created_at": frozen_at,
         }
+
+    async def _complete(self, drawn: list[dict], frozen: dict[str, dict],
+                        participants: dict[str, list[str]]) -> dict[str, dict]:
+        """The proofs whose winners are known: drawn before (a resumed draw), or now that their
+        beacon round is verified (or, if the operator's policy allows, given up on). By order id."""
+        done = {o: p for o, p in frozen.items() if "winners" in p}
+        pending = [frozen[g["_id"]] for g in drawn if g["_id"] not in done]
+        wanted = sorted({p["beacon"]["round"] for p in pending})
+        found = await asyncio.gather(*(self.beacon.get(r, self.beacon_wait) for r in wanted))
+        rounds = dict(zip(wanted, found))
+        now = time.time()
+        completed = []
+        for proof in pending:
+            got = rounds[proof["beacon"]["round"]]
+            frozen_at = clock.as_utc(proof["frozen_at"]).timestamp()
+            if got is not None:
+                beacon = {**proof["beacon"], "status": "verified", "signature": got.signature,
+                          "randomness": got.randomness}
+            elif self.beacon.may_go_without(frozen_at, now):
+                log.error("gift %s: no verified beacon round %d after %.0f s; drawing without it, as the "
+                          "policy allows (the proof says so)", proof["_id"], proof["beacon"]["round"], now - frozen_at)
+                beacon = {**proof["beacon"], "status": "unavailable", "policy": self.beacon.policy()}
+            else:
+                continue
+            completed.append(self._winners(proof, beacon, participants[proof["_id"]]))
+        done.update(await proofs.complete(self.db, completed))
+        return done
+
+    @staticmethod
+    def _winners(proof: dict, beacon: dict, member_ids: list[str]) -> dict:
+        """A frozen proof completed with its beacon and winners (and the winners' member ids,
+        which never leave the server)."""
+        order_id, participants = proof["_id"], proof["participants"]
+        by_pseudonym = {fairness.pseudonym(order_id, m): m for m in member_ids}
+        positions = fairness.draw(proof["seed"], order_id, participants, proof["items"], beacon)
+        return {**proof, "beacon": beacon,
+                "winners": [{"participant": participants[p], "item_index": i} for i, p in enumerate(positions)],
+                "winner_member_ids": [by_pseudonym[participants[p]] for p in positions]}
 
     @staticmethod
     def _summary(gift: dict, winners: list[str], proof: dict | None = None) -> dict:
@@ -271,5 +333,5 @@ class Draws:
                    "participant_count": len(proof["participants"]) if proof else len(winners)}
         if proof:
             summary.update(participants_hash=proof["participants_hash"],
-                           algorithm=f"{fairness.ALGORITHM}/v{fairness.VERSION}")
+                           algorithm=f"{proof['algorithm']}/v{proof['version']}")
         return summary

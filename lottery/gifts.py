@@ -114,6 +114,8 @@ def public_view(gift: dict) -> dict:
         "created_at": clock.iso(gift["created_at"]),
         "opened_at": clock.iso(gift.get("opened_at")),
         "version": gift["version"],
+        # Once the draw froze the participant list: its hash, size, time and beacon round.
+        "freeze": gift.get("freeze"),
     }
 
 

@@ -16,10 +16,19 @@ from fakes.wechatpay import FakeWeChatPay
 from config import Config
 from server import http_server as production_http_server, make_app
 from services import build_services
+from tests import beacons
 from tests.api import ADMIN_TOKEN, Api
 from tests.servers import TEST_REQUEST_TIMEOUT
 from fakes.wechat import APPID, SECRET, FakeWeChat
 from tests.query_guard import QueryGuard, index_specs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def beacon_fake():
+    """The local drand stand-in (tests/beacons.py), for the whole test process."""
+    fake = beacons.start_fake()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +84,8 @@ def drawer(db, io_loop):
 
     made: list[Draws] = []
 
-    def make(stall: str | None = None, **kwargs) -> Draws:
-        made.append((stalling_draws(stall) if stall else Draws)(db, **kwargs))
+    def make(stall: str | None = None, beacon=None, **kwargs) -> Draws:
+        made.append((stalling_draws(stall) if stall else Draws)(db, beacon or beacons.beacon(), **kwargs))
         return made[-1]
 
     yield make
@@ -120,7 +129,7 @@ def test_config(**settings) -> Config:
     if "images" in settings:
         settings["image_hosts"] = ",".join(settings.pop("images").hosts)
     return Config(**{"admin_token": ADMIN_TOKEN, "role": "web", "request_timeout": float(TEST_REQUEST_TIMEOUT),
-                     **settings})
+                     **beacons.settings(), **settings})
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ def make_proof(seed_hex: str, members: list[str], items: list[str], order_id: st
     """The proof of a real draw: `members` join the gift `order_id`, its seed is `seed_hex`."""
     participants = sorted(fairness.pseudonym(order_id, m) for m in members)
     positions = fairness.draw(seed_hex, order_id, participants, items)
-    return {"algorithm": fairness.ALGORITHM, "version": fairness.VERSION, "order_id": order_id,
+    return {"algorithm": fairness.ALGORITHM, "version": 1, "order_id": order_id,
             "seed_commitment": fairness.commitment(seed_hex), "seed": seed_hex,
             "participants": participants, "participants_hash": fairness.participants_hash(participants),
             "items": items, "items_hash": fairness.items_hash(items),

@@ -100,7 +100,7 @@ def test_verify_rejects_an_altered_participant_seed_or_winner():
 def test_verify_rejects_a_proof_of_another_algorithm_or_version_whatever_else_it_holds():
     proof = make_proof(seed(3), [f"m{i}" for i in range(5)], ["A"])
     renamed = {**proof, "algorithm": "other"}
-    assert fairness.verify(renamed) == [f"unknown algorithm other v{fairness.VERSION}"]
+    assert fairness.verify(renamed) == ["unknown algorithm other v1"]
     later = {**proof, "version": fairness.VERSION + 1}
     assert fairness.verify(later) == [f"unknown algorithm {fairness.ALGORITHM} v{fairness.VERSION + 1}"]
 

@@ -4,6 +4,7 @@ import json
 
 from lottery.accounts import Accounts
 from lottery.draw import Draws
+from tests import beacons
 from lottery.gifts import Gifts
 from lottery.storage import notifications as store
 from tests.gifts import make_due, spec
@@ -47,7 +48,7 @@ async def timed_gift(db, joiners: int, items: int = 3, subscribed_every: int = 1
 
 async def open_gift(db, order_id: str) -> None:
     """Open it with the real draw."""
-    draws = Draws(db)
+    draws = Draws(db, beacons.beacon())
     assert await draws.open([order_id])
     await draws.idle()
 

@@ -12,7 +12,7 @@ def python_proof(participants: int, item_names: list[str]) -> dict:
     seed, order_id = secrets.token_hex(32), secrets.token_hex(12)
     pseudonyms = sorted(fairness.pseudonym(order_id, f"m{i}") for i in range(participants))
     positions = fairness.draw(seed, order_id, pseudonyms, item_names)
-    return {"algorithm": fairness.ALGORITHM, "version": fairness.VERSION, "order_id": order_id,
+    return {"algorithm": fairness.ALGORITHM, "version": 1, "order_id": order_id,
             "seed": seed, "seed_commitment": fairness.commitment(seed), "participants": pseudonyms,
             "participants_hash": fairness.participants_hash(pseudonyms), "items": item_names,
             "items_hash": fairness.items_hash(item_names),
