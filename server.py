@@ -161,7 +161,7 @@ def local_beacon(config: Config) -> tuple[object, Beacon]:
     (fakes/beacon.py), so a draw needs no internet. Imported here only: never part of production."""
     from fakes.beacon import FakeBeacon
 
-    fake = FakeBeacon(period=1.0).start()
+    fake = FakeBeacon(period=0.5).start()
     log.info("beacon: the local stand-in chain %s at %s (not drand quicknet)", fake.chain.chain_hash,
              fake.relay_url(0))
     return fake, Beacon(fake.chain, fake.relay_urls, relay_fetcher(config.beacon_timeout))

@@ -205,6 +205,8 @@ class Draws:
             await gifts.hand_back(self.db, waiting, clock.utcnow())
         drawn = [g for g in drawn if g["_id"] in frozen]
         taken = [g for g in taken if g["method"] == "direct" or g["_id"] in frozen]
+        if not taken:
+            return []
         now = clock.utcnow()
         # Before the finish: restored joins, and the outbox records of what must follow it.
         await asyncio.gather(
