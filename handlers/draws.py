@@ -18,7 +18,14 @@ class ProofHandler(BaseHandler):
         self.reply(await self.draws.proof(order_id))
 
 
+class BeaconHandler(BaseHandler):
+    async def get(self) -> None:
+        """The drand chain this server's draws use: quicknet, or the local stand-in's (--dev)."""
+        self.reply(self.draws.beacon.chain.as_dict())
+
+
 default_handlers = [
+    (r"/api/v1/beacon", BeaconHandler),
     (rf"/api/v1/gifts/{ID_GROUP}/open", OpenHandler),
     (rf"/api/v1/gifts/{ID_GROUP}/proof", ProofHandler),
 ]

@@ -18,7 +18,19 @@ SCHEMAS: dict[str, dict] = {
         "joined_count": COUNT, "items_total": COUNT, "items_left": COUNT,
         "items": {"type": "array", "items": ref("Item")}, "seed_commitment": HEX64,
         "created_at": TIME, "opened_at": nullable(TIME), "version": COUNT,
+        "freeze": nullable(ref("Freeze")),
     }),
+    # A drawing gift's frozen participant list, published before its beacon round exists.
+    "Freeze": obj({"participants_hash": HEX64, "participant_count": COUNT, "frozen_at": TIME,
+                   "beacon_round": COUNT}, optional=("beacon_round",)),
+    # The drand round a version-2 draw mixed in (`status` verified), or the operator's policy that
+    # let it go ahead without it (`status` unavailable).
+    "Beacon": obj({"chain_hash": HEX64, "round": COUNT, "status": {"enum": ["verified", "unavailable"]},
+                   "signature": STRING, "randomness": HEX64, "policy": STRING},
+                  optional=("signature", "randomness", "policy")),
+    # The drand chain this server's draws use (GET /api/v1/beacon).
+    "BeaconChain": obj({"chain_hash": HEX64, "public_key": STRING, "genesis": {"type": "number"},
+                        "period": {"type": "number"}, "scheme": STRING}),
     "Me": obj({"state": {"enum": list(STATES)}, "item": ref("Item"), "joined_at": TIME, "participant": STRING},
               optional=("item", "joined_at", "participant")),
     "GiftAndMe": obj({"gift": ref("Gift"), "me": ref("Me")}),
@@ -27,8 +39,8 @@ SCHEMAS: dict[str, dict] = {
         "seed": HEX64, "participants": {"type": "array", "items": STRING}, "participants_hash": STRING,
         "items": {"type": "array", "items": STRING}, "items_hash": STRING,
         "winners": {"type": "array", "items": obj({"participant": STRING, "item_index": COUNT})},
-        "opened_at": nullable(TIME),
-    }),
+        "opened_at": nullable(TIME), "frozen_at": TIME, "beacon": ref("Beacon"),
+    }, optional=("frozen_at", "beacon")),
     "LegacyGift": obj({
         "member_data": PERSON,
         "methons_data": obj({"get_method": {"enum": ["直接送礼", "满人开奖", "定时开奖"]},
@@ -75,6 +87,8 @@ V1_PATHS = {
                                                  params=[ORDER_ID])},
     "/api/v1/gifts/{order_id}/proof": {"get": v1("The fairness proof of an opened gift", ref("Proof"),
                                                  auth=None, params=[ORDER_ID])},
+    "/api/v1/beacon": {"get": v1("The drand chain (pinned: quicknet) whose rounds this server's draws mix in",
+                                 ref("BeaconChain"), auth=None)},
     "/api/v1/me/profile": {"post": v1(
         "Set the member's nickname and/or avatar", ref("Profile"),
         body=request({"nickname": trimmed(MAX_NICKNAME), "avatar_url": STRING}, blank=False))},

@@ -4,4 +4,4 @@ import { build } from 'esbuild';
 
 const common = { entryPoints: ['drand-verify.js'], bundle: true, minify: true, target: 'es2020', legalComments: 'inline' };
 await build({ ...common, format: 'esm', outfile: '../../static/js/vendor/drand-verify.js' });
-await build({ ...common, format: 'cjs', outfile: '../../miniprogram/utils/vendor/drand-verify.js' });
+await build({ ...common, format: 'cjs', banner: { js: '// @ts-nocheck' }, outfile: '../../miniprogram/utils/vendor/drand-verify.js' });

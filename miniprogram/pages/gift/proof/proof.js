@@ -2,12 +2,25 @@
 // The draw recomputed on the phone from the published proof (docs/fairness.md), so nobody has
 // to trust the server: the seed against its commitment, the hashes, and the winners.
 const { pageBehavior, ctx } = require('../../../behaviors/page');
-const { verify } = require('../../../utils/fairness');
+const { QUICKNET, verify } = require('../../../utils/fairness');
 
 const CHECK_TEXT = {
   algorithm: '算法版本', commitment: '种子与开奖前公布的承诺一致', canonical: '参与名单按规则排序',
-  participants_hash: '参与名单的哈希一致', items_hash: '奖品清单的哈希一致', winners: '按公开算法重算的中奖者一致',
+  participants_hash: '参与名单的哈希一致', items_hash: '奖品清单的哈希一致',
+  beacon_chain: '随机信标来自 drand quicknet 公共网络', beacon_round: '信标轮次是名单冻结后的第一轮',
+  beacon_signature: '信标签名经 BLS 验证属于该轮次', winners: '按公开算法重算的中奖者一致',
 };
+
+/** The chain a proof's beacon must come from: quicknet (pinned), or the local stand-in of a
+ * development server on this very machine (as the server takes such a chain only from loopback).
+ * @param {any} proof
+ * @param {any} api */
+async function chainFor(proof, api) {
+  const local = /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?$/.test(api.base);
+  if (proof.version !== 2 || !proof.beacon || proof.beacon.chain_hash === QUICKNET.chain_hash || !local) return QUICKNET;
+  const chain = await api.get('/api/v1/beacon', { auth: false });
+  return chain.chain_hash === proof.beacon.chain_hash ? chain : QUICKNET;
+}
 
 Component({
   behaviors: [pageBehavior],
@@ -25,7 +38,7 @@ Component({
       this.load(async () => {
         const { api } = ctx(this).services;
         const [proof, gift] = await Promise.all([api.get(`/api/v1/gifts/${id}/proof`, { auth: false }), api.get(`/api/v1/gifts/${id}`)]);
-        const checks = verify(proof).map((c) => ({ ...c, text: /** @type {Record<string, string>} */ (CHECK_TEXT)[c.name] || c.name }));
+        const checks = verify(proof, await chainFor(proof, api)).map((c) => ({ ...c, text: /** @type {Record<string, string>} */ (CHECK_TEXT)[c.name] || c.name }));
         const mine = gift.me.participant || '';
         this.setData({
           proof, checks, matches: checks.length > 1 && checks.every((c) => c.ok), mine,
