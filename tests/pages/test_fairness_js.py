@@ -5,7 +5,7 @@ import secrets
 import pytest
 
 from lottery import fairness
-from tests.proofs import tampered
+from tests.proofs import make_v2_proof, tampered
 
 
 def python_proof(participants: int, item_names: list[str]) -> dict:
@@ -55,3 +55,10 @@ def test_the_browser_refuses_every_forgery_the_python_verifier_refuses(page):
         if {check for check, ok in checks.items() if not ok} != failing:
             wrong[name] = checks
     assert wrong == {}
+
+
+def test_the_browser_verifies_a_version_2_proof_over_a_real_quicknet_round_against_the_pinned_key(page):
+    proof = make_v2_proof()
+    assert browser_checks(page, proof) == {
+        "commitment": True, "canonical": True, "participants_hash": True, "items_hash": True,
+        "beacon_chain": True, "beacon_round": True, "beacon_signature": True, "winners": True}
