@@ -23,6 +23,7 @@ from lottery.live.hub import LiveHub
 from lottery.notifications import Notifications
 from lottery.orders import Orders
 from lottery.profiles import Profiles
+from lottery.receipts import ReceiptKey
 from lottery.reconciliation import Reconciliation
 from lottery.refunds import Refunds, refund_worker
 from lottery.roster import Roster
@@ -90,9 +91,10 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     images = config.images
     templates = config.templates
     accounts = Accounts(db, wechat.code2session, timedelta(days=config.login_key_days))
-    draws = Draws(db, beacon or beacon_of(config), lease=timedelta(seconds=config.draw_lease_seconds),
+    receipt_key = ReceiptKey.load(config.receipt_key_path(), create=config.development)
+    draws = Draws(db, beacon or beacon_of(config), receipt_key, lease=timedelta(seconds=config.draw_lease_seconds),
                   beacon_wait=config.beacon_wait_seconds)
-    gifts = Gifts(db, accounts, on_ready=draws.open_soon, images=images)
+    gifts = Gifts(db, accounts, receipt_key, on_ready=draws.open_soon, images=images)
     payment_settings = payments.config if payments is not None else None
     orders = Orders(db, payments, mchid=payment_settings.mchid if payment_settings else "",
                     appid=payment_settings.appid if payment_settings else "",

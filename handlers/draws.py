@@ -24,7 +24,14 @@ class BeaconHandler(BaseHandler):
         self.reply(self.draws.beacon.chain.as_dict())
 
 
+class ReceiptKeyHandler(BaseHandler):
+    async def get(self) -> None:
+        """The public key that checks join receipts (Ed25519)."""
+        self.reply(self.draws.receipt_key.public_view())
+
+
 default_handlers = [
+    (r"/api/v1/receipt-key", ReceiptKeyHandler),
     (r"/api/v1/beacon", BeaconHandler),
     (rf"/api/v1/gifts/{ID_GROUP}/open", OpenHandler),
     (rf"/api/v1/gifts/{ID_GROUP}/proof", ProofHandler),

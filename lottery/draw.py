@@ -28,9 +28,10 @@ from lottery import clock, fairness, logs, metrics
 from lottery.backoff import database_away
 from lottery.background import Background, Batches
 from lottery.beacon import Beacon
+from lottery.receipts import ReceiptKey
 from lottery.errors import Forbidden, GiftNotFound, GiftOpened, NotOpenable, NotOpenedYet
 from lottery.gifts import is_live
-from lottery.storage import gifts, joins, leases, outbox, proofs
+from lottery.storage import gifts, joins, leases, outbox, proofs, sequences
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,12 @@ def not_won(gift: dict, summary: dict) -> dict[int, int]:
 class Draws:
     """Opens gifts: on the last seat, when due, at the sender's request, or resuming."""
 
-    def __init__(self, db: AsyncDatabase, beacon: Beacon, lease: timedelta = timedelta(seconds=30),
+    def __init__(self, db: AsyncDatabase, beacon: Beacon, receipt_key: ReceiptKey, lease: timedelta = timedelta(seconds=30),
                  settle_timeout: float = 2.0, batch_window: float = 0.02, batch_size: int = 500,
                  outcome_delay: float = 2.0, beacon_wait: float = 10.0) -> None:
         self.db = db
         self.beacon = beacon
+        self.receipt_key = receipt_key  # signs the receipts of joins the draw numbers
         self.beacon_wait = beacon_wait  # how long one attempt waits for a round
         self.lease = lease
         self.settle_timeout = settle_timeout
@@ -156,7 +158,7 @@ class Draws:
             "opened_at": clock.iso(gift.get("opened_at")),
         }
         if proof["version"] >= 2:
-            view.update(frozen_at=clock.iso(proof["frozen_at"]), beacon=proof["beacon"])
+            view.update(frozen_at=clock.iso(proof["frozen_at"]), beacon=proof["beacon"], sequences=proof["sequences"])
         return view
 
     async def idle(self, timeout: float | None = None) -> bool:
@@ -195,7 +197,11 @@ class Draws:
         started = time.monotonic()
         drawn = [g for g in taken if g["method"] != "direct"]
         participants, recorded = await self._participants(drawn)
-        frozen = await proofs.save(self.db, [self._freeze(g, participants[g["_id"]]) for g in drawn])
+        await joins.restore(self.db, [(g["_id"], m) for g in drawn for m in participants[g["_id"]]
+                                      if m not in recorded[g["_id"]]], clock.utcnow())
+        numbers = {g["_id"]: await self._numbered(g["_id"], participants[g["_id"]], recorded[g["_id"]])
+                   for g in drawn}
+        frozen = await proofs.save(self.db, [self._freeze(g, numbers[g["_id"]]) for g in drawn])
         # Published (and pushed to the waiting pages) before the round it names exists.
         await gifts.publish_freezes(self.db, {o: freeze_view(p) for o, p in frozen.items()})
         frozen = await self._complete(drawn, frozen, participants)
@@ -208,16 +214,14 @@ class Draws:
         if not taken:
             return []
         now = clock.utcnow()
-        # Before the finish: restored joins, and the outbox records of what must follow it.
-        await asyncio.gather(
-            joins.restore(self.db, [(g["_id"], m) for g in drawn for m in participants[g["_id"]]
-                                    if m not in recorded[g["_id"]]], now),
-            outbox.add(self.db, [outbox.new_record(kind, g["_id"], now, g.get("ready_request_id"))
-                                 for g in drawn for kind in FOLLOW_UPS]))
+        # Before the finish: the outbox records of what must follow it.
+        await outbox.add(self.db, [outbox.new_record(kind, g["_id"], now, g.get("ready_request_id"))
+                                   for g in drawn for kind in FOLLOW_UPS])
         summaries = {g["_id"]: self._summary(g, frozen[g["_id"]]["winner_member_ids"], frozen[g["_id"]])
                      for g in drawn}
         summaries.update({g["_id"]: self._summary(g, list(g["claimants"])) for g in taken if g["method"] == "direct"})
         finished = await self._finish(summaries, {g["_id"]: not_won(g, summaries[g["_id"]]) for g in taken})
+        await sequences.forget(self.db, finished)  # no join is numbered after the finish
         methods = {g["_id"]: g for g in taken}
         for order_id in finished:
             gift = methods[order_id]
@@ -241,9 +245,9 @@ class Draws:
     async def _write_winners(self, winners: list[tuple[str, str, int]]) -> None:
         await joins.write_winners(self.db, winners)
 
-    async def _participants(self, taken: list[dict]) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
-        """The participant list of each gift, and the members whose join record exists, by
-        order id.
+    async def _participants(self, taken: list[dict]) -> tuple[dict[str, list[str]], dict[str, dict[str, int | None]]]:
+        """The participant list of each gift, and the members whose join record exists with
+        their join's sequence number, by order id.
 
         Direct/full gifts: the claimants kept in the gift document (authoritative; a missing
         join record, from a process that died between its two writes, is restored).
@@ -268,21 +272,45 @@ class Draws:
             then = "drawing among the records" if order_id in timed else "restoring the missing ones"
             log.warning("gift %s: %d join records for %d joins; %s", order_id,
                         len(recorded.get(order_id, ())), expected[order_id], then)
-        participants = {g["_id"]: recorded.get(g["_id"], []) if g["method"] == "timed" else list(g["claimants"])
+        participants = {g["_id"]: list(recorded.get(g["_id"], {})) if g["method"] == "timed" else list(g["claimants"])
                         for g in taken}
-        return participants, {g["_id"]: set(recorded.get(g["_id"], ())) for g in taken}
+        return participants, {g["_id"]: recorded.get(g["_id"], {}) for g in taken}
 
-    def _freeze(self, gift: dict, member_ids: list[str]) -> dict:
-        """The frozen participant list of this gift's draw (sorted pseudonyms), with its time
-        and the beacon round that time names; the winners come once that round is verified."""
+    async def _numbered(self, order_id: str, member_ids: list[str], recorded: dict[str, int | None]) -> dict[str, int]:
+        """Every participant's join sequence number, member id -> number. Joins a crash left
+        without one (a record restored, or a process that died between the record and its number)
+        are numbered now, gaps first, then after the last number handed out; their members never
+        had a receipt, so any free number is theirs, and the list stays 1..P."""
+        numbers = {m: recorded.get(m) for m in member_ids}
+        missing = sorted((m for m, n in numbers.items() if n is None), key=lambda m: fairness.pseudonym(order_id, m))
+        if not missing:
+            return numbers
+        used = set(numbers.values())
+        free = [n for n in range(1, await sequences.last(self.db, order_id) + 1) if n not in used][:len(missing)]
+        if len(free) < len(missing):
+            last = await sequences.take(self.db, order_id, len(missing) - len(free))
+            free += range(last - (len(missing) - len(free)) + 1, last + 1)
+        for member_id, number in zip(missing, free):
+            receipt = self.receipt_key.sign(order_id, fairness.pseudonym(order_id, member_id), number)
+            if not await joins.bind_sequence(self.db, order_id, member_id, number, receipt["signature"]):
+                number = (await joins.get(self.db, order_id, member_id))["sequence"]  # numbered meanwhile
+            numbers[member_id] = number
+        return numbers
+
+    def _freeze(self, gift: dict, numbers: dict[str, int]) -> dict:
+        """The frozen participant list of this gift's draw (sorted pseudonyms, each with its join
+        sequence number), with its time and the beacon round that time names; the winners come
+        once that round is verified."""
         order_id = gift["_id"]
-        participants = sorted(fairness.pseudonym(order_id, m) for m in member_ids)
+        by_pseudonym = {fairness.pseudonym(order_id, m): n for m, n in numbers.items()}
+        participants = sorted(by_pseudonym)
         item_names = [item["name"] for item in gift["items"]]
         frozen_at = clock.utcnow()
         return {
             "_id": order_id, "algorithm": fairness.ALGORITHM, "version": fairness.VERSION,
             "seed_commitment": gift["seed_commitment"], "seed": gift["seed"],
             "participants": participants, "participants_hash": fairness.participants_hash(participants),
+            "sequences": [by_pseudonym[p] for p in participants],
             "items": item_names, "items_hash": fairness.items_hash(item_names), "frozen_at": frozen_at,
             "beacon": {"chain_hash": self.beacon.chain.chain_hash,
                        "round": self.beacon.round_for(frozen_at.timestamp())},

@@ -115,6 +115,8 @@ def verify(proof: dict, chain: "drand.Chain | None" = None) -> list[str]:
     if proof["version"] == 2:
         beacon = proof["beacon"]
         problems += beacon_problems(beacon, proof["frozen_at"], chain)
+        if sorted(proof["sequences"]) != list(range(1, len(proof["participants"]) + 1)):
+            problems.append("the join sequence numbers are not 1 to P, each once (a join left out or renumbered)")
     seed, participants = proof["seed"], list(proof["participants"])
     if commitment(seed) != proof["seed_commitment"]:
         problems.append("the seed does not match the published commitment")
@@ -128,6 +130,26 @@ def verify(proof: dict, chain: "drand.Chain | None" = None) -> list[str]:
                 for i, p in enumerate(draw(seed, proof["order_id"], participants, proof["items"], beacon))]
     if expected != proof["winners"]:
         problems.append("the winners are not the ones the seed and participants give")
+    return problems
+
+
+def receipt_problems(proof: dict, receipts: list[dict], public_key_hex: str) -> list[str]:
+    """What the receipts members hold say about a version-2 proof: each must be signed by the
+    server's receipt key, and its participant must be in the list under its sequence number."""
+    from lottery import receipts as signed
+
+    problems = []
+    numbers = dict(zip(proof["participants"], proof.get("sequences") or ()))
+    for receipt in receipts:
+        who = f"receipt {receipt.get('sequence')} of {receipt.get('participant')}"
+        if not signed.verify(receipt, public_key_hex):
+            problems.append(f"{who}: not signed by the receipt key")
+        elif receipt["gift"] != proof["order_id"]:
+            problems.append(f"{who}: a receipt of another gift")
+        elif receipt["participant"] not in numbers:
+            problems.append(f"{who}: the participant was left out of the draw")
+        elif numbers[receipt["participant"]] != receipt["sequence"]:
+            problems.append(f"{who}: listed under sequence number {numbers[receipt['participant']]}")
     return problems
 
 

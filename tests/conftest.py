@@ -27,6 +27,7 @@ from tests.query_guard import QueryGuard, index_specs
 def beacon_fake():
     """The local drand stand-in (tests/beacons.py), for the whole test process."""
     fake = beacons.start_fake()
+    beacons.start_receipt_key()
     yield fake
     fake.stop()
 
@@ -73,7 +74,7 @@ def db(engine_uri, db_name, io_loop):
 @pytest.fixture
 def gifts(db) -> Gifts:
     """The gift service without WeChat (members are made with `accounts.ensure_member`)."""
-    return Gifts(db, Accounts(db, None))
+    return Gifts(db, Accounts(db, None), beacons.receipt_key())
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ def drawer(db, io_loop):
     made: list[Draws] = []
 
     def make(stall: str | None = None, beacon=None, **kwargs) -> Draws:
-        made.append((stalling_draws(stall) if stall else Draws)(db, beacon or beacons.beacon(), **kwargs))
+        made.append((stalling_draws(stall) if stall else Draws)(db, beacon or beacons.beacon(), beacons.receipt_key(), **kwargs))
         return made[-1]
 
     yield make

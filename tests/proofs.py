@@ -17,8 +17,9 @@ def make_proof(seed_hex: str, members: list[str], items: list[str], order_id: st
              "participants": participants, "participants_hash": fairness.participants_hash(participants),
              "items": items, "items_hash": fairness.items_hash(items),
              "winners": [{"participant": participants[p], "item_index": i} for i, p in enumerate(positions)]}
-    if beacon:
-        proof.update(frozen_at=frozen_at, beacon=beacon)
+    if beacon:  # join sequence numbers in member order (m0 joined first)
+        numbers = {fairness.pseudonym(order_id, m): n for n, m in enumerate(members, 1)}
+        proof.update(frozen_at=frozen_at, beacon=beacon, sequences=[numbers[p] for p in participants])
     return proof
 
 
@@ -132,6 +133,10 @@ def tampered_beacon() -> dict[str, tuple[dict, set[str]]]:
     seed_only["winners"] = [{"participant": seed_only["participants"][i], "item_index": n}
                             for n, i in enumerate(positions)]
 
+    def left_out_first(p: dict) -> None:
+        first = p["sequences"].index(1)
+        del p["participants"][first], p["sequences"][first]
+
     return {
         "round 2's signature as round 3's": (forged(lambda p: p.update(beacon=quicknet_beacon(3, QUICKNET_ROUND_2))),
                                              {"beacon_signature"}),
@@ -146,4 +151,6 @@ def tampered_beacon() -> dict[str, tuple[dict, set[str]]]:
         "no beacon, as an operator's policy would say": (
             forged(lambda p: p["beacon"].update(status="unavailable", policy="never")), {"beacon_signature"}),
         "winners of the seed alone": (seed_only, {"winners"}),
+        "a join renumbered": (forged(lambda p: p["sequences"].__setitem__(0, 11)), {"sequences"}),
+        "the first join left out, numbers kept": (forged(left_out_first), {"sequences"}),
     }

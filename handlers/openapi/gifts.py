@@ -31,8 +31,12 @@ SCHEMAS: dict[str, dict] = {
     # The drand chain this server's draws use (GET /api/v1/beacon).
     "BeaconChain": obj({"chain_hash": HEX64, "public_key": STRING, "genesis": {"type": "number"},
                         "period": {"type": "number"}, "scheme": STRING}),
-    "Me": obj({"state": {"enum": list(STATES)}, "item": ref("Item"), "joined_at": TIME, "participant": STRING},
-              optional=("item", "joined_at", "participant")),
+    "Me": obj({"state": {"enum": list(STATES)}, "item": ref("Item"), "joined_at": TIME, "participant": STRING,
+               "receipt": ref("Receipt")},
+              optional=("item", "joined_at", "participant", "receipt")),
+    # A drawn gift's join, signed by the server's receipt key (GET /api/v1/receipt-key).
+    "Receipt": obj({"gift": IDENTIFIER, "participant": STRING, "sequence": COUNT, "signature": STRING}),
+    "ReceiptKey": obj({"algorithm": {"enum": ["ed25519"]}, "public_key": STRING, "message": STRING}),
     "GiftAndMe": obj({"gift": ref("Gift"), "me": ref("Me")}),
     "Proof": obj({
         "algorithm": STRING, "version": COUNT, "order_id": IDENTIFIER, "seed_commitment": HEX64,
@@ -40,7 +44,8 @@ SCHEMAS: dict[str, dict] = {
         "items": {"type": "array", "items": STRING}, "items_hash": STRING,
         "winners": {"type": "array", "items": obj({"participant": STRING, "item_index": COUNT})},
         "opened_at": nullable(TIME), "frozen_at": TIME, "beacon": ref("Beacon"),
-    }, optional=("frozen_at", "beacon")),
+        "sequences": {"type": "array", "items": COUNT},
+    }, optional=("frozen_at", "beacon", "sequences")),
     "LegacyGift": obj({
         "member_data": PERSON,
         "methons_data": obj({"get_method": {"enum": ["直接送礼", "满人开奖", "定时开奖"]},
@@ -89,6 +94,8 @@ V1_PATHS = {
                                                  auth=None, params=[ORDER_ID])},
     "/api/v1/beacon": {"get": v1("The drand chain (pinned: quicknet) whose rounds this server's draws mix in",
                                  ref("BeaconChain"), auth=None)},
+    "/api/v1/receipt-key": {"get": v1("The Ed25519 public key that checks join receipts", ref("ReceiptKey"),
+                                      auth=None)},
     "/api/v1/me/profile": {"post": v1(
         "Set the member's nickname and/or avatar", ref("Profile"),
         body=request({"nickname": trimmed(MAX_NICKNAME), "avatar_url": STRING}, blank=False))},

@@ -130,7 +130,7 @@ function draw(seedHex, orderId, sortedPseudonyms, itemNames, beacon = null) {
  * @typedef {{algorithm: string, version: number, order_id: string, seed: string,
  *   seed_commitment: string, participants: string[], participants_hash: string, items: string[],
  *   items_hash: string, winners: {participant: string, item_index: number}[],
- *   frozen_at?: string, beacon?: Beacon}} Proof
+ *   frozen_at?: string, beacon?: Beacon, sequences?: number[]}} Proof
  * @typedef {{name: string, ok: boolean, detail: string}} Check
  */
 
@@ -182,7 +182,11 @@ function verify(proof, chain = QUICKNET) {
   add('participants_hash', participantsHash(participants) === proof.participants_hash);
   add('items_hash', itemsHash(proof.items) === proof.items_hash);
   const beacon = proof.version === 2 ? /** @type {Beacon} */ (proof.beacon || {}) : null;
-  if (beacon) beaconChecks(proof, chain, add);
+  if (beacon) {
+    const numbers = Array.from(proof.sequences || []).sort((a, b) => a - b);
+    add('sequences', numbers.length === participants.length && numbers.every((n, i) => n === i + 1));
+    beaconChecks(proof, chain, add);
+  }
   const positions = draw(proof.seed, proof.order_id, participants, proof.items, beacon);
   const expected = positions.map((p, i) => ({ participant: participants[p], item_index: i }));
   const published = (proof.winners || []).map((w) => ({ participant: w.participant, item_index: w.item_index }));

@@ -152,7 +152,11 @@ export async function verify(proof, chain = QUICKNET) {
   add('participants_hash', (await participantsHash(participants)) === proof.participants_hash);
   add('items_hash', (await itemsHash(proof.items)) === proof.items_hash);
   const beacon = proof.version === 2 ? (proof.beacon || {}) : null;
-  if (beacon) await beaconChecks(proof, chain, add);
+  if (beacon) {
+    const numbers = Array.from(proof.sequences || []).sort((a, b) => a - b);
+    add('sequences', numbers.length === participants.length && numbers.every((n, i) => n === i + 1));
+    await beaconChecks(proof, chain, add);
+  }
   const positions = await draw(proof.seed, proof.order_id, participants, proof.items, beacon);
   const expected = positions.map((p, i) => ({ participant: participants[p], item_index: i }));
   const published = (proof.winners || []).map((w) => ({ participant: w.participant, item_index: w.item_index }));

@@ -5,6 +5,7 @@
 import { api, ApiError, auth, serverNow } from './api.js';
 import { ClaimPanel } from './claim-panel.js';
 import { QUICKNET, verify } from './fairness.js';
+import { verifyReceipt } from './vendor/drand-verify.js';
 import { GiftClaims } from './gift-claims.js';
 import { showSignIn, showWho } from './signin.js';
 import { avatar, formatCountdown, formatTime, h, openInfo, showView, toast } from './ui.js';
@@ -181,6 +182,8 @@ async function join(event) {
   button.classList.add('btn-join--busy');
   try {
     const answer = await api('POST', `/api/v1/gifts/${orderId}/join`, {});
+    // The signed receipt stays on this device: the proof page holds the server to it.
+    if (answer.me.receipt) localStorage.setItem(RECEIPT_KEY + orderId, JSON.stringify(answer.me.receipt));
     toast('参与成功');
     apply({ ...page.gift, ...answer.gift }, answer.me);
   } catch (err) {
@@ -361,6 +364,8 @@ const CHECK_TEXT = {
   canonical: '参与者名单为规范顺序（排序、无重复）',
   participants_hash: '参与者名单与其哈希一致',
   items_hash: '礼品清单与其哈希一致',
+  sequences: '参与编号从 1 连续到总人数，无遗漏、无重复',
+  receipt: '你保存的参与回执（服务器签名）与名单中你的编号一致',
   beacon_chain: '随机信标来自 drand quicknet 公共网络（公钥已内置在本页）',
   beacon_round: '信标轮次是参与者名单冻结之后的第一轮',
   beacon_signature: '信标签名经 BLS 验证属于该网络的该轮次',
@@ -370,6 +375,21 @@ const CHECK_TEXT = {
 // A proof drawn against the local beacon stand-in (--dev/--demo, tests) names another chain than
 // quicknet; this page takes that chain from the server only when it is served from this very
 // machine, as the server takes such a chain only from loopback relays.
+const RECEIPT_KEY = 'gift-lottery/receipt/';
+
+// This device's receipt of its join, held against the proof: signed by the server's receipt
+// key, and listed under its number.
+async function receiptCheck(proof) {
+  const stored = localStorage.getItem(RECEIPT_KEY + orderId);
+  if (!stored || proof.version !== 2) return null;
+  const receipt = JSON.parse(stored);
+  const key = await api('GET', '/api/v1/receipt-key');
+  const at = proof.participants.indexOf(receipt.participant);
+  const ok = verifyReceipt(key.public_key, receipt) && receipt.gift === proof.order_id && at >= 0
+    && proof.sequences[at] === receipt.sequence;
+  return { name: 'receipt', ok, detail: `第 ${receipt.sequence} 位参与` };
+}
+
 async function chainFor(proof) {
   const local = ['127.0.0.1', 'localhost', '[::1]'].includes(window.location.hostname);
   if (proof.version !== 2 || !proof.beacon || proof.beacon.chain_hash === QUICKNET.chain_hash || !local) return QUICKNET;
@@ -423,6 +443,8 @@ async function showProof() {
   let checks;
   try {
     checks = await verify(proof, await chainFor(proof));
+    const receipt = await receiptCheck(proof);
+    if (receipt) checks.push(receipt);
   } catch (err) {
     checks = [{ name: 'winners', ok: false, detail: err.message }];
   }

@@ -195,6 +195,7 @@ PROBLEMS = {"the seed does not match the published commitment": "commitment",
             "the beacon signature is not": "beacon_signature",
             "the beacon randomness is not": "beacon_signature",
             "no beacon: this draw went ahead without its round": "beacon_signature",
+            "the join sequence numbers are not 1 to P": "sequences",
             "the winners are not the ones": "winners",
             "unknown algorithm": "algorithm"}
 

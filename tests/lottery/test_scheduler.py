@@ -23,7 +23,7 @@ async def finished(db, order_id: str) -> dict | None:
 
 
 def scheduler(db, engine_uri, **kwargs) -> Scheduler:
-    return Scheduler(db, Draws(db, beacons.beacon()), engine_uri, sweep_interval=0.2, **kwargs)
+    return Scheduler(db, Draws(db, beacons.beacon(), beacons.receipt_key()), engine_uri, sweep_interval=0.2, **kwargs)
 
 
 async def stopped(running: Scheduler) -> None:

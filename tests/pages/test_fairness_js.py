@@ -60,5 +60,5 @@ def test_the_browser_refuses_every_forgery_the_python_verifier_refuses(page):
 def test_the_browser_verifies_a_version_2_proof_over_a_real_quicknet_round_against_the_pinned_key(page):
     proof = make_v2_proof()
     assert browser_checks(page, proof) == {
-        "commitment": True, "canonical": True, "participants_hash": True, "items_hash": True,
+        "commitment": True, "canonical": True, "participants_hash": True, "items_hash": True, "sequences": True,
         "beacon_chain": True, "beacon_round": True, "beacon_signature": True, "winners": True}

@@ -1,7 +1,9 @@
-// The one thing the proof pages need from BLS12-381: does a drand round's signature (unchained,
-// on G1, scheme bls-unchained-g1-rfc9380) verify against a chain's public key? Bundled with
+// What the proof pages need from elliptic curves: does a drand round's signature (unchained, on
+// G1 of BLS12-381, scheme bls-unchained-g1-rfc9380) verify against a chain's public key, and does
+// a join receipt's Ed25519 signature verify against the server's receipt key? Bundled with
 // esbuild (build.mjs) into static/js/vendor/ (ESM) and miniprogram/utils/vendor/ (CommonJS).
 import { bls12_381 } from '@noble/curves/bls12-381.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 
 const DST = 'BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_NUL_';
@@ -34,4 +36,36 @@ export function verifyRound(publicKeyHex, round, signatureHex) {
 // SHA-256 (hex), for the randomness of a round (SHA-256 of its signature) where WebCrypto is absent.
 export function sha256Hex(hex) {
   return Array.from(sha256(fromHex(hex)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+const fromBase64 = (text) => {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  const clean = String(text).replace(/=+$/, '');
+  const bytes = [];
+  let bits = 0;
+  let value = 0;
+  for (const char of clean) {
+    const index = alphabet.indexOf(char);
+    if (index < 0) throw new Error('not base64');
+    value = (value << 6) | index;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push((value >> bits) & 0xff);
+    }
+  }
+  return new Uint8Array(bytes);
+};
+
+// Whether a join receipt {gift, participant, sequence, signature (base64)} is signed by the
+// receipt key publicKeyHex (Ed25519), over "gift-lottery/receipt/v1|<gift>|<participant>|<sequence>".
+export function verifyReceipt(publicKeyHex, receipt) {
+  try {
+    const text = `gift-lottery/receipt/v1|${receipt.gift}|${receipt.participant}|${receipt.sequence}`;
+    if (/[^\x20-\x7e]/.test(text)) return false; // ids and pseudonyms are ASCII
+    const message = Uint8Array.from(text, (char) => char.charCodeAt(0));
+    return ed25519.verify(fromBase64(receipt.signature), message, fromHex(publicKeyHex));
+  } catch (err) {
+    return false;
+  }
 }
