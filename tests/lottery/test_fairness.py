@@ -208,3 +208,30 @@ def test_verify_names_exactly_the_problems_of_each_forgery_the_other_checkers_ar
     wrong = {name: problems for name, (forged, failing) in tampered().items()
              if checks_failed(problems := fairness.verify(forged)) != failing}
     assert wrong == {}
+
+
+def operator_wins(rounds: int, tries: int, beacon_known: bool) -> float:
+    """How often an operator who grinds `tries` seeds per gift (and fills the list with their own
+    accounts before the freeze: here P = 10 pseudonyms of theirs, one the chosen account) gets one
+    item to the chosen account. The operator must commit to the seed before the beacon round
+    exists; `beacon_known` pretends they could see it (what version 1's seed-only draw allows)."""
+    participants = sorted(fairness.pseudonym("grind", f"sock{i}") for i in range(10))
+    chosen = participants.index(fairness.pseudonym("grind", "sock0"))
+    wins = 0
+    for r in range(rounds):
+        actual = {"round": r, "status": "verified", "randomness": hashlib.sha256(f"beacon {r}".encode()).hexdigest()}
+        guess = actual if beacon_known else {**actual, "randomness": hashlib.sha256(f"guess {r}".encode()).hexdigest()}
+        seeds = [hashlib.sha256(f"seed {r} {t}".encode()).hexdigest() for t in range(tries)]
+        best = next((s for s in seeds if fairness.draw(s, "grind", participants, ["A"], guess) == [chosen]), seeds[0])
+        wins += fairness.draw(best, "grind", participants, ["A"], actual) == [chosen]
+    return wins / rounds
+
+
+def test_grinding_seeds_before_the_beacon_exists_gains_the_operator_nothing():
+    """k/P = 1/10. Over 1000 gifts, grinding 20 seeds each against a guess of the round: the
+    chosen account's share stays within 4.5 standard deviations of 0.1 (sigma = 0.0095; a fair
+    draw exceeds 0.143 with probability about 3e-6). Against the round itself (as if it were
+    known, or absent, as in version 1) grinding wins about 1 - 0.9**20 = 88% of gifts: the test
+    can see grinding."""
+    assert operator_wins(1000, 20, beacon_known=False) < 0.1 + 4.5 * (0.1 * 0.9 / 1000) ** 0.5
+    assert operator_wins(200, 20, beacon_known=True) > 0.7
