@@ -81,8 +81,8 @@ class Config:
     sweep_seconds: float = setting(1.0, "how often the scheduler opens overdue gifts")
     leader_lease_seconds: float = setting(10.0, "how long a silent scheduler keeps the leadership before a "
                                                 "standby takes over")
-    receipt_key_file: str = setting("", "the Ed25519 private key (PEM) that signs join receipts; required except "
-                                        "with --dev/--demo, which make one in the data folder")
+    receipt_key_file: str = setting("", "the Ed25519 private key (PEM) that signs join receipts; required with "
+                                        "MONGODB_URI; unset on the embedded engine: one made in the data folder")
     # The public randomness beacon every draw mixes in (drand quicknet; docs/fairness.md)
     beacon_relays: str = setting(",".join(DRAND_RELAYS), "comma-separated drand HTTP relays, tried in turn")
     beacon_chain: str = setting("", "a JSON file of another chain's parameters (the local stand-in's), allowed "
@@ -201,7 +201,8 @@ class Config:
             return drand.Chain.from_dict(json.load(handle))
 
     def receipt_key_path(self) -> str:
-        """Where the receipt key is: the option, or (--dev/--demo) one made in the data folder."""
+        """Where the receipt key is: the option, or (the embedded engine: one machine) one made in
+        the data folder."""
         return self.receipt_key_file or os.path.join(self.data_dir, "receipt-key.pem")
 
     def check(self) -> None:
@@ -230,9 +231,6 @@ class Config:
             self.beacon_chain_params()
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"--beacon_chain: {exc}") from exc
-        if not self.receipt_key_file and not self.development:
-            raise ConfigError("--receipt_key_file is required: the Ed25519 key that signs join receipts "
-                              "(README: operating)")
         if self.beacon_fallback_seconds < 0 or self.beacon_wait_seconds <= 0 or self.beacon_timeout <= 0:
             raise ConfigError("--beacon_wait_seconds and --beacon_timeout must be positive, "
                               "--beacon_fallback_seconds 0 or more")
@@ -243,6 +241,9 @@ class Config:
             if not is_loopback(self.listen_address):
                 raise ConfigError(f"--dev/--demo refused: --address {self.address} is not a loopback address "
                                   "(anyone who reaches it could sign in as anyone)")
+        if not self.receipt_key_file and self.mongodb_uri:
+            raise ConfigError("--receipt_key_file is required with MONGODB_URI: the Ed25519 key that signs join "
+                              "receipts, one file for every process (README: operating)")
 
 
 def comma_list(text: str) -> list[str]:

@@ -91,7 +91,7 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     images = config.images
     templates = config.templates
     accounts = Accounts(db, wechat.code2session, timedelta(days=config.login_key_days))
-    receipt_key = ReceiptKey.load(config.receipt_key_path(), create=config.development)
+    receipt_key = ReceiptKey.load(config.receipt_key_path(), create=not config.receipt_key_file)
     draws = Draws(db, beacon or beacon_of(config), receipt_key, lease=timedelta(seconds=config.draw_lease_seconds),
                   beacon_wait=config.beacon_wait_seconds)
     gifts = Gifts(db, accounts, receipt_key, on_ready=draws.open_soon, images=images)

@@ -7,16 +7,14 @@ from config import Config
 
 
 def load(*args: str, **environ: str) -> Config:
-    """The configuration of a production start (which must name its receipt key) from these."""
-    return config.load(["server.py", *args], {"RECEIPT_KEY_FILE": "receipt-key.pem", **environ})
+    return config.load(["server.py", *args], environ)
 
 
-def test_a_production_start_without_a_receipt_key_is_refused_and_dev_makes_one():
-    with pytest.raises(SystemExit, match="--receipt_key_file is required"):
-        config.load(["server.py"], {})
-    assert load().receipt_key_path() == "receipt-key.pem"
-    developing = Config(dev=True, data_dir="/tmp/somewhere")
-    assert developing.receipt_key_path() == "/tmp/somewhere/receipt-key.pem"
+def test_a_start_on_mongodb_without_a_receipt_key_is_refused_and_the_embedded_engine_makes_one():
+    with pytest.raises(SystemExit, match="--receipt_key_file is required with MONGODB_URI"):
+        load(MONGODB_URI="mongodb://db.example/gifts")
+    assert load(MONGODB_URI="mongodb://db.example/gifts", RECEIPT_KEY_FILE="k.pem").receipt_key_path() == "k.pem"
+    assert load(DATA_DIR="/tmp/somewhere").receipt_key_path() == "/tmp/somewhere/receipt-key.pem"
 
 
 def test_another_beacon_chain_than_quicknet_is_refused_unless_every_relay_is_loopback(tmp_path):
