@@ -40,7 +40,8 @@ async def big_draw(db, participants: int, items: int) -> dict:
     for i in range(participants):
         member_id = f"m{i:023d}"
         batch.append({"_id": f"{order_id}:{member_id}", "order_id": order_id, "member_id": member_id,
-                      "form_id": "", "subscribed": [], "joined_at": now, "outcome": None, "item_index": None})
+                      "form_id": "", "subscribed": [], "joined_at": now, "outcome": None, "item_index": None,
+                      "sequence": i + 1, "receipt": ""})  # numbered, as joins are
         if len(batch) == 10000:
             await db.joins.insert_many(batch)
             batch = []
@@ -48,6 +49,7 @@ async def big_draw(db, participants: int, items: int) -> dict:
         await db.joins.insert_many(batch)
     now = clock.utcnow()
     await db.gifts.update_one({"_id": order_id}, {"$set": {"joined_count": participants, "open_at": now, "due_at": now}})
+    await db.join_sequences.insert_one({"_id": order_id, "last": participants})
     draws = Draws(db, beacons.beacon(), beacons.receipt_key())
     start = time.perf_counter()
     assert await draws.open([order_id])

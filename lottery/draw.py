@@ -290,12 +290,14 @@ class Draws:
         if len(free) < len(missing):
             last = await sequences.take(self.db, order_id, len(missing) - len(free))
             free += range(last - (len(missing) - len(free)) + 1, last + 1)
-        for member_id, number in zip(missing, free):
-            receipt = self.receipt_key.sign(order_id, fairness.pseudonym(order_id, member_id), number)
-            if not await joins.bind_sequence(self.db, order_id, member_id, number, receipt["signature"]):
-                number = (await joins.get(self.db, order_id, member_id))["sequence"]  # numbered meanwhile
-            numbers[member_id] = number
-        return numbers
+        numbered = [(m, n, self.receipt_key.sign(order_id, fairness.pseudonym(order_id, m), n)["signature"])
+                    for m, n in zip(missing, free)]
+        if await joins.bind_sequences(self.db, order_id, numbered):
+            numbers.update((m, n) for m, n, _ in numbered)
+            return numbers
+        # A join numbered itself meanwhile (its own write came late): read them all again.
+        recorded = (await joins.member_ids(self.db, [order_id])).get(order_id, {})
+        return {m: recorded.get(m) for m in member_ids}
 
     def _freeze(self, gift: dict, numbers: dict[str, int]) -> dict:
         """The frozen participant list of this gift's draw (sorted pseudonyms, each with its join

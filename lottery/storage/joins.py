@@ -47,6 +47,16 @@ async def bind_sequence(db: AsyncDatabase, order_id: str, member_id: str, sequen
     return result.modified_count == 1
 
 
+async def bind_sequences(db: AsyncDatabase, order_id: str, numbered: list[tuple[str, int, str]]) -> bool:
+    """`bind_sequence` for many (member id, number, signature) at once; False if any join had a
+    number already (or is missing)."""
+    result = await db.joins.bulk_write([
+        UpdateOne({"_id": join_id(order_id, member_id), "sequence": None},
+                  {"$set": {"sequence": sequence, "receipt": receipt}})
+        for member_id, sequence, receipt in numbered], ordered=False)
+    return result.modified_count == len(numbered)
+
+
 async def insert(db: AsyncDatabase, join: dict) -> None:
     """Record a join; the unique `_id` (gift, member) refuses a second one."""
     try:
