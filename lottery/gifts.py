@@ -290,8 +290,12 @@ class Gifts:
             if gift["method"] == "timed":
                 await store.release_timed_seat(self.db, order_id)
                 raise
-            # The claim above made this member a claimant just now, so the record in the way is
-            # the one a draw restored for them while this write was slow: they joined.
+            # The record in the way is either the one a draw restored for this claimant while this
+            # write was slow (they joined), or another attempt's of the same member (a retry that
+            # found the claim without its record wrote it first): then this one is the duplicate.
+            existing = await joins.get(self.db, order_id, member_id)
+            if claimed_before or existing is None or not existing.get("restored"):
+                raise
             log.warning("gift %s: a draw restored this join's record before it was written", order_id)
         # A drawn gift's join is numbered and signed; a direct gift's item is the member's record.
         receipt = await self._numbered(order_id, member_id, fresh) if gift["method"] != "direct" else None

@@ -83,8 +83,10 @@ async def member_ids(db: AsyncDatabase, order_ids: list[str]) -> dict[str, dict[
 
 
 async def restore(db: AsyncDatabase, pairs: list[tuple[str, str]], now: datetime) -> None:
-    """Join records for claimants whose join write never landed (their process died)."""
-    await insert_new(db.joins, [new_join(order_id, member_id, now) for order_id, member_id in pairs])
+    """Join records for claimants whose join write never landed (their process died), marked
+    `restored` (a slow join that finds one knows it was the draw's)."""
+    await insert_new(db.joins, [{**new_join(order_id, member_id, now), "restored": True}
+                                for order_id, member_id in pairs])
 
 
 async def write_winners(db: AsyncDatabase, winners: list[tuple[str, str, int]]) -> None:

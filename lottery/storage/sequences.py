@@ -10,13 +10,20 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery.storage.slices import in_slices
+from lottery.storage.writes import insert_new
 
 
 async def take(db: AsyncDatabase, order_id: str, count: int = 1) -> int:
-    """Take the next `count` numbers of this gift in one atomic update; returns the last taken."""
-    counter = await db.join_sequences.find_one_and_update(
-        {"_id": order_id}, {"$inc": {"last": count}}, upsert=True, return_document=ReturnDocument.AFTER)
-    return counter["last"]
+    """Take the next `count` numbers of this gift in one atomic update; returns the last taken.
+    The counter is made first when missing (an insert that racing first joins may all try; one
+    lands): an upsert inside findAndModify is not used, as the embedded engine may answer a
+    racing one with nothing after applying it."""
+    while True:
+        counter = await db.join_sequences.find_one_and_update(
+            {"_id": order_id}, {"$inc": {"last": count}}, return_document=ReturnDocument.AFTER)
+        if counter is not None:
+            return counter["last"]
+        await insert_new(db.join_sequences, [{"_id": order_id, "last": 0}])
 
 
 async def forget(db: AsyncDatabase, order_ids: list[str]) -> None:
