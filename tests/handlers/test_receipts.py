@@ -39,13 +39,16 @@ async def test_racing_joins_get_numbers_1_to_n_each_once_signed_and_the_proof_li
     status, proof = await until(lambda: proof_of(api, order_id), timeout=60)
     assert fairness.verify(proof, beacons.chain()) == []
     assert fairness.receipt_problems(proof, held, key["public_key"]) == []
-    # Leaving one member out, even renumbering the rest to close the gap, shows against their receipt.
-    at = proof["participants"].index(held[5]["participant"])
+    # Leaving the first joiner out, even renumbering the rest to close the gap, shows against
+    # their receipt, and against every renumbered one.
+    first = next(r for r in held if r["sequence"] == 1)
+    at = proof["participants"].index(first["participant"])
     left_out = {**proof, "participants": proof["participants"][:at] + proof["participants"][at + 1:],
-                "sequences": [n - (n > held[5]["sequence"]) for i, n in enumerate(proof["sequences"]) if i != at]}
+                "sequences": [n - 1 for i, n in enumerate(proof["sequences"]) if i != at]}
+    assert fairness.verify(left_out, beacons.chain()) != []  # its hash no longer matches, too
     problems = fairness.receipt_problems(left_out, held, key["public_key"])
-    assert f"receipt {held[5]['sequence']} of {held[5]['participant']}: the participant was left out of the draw" \
-        in problems and len(problems) > 1  # the renumbered ones show too
+    assert f"receipt 1 of {first['participant']}: the participant was left out of the draw" in problems
+    assert len(problems) == 16  # the first left out, the 15 others listed under other numbers
     forged = {**held[0], "sequence": held[0]["sequence"] + 100}
     assert fairness.receipt_problems(proof, [forged], key["public_key"]) == [
         f"receipt {forged['sequence']} of {forged['participant']}: not signed by the receipt key"]
