@@ -5,14 +5,16 @@ ever taken from there, and --help shows defaults, never values. `load()` parses 
 all at start, so a broken setting stops the start with a clear message, not the first use.
 
 docs/configuration.md describes each option for operators."""
+import json
 import os
 import sys
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from tornado.options import Error as OptionError, OptionParser
 
-from lottery import devmode
+from lottery import devmode, drand
 from lottery.errors import ConfigError
 from lottery.images import WECHAT_IMAGE_HOSTS, ImageSources
 from lottery.operators import Limits as OperatorLimits
@@ -24,6 +26,10 @@ from wechatpay.client import WeChatPayConfig
 ROLES = ("all", "web", "scheduler")
 LOG_FORMATS = ("text", "json")
 GROUP = "gift lottery server"
+# drand's public HTTP relays of the League of Entropy (any one that answers will do: every round is
+# verified against the pinned key).
+DRAND_RELAYS = ("https://api.drand.sh", "https://api2.drand.sh", "https://api3.drand.sh",
+                "https://drand.cloudflare.com")
 
 
 def setting(default: object, help: str) -> object:
@@ -93,6 +99,17 @@ class Config:
     sweep_seconds: float = setting(1.0, "how often the scheduler opens overdue gifts")
     leader_lease_seconds: float = setting(10.0, "how long a silent scheduler keeps the leadership before a "
                                                 "standby takes over")
+    receipt_key_file: str = setting("", "the Ed25519 private key (PEM) that signs join receipts; required with "
+                                        "MONGODB_URI; unset on the embedded engine: one made in the data folder")
+    # The public randomness beacon every draw mixes in (drand quicknet; docs/fairness.md)
+    beacon_relays: str = setting(",".join(DRAND_RELAYS), "comma-separated drand HTTP relays, tried in turn")
+    beacon_chain: str = setting("", "a JSON file of another chain's parameters (the local stand-in's), allowed "
+                                    "only with loopback relays; unset: drand quicknet, pinned in the code")
+    beacon_timeout: float = setting(2.0, "seconds one relay has to answer")
+    beacon_wait_seconds: float = setting(10.0, "how long one draw attempt waits for its round before the sweep "
+                                               "tries again")
+    beacon_fallback_seconds: float = setting(0.0, "after this many seconds without a verified round since the "
+                                                  "freeze, draw without the beacon (the proof says so); 0: never")
     # Realtime
     ws_origins: str = setting("", "comma-separated browser origins allowed on /ws besides this host, or *")
     ws_ping_interval: float = setting(25.0, "seconds between websocket pings")
@@ -195,6 +212,22 @@ class Config:
             public_key_id=self.wechatpay_public_key_id, platform_cert_files=self.wechatpay_platform_cert_files,
             api_base=self.wechatpay_api_base, refund_notify_url=self.wechatpay_refund_notify_url)
 
+    def beacon_chain_params(self) -> drand.Chain:
+        """The beacon's chain: quicknet, or (a local stand-in's) from `beacon_chain`, which only
+        loopback relays may serve: production can never be pointed at another chain."""
+        if not self.beacon_chain:
+            return drand.QUICKNET
+        relays = comma_list(self.beacon_relays)
+        if not relays or not all(is_loopback(urlsplit(relay).hostname or "") for relay in relays):
+            raise ValueError("another chain than drand quicknet is allowed only with loopback relays")
+        with open(self.beacon_chain, encoding="utf-8") as handle:
+            return drand.Chain.from_dict(json.load(handle))
+
+    def receipt_key_path(self) -> str:
+        """Where the receipt key is: the option, or (the embedded engine: one machine) one made in
+        the data folder."""
+        return self.receipt_key_file or os.path.join(self.data_dir, "receipt-key.pem")
+
     def check(self) -> None:
         """ConfigError naming the first unusable setting (never a secret's value)."""
         if self.role not in ROLES:
@@ -223,6 +256,13 @@ class Config:
             self.wechatpay()
         except ConfigError as exc:
             raise ConfigError(f"WeChat Pay configuration: {exc}") from exc
+        try:
+            self.beacon_chain_params()
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"--beacon_chain: {exc}") from exc
+        if self.beacon_fallback_seconds < 0 or self.beacon_wait_seconds <= 0 or self.beacon_timeout <= 0:
+            raise ConfigError("--beacon_wait_seconds and --beacon_timeout must be positive, "
+                              "--beacon_fallback_seconds 0 or more")
         if self.development:
             if not devmode.is_local_database(self.mongodb_uri):
                 raise ConfigError("--dev/--demo refused: MONGODB_URI is not a local database")
@@ -230,6 +270,9 @@ class Config:
             if not is_loopback(self.listen_address):
                 raise ConfigError(f"--dev/--demo refused: --address {self.address} is not a loopback address "
                                   "(anyone who reaches it could sign in as anyone)")
+        if not self.receipt_key_file and self.mongodb_uri:
+            raise ConfigError("--receipt_key_file is required with MONGODB_URI: the Ed25519 key that signs join "
+                              "receipts, one file for every process (README: operating)")
 
 
 def comma_list(text: str) -> list[str]:

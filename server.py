@@ -19,7 +19,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 import config as configuration
-from config import Config
+from config import DRAND_RELAYS, Config
 from handlers import (admin, claims, console, console_shop, draws, gifts, health, legacy, openapi, orders, pages,
                       payment, profile, realtime, shop)
 from handlers.access_log import log_request, redact_tornado_logs
@@ -30,10 +30,12 @@ from lottery import devmode, logs
 from lottery.errors import LotteryError
 from lottery.operators import Operators
 from lottery.storage import operators as operator_store
+from lottery.beacon import Beacon
 from lottery.storage.connection import Retention, client_for, database_name, ensure_indexes
 from lottery.storage.data_dir_lock import DataDirInUse
 from lottery.storage.engine import EmbeddedEngine
 from services import Services, build_services
+from relays.drand import relay_fetcher
 from wechatpay.client import WeChatPayClient
 
 log = logging.getLogger("gift_lottery")
@@ -173,6 +175,17 @@ def local_wechatpay(port: int, appid: str) -> tuple[object, WeChatPayClient]:
     return fake, WeChatPayClient(fake.client_config(f"{base}/notify", f"{base}/refund-notify"))
 
 
+def local_beacon(config: Config) -> tuple[object, Beacon]:
+    """--dev/--demo with drand's public relays left as they are: the local stand-in chain
+    (fakes/beacon.py), so a draw needs no internet. Imported here only: never part of production."""
+    from fakes.beacon import FakeBeacon
+
+    fake = FakeBeacon(period=0.5).start()
+    log.info("beacon: the local stand-in chain %s at %s (not drand quicknet)", fake.chain.chain_hash,
+             fake.relay_url(0))
+    return fake, Beacon(fake.chain, fake.relay_urls, relay_fetcher(config.beacon_timeout))
+
+
 async def demo_data(services: Services) -> list[dict]:
     """--demo: a demo shop and one demo gift per opening method."""
     await devmode.create_demo_catalogue(services.catalogue)
@@ -191,7 +204,10 @@ async def serve(config: Config, uri: str, engine: EmbeddedEngine | None = None) 
     wechatpay_fake = payments = None
     if config.development and config.wechatpay() is None:
         wechatpay_fake, payments = local_wechatpay(config.port, config.wechat_appid)
-    services = build_services(config, db, uri, payments=payments, wechatpay_fake=wechatpay_fake)
+    beacon = None
+    if config.development and not config.beacon_chain and config.beacon_relays == ",".join(DRAND_RELAYS):
+        _beacon_fake, beacon = local_beacon(config)
+    services = build_services(config, db, uri, payments=payments, wechatpay_fake=wechatpay_fake, beacon=beacon)
     if config.web_role:
         app = make_app(services, config, await demo_data(services) if config.demo else [])
     else:

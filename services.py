@@ -9,11 +9,12 @@ from functools import partial
 from pymongo.asynchronous.database import AsyncDatabase
 from tornado.httpclient import AsyncHTTPClient
 
-from config import Config
+from config import Config, comma_list
 from lottery.accounts import Accounts
 from lottery.admin_actions import AdminActions
 from lottery.audit import AuditLog
 from lottery.background import Loop
+from lottery.beacon import Beacon
 from lottery.backlogs import Backlogs
 from lottery.catalogue import Catalogue
 from lottery.claims import Claims
@@ -28,6 +29,7 @@ from lottery.notifications import Notifications
 from lottery.operators import Operators
 from lottery.orders import Orders
 from lottery.profiles import Profiles
+from lottery.receipts import ReceiptKey
 from lottery.reconciliation import Reconciliation
 from lottery.refunds import Refunds, refund_worker
 from lottery.risk import RiskGate
@@ -37,6 +39,7 @@ from lottery.storage.backup import Backups
 from notify.security import WeChatSecurity
 from notify.tokens import AccessTokens
 from notify.worker import Limits, NotificationWorker
+from relays.drand import relay_fetcher
 from wechat.client import WeChatClient
 from wechat.userdata import decrypt_user_data
 from wechatpay.client import WeChatPayClient
@@ -90,9 +93,15 @@ def text_settlers(db: AsyncDatabase, moderation: Moderation, profiles: Profiles)
     return {"wish": partial(settle_wish, db, moderation), "nickname": profiles.settle_nickname}
 
 
+def beacon_of(config: Config) -> Beacon:
+    """The randomness beacon the draws mix in: the configured chain through its relays."""
+    return Beacon(config.beacon_chain_params(), comma_list(config.beacon_relays), relay_fetcher(config.beacon_timeout),
+                  fallback_after=config.beacon_fallback_seconds)
+
+
 def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat: WeChatClient | None = None,
                    payments: WeChatPayClient | None = None, hub: LiveHub | None = None,
-                   wechatpay_fake: object | None = None) -> Services:
+                   wechatpay_fake: object | None = None, beacon: Beacon | None = None) -> Services:
     """This process's services for its role. `wechat`, `payments` and `hub` may be given (tests
     point them at the local stand-ins); otherwise they are made from `config`. `sync_uri` is the
     database's URI for the scheduler's job store (scheduler role)."""
@@ -102,7 +111,9 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     images = config.images
     templates = config.templates
     accounts = Accounts(db, wechat.code2session, timedelta(days=config.login_key_days))
-    draws = Draws(db, lease=timedelta(seconds=config.draw_lease_seconds))
+    receipt_key = ReceiptKey.load(config.receipt_key_path(), create=not config.receipt_key_file)
+    draws = Draws(db, beacon or beacon_of(config), receipt_key, lease=timedelta(seconds=config.draw_lease_seconds),
+                  beacon_wait=config.beacon_wait_seconds)
     decrypt = partial(decrypt_user_data, appid=wechat.appid)  # WeChat's encrypted user and group data
     # Without a mini-program, or in development (members signed in by name have no WeChat
     # openid), there is nothing to check text or risk against.
@@ -110,7 +121,7 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     moderation = Moderation(db, security, review_shown=config.content_review_shown,
                             unreachable=config.content_unreachable)
     risk = RiskGate(db, security, config.risk_rank_refuse_at) if config.risk_rank_check and security else None
-    gifts = Gifts(db, accounts, on_ready=draws.open_soon, images=images, decrypt=decrypt, risk=risk)
+    gifts = Gifts(db, accounts, receipt_key, on_ready=draws.open_soon, images=images, decrypt=decrypt, risk=risk)
     profiles = Profiles(db, decrypt, images, moderation)
     payment_settings = payments.config if payments is not None else None
     orders = Orders(db, payments, mchid=payment_settings.mchid if payment_settings else "",

@@ -31,6 +31,7 @@ from datetime import timedelta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from tests import beacons  # noqa: E402  (the local drand stand-in and a receipt key)
 
 from bench import draw as draw_bench  # noqa: E402
 from bench import join_storm, notify as notify_bench  # noqa: E402
@@ -106,7 +107,7 @@ async def build_aged(db, gifts: int, joins_per_gift: int, entries_per_gift: int,
                                  (db.outbox, record_docs), (db.proofs, proof_docs)):
             await insert_all(collection, docs)
             counts[collection.name] += len(docs)
-    service = Gifts(db, Accounts(db, None))
+    service = Gifts(db, Accounts(db, None), beacons.receipt_key())
     for g in range(open_gifts):  # live ones, through the real service
         method = METHODS[g % 3]
         await service.create(GiftSpec(f"open_sender{g}", method, [Item("礼物")], open_number=50,
@@ -125,7 +126,7 @@ async def idle_sweep(db, uri: str, rounds: int) -> float:
     from notify.worker import NotificationWorker
     from tests.notify.support import CONFIG_JSON
 
-    draws = Draws(db)
+    draws = Draws(db, beacons.beacon(), beacons.receipt_key())
     worker = NotificationWorker(db, WeChatClient("bench", "bench", "http://127.0.0.1:9"), parse_config(CONFIG_JSON))
     # The steady state: a scheduler's first round gives every waiting gift its job and marks it
     # scheduled, as this does; measured before that, the aged database's 200 open gifts would be
@@ -230,6 +231,8 @@ def main() -> None:
     parser.add_argument("--due_together", type=int, default=200)
     parser.add_argument("--participants", type=int, default=100_000)
     parser.add_argument("--entries", type=int, default=5000, help="notifications drained")
+    beacons.start_fake()
+    beacons.start_receipt_key()
     figures = asyncio.run(run(parser.parse_args()))
     print(f"{'figure':32} {'empty':>10} {'aged':>10} {'ratio':>7}")
     for name in figures["empty"]:

@@ -28,10 +28,11 @@ from lottery.gifts import GiftSpec, Gifts, Item  # noqa: E402
 from lottery.scheduler import Scheduler  # noqa: E402
 from lottery.storage.connection import client_for, ensure_indexes  # noqa: E402
 from lottery.storage.engine import EmbeddedEngine  # noqa: E402
+from tests import beacons  # noqa: E402  (the local drand stand-in and a receipt key)
 
 
 async def big_draw(db, participants: int, items: int) -> dict:
-    gifts = Gifts(db, Accounts(db, None))
+    gifts = Gifts(db, Accounts(db, None), beacons.receipt_key())
     gift = await gifts.create(GiftSpec("bench_sender", "timed", [Item(f"奖品{i}") for i in range(items)],
                                        open_at=clock.utcnow() + timedelta(hours=1)))
     order_id, now = gift["_id"], clock.utcnow()
@@ -39,7 +40,8 @@ async def big_draw(db, participants: int, items: int) -> dict:
     for i in range(participants):
         member_id = f"m{i:023d}"
         batch.append({"_id": f"{order_id}:{member_id}", "order_id": order_id, "member_id": member_id,
-                      "form_id": "", "subscribed": [], "joined_at": now, "outcome": None, "item_index": None})
+                      "form_id": "", "subscribed": [], "joined_at": now, "outcome": None, "item_index": None,
+                      "sequence": i + 1, "receipt": ""})  # numbered, as joins are
         if len(batch) == 10000:
             await db.joins.insert_many(batch)
             batch = []
@@ -47,14 +49,15 @@ async def big_draw(db, participants: int, items: int) -> dict:
         await db.joins.insert_many(batch)
     now = clock.utcnow()
     await db.gifts.update_one({"_id": order_id}, {"$set": {"joined_count": participants, "open_at": now, "due_at": now}})
-    draws = Draws(db)
+    await db.join_sequences.insert_one({"_id": order_id, "last": participants})
+    draws = Draws(db, beacons.beacon(), beacons.receipt_key())
     start = time.perf_counter()
     assert await draws.open([order_id])
     elapsed = time.perf_counter() - start  # the result is committed (gift finished, winners written)
     await draws.idle()  # then the outcomes are copied onto the joins
     copy_seconds = time.perf_counter() - start - elapsed
     proof = await draws.proof(order_id)
-    assert fairness.verify(proof) == []
+    assert fairness.verify(proof, beacons.chain()) == []
     won = await db.joins.count_documents({"order_id": order_id, "outcome": "won"})
     lost = await db.joins.count_documents({"order_id": order_id, "outcome": "lost"})
     assert (won, lost) == (min(items, participants), participants - min(items, participants))
@@ -63,7 +66,7 @@ async def big_draw(db, participants: int, items: int) -> dict:
 
 
 async def lateness(db, uri: str, count: int) -> dict:
-    gifts = Gifts(db, Accounts(db, None))
+    gifts = Gifts(db, Accounts(db, None), beacons.receipt_key())
     later = clock.utcnow() + timedelta(hours=1)
     joiners = [await gifts.accounts.ensure_member(f"o_late{i}") for i in range(5)]
     order_ids = []
@@ -75,7 +78,7 @@ async def lateness(db, uri: str, count: int) -> dict:
     # The same open time for all, 3 s ahead whatever the setup took (before the scheduler reads them).
     open_at = (clock.utcnow() + timedelta(seconds=3)).replace(microsecond=0)
     await db.gifts.update_many({"_id": {"$in": order_ids}}, {"$set": {"open_at": open_at, "due_at": open_at}})
-    scheduler = Scheduler(db, Draws(db), uri, sweep_interval=float(os.environ.get("SWEEP", "1.0")))
+    scheduler = Scheduler(db, Draws(db, beacons.beacon(), beacons.receipt_key()), uri, sweep_interval=float(os.environ.get("SWEEP", "1.0")))
     scheduler.start()
     try:
         while await db.gifts.count_documents({"_id": {"$in": order_ids}, "status": "finished"}) < count:
@@ -111,6 +114,8 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=100_000)
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--gifts", type=int, default=200)
+    beacons.start_fake()
+    beacons.start_receipt_key()
     figures = asyncio.run(run(parser.parse_args()))
     print(f"draw of {figures['participants']} participants, {figures['items']} items: {figures['draw_seconds']} s "
           f"to the committed result, outcomes on every join {figures['outcomes_recorded_after_s']} s later")

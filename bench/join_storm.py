@@ -19,6 +19,7 @@ from datetime import timedelta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from tests import beacons  # noqa: E402  (the local drand stand-in and a receipt key)
 
 from pymongo import monitoring  # noqa: E402
 
@@ -118,7 +119,7 @@ async def bare_driver(uri: str, users: int, concurrency: int, method: str) -> fl
     await client.drop_database("bench_bare")
     await ensure_indexes(db)
     accounts = Accounts(db, None)
-    gift = await Gifts(db, accounts).create(gift_spec(method, users))
+    gift = await Gifts(db, accounts, beacons.receipt_key()).create(gift_spec(method, users))
     keys = []
     for i in range(users):
         keys.append(await accounts.issue_key(await accounts.ensure_member(f"bare{i}")))
@@ -166,7 +167,7 @@ async def storm(uri: str, db_name: str, method: str, users: int, concurrency: in
     db = client[db_name]
     try:
         await ensure_indexes(db)
-        app = make_app(build_services(config := Config(admin_token="bench", role="web"), db,
+        app = make_app(build_services(config := Config(admin_token="bench", role="web", **beacons.settings()), db,
                                       wechat=WeChatClient(APPID, SECRET, fake.url)), config)
         port = free_port()
         server = http_server(app)
@@ -221,6 +222,8 @@ def main() -> None:
     if args.load:
         asyncio.run(load(args.load[0], args.load[1], args.users, args.concurrency, args.prefix))
         return
+    beacons.start_fake()  # the local drand stand-in and a receipt key, for the servers too
+    beacons.start_receipt_key()
     figures = asyncio.run(run(args))
     print(f"{figures['users']} joins at concurrency {figures['concurrency']} ({figures['method']}): "
           f"{figures['joins_per_s']}/s, p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms")

@@ -30,6 +30,7 @@ from datetime import timedelta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from tests import beacons  # noqa: E402  (the local drand stand-in and a receipt key)
 
 from bench.join_storm import LoadProcess  # noqa: E402
 from bench.ws_fanout import ClientFleet, percentile, raise_fd_limit, setup_gift  # noqa: E402
@@ -117,7 +118,7 @@ async def one_layout(uri: str, wechat_url: str, webs: int, args: argparse.Namesp
         deployment.start()
         await ensure_indexes(db)
         accounts = Accounts(db, None)
-        gifts = Gifts(db, accounts)
+        gifts = Gifts(db, accounts, beacons.receipt_key())
         nginx = deployment.nginx.process.pid
         groups = {"engine": [args.engine_pid], "web": [w.process.pid for w in deployment.webs],
                   "scheduler": [s.process.pid for s in deployment.schedulers],
@@ -239,6 +240,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="times each layout is measured (interleaved)")
     args = parser.parse_args()
     args.webs = [int(n) for n in args.webs.split(",")]
+    beacons.start_fake()  # the local drand stand-in and a receipt key, for the servers too
+    beacons.start_receipt_key()
     figures = asyncio.run(run(args))
     for r in figures["runs"]:
         print(f"round {r['round']}, {r['webs']} web (load average {r['load_average']}): {r['joins_per_s']} joins/s "

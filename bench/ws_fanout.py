@@ -28,6 +28,7 @@ from datetime import timedelta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from tests import beacons  # noqa: E402  (the local drand stand-in and a receipt key)
 
 
 def raise_fd_limit(needed: int) -> int:
@@ -221,7 +222,7 @@ async def run(args: argparse.Namespace) -> dict:
     try:
         await ensure_indexes(db)
         hub = LiveHub(db, force_polling=args.polling, poll_interval=args.poll_seconds)
-        app = make_app(build_services(config := Config(role="web"), db,
+        app = make_app(build_services(config := Config(role="web", **beacons.settings()), db,
                                       wechat=WeChatClient("bench", "bench", "http://127.0.0.1:9"), hub=hub), config)
         await hub.started()
         port = free_port()
@@ -297,6 +298,8 @@ def main() -> None:
         raise_fd_limit(len(keys) + 1000)
         asyncio.run(clients(url, order_id, keys, args.concurrency, args.wait))
         return
+    beacons.start_fake()  # the local drand stand-in and a receipt key, for the servers too
+    beacons.start_receipt_key()
     figures = asyncio.run(run(args))
     print(f"{figures['clients']} clients on one gift ({figures['path']}): commit -> receipt "
           f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms; "

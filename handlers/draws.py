@@ -18,7 +18,21 @@ class ProofHandler(BaseHandler):
         self.reply(await self.draws.proof(order_id))
 
 
+class BeaconHandler(BaseHandler):
+    async def get(self) -> None:
+        """The drand chain this server's draws use: quicknet, or the local stand-in's (--dev)."""
+        self.reply(self.draws.beacon.chain.as_dict())
+
+
+class ReceiptKeyHandler(BaseHandler):
+    async def get(self) -> None:
+        """The public key that checks join receipts (Ed25519)."""
+        self.reply(self.draws.receipt_key.public_view())
+
+
 default_handlers = [
+    (r"/api/v1/receipt-key", ReceiptKeyHandler),
+    (r"/api/v1/beacon", BeaconHandler),
     (rf"/api/v1/gifts/{ID_GROUP}/open", OpenHandler),
     (rf"/api/v1/gifts/{ID_GROUP}/proof", ProofHandler),
 ]

@@ -29,6 +29,8 @@ class JoinHandler(BaseHandler):
         me = {"state": result.state}
         if result.item is not None:
             me["item"] = result.item
+        if result.receipt is not None:
+            me["receipt"] = result.receipt
         self.reply({"me": me, "gift": {"order_id": order_id, "version": result.gift["version"],
                                        "joined_count": result.gift["joined_count"],
                                        "status": result.gift["status"]}})

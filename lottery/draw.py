@@ -27,15 +27,26 @@ from pymongo.asynchronous.database import AsyncDatabase
 from lottery import clock, fairness, logs, metrics
 from lottery.backoff import database_away
 from lottery.background import Background, Batches
+from lottery.beacon import Beacon
+from lottery.receipts import ReceiptKey
 from lottery.errors import Forbidden, GiftNotFound, GiftOpened, NotOpenable, NotOpenedYet
 from lottery.gifts import is_live, item_tiers
-from lottery.storage import gifts, joins, leases, outbox, proofs
+from lottery.storage import gifts, joins, leases, outbox, proofs, sequences
 
 log = logging.getLogger(__name__)
 
 # Outbox records written before a drawn gift's finish: its messages, the copy of its outcomes,
 # and its winners' claims.
 FOLLOW_UPS = ("gift_opened", "record_outcomes", "open_claims")
+
+
+def freeze_view(proof: dict) -> dict:
+    """What a gift publishes when its participant list is frozen, before its beacon round exists."""
+    view = {"participants_hash": proof["participants_hash"], "participant_count": len(proof["participants"]),
+            "frozen_at": clock.iso(proof.get("frozen_at") or proof["created_at"])}
+    if "beacon" in proof:
+        view["beacon_round"] = proof["beacon"]["round"]
+    return view
 
 
 def not_won(gift: dict, summary: dict) -> dict[int, int]:
@@ -49,10 +60,13 @@ def not_won(gift: dict, summary: dict) -> dict[int, int]:
 class Draws:
     """Opens gifts: on the last seat, when due, at the sender's request, or resuming."""
 
-    def __init__(self, db: AsyncDatabase, lease: timedelta = timedelta(seconds=30),
+    def __init__(self, db: AsyncDatabase, beacon: Beacon, receipt_key: ReceiptKey, lease: timedelta = timedelta(seconds=30),
                  settle_timeout: float = 2.0, batch_window: float = 0.02, batch_size: int = 500,
-                 outcome_delay: float = 2.0) -> None:
+                 outcome_delay: float = 2.0, beacon_wait: float = 10.0) -> None:
         self.db = db
+        self.beacon = beacon
+        self.receipt_key = receipt_key  # signs the receipts of joins the draw numbers
+        self.beacon_wait = beacon_wait  # how long one attempt waits for a round
         self.lease = lease
         self.settle_timeout = settle_timeout
         self.batch_size = batch_size
@@ -136,7 +150,7 @@ class Draws:
         proof = await proofs.get(self.db, order_id)
         if gift["status"] != "finished" or proof is None:
             raise NotOpenedYet()
-        return {
+        view = {
             "algorithm": proof["algorithm"], "version": proof["version"], "order_id": order_id,
             "seed_commitment": proof["seed_commitment"], "seed": proof["seed"],
             "participants": proof["participants"], "participants_hash": proof["participants_hash"],
@@ -144,6 +158,9 @@ class Draws:
             **({"tiers": proof["tiers"]} if "tiers" in proof else {}),
             "opened_at": clock.iso(gift.get("opened_at")),
         }
+        if proof["version"] >= 2:
+            view.update(frozen_at=clock.iso(proof["frozen_at"]), beacon=proof["beacon"], sequences=proof["sequences"])
+        return view
 
     async def idle(self, timeout: float | None = None) -> bool:
         """Finish the background work now (queued draws; outcome copies, without their delay)
@@ -174,24 +191,38 @@ class Draws:
     # The transitions
 
     async def _draw_batch(self, taken: list[dict]) -> list[str]:
-        """freeze -> finish -> (background) copy, for gifts this process has taken. A direct
-        gift taken at its deadline has no draw: its joiners already hold their items, and it
-        finishes with the rest returned."""
+        """freeze -> beacon -> finish -> (background) copy, for gifts this process has taken. A
+        direct gift taken at its deadline has no draw: its joiners already hold their items, and
+        it finishes with the rest returned. A drawn gift whose beacon round does not come in time
+        stays `drawing` and is handed back to the sweep."""
         started = time.monotonic()
         drawn = [g for g in taken if g["method"] != "direct"]
         participants, recorded = await self._participants(drawn)
-        frozen = await proofs.save(self.db, [self._freeze(g, participants[g["_id"]]) for g in drawn])
+        await joins.restore(self.db, [(g["_id"], m) for g in drawn for m in participants[g["_id"]]
+                                      if m not in recorded[g["_id"]]], clock.utcnow())
+        numbers = {g["_id"]: await self._numbered(g["_id"], participants[g["_id"]], recorded[g["_id"]])
+                   for g in drawn}
+        frozen = await proofs.save(self.db, [self._freeze(g, numbers[g["_id"]]) for g in drawn])
+        # Published (and pushed to the waiting pages) before the round it names exists.
+        await gifts.publish_freezes(self.db, {o: freeze_view(p) for o, p in frozen.items()})
+        frozen = await self._complete(drawn, frozen, participants)
+        waiting = [g["_id"] for g in drawn if g["_id"] not in frozen]
+        if waiting:
+            log.warning("%d gifts wait for their beacon round; a later sweep resumes them", len(waiting))
+            await gifts.hand_back(self.db, waiting, clock.utcnow())
+        drawn = [g for g in drawn if g["_id"] in frozen]
+        taken = [g for g in taken if g["method"] == "direct" or g["_id"] in frozen]
+        if not taken:
+            return []
         now = clock.utcnow()
-        # Before the finish: restored joins, and the outbox records of what must follow it.
-        await asyncio.gather(
-            joins.restore(self.db, [(g["_id"], m) for g in drawn for m in participants[g["_id"]]
-                                    if m not in recorded[g["_id"]]], now),
-            outbox.add(self.db, [outbox.new_record(kind, g["_id"], now, g.get("ready_request_id"))
-                                 for g in drawn for kind in FOLLOW_UPS]))
+        # Before the finish: the outbox records of what must follow it.
+        await outbox.add(self.db, [outbox.new_record(kind, g["_id"], now, g.get("ready_request_id"))
+                                   for g in drawn for kind in FOLLOW_UPS])
         summaries = {g["_id"]: self._summary(g, frozen[g["_id"]]["winner_member_ids"], frozen[g["_id"]])
                      for g in drawn}
         summaries.update({g["_id"]: self._summary(g, list(g["claimants"])) for g in taken if g["method"] == "direct"})
         finished = await self._finish(summaries, {g["_id"]: not_won(g, summaries[g["_id"]]) for g in taken})
+        await sequences.forget(self.db, finished)  # no join is numbered after the finish
         methods = {g["_id"]: g for g in taken}
         for order_id in finished:
             gift = methods[order_id]
@@ -215,9 +246,9 @@ class Draws:
     async def _write_winners(self, winners: list[tuple[str, str, int]]) -> None:
         await joins.write_winners(self.db, winners)
 
-    async def _participants(self, taken: list[dict]) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
-        """The participant list of each gift, and the members whose join record exists, by
-        order id.
+    async def _participants(self, taken: list[dict]) -> tuple[dict[str, list[str]], dict[str, dict[str, int | None]]]:
+        """The participant list of each gift, and the members whose join record exists with
+        their join's sequence number, by order id.
 
         Direct/full gifts: the claimants kept in the gift document (authoritative; a missing
         join record, from a process that died between its two writes, is restored).
@@ -242,29 +273,93 @@ class Draws:
             then = "drawing among the records" if order_id in timed else "restoring the missing ones"
             log.warning("gift %s: %d join records for %d joins; %s", order_id,
                         len(recorded.get(order_id, ())), expected[order_id], then)
-        participants = {g["_id"]: recorded.get(g["_id"], []) if g["method"] == "timed" else list(g["claimants"])
+        participants = {g["_id"]: list(recorded.get(g["_id"], {})) if g["method"] == "timed" else list(g["claimants"])
                         for g in taken}
-        return participants, {g["_id"]: set(recorded.get(g["_id"], ())) for g in taken}
+        return participants, {g["_id"]: recorded.get(g["_id"], {}) for g in taken}
 
-    @staticmethod
-    def _freeze(gift: dict, member_ids: list[str]) -> dict:
-        """The proof of this gift's draw: sorted pseudonyms, item names, winners from the seed."""
+    async def _numbered(self, order_id: str, member_ids: list[str], recorded: dict[str, int | None]) -> dict[str, int]:
+        """Every participant's join sequence number, member id -> number. Joins a crash left
+        without one (a record restored, or a process that died between the record and its number)
+        are numbered now, gaps first, then after the last number handed out; their members never
+        had a receipt, so any free number is theirs, and the list stays 1..P."""
+        numbers = {m: recorded.get(m) for m in member_ids}
+        missing = sorted((m for m, n in numbers.items() if n is None), key=lambda m: fairness.pseudonym(order_id, m))
+        if not missing:
+            return numbers
+        used = set(numbers.values())
+        free = [n for n in range(1, await sequences.last(self.db, order_id) + 1) if n not in used][:len(missing)]
+        if len(free) < len(missing):
+            last = await sequences.take(self.db, order_id, len(missing) - len(free))
+            free += range(last - (len(missing) - len(free)) + 1, last + 1)
+        numbered = [(m, n, self.receipt_key.sign(order_id, fairness.pseudonym(order_id, m), n)["signature"])
+                    for m, n in zip(missing, free)]
+        if await joins.bind_sequences(self.db, order_id, numbered):
+            numbers.update((m, n) for m, n, _ in numbered)
+            return numbers
+        # A join numbered itself meanwhile (its own write came late): read them all again.
+        recorded = (await joins.member_ids(self.db, [order_id])).get(order_id, {})
+        return {m: recorded.get(m) for m in member_ids}
+
+    def _freeze(self, gift: dict, numbers: dict[str, int]) -> dict:
+        """The frozen participant list of this gift's draw (sorted pseudonyms, each with its join
+        sequence number), with its time and the beacon round that time names; the winners come
+        once that round is verified."""
         order_id = gift["_id"]
-        by_pseudonym = {fairness.pseudonym(order_id, m): m for m in member_ids}
+        by_pseudonym = {fairness.pseudonym(order_id, m): n for m, n in numbers.items()}
         participants = sorted(by_pseudonym)
         item_names = [item["name"] for item in gift["items"]]
         tiers = item_tiers(gift["items"])
-        positions = fairness.draw(gift["seed"], order_id, participants, item_names, tiers)
         tiered = {} if tiers is None else {"tiers": tiers}  # a gift without tiers: the proof as before
+        frozen_at = clock.utcnow()
         return {
             "_id": order_id, "algorithm": fairness.ALGORITHM, "version": fairness.VERSION,
             "seed_commitment": gift["seed_commitment"], "seed": gift["seed"],
             "participants": participants, "participants_hash": fairness.participants_hash(participants),
+            "sequences": [by_pseudonym[p] for p in participants],
             "items": item_names, "items_hash": fairness.items_hash(item_names, tiers), **tiered,
-            "winners": [{"participant": participants[p], "item_index": i} for i, p in enumerate(positions)],
-            "winner_member_ids": [by_pseudonym[participants[p]] for p in positions],
-            "created_at": clock.utcnow(),
+            "frozen_at": frozen_at,
+            "beacon": {"chain_hash": self.beacon.chain.chain_hash,
+                       "round": self.beacon.round_for(frozen_at.timestamp())},
+            "created_at": frozen_at,
         }
+
+    async def _complete(self, drawn: list[dict], frozen: dict[str, dict],
+                        participants: dict[str, list[str]]) -> dict[str, dict]:
+        """The proofs whose winners are known: drawn before (a resumed draw), or now that their
+        beacon round is verified (or, if the operator's policy allows, given up on). By order id."""
+        done = {o: p for o, p in frozen.items() if "winners" in p}
+        pending = [frozen[g["_id"]] for g in drawn if g["_id"] not in done]
+        wanted = sorted({p["beacon"]["round"] for p in pending})
+        found = await asyncio.gather(*(self.beacon.get(r, self.beacon_wait) for r in wanted))
+        rounds = dict(zip(wanted, found))
+        now = time.time()
+        completed = []
+        for proof in pending:
+            got = rounds[proof["beacon"]["round"]]
+            frozen_at = clock.as_utc(proof["frozen_at"]).timestamp()
+            if got is not None:
+                beacon = {**proof["beacon"], "status": "verified", "signature": got.signature,
+                          "randomness": got.randomness}
+            elif self.beacon.may_go_without(frozen_at, now):
+                log.error("gift %s: no verified beacon round %d after %.0f s; drawing without it, as the "
+                          "policy allows (the proof says so)", proof["_id"], proof["beacon"]["round"], now - frozen_at)
+                beacon = {**proof["beacon"], "status": "unavailable", "policy": self.beacon.policy()}
+            else:
+                continue
+            completed.append(self._winners(proof, beacon, participants[proof["_id"]]))
+        done.update(await proofs.complete(self.db, completed))
+        return done
+
+    @staticmethod
+    def _winners(proof: dict, beacon: dict, member_ids: list[str]) -> dict:
+        """A frozen proof completed with its beacon and winners (and the winners' member ids,
+        which never leave the server)."""
+        order_id, participants = proof["_id"], proof["participants"]
+        by_pseudonym = {fairness.pseudonym(order_id, m): m for m in member_ids}
+        positions = fairness.draw(proof["seed"], order_id, participants, proof["items"], beacon, proof.get("tiers"))
+        return {**proof, "beacon": beacon,
+                "winners": [{"participant": participants[p], "item_index": i} for i, p in enumerate(positions)],
+                "winner_member_ids": [by_pseudonym[participants[p]] for p in positions]}
 
     @staticmethod
     def _summary(gift: dict, winners: list[str], proof: dict | None = None) -> dict:
@@ -274,5 +369,5 @@ class Draws:
                    "participant_count": len(proof["participants"]) if proof else len(winners)}
         if proof:
             summary.update(participants_hash=proof["participants_hash"],
-                           algorithm=f"{fairness.ALGORITHM}/v{fairness.VERSION}")
+                           algorithm=f"{proof['algorithm']}/v{proof['version']}")
         return summary

@@ -1,4 +1,5 @@
-"""The verifiable draw, version 1. Standard library only, so anyone can rerun it.
+"""The verifiable draw. Version 1 uses the standard library only; version 2 also checks a drand
+round's BLS signature (lottery/drand.py), imported only when a version-2 proof is checked.
 
 Inputs: the secret 32-byte seed (committed to by SHA-256 when the gift was created), the
 gift's order id, its participants (pseudonyms, sorted) and its item names (in order).
@@ -13,6 +14,13 @@ gift's order id, its participants (pseudonyms, sorted) and its item names (in or
 - uniform(n): rejection sampling on that stream (x < 2**64 - 2**64 % n, then x % n)
 - a partial Fisher-Yates shuffle of [0, P) for k = min(items, P) steps; item i goes to the
   participant at position i.
+
+Version 2 mixes in a public randomness beacon that did not exist when the participant list was
+frozen: the round is the first drand round after `frozen_at`, and the stream's key is
+HMAC-SHA256(key=seed, msg="gift-lottery/beacon/v2|<round>|<randomness>") instead of the seed
+(the label "gift-lottery/draw/v2" in the stream's messages). A draw the operator's policy let go
+ahead without the round (`beacon.status` "unavailable", see docs/fairness.md) uses
+"gift-lottery/beacon/v2|<round>|unavailable", and says so in its proof.
 """
 import hashlib
 import hmac
@@ -20,8 +28,10 @@ import json
 import struct
 
 ALGORITHM = "hmac-sha256-fisher-yates"
-VERSION = 1
-_DRAW_LABEL = "gift-lottery/draw/v1"
+VERSION = 2
+VERSIONS = (1, 2)  # the versions `verify` checks
+_DRAW_LABELS = {1: "gift-lottery/draw/v1", 2: "gift-lottery/draw/v2"}
+_BEACON_LABEL = "gift-lottery/beacon/v2"
 _PSEUDONYM_LABEL = "gift-lottery/participant/v1"
 
 
@@ -69,14 +79,26 @@ class _Stream:
                 return x % n
 
 
+def stream_key(seed_hex: str, beacon: dict | None) -> bytes:
+    """The key of the draw's stream: version 1 (no `beacon`), the seed; version 2, the seed mixed
+    with the beacon round's randomness (or with the word "unavailable")."""
+    if beacon is None:
+        return bytes.fromhex(seed_hex)
+    mixed = beacon["randomness"] if beacon.get("status") == "verified" else "unavailable"
+    return hmac.new(bytes.fromhex(seed_hex), f"{_BEACON_LABEL}|{beacon['round']}|{mixed}".encode(),
+                    hashlib.sha256).digest()
+
+
 def draw(seed_hex: str, order_id: str, sorted_pseudonyms: list[str], item_names: list[str],
-         tiers: list[list] | None = None) -> list[int]:
+         beacon: dict | None = None, tiers: list[list] | None = None) -> list[int]:
     """Positions (in `sorted_pseudonyms`) of the winners; winner i gets item i (items come first
-    tier first)."""
+    tier first). `beacon`: a version-2 draw's round (`{round, status, randomness}`); None:
+    version 1."""
     count = len(sorted_pseudonyms)
     winners = min(len(item_names), count)
-    context = f"{_DRAW_LABEL}|{order_id}|{participants_hash(sorted_pseudonyms)}|{items_hash(item_names, tiers)}"
-    stream = _Stream(bytes.fromhex(seed_hex), context)
+    label = _DRAW_LABELS[1 if beacon is None else 2]
+    context = f"{label}|{order_id}|{participants_hash(sorted_pseudonyms)}|{items_hash(item_names, tiers)}"
+    stream = _Stream(stream_key(seed_hex, beacon), context)
     # Only the first `winners` slots are shuffled, so a dict stands in for the 100k-long array.
     swapped: dict[int, int] = {}
     chosen = []
@@ -88,11 +110,18 @@ def draw(seed_hex: str, order_id: str, sorted_pseudonyms: list[str], item_names:
     return chosen
 
 
-def verify(proof: dict) -> list[str]:
-    """Recompute a published proof; returns the problems found (empty: it matches)."""
+def verify(proof: dict, chain: "drand.Chain | None" = None) -> list[str]:
+    """Recompute a published proof; returns the problems found (empty: it matches). A version-2
+    proof's beacon round is checked against `chain` (None: drand's quicknet, pinned)."""
     problems = []
-    if proof.get("algorithm") != ALGORITHM or proof.get("version") != VERSION:
+    if proof.get("algorithm") != ALGORITHM or proof.get("version") not in VERSIONS:
         return [f"unknown algorithm {proof.get('algorithm')} v{proof.get('version')}"]
+    beacon = None
+    if proof["version"] == 2:
+        beacon = proof["beacon"]
+        problems += beacon_problems(beacon, proof["frozen_at"], chain)
+        if sorted(proof["sequences"]) != list(range(1, len(proof["participants"]) + 1)):
+            problems.append("the join sequence numbers are not 1 to P, each once (a join left out or renumbered)")
     seed, participants = proof["seed"], list(proof["participants"])
     if commitment(seed) != proof["seed_commitment"]:
         problems.append("the seed does not match the published commitment")
@@ -106,7 +135,51 @@ def verify(proof: dict) -> list[str]:
     if items_hash(proof["items"], tiers) != proof["items_hash"]:
         problems.append("the item list does not match its hash")
     expected = [{"participant": participants[p], "item_index": i}
-                for i, p in enumerate(draw(seed, proof["order_id"], participants, proof["items"], tiers))]
+                for i, p in enumerate(draw(seed, proof["order_id"], participants, proof["items"], beacon, tiers))]
     if expected != proof["winners"]:
         problems.append("the winners are not the ones the seed and participants give")
+    return problems
+
+
+def receipt_problems(proof: dict, receipts: list[dict], public_key_hex: str) -> list[str]:
+    """What the receipts members hold say about a version-2 proof: each must be signed by the
+    server's receipt key, and its participant must be in the list under its sequence number."""
+    from lottery import receipts as signed
+
+    problems = []
+    numbers = dict(zip(proof["participants"], proof.get("sequences") or ()))
+    for receipt in receipts:
+        who = f"receipt {receipt.get('sequence')} of {receipt.get('participant')}"
+        if not signed.verify(receipt, public_key_hex):
+            problems.append(f"{who}: not signed by the receipt key")
+        elif receipt["gift"] != proof["order_id"]:
+            problems.append(f"{who}: a receipt of another gift")
+        elif receipt["participant"] not in numbers:
+            problems.append(f"{who}: the participant was left out of the draw")
+        elif numbers[receipt["participant"]] != receipt["sequence"]:
+            problems.append(f"{who}: listed under sequence number {numbers[receipt['participant']]}")
+    return problems
+
+
+def beacon_problems(beacon: dict, frozen_at: str, chain: "drand.Chain | None" = None) -> list[str]:
+    """What is wrong with a version-2 proof's beacon: the chain, the round's rule (the first round
+    after the freeze), the round's signature and randomness."""
+    from datetime import datetime
+
+    from lottery import drand
+
+    chain = chain or drand.QUICKNET
+    problems = []
+    if beacon.get("chain_hash") != chain.chain_hash:
+        problems.append(f"the beacon is not the pinned chain {chain.chain_hash}")
+    frozen = datetime.fromisoformat(frozen_at.replace("Z", "+00:00")).timestamp()
+    if beacon.get("round") != chain.first_round_after(frozen):
+        problems.append("the beacon round is not the first round after the participant list was frozen")
+    if beacon.get("status") == "unavailable":
+        problems.append(f"no beacon: this draw went ahead without its round ({beacon.get('policy')}); "
+                        "it is only as strong as a version-1 draw")
+    elif beacon.get("status") != "verified" or not drand.verify(chain, beacon.get("round"), beacon.get("signature")):
+        problems.append("the beacon signature is not the chain's signature of that round")
+    elif drand.randomness(beacon["signature"]) != beacon.get("randomness"):
+        problems.append("the beacon randomness is not SHA-256 of its signature")
     return problems

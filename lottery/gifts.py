@@ -19,7 +19,8 @@ from lottery.errors import (AlreadyJoined, JoinOutcomeUnknown, GiftClosed, GiftF
 from lottery.images import ImageSources
 from lottery.risk import RiskGate
 from lottery.storage import gifts as store
-from lottery.storage import joins, login_keys, members
+from lottery.receipts import ReceiptKey
+from lottery.storage import joins, login_keys, members, sequences
 from lottery.validate import check_identifier
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class JoinResult(NamedTuple):
     gift: dict
     state: str  # "joined_waiting", or "won" for a direct gift
     item: dict | None
+    receipt: dict | None = None  # the signed receipt of the join (lottery/receipts.py)
 
 
 def new_seed() -> tuple[str, str]:
@@ -147,6 +149,8 @@ def public_view(gift: dict) -> dict:
         "opened_at": clock.iso(gift.get("opened_at")),
         "version": gift["version"],
         "entry": public_conditions(gift),
+        # Once the draw froze the participant list: its hash, size, time and beacon round.
+        "freeze": gift.get("freeze"),
     }
 
 
@@ -158,6 +162,8 @@ def member_view(gift: dict, join: dict | None, member_id: str, now: datetime,
         return {"state": "own_gift"}
     if join is not None:
         me = {"state": "joined_waiting", "joined_at": clock.iso(join["joined_at"])}
+        if join.get("sequence") is not None and "receipt" in join:
+            me["receipt"] = receipt_of(gift["_id"], member_id, join)
         index = won_item_index(gift, join, member_id, winners)
         if index is not None:
             me.update(state="won", item=item_view(gift["items"][index]))
@@ -168,6 +174,14 @@ def member_view(gift: dict, join: dict | None, member_id: str, now: datetime,
             me["participant"] = fairness.pseudonym(gift["_id"], member_id)
         return me
     return {"state": admission_state(gift, now)}
+
+
+def receipt_of(order_id: str, member_id: str, join: dict) -> dict | None:
+    """The signed receipt a join holds (None until it is numbered)."""
+    if join.get("sequence") is None:
+        return None
+    return {"gift": order_id, "participant": fairness.pseudonym(order_id, member_id), "sequence": join["sequence"],
+            "signature": join["receipt"]}
 
 
 def drawn_winners(gift: dict) -> dict[str, int]:
@@ -210,11 +224,12 @@ def is_live(gift: dict | None) -> bool:
 class Gifts:
     """Creating, reading and joining gifts."""
 
-    def __init__(self, db: AsyncDatabase, accounts: Accounts,
+    def __init__(self, db: AsyncDatabase, accounts: Accounts, receipt_key: ReceiptKey,
                  on_ready: Callable[[str], None] | None = None, images: ImageSources = ImageSources(),
                  decrypt: UserDataDecrypter | None = None, risk: RiskGate | None = None) -> None:
         self.db = db
         self.accounts = accounts
+        self.receipt_key = receipt_key  # signs every accepted join's receipt
         self.entry = EntryConditions(db, decrypt)  # pass phrases and groups
         self.risk = risk  # WeChat's user risk rank, when configured (off by default)
         self.images = images  # where item images may come from
@@ -309,21 +324,47 @@ class Gifts:
             join.update(outcome="won", item_index=index, notify="pending", claim="pending",
                         request_id=logs.REQUEST_ID.get())  # its notification logs as this request
             item = item_view(gift["items"][index])
+        fresh = True  # this call wrote the join's record
         try:
             await joins.insert(self.db, join)
         except AlreadyJoined:
+            fresh = False
             if gift["method"] == "timed":
                 await store.release_timed_seat(self.db, order_id)
                 raise
-            # The claim above made this member a claimant just now, so the record in the way is
-            # the one a draw restored for them while this write was slow: they joined.
+            # The record in the way is either the one a draw restored for this claimant while this
+            # write was slow (they joined), or another attempt's of the same member (a retry that
+            # found the claim without its record wrote it first): then this one is the duplicate.
+            existing = await joins.get(self.db, order_id, member_id)
+            if claimed_before or existing is None or not existing.get("restored"):
+                raise
             log.warning("gift %s: a draw restored this join's record before it was written", order_id)
+        # A drawn gift's join is numbered and signed; a direct gift's item is the member's record.
+        receipt = await self._numbered(order_id, member_id, fresh) if gift["method"] != "direct" else None
         if gift["method"] == "full" and gift["seats_left"] <= NUDGE_SEATS and self.on_ready is not None:
             # This join may have taken the last seat (racing joiners may each have seen a few
             # left): the draw looks at once; it opens only a gift that is `ready`, and the sweep
             # catches a last seat taken by a joiner who saw more than NUDGE_SEATS left.
             self.on_ready(order_id)
-        return JoinResult(gift if claimed_before else store.after_claim(gift), "won" if item else "joined_waiting", item)
+        return JoinResult(gift if claimed_before else store.after_claim(gift), "won" if item else "joined_waiting", item,
+                          receipt)
+
+    async def _numbered(self, order_id: str, member_id: str, fresh: bool) -> dict | None:
+        """The join's sequence number in its gift and its signed receipt (`fresh`: this call just
+        wrote the join's record). The number is taken only once the record exists (a duplicate
+        never takes one) and bound to it unless it has one (a retry keeps the first); a process
+        that dies in between leaves the record without a number, and the draw numbers it into the
+        gap (lottery/draw.py)."""
+        if not fresh:
+            join = await joins.get(self.db, order_id, member_id)
+            if join is not None and join.get("sequence") is not None:
+                return receipt_of(order_id, member_id, join)
+        number = await sequences.take(self.db, order_id)
+        receipt = self.receipt_key.sign(order_id, fairness.pseudonym(order_id, member_id), number)
+        if await joins.bind_sequence(self.db, order_id, member_id, number, receipt["signature"]):
+            return receipt
+        join = await joins.get(self.db, order_id, member_id)  # numbered meanwhile (by a draw)
+        return receipt_of(order_id, member_id, join) if join is not None else None
 
     async def _refused(self, order_id: str, member_id: str, now: datetime) -> dict:
         """Why a claim was refused, read after the fact (the claim itself was atomic): the error

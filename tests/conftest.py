@@ -18,6 +18,7 @@ from fakes.wechatpay import FakeWeChatPay
 from config import Config
 from server import http_server as production_http_server, make_app
 from services import build_services
+from tests import beacons
 from tests.api import ADMIN_TOKEN, Api
 from tests.servers import TEST_REQUEST_TIMEOUT
 from fakes.wechat import APPID, SECRET, FakeWeChat
@@ -26,6 +27,15 @@ from tests.query_guard import QueryGuard, index_specs
 
 # The console's uploads in tests: out of the working tree.
 TEST_MEDIA = os.path.join(tempfile.gettempdir(), "gift-lottery-test-media")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def beacon_fake():
+    """The local drand stand-in (tests/beacons.py), for the whole test process."""
+    fake = beacons.start_fake()
+    beacons.start_receipt_key()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +80,7 @@ def db(engine_uri, db_name, io_loop):
 @pytest.fixture
 def gifts(db) -> Gifts:
     """The gift service without WeChat (members are made with `accounts.ensure_member`)."""
-    return Gifts(db, Accounts(db, None))
+    return Gifts(db, Accounts(db, None), beacons.receipt_key())
 
 
 @pytest.fixture
@@ -81,8 +91,8 @@ def drawer(db, io_loop):
 
     made: list[Draws] = []
 
-    def make(stall: str | None = None, **kwargs) -> Draws:
-        made.append((stalling_draws(stall) if stall else Draws)(db, **kwargs))
+    def make(stall: str | None = None, beacon=None, **kwargs) -> Draws:
+        made.append((stalling_draws(stall) if stall else Draws)(db, beacon or beacons.beacon(), beacons.receipt_key(), **kwargs))
         return made[-1]
 
     yield make
@@ -126,7 +136,7 @@ def test_config(**settings) -> Config:
     if "images" in settings:
         settings["image_hosts"] = ",".join(settings.pop("images").hosts)
     return Config(**{"admin_token": ADMIN_TOKEN, "role": "web", "request_timeout": float(TEST_REQUEST_TIMEOUT),
-                     "media_dir": TEST_MEDIA, **settings})
+                     "media_dir": TEST_MEDIA, **beacons.settings(), **settings})
 
 
 @pytest.fixture

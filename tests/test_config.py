@@ -10,6 +10,22 @@ def load(*args: str, **environ: str) -> Config:
     return config.load(["server.py", *args], environ)
 
 
+def test_a_start_on_mongodb_without_a_receipt_key_is_refused_and_the_embedded_engine_makes_one():
+    with pytest.raises(SystemExit, match="--receipt_key_file is required with MONGODB_URI"):
+        load(MONGODB_URI="mongodb://db.example/gifts")
+    assert load(MONGODB_URI="mongodb://db.example/gifts", RECEIPT_KEY_FILE="k.pem").receipt_key_path() == "k.pem"
+    assert load(DATA_DIR="/tmp/somewhere").receipt_key_path() == "/tmp/somewhere/receipt-key.pem"
+
+
+def test_another_beacon_chain_than_quicknet_is_refused_unless_every_relay_is_loopback(tmp_path):
+    chain = tmp_path / "chain.json"
+    chain.write_text('{"chain_hash": "%s", "public_key": "%s", "genesis": 1, "period": 0.5}' % ("ab" * 32, "cd" * 96))
+    with pytest.raises(SystemExit, match="allowed only with loopback relays"):
+        load(BEACON_CHAIN=str(chain), BEACON_RELAYS="http://127.0.0.1:9000,https://api.drand.sh")
+    assert load(BEACON_CHAIN=str(chain), BEACON_RELAYS="http://127.0.0.1:9000").beacon_chain_params().period == 0.5
+    assert load().beacon_chain_params().chain_hash.startswith("52db9ba7")  # quicknet, pinned
+
+
 def test_an_option_comes_from_its_environment_variable_and_the_command_line_wins():
     assert load(NOTIFY_RATE="5").notify_rate == 5.0
     assert load("--notify_rate", "7", NOTIFY_RATE="5").notify_rate == 7.0

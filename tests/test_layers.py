@@ -5,7 +5,7 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Lowest first. The domain knows nothing of the outside parties, the HTTP layer or the process.
-LAYERS = {"lottery": 0, "wechat": 1, "wechatpay": 1, "notify": 1, "handlers": 2, "config": 3, "services": 3,
+LAYERS = {"lottery": 0, "wechat": 1, "wechatpay": 1, "notify": 1, "relays": 1, "handlers": 2, "config": 3, "services": 3,
           "server": 4}
 PRODUCTION = [*LAYERS]
 

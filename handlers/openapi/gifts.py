@@ -22,20 +22,37 @@ SCHEMAS: dict[str, dict] = {
         "created_at": TIME, "opened_at": nullable(TIME), "version": COUNT,
         # What a joiner must bring (the phrase itself and the group are never shown).
         "entry": ref("Entry"),
+        "freeze": nullable(ref("Freeze")),
     }),
     "Entry": ENTRY,
-    "Me": obj({"state": {"enum": list(STATES)}, "item": ref("Item"), "joined_at": TIME, "participant": STRING},
-              optional=("item", "joined_at", "participant")),
+    # A drawing gift's frozen participant list, published before its beacon round exists.
+    "Freeze": obj({"participants_hash": HEX64, "participant_count": COUNT, "frozen_at": TIME,
+                   "beacon_round": COUNT}, optional=("beacon_round",)),
+    # The drand round a version-2 draw mixed in (`status` verified), or the operator's policy that
+    # let it go ahead without it (`status` unavailable).
+    "Beacon": obj({"chain_hash": HEX64, "round": COUNT, "status": {"enum": ["verified", "unavailable"]},
+                   "signature": STRING, "randomness": HEX64, "policy": STRING},
+                  optional=("signature", "randomness", "policy")),
+    # The drand chain this server's draws use (GET /api/v1/beacon).
+    "BeaconChain": obj({"chain_hash": HEX64, "public_key": STRING, "genesis": {"type": "number"},
+                        "period": {"type": "number"}, "scheme": STRING}),
+    "Me": obj({"state": {"enum": list(STATES)}, "item": ref("Item"), "joined_at": TIME, "participant": STRING,
+               "receipt": ref("Receipt")},
+              optional=("item", "joined_at", "participant", "receipt")),
+    # A drawn gift's join, signed by the server's receipt key (GET /api/v1/receipt-key).
+    "Receipt": obj({"gift": IDENTIFIER, "participant": STRING, "sequence": COUNT, "signature": STRING}),
+    "ReceiptKey": obj({"algorithm": {"enum": ["ed25519"]}, "public_key": STRING, "message": STRING}),
     "GiftAndMe": obj({"gift": ref("Gift"), "me": ref("Me")}),
     "Proof": obj({
         "algorithm": STRING, "version": COUNT, "order_id": IDENTIFIER, "seed_commitment": HEX64,
         "seed": HEX64, "participants": {"type": "array", "items": STRING}, "participants_hash": STRING,
         "items": {"type": "array", "items": STRING}, "items_hash": STRING,
         "winners": {"type": "array", "items": obj({"participant": STRING, "item_index": COUNT})},
-        "opened_at": nullable(TIME),
+        "opened_at": nullable(TIME), "frozen_at": TIME, "beacon": ref("Beacon"),
+        "sequences": {"type": "array", "items": COUNT},
         # A tiered gift's tiers, [rank, name] per item, covered by items_hash; absent without tiers.
         "tiers": array(array({"anyOf": [integer(1, MAX_TIER), STRING]}, minItems=2, maxItems=2)),
-    }, optional=("tiers",)),
+    }, optional=("frozen_at", "beacon", "sequences", "tiers")),
     "LegacyGift": obj({
         "member_data": PERSON,
         "methons_data": obj({"get_method": {"enum": ["直接送礼", "满人开奖", "定时开奖"]},
@@ -113,6 +130,10 @@ V1_PATHS = {
                                                  params=[ORDER_ID])},
     "/api/v1/gifts/{order_id}/proof": {"get": v1("The fairness proof of an opened gift", ref("Proof"),
                                                  auth=None, params=[ORDER_ID])},
+    "/api/v1/beacon": {"get": v1("The drand chain (pinned: quicknet) whose rounds this server's draws mix in",
+                                 ref("BeaconChain"), auth=None)},
+    "/api/v1/receipt-key": {"get": v1("The Ed25519 public key that checks join receipts", ref("ReceiptKey"),
+                                      auth=None)},
     "/api/v1/me/profile": {"post": v1(
         "Set the member's nickname and/or avatar", ref("Profile"),
         body=request({"nickname": trimmed(MAX_NICKNAME), "avatar_url": STRING}, blank=False),

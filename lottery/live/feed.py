@@ -30,6 +30,7 @@ class GiftChange(NamedTuple):
     version: int
     status: str | None = None
     joined_count: int | None = None
+    freeze: dict | None = None  # a drawing gift's frozen participant list (hash, time, beacon round)
 
 
 class GiftFeed:
@@ -110,7 +111,7 @@ class GiftFeed:
                         order_id, fields = gifts.change_fields(event)
                         if isinstance(fields.get("version"), int):
                             yield GiftChange(order_id, fields["version"], fields.get("status"),
-                                             fields.get("joined_count"))
+                                             fields.get("joined_count"), fields.get("freeze"))
                     elif loop.time() - asked < 0.005:
                         await asyncio.sleep(0.02)  # a server that answers getMore without waiting
             self.following = False
@@ -140,5 +141,5 @@ class GiftFeed:
         watched = list(self.watched())
         if not watched:
             return []
-        return [GiftChange(s["_id"], s["version"], s.get("status"), s.get("joined_count"))
+        return [GiftChange(s["_id"], s["version"], s.get("status"), s.get("joined_count"), s.get("freeze"))
                 for s in await gifts.states(self.db, watched)]

@@ -18,10 +18,14 @@ def error(code: str, message: str, **extra: object) -> bytes:
 
 
 def progress(order_id: str, state: dict) -> bytes:
-    """`{type: progress, order_id, version, joined_count, open_number, status}`."""
-    return encode({"type": "progress", "order_id": order_id, "version": state["version"],
-                   "joined_count": state["joined_count"], "open_number": state.get("open_number"),
-                   "status": state.get("status")})
+    """`{type: progress, order_id, version, joined_count, open_number, status}`, and `freeze`
+    once a drawing gift's participant list is frozen (before its beacon round exists)."""
+    frame = {"type": "progress", "order_id": order_id, "version": state["version"],
+             "joined_count": state["joined_count"], "open_number": state.get("open_number"),
+             "status": state.get("status")}
+    if state.get("freeze"):
+        frame["freeze"] = state["freeze"]
+    return encode(frame)
 
 
 def gift_head(order_id: str, version: int, gift_view: dict) -> bytes:

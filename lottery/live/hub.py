@@ -80,7 +80,7 @@ class WatchedGift:
         if (fields.get("version") or 0) < self.state.get("version", 0):
             return
         self.state.update({k: v for k, v in fields.items()
-                           if k in ("version", "status", "joined_count", "open_number") and v is not None})
+                           if k in ("version", "status", "joined_count", "open_number", "freeze") and v is not None})
 
 
 class LiveHub:

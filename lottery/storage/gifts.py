@@ -26,7 +26,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # before any due time: "has o
 PUBLIC = {"seed": 0, "claimants": 0}
 # The fields the realtime channel follows. Projecting change events down to them keeps a join's
 # event small (a pipeline update may report the whole claimant list as changed).
-WATCHED_FIELDS = ("status", "version", "joined_count")
+WATCHED_FIELDS = ("status", "version", "joined_count", "freeze")
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -201,6 +201,23 @@ async def take(db: AsyncDatabase, order_ids: list[str] | None, token: str, now: 
 async def extend_lease(db: AsyncDatabase, token: str, lease_until: datetime) -> None:
     """Renew the lease on the gifts still drawing under this token."""
     await db.gifts.update_many({"lease_owner": token}, {"$set": {"lease_until": lease_until}})
+
+
+async def publish_freezes(db: AsyncDatabase, freezes: dict[str, dict]) -> None:
+    """Show each drawing gift's frozen participant list (`freeze`: its hash, size, time and
+    beacon round) once; its version grows, so the waiting pages get it."""
+    if freezes:
+        await db.gifts.bulk_write([
+            UpdateOne({"_id": order_id, "status": "drawing", "freeze": {"$exists": False}},
+                      {"$set": {"freeze": freeze}, "$inc": {"version": 1}})
+            for order_id, freeze in freezes.items()], ordered=False)
+
+
+async def hand_back(db: AsyncDatabase, order_ids: list[str], now: datetime) -> None:
+    """End this process's lease on these drawing gifts now (their beacon round has not come):
+    the next sweep resumes them."""
+    for ids in in_slices(order_ids):
+        await db.gifts.update_many({"_id": {"$in": ids}, "status": "drawing"}, {"$set": {"lease_until": now}})
 
 
 async def joined_counts(db: AsyncDatabase, order_ids: list[str]) -> dict[str, int]:

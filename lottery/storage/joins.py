@@ -36,7 +36,25 @@ def new_join(order_id: str, member_id: str, now: datetime, form_id: str = "",
     """A join record with no outcome yet."""
     return {"_id": join_id(order_id, member_id), "order_id": order_id, "member_id": member_id,
             "form_id": form_id, "subscribed": subscribed or [], "joined_at": now,
-            "outcome": None, "item_index": None}
+            "outcome": None, "item_index": None, "sequence": None}
+
+
+async def bind_sequence(db: AsyncDatabase, order_id: str, member_id: str, sequence: int, receipt: str) -> bool:
+    """Give this join its sequence number and the receipt's signature, unless it has a number
+    already (False then, or when there is no such join)."""
+    result = await db.joins.update_one({"_id": join_id(order_id, member_id), "sequence": None},
+                                       {"$set": {"sequence": sequence, "receipt": receipt}})
+    return result.modified_count == 1
+
+
+async def bind_sequences(db: AsyncDatabase, order_id: str, numbered: list[tuple[str, int, str]]) -> bool:
+    """`bind_sequence` for many (member id, number, signature) at once; False if any join had a
+    number already (or is missing)."""
+    result = await db.joins.bulk_write([
+        UpdateOne({"_id": join_id(order_id, member_id), "sequence": None},
+                  {"$set": {"sequence": sequence, "receipt": receipt}})
+        for member_id, sequence, receipt in numbered], ordered=False)
+    return result.modified_count == len(numbered)
 
 
 async def insert(db: AsyncDatabase, join: dict) -> None:
@@ -53,18 +71,22 @@ async def get(db: AsyncDatabase, order_id: str, member_id: str) -> dict | None:
 
 # The draw
 
-async def member_ids(db: AsyncDatabase, order_ids: list[str]) -> dict[str, list[str]]:
-    """Members with a join record, by gift (read in slices)."""
-    found: dict[str, list[str]] = {}
+async def member_ids(db: AsyncDatabase, order_ids: list[str]) -> dict[str, dict[str, int | None]]:
+    """Members with a join record and their join's sequence number (None: not numbered yet), by
+    gift (read in slices)."""
+    found: dict[str, dict[str, int | None]] = {}
+    projection = {"order_id": 1, "member_id": 1, "sequence": 1, "_id": 0}
     for ids in in_slices(order_ids, 50):
-        async for doc in db.joins.find({"order_id": {"$in": ids}}, {"order_id": 1, "member_id": 1, "_id": 0}):
-            found.setdefault(doc["order_id"], []).append(doc["member_id"])
+        async for doc in db.joins.find({"order_id": {"$in": ids}}, projection):
+            found.setdefault(doc["order_id"], {})[doc["member_id"]] = doc.get("sequence")
     return found
 
 
 async def restore(db: AsyncDatabase, pairs: list[tuple[str, str]], now: datetime) -> None:
-    """Join records for claimants whose join write never landed (their process died)."""
-    await insert_new(db.joins, [new_join(order_id, member_id, now) for order_id, member_id in pairs])
+    """Join records for claimants whose join write never landed (their process died), marked
+    `restored` (a slow join that finds one knows it was the draw's)."""
+    await insert_new(db.joins, [{**new_join(order_id, member_id, now), "restored": True}
+                                for order_id, member_id in pairs])
 
 
 async def write_winners(db: AsyncDatabase, winners: list[tuple[str, str, int]]) -> None:

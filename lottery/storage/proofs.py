@@ -1,4 +1,5 @@
 """`proofs`: each drawn gift's frozen participant list and fairness proof, stored once."""
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery.storage.slices import in_slices
@@ -17,3 +18,18 @@ async def save(db: AsyncDatabase, proofs: list[dict]) -> dict[str, dict]:
     for ids in in_slices(stored_before):
         saved.update({doc["_id"]: doc async for doc in db.proofs.find({"_id": {"$in": ids}})})
     return saved
+
+
+async def complete(db: AsyncDatabase, proofs: list[dict]) -> dict[str, dict]:
+    """Add their beacon and winners to frozen proofs, once: a proof another process completed
+    first keeps its own (the one read back). By order id."""
+    if not proofs:
+        return {}
+    await db.proofs.bulk_write([
+        UpdateOne({"_id": p["_id"], "winners": {"$exists": False}},
+                  {"$set": {"beacon": p["beacon"], "winners": p["winners"], "winner_member_ids": p["winner_member_ids"]}})
+        for p in proofs], ordered=False)
+    found: dict[str, dict] = {}
+    for ids in in_slices([p["_id"] for p in proofs]):
+        found.update({doc["_id"]: doc async for doc in db.proofs.find({"_id": {"$in": ids}})})
+    return found

@@ -1,5 +1,6 @@
-// The verifiable draw, version 1, recomputed in the browser with WebCrypto, so nobody has
-// to trust the server. A line-for-line port of lottery/fairness.py (see docs/fairness.md):
+// The verifiable draw, versions 1 and 2, recomputed in the browser with WebCrypto (and, for a
+// version-2 proof's drand round, BLS12-381 from @noble/curves, vendored in ./vendor/), so nobody
+// has to trust the server. A line-for-line port of lottery/fairness.py (see docs/fairness.md):
 //
 // - participants_hash = SHA-256 of the sorted pseudonyms joined by "\n" (hex)
 // - items_hash = SHA-256 of the item names as compact JSON (hex)
@@ -8,10 +9,24 @@
 // - uniform(n): rejection sampling (x < 2^64 - 2^64 % n, then x % n)
 // - a partial Fisher-Yates shuffle of [0, P) for min(items, P) steps; item i goes to the
 //   participant at position i.
+// - version 2: the round is the first drand round after `frozen_at`; the stream's key is
+//   HMAC-SHA256(key=seed, "gift-lottery/beacon/v2|<round>|<randomness>") and its label
+//   "gift-lottery/draw/v2".
+import { verifyRound } from './vendor/drand-verify.js';
 
 export const ALGORITHM = 'hmac-sha256-fisher-yates';
-export const VERSION = 1;
-const DRAW_LABEL = 'gift-lottery/draw/v1';
+export const VERSIONS = [1, 2];
+const DRAW_LABELS = { 1: 'gift-lottery/draw/v1', 2: 'gift-lottery/draw/v2' };
+const BEACON_LABEL = 'gift-lottery/beacon/v2';
+// drand's League of Entropy `quicknet` chain, pinned: a proof naming another chain is refused
+// (except a development stand-in the caller passes in, see gift-page.js).
+export const QUICKNET = {
+  chain_hash: '52db9ba70e0cc0f6eaf7803dd07447a1f5477735fd3f661792ba94600c84e971',
+  public_key: '83cf0f2896adee7eb8b5f01fcad3912212c437e0073e911fb90022d3e760183c8c4b450b6a0a6c3ac6a5776a2d1064510d1'
+    + 'fec758c921cc22b0e17e63aaf4bcb5ed66304de9cf809bd274ca73bab4af5a6e9c76a4bc09e76eae8991ef5ece45a',
+  genesis: 1692803367,
+  period: 3,
+};
 const TWO_64 = 1n << 64n;
 const encoder = new TextEncoder();
 
@@ -66,13 +81,31 @@ class Stream {
   }
 }
 
-// Positions (in `sortedPseudonyms`) of the winners; winner i gets item i.
-export async function draw(seedHex, orderId, sortedPseudonyms, itemNames, tiers = null) {
+const hmacKey = (bytes) => crypto.subtle.importKey('raw', bytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+
+// The stream's key: the seed (version 1, no beacon), or the seed mixed with the round's randomness.
+async function streamKey(seedHex, beacon) {
+  if (!beacon) return fromHex(seedHex);
+  const mixed = beacon.status === 'verified' ? beacon.randomness : 'unavailable';
+  const message = encoder.encode(`${BEACON_LABEL}|${beacon.round}|${mixed}`);
+  return new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(fromHex(seedHex)), message));
+}
+
+// The first round of `chain` whose time is strictly after `moment` (unix seconds).
+export function firstRoundAfter(chain, moment) {
+  if (moment < chain.genesis) return 1;
+  return Math.floor((moment - chain.genesis) / chain.period) + 2;
+}
+
+// Positions (in `sortedPseudonyms`) of the winners; winner i gets item i. `beacon`: a
+// version-2 draw's round ({round, status, randomness}); absent: version 1. `tiers`: each item's
+// [rank, name] (tiered gifts only; items come first tier first).
+export async function draw(seedHex, orderId, sortedPseudonyms, itemNames, beacon = null, tiers = null) {
   const count = sortedPseudonyms.length;
   const winners = Math.min(itemNames.length, count);
-  const context = `${DRAW_LABEL}|${orderId}|${await participantsHash(sortedPseudonyms)}|${await itemsHash(itemNames, tiers)}`;
-  const key = await crypto.subtle.importKey('raw', fromHex(seedHex), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-  const stream = new Stream(key, context);
+  const label = DRAW_LABELS[beacon ? 2 : 1];
+  const context = `${label}|${orderId}|${await participantsHash(sortedPseudonyms)}|${await itemsHash(itemNames, tiers)}`;
+  const stream = new Stream(await hmacKey(await streamKey(seedHex, beacon)), context);
   const swapped = new Map();
   const chosen = [];
   for (let i = 0; i < winners; i += 1) {
@@ -86,12 +119,27 @@ export async function draw(seedHex, orderId, sortedPseudonyms, itemNames, tiers 
   return chosen;
 }
 
+// A version-2 proof's beacon checks: the chain, the round's rule, the signature and randomness.
+async function beaconChecks(proof, chain, add) {
+  const beacon = proof.beacon || {};
+  add('beacon_chain', beacon.chain_hash === chain.chain_hash, chain === QUICKNET ? '' : '本地测试信标，不是 drand quicknet');
+  const frozen = Date.parse(proof.frozen_at) / 1000;
+  add('beacon_round', Number.isFinite(frozen) && beacon.round === firstRoundAfter(chain, frozen), `第 ${beacon.round} 轮`);
+  if (beacon.status === 'unavailable') {
+    add('beacon_signature', false, `未取得信标：${beacon.policy}`);
+    return;
+  }
+  const signed = beacon.status === 'verified' && verifyRound(chain.public_key, beacon.round, beacon.signature);
+  add('beacon_signature', signed && (await sha256Hex(fromHex(beacon.signature))) === beacon.randomness);
+}
+
 // Recompute a published proof. Returns one entry per check: {name, ok, detail}, in the order
-// the page lists them; the proof matches when every check is ok.
-export async function verify(proof) {
+// the page lists them; the proof matches when every check is ok. `chain`: the drand chain a
+// version-2 proof's round must come from (quicknet unless the caller says otherwise).
+export async function verify(proof, chain = QUICKNET) {
   const checks = [];
   const add = (name, ok, detail = '') => checks.push({ name, ok, detail });
-  if (proof.algorithm !== ALGORITHM || proof.version !== VERSION) {
+  if (proof.algorithm !== ALGORITHM || !VERSIONS.includes(proof.version)) {
     add('algorithm', false, `${proof.algorithm} v${proof.version}`);
     return checks;
   }
@@ -106,7 +154,13 @@ export async function verify(proof) {
   add('participants_hash', (await participantsHash(participants)) === proof.participants_hash);
   const tiers = proof.tiers == null ? null : proof.tiers;
   add('items_hash', (await itemsHash(proof.items, tiers)) === proof.items_hash);
-  const positions = await draw(proof.seed, proof.order_id, participants, proof.items, tiers);
+  const beacon = proof.version === 2 ? (proof.beacon || {}) : null;
+  if (beacon) {
+    const numbers = Array.from(proof.sequences || []).sort((a, b) => a - b);
+    add('sequences', numbers.length === participants.length && numbers.every((n, i) => n === i + 1));
+    await beaconChecks(proof, chain, add);
+  }
+  const positions = await draw(proof.seed, proof.order_id, participants, proof.items, beacon, tiers);
   const expected = positions.map((p, i) => ({ participant: participants[p], item_index: i }));
   const published = (proof.winners || []).map((w) => ({ participant: w.participant, item_index: w.item_index }));
   add('winners', JSON.stringify(expected) === JSON.stringify(published));

@@ -4,7 +4,8 @@
 // from the realtime channel (static/js/gift-socket.js) afterwards.
 import { api, ApiError, auth, serverNow } from './api.js';
 import { ClaimPanel } from './claim-panel.js';
-import { verify } from './fairness.js';
+import { QUICKNET, verify } from './fairness.js';
+import { verifyReceipt } from './vendor/drand-verify.js';
 import { GiftClaims } from './gift-claims.js';
 import { showSignIn, showWho } from './signin.js';
 import { avatar, formatCountdown, formatTime, h, openInfo, showView, toast } from './ui.js';
@@ -211,6 +212,8 @@ async function join(event) {
   button.classList.add('btn-join--busy');
   try {
     const answer = await api('POST', `/api/v1/gifts/${orderId}/join`, phrase ? { pass_phrase: phrase.value } : {});
+    // The signed receipt stays on this device: the proof page holds the server to it.
+    if (answer.me.receipt) localStorage.setItem(RECEIPT_KEY + orderId, JSON.stringify(answer.me.receipt));
     toast('参与成功');
     apply({ ...page.gift, ...answer.gift }, answer.me);
   } catch (err) {
@@ -391,8 +394,38 @@ const CHECK_TEXT = {
   canonical: '参与者名单为规范顺序（排序、无重复）',
   participants_hash: '参与者名单与其哈希一致',
   items_hash: '礼品清单与其哈希一致',
-  winners: '用种子重新抽取，中奖者与公布结果完全一致',
+  sequences: '参与编号从 1 连续到总人数，无遗漏、无重复',
+  receipt: '你保存的参与回执（服务器签名）与名单中你的编号一致',
+  beacon_chain: '随机信标来自 drand quicknet 公共网络（公钥已内置在本页）',
+  beacon_round: '信标轮次是参与者名单冻结之后的第一轮',
+  beacon_signature: '信标签名经 BLS 验证属于该网络的该轮次',
+  winners: '用种子和信标重新抽取，中奖者与公布结果完全一致',
 };
+
+// A proof drawn against the local beacon stand-in (--dev/--demo, tests) names another chain than
+// quicknet; this page takes that chain from the server only when it is served from this very
+// machine, as the server takes such a chain only from loopback relays.
+const RECEIPT_KEY = 'gift-lottery/receipt/';
+
+// This device's receipt of its join, held against the proof: signed by the server's receipt
+// key, and listed under its number.
+async function receiptCheck(proof) {
+  const stored = localStorage.getItem(RECEIPT_KEY + orderId);
+  if (!stored || proof.version !== 2) return null;
+  const receipt = JSON.parse(stored);
+  const key = await api('GET', '/api/v1/receipt-key');
+  const at = proof.participants.indexOf(receipt.participant);
+  const ok = verifyReceipt(key.public_key, receipt) && receipt.gift === proof.order_id && at >= 0
+    && proof.sequences[at] === receipt.sequence;
+  return { name: 'receipt', ok, detail: `第 ${receipt.sequence} 位参与` };
+}
+
+async function chainFor(proof) {
+  const local = ['127.0.0.1', 'localhost', '[::1]'].includes(window.location.hostname);
+  if (proof.version !== 2 || !proof.beacon || proof.beacon.chain_hash === QUICKNET.chain_hash || !local) return QUICKNET;
+  const chain = await api('GET', '/api/v1/beacon');
+  return chain.chain_hash === proof.beacon.chain_hash ? chain : QUICKNET;
+}
 
 async function showProof() {
   const verdict = h('div.verdict', { id: 'verdict', 'data-result': 'pending' }, '正在你的浏览器中验证…');
@@ -439,7 +472,9 @@ async function showProof() {
   }
   let checks;
   try {
-    checks = await verify(proof);
+    checks = await verify(proof, await chainFor(proof));
+    const receipt = await receiptCheck(proof);
+    if (receipt) checks.push(receipt);
   } catch (err) {
     checks = [{ name: 'winners', ok: false, detail: err.message }];
   }
@@ -466,7 +501,13 @@ async function showProof() {
       h('dt', {}, '种子承诺'), h('dd.mono', {}, proof.seed_commitment),
       h('dt', {}, '种子'), h('dd.mono', {}, proof.seed),
       h('dt', {}, '参与者哈希'), h('dd.mono', {}, proof.participants_hash),
-      h('dt', {}, '礼品清单哈希'), h('dd.mono', {}, proof.items_hash)),
+      h('dt', {}, '礼品清单哈希'), h('dd.mono', {}, proof.items_hash),
+      ...(proof.beacon ? [
+        h('dt', {}, '名单冻结时间'), h('dd.mono', {}, proof.frozen_at),
+        h('dt', {}, '信标网络'), h('dd.mono', {}, proof.beacon.chain_hash),
+        h('dt', {}, '信标轮次'), h('dd.mono', {}, String(proof.beacon.round)),
+        h('dt', {}, '信标签名'), h('dd.mono', {}, proof.beacon.signature || proof.beacon.status),
+        h('dt', {}, '信标随机数'), h('dd.mono', {}, proof.beacon.randomness || proof.beacon.policy)] : [])),
     h('details.proof__all', {},
       h('summary', {}, `全部 ${proof.participants.length} 位参与者编号${mine ? '（含你的编号）' : ''}`),
       h('ol.mono', {}, proof.participants.map((p) => h(p === mine ? 'li.proof__mine' : 'li', {}, p)))),

@@ -164,7 +164,8 @@ async def test_the_standby_finishes_a_draw_whose_scheduler_leader_was_killed_onc
             await make_due(store, order_id)
 
             async def frozen_not_finished():
-                gift, proof = await store.gifts.find_one({"_id": order_id}), await store.proofs.find_one({"_id": order_id})
+                gift = await store.gifts.find_one({"_id": order_id})
+                proof = await store.proofs.find_one({"_id": order_id, "winners": {"$exists": True}})  # drawn
                 return proof if proof and gift["status"] == "drawing" else None
             proof = await until(frozen_not_finished)
             stalling.kill()  # SIGKILL, mid-draw

@@ -31,6 +31,9 @@ async def test_300_racing_joins_fill_50_seats_exactly(api, db):
     assert gift["joined_count"] == 50 and gift["seats_left"] == 0
     assert len(set(gift["claimants"])) == 50
     assert await db.joins.count_documents({"order_id": order_id}) == 50
+    # Each accepted join has its own sequence number, 1 to 50, none skipped (the refused took none).
+    numbers = [j["sequence"] async for j in db.joins.find({"order_id": order_id})]
+    assert sorted(numbers) == list(range(1, 51))
 
 
 @pytest.mark.gen_test(timeout=120)

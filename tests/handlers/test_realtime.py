@@ -540,3 +540,35 @@ async def test_a_deeply_nested_frame_gets_an_error_frame_and_the_connection_stay
     finally:
         client.close()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_frozen_list_and_its_beacon_round_reach_waiting_pages_before_the_result(
+        api, base_url, beacon_fake):
+    order_id = await api.create_gift(method="full", open_number=2, items=[{"name": "保温杯"}])
+    ann, bob = await api.login("ann"), await api.login("bob")
+    await api.join(ann, order_id)
+    client = await subscribed(base_url, ann, order_id)
+    for relay in range(len(beacon_fake.faults)):  # the round will be late: the draw waits for it
+        beacon_fake.set_fault(relay, "down")
+    try:
+        await client.next("snapshot")
+        await api.join(bob, order_id)
+        frame = await client.next("progress")
+        while "freeze" not in frame:
+            frame = await client.next("progress")
+        freeze = frame["freeze"]
+        assert frame["status"] == "drawing" and freeze["participant_count"] == 2
+        frozen_at = datetime.fromisoformat(freeze["frozen_at"].replace("Z", "+00:00")).timestamp()
+        assert beacon_fake.chain.round_time(freeze["beacon_round"]) > frozen_at
+    finally:
+        for relay in range(len(beacon_fake.faults)):
+            beacon_fake.set_fault(relay, None)
+    try:
+        opened = await client.next("opened")
+        assert opened["gift"]["freeze"] == freeze
+        status, proof = await api.request("GET", f"/api/v1/gifts/{order_id}/proof")
+        assert proof["participants_hash"] == freeze["participants_hash"]
+        assert proof["beacon"]["round"] == freeze["beacon_round"]
+    finally:
+        client.close()

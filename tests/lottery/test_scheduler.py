@@ -5,6 +5,7 @@ import pytest
 
 from lottery import clock
 from lottery.draw import Draws
+from tests import beacons
 from lottery.scheduler import LEADER_LEASE, Scheduler
 from lottery.storage import leases
 from tests.gifts import make_gift
@@ -22,7 +23,7 @@ async def finished(db, order_id: str) -> dict | None:
 
 
 def scheduler(db, engine_uri, **kwargs) -> Scheduler:
-    return Scheduler(db, Draws(db), engine_uri, sweep_interval=0.2, **kwargs)
+    return Scheduler(db, Draws(db, beacons.beacon(), beacons.receipt_key()), engine_uri, sweep_interval=0.2, **kwargs)
 
 
 async def stopped(running: Scheduler) -> None:

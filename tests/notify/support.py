@@ -4,6 +4,7 @@ import json
 
 from lottery.accounts import Accounts
 from lottery.draw import Draws
+from tests import beacons
 from lottery.gifts import Gifts
 from lottery.storage import notifications as store
 from tests.gifts import make_due, spec
@@ -31,7 +32,7 @@ async def timed_gift(db, joiners: int, items: int = 3, subscribed_every: int = 1
                      prefix: str = "j", wish: str = "新年快乐") -> tuple[str, list[str]]:
     """A timed gift with `joiners` joins (every `subscribed_every`-th accepted both result
     templates), made due now. Returns the order id and the subscribers' openids."""
-    gifts = Gifts(db, Accounts(db, None))
+    gifts = Gifts(db, Accounts(db, None), beacons.receipt_key())
     gift = await gifts.create(spec("timed", [f"奖品{i}" for i in range(items)], sender=f"o_{prefix}_sender", wish=wish))
     subscribers = []
     for i in range(joiners):
@@ -47,7 +48,7 @@ async def timed_gift(db, joiners: int, items: int = 3, subscribed_every: int = 1
 
 async def open_gift(db, order_id: str) -> None:
     """Open it with the real draw."""
-    draws = Draws(db)
+    draws = Draws(db, beacons.beacon(), beacons.receipt_key())
     assert await draws.open([order_id])
     await draws.idle()
 

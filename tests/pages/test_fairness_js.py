@@ -5,14 +5,14 @@ import secrets
 import pytest
 
 from lottery import fairness
-from tests.proofs import SEED, TIERS, make_proof, tampered
+from tests.proofs import SEED, TIERS, make_proof, make_v2_proof, tampered
 
 
 def python_proof(participants: int, item_names: list[str]) -> dict:
     seed, order_id = secrets.token_hex(32), secrets.token_hex(12)
     pseudonyms = sorted(fairness.pseudonym(order_id, f"m{i}") for i in range(participants))
     positions = fairness.draw(seed, order_id, pseudonyms, item_names)
-    return {"algorithm": fairness.ALGORITHM, "version": fairness.VERSION, "order_id": order_id,
+    return {"algorithm": fairness.ALGORITHM, "version": 1, "order_id": order_id,
             "seed": seed, "seed_commitment": fairness.commitment(seed), "participants": pseudonyms,
             "participants_hash": fairness.participants_hash(pseudonyms), "items": item_names,
             "items_hash": fairness.items_hash(item_names),
@@ -61,3 +61,10 @@ def test_the_browser_refuses_every_forgery_the_python_verifier_refuses(page):
         if {check for check, ok in checks.items() if not ok} != failing:
             wrong[name] = checks
     assert wrong == {}
+
+
+def test_the_browser_verifies_a_version_2_proof_over_a_real_quicknet_round_against_the_pinned_key(page):
+    proof = make_v2_proof()
+    assert browser_checks(page, proof) == {
+        "commitment": True, "canonical": True, "participants_hash": True, "items_hash": True, "sequences": True,
+        "beacon_chain": True, "beacon_round": True, "beacon_signature": True, "winners": True}

@@ -60,7 +60,7 @@ def test_two_people_fill_a_two_seat_gift_and_both_waiting_pages_turn_into_result
     # The proof, recomputed in the browser, matches; the winner finds themselves in it.
     winner.page.click("#proof-link")
     expect(winner.page.locator("#verdict")).to_have_attribute("data-result", "match")
-    expect(winner.page.locator(".check--ok")).to_have_count(6)
+    expect(winner.page.locator(".check--ok")).to_have_count(11)  # with the numbers, receipt and beacon checks
     expect(winner.page.locator(".proof__winners .proof__mine")).to_contain_text("你")
     winner.screenshot("proof")
 

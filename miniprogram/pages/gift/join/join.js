@@ -99,6 +99,8 @@ Component({
         .then((ids) => api.post(`/api/v1/gifts/${encodeURIComponent(record.state.orderId)}/join`, { subscribed: ids, ...entry }))
         .then((answer) => {
           wx.hideLoading();
+          // The signed receipt stays on this phone: the proof page holds the server to it.
+          if (answer.me.receipt) wx.setStorageSync(`receipt:${record.state.orderId}`, answer.me.receipt);
           wx.showToast({ title: '参与成功', icon: 'none', duration: 2000 });
           this.route({ ...this.data.gift, status: answer.gift.status }, answer.me);
         })

@@ -1,0 +1,1 @@
+"""Clients of public services the draw relies on (drand's randomness relays)."""

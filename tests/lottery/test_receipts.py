@@ -1,0 +1,47 @@
+"""Join sequence numbers when a process dies mid-join: a join record left without its number,
+or with its number taken and never written, is numbered by the draw so the list stays 1..P and
+every receipt already handed out keeps its number."""
+import pytest
+
+from lottery import fairness, receipts
+from tests.gifts import make_due, make_gift
+
+
+@pytest.mark.gen_test
+async def test_the_draw_numbers_a_join_that_lost_its_number_into_the_gap(db, gifts, drawer):
+    order_id = (await make_gift(gifts, "timed", joiners=6, items=2))["_id"]
+    lost = await db.joins.find_one({"order_id": order_id, "sequence": 3})
+    # The process died after taking number 3 and before writing it onto the join.
+    await db.joins.update_one({"_id": lost["_id"]}, {"$set": {"sequence": None}, "$unset": {"receipt": ""}})
+    # Another died between the record and taking a number: the counter never reached 7.
+    late = await gifts.accounts.ensure_member("o_late")
+    await gifts.join(order_id, late)
+    await db.joins.update_one({"order_id": order_id, "member_id": late}, {"$set": {"sequence": None}})
+    await db.join_sequences.update_one({"_id": order_id}, {"$set": {"last": 6}})
+    await make_due(db, order_id)
+    draws = drawer()
+    await draws.open([order_id])
+    proof = await draws.proof(order_id)
+    assert fairness.verify(proof, draws.beacon.chain) == []
+    numbers = dict(zip(proof["participants"], proof["sequences"]))
+    assert sorted(numbers.values()) == list(range(1, 8))
+    assert {numbers[fairness.pseudonym(order_id, lost["member_id"])], numbers[fairness.pseudonym(order_id, late)]} \
+        == {3, 7}
+    # Their receipts are signed now, and every receipt agrees with the proof.
+    held = [{"gift": order_id, "participant": fairness.pseudonym(order_id, j["member_id"]), "sequence": j["sequence"],
+             "signature": j["receipt"]} async for j in db.joins.find({"order_id": order_id})]
+    assert fairness.receipt_problems(proof, held, draws.receipt_key.public_hex()) == []
+    assert await db.join_sequences.count_documents({"_id": order_id}) == 0  # the finished gift's counter is gone
+
+
+@pytest.mark.gen_test
+async def test_a_receipt_signed_by_another_key_or_changed_is_refused(gifts):
+    order_id = (await make_gift(gifts, "timed", joiners=1))["_id"]
+    member = await gifts.accounts.ensure_member("o_joiner0")
+    _, me = await gifts.look(order_id, member)
+    receipt, key = me["receipt"], gifts.receipt_key.public_hex()
+    assert receipt["sequence"] == 1 and receipts.verify(receipt, key)
+    assert not receipts.verify({**receipt, "sequence": 2}, key)
+    assert not receipts.verify({**receipt, "participant": "0" * 20}, key)
+    assert not receipts.verify(receipt, "00" * 32)
+    assert not receipts.verify({**receipt, "signature": "not base64!"}, key)
