@@ -299,6 +299,7 @@ async def test_a_payment_records_wechat_pays_transaction_and_the_gifts_deadline_
     direct, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct", deadline_hours=2))
     timed, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "timed",
                                                       open_at=clock.utcnow() + timedelta(hours=5)))
+    assert (await order_store.get(db, direct["_id"]))["order"]["status"] == "unpaid"
     for order in (direct, timed):
         await pay_fake.pay(order["_id"], notify=False)
         assert await orders.settle(await orders.gateway.query_by_out_trade_no(order["_id"])) == "paid"
@@ -312,3 +313,16 @@ async def test_a_payment_records_wechat_pays_transaction_and_the_gifts_deadline_
     assert clock.as_utc(paid_direct["due_at"]) == paid_at + timedelta(hours=2)
     assert paid_timed["deadline_at"] is None  # a timed gift opens at its time, with no deadline
     assert clock.as_utc(paid_timed["due_at"]) == clock.as_utc(paid_timed["open_at"])
+    # Paid, the order no longer answers for its request: the same request again is a new order.
+    again, _, _ = await orders.create(buyer, OrderSpec([OrderLine(cup, 1)], "direct", deadline_hours=2))
+    assert again["_id"] != direct["_id"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_stock_held_again_for_the_same_order_is_taken_once_and_the_retry_is_told_it_is_held(db, gifts):
+    _, cup = await setup(db, gifts, stock=5)
+    assert await products.hold(db, cup, "order-1", 2)
+    assert await products.hold(db, cup, "order-1", 2)  # a retry whose first answer was lost
+    assert await stock(db, cup) == (3, {"order-1": 2})
+    assert not await products.hold(db, cup, "order-2", 4)  # more than is left
+    assert await stock(db, cup) == (3, {"order-1": 2})
