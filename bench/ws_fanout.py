@@ -221,8 +221,10 @@ async def run(args: argparse.Namespace) -> dict:
     fleet = None
     try:
         await ensure_indexes(db)
-        hub = LiveHub(db, force_polling=args.polling, poll_interval=args.poll_seconds)
-        app = make_app(build_services(config := Config(role="web", **beacons.settings()), db,
+        hub = LiveHub(db, force_polling=args.polling, poll_interval=args.poll_seconds, read_timeout=30.0)
+        # The connects come at once (200 in flight): their auth reads can queue past production's
+        # 2.5 s budget on this engine (a page would retry); this measures the fan-out.
+        app = make_app(build_services(config := Config(role="web", request_timeout=30.0, **beacons.settings()), db,
                                       wechat=WeChatClient("bench", "bench", "http://127.0.0.1:9"), hub=hub), config)
         await hub.started()
         port = free_port()
