@@ -13,21 +13,22 @@ round), or None. Every request is counted per relay in `requests`."""
 import asyncio
 import hashlib
 import json
-import threading
 import time
 from collections import Counter
 
 from tornado import web
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
+
+from fakes.served import ServedFake
 
 from lottery import drand
 
 FAULTS = (None, "down", "slow", "bad_signature")
 
 
-class FakeBeacon:
+class FakeBeacon(ServedFake):
     """The stand-in chain and its relays."""
+
+    name = "fake-beacon"
 
     def __init__(self, period: float = 0.3, relays: int = 3, key_seed: str = "gift-lottery fake beacon",
                  genesis: float | None = None) -> None:
@@ -43,10 +44,7 @@ class FakeBeacon:
         self.faults: list[str | None] = [None] * relays
         self.slow_seconds = 5.0
         self.requests: Counter = Counter()
-        self.port = 0
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     # Driving it
 
@@ -75,36 +73,12 @@ class FakeBeacon:
     def latest_round(self) -> int:
         return self.chain.first_round_after(time.time()) - 1
 
-    def start(self) -> "FakeBeacon":
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._stop_event.set)
-            self._thread.join(10)
-
     # Serving
 
     def routes(self) -> list:
         return [(r"/relay(\d+)/([0-9a-f]+)/info", _InfoHandler, {"fake": self}),
                 (r"/relay(\d+)/([0-9a-f]+)/public/(\d+)", _RoundHandler, {"fake": self}),
                 (r"/relay(\d+)/.*", _NotFoundHandler, {"fake": self})]
-
-    def _run(self) -> None:
-        asyncio.run(self._serve())
-
-    async def _serve(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
-        sockets = bind_sockets(0, "127.0.0.1")
-        self.port = sockets[0].getsockname()[1]
-        server = HTTPServer(web.Application(self.routes(), log_function=lambda handler: None))
-        server.add_sockets(sockets)
-        self._ready.set()
-        await self._stop_event.wait()
-        server.stop()
 
 
 class _RelayHandler(web.RequestHandler):

@@ -31,15 +31,14 @@ import json
 import itertools
 import os
 import re
-import threading
 import time
 from collections import defaultdict, deque
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from tornado import web
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
+
+from fakes.served import ServedFake
 
 APPID = "wx_test_appid"
 SECRET = "test-app-secret"
@@ -99,8 +98,10 @@ def group_enter_info(code: str, opengid: str | None, age_seconds: float = 0, app
     return {"iv": iv, "encryptedData": encrypt_user_data(session_key_for(code), iv, data)}
 
 
-class FakeWeChat:
+class FakeWeChat(ServedFake):
     """The fake server and what it has seen."""
+
+    name = "fake-wechat"
 
     def __init__(self) -> None:
         self.calls: dict[str, list[dict]] = defaultdict(list)
@@ -128,25 +129,11 @@ class FakeWeChat:
         self.outage = False
         self.outage_answer: int = 503
         self.outage_delay = 0.0
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.port = 0
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._server: HTTPServer | None = None
+        super().__init__()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "FakeWeChat":
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._stop_event.set)
-            self._thread.join(10)
 
     def fail_next(self, path: str, answer: dict | int | str, times: int = 1) -> None:
         for _ in range(times):
@@ -179,22 +166,6 @@ class FakeWeChat:
             str(time.monotonic()).encode()).digest()[:8]).decode()
         self.token_expires = time.monotonic() + self.token_lifetime
         return self.token
-
-    def _run(self) -> None:
-        asyncio.run(self._serve())
-
-    async def _serve(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
-        # No access log: query strings carry access tokens, even fake ones.
-        app = web.Application(self.routes(), log_function=lambda handler: None)
-        sockets = bind_sockets(0, "127.0.0.1")
-        self.port = sockets[0].getsockname()[1]
-        self._server = HTTPServer(app)
-        self._server.add_sockets(sockets)
-        self._ready.set()
-        await self._stop_event.wait()
-        self._server.stop()
 
     def routes(self) -> list:
         fake = self

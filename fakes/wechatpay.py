@@ -49,7 +49,6 @@ import itertools
 import json
 import re
 import secrets
-import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Coroutine, Iterable
@@ -64,8 +63,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
+
+from fakes.served import ServedFake
 
 from wechatpay import crypto
 from lottery.validate import is_loopback
@@ -221,8 +220,10 @@ class Delivery:
     answer: bytes = b""
 
 
-class FakeWeChatPay:
+class FakeWeChatPay(ServedFake):
     """The fake server, its keys, its transactions and refunds, and what it has seen."""
+
+    name = "fake-wechatpay"
 
     def __init__(self, mchid: str = MCHID, appid: str = APPID, apiv3_key: str = APIV3_KEY,
                  merchant: MerchantKeys | None = None, with_certificate: bool = True,
@@ -254,10 +255,7 @@ class FakeWeChatPay:
         self.bill_plants: dict[str, int | None] = {}  # tamper_bill: key -> amount shown, or None: dropped
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.port = 0
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="fake-wechatpay")
+        super().__init__()
 
     # -- what a server needs to trust it --------------------------------------------------------
 
@@ -297,36 +295,17 @@ class FakeWeChatPay:
 
     # -- running ----------------------------------------------------------------------------
 
-    def start(self) -> "FakeWeChatPay":
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the fake WeChat Pay did not start")
-        return self
+    def routes(self) -> list:
+        return [(r"/v3/.*", self._endpoint())]
 
-    def stop(self) -> None:
-        if self.loop is not None and self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self._stop_event.set)
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.run(self._serve())
-
-    async def _serve(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
+    async def on_start(self) -> None:
         self._http = AsyncHTTPClient(force_instance=True, max_clients=200)
-        app = web.Application([(r"/v3/.*", self._endpoint())], log_function=lambda handler: None)
-        sockets = bind_sockets(0, "127.0.0.1")
-        self.port = sockets[0].getsockname()[1]
-        server = HTTPServer(app)
-        server.add_sockets(sockets)
-        self._ready.set()
-        await self._stop_event.wait()
-        server.stop()
+
+    async def on_stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await server.close_all_connections()
+        await self._server.close_all_connections()
         self._http.close()
 
     def _spawn(self, coro: Coroutine) -> asyncio.Task:
