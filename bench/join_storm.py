@@ -1,8 +1,10 @@
 """Join storm: U members join one hot gift with concurrency C.
 
 The server (the real app, in this process, with PyMongo command monitoring) and the load
-generator (a child process, real HTTP over loopback) run apart. Then the same database
-command sequence is replayed by a bare PyMongo loop at the same concurrency, for the ratio.
+generator (a child process, real HTTP over loopback) run apart. The server admits the joins of
+the gift in steps (group commit, lottery/admission.py); its figures say how many joins a step
+carried. Then a bare PyMongo loop joins one at a time at the same concurrency (the login read
+with the gift, the claim, the record: the server's sequence before group commit), side by side.
 
     python bench/join_storm.py [--users 2000] [--concurrency 50] [--method full|timed]
 
@@ -105,8 +107,8 @@ class LoadProcess:
 
 
 async def bare_driver(uri: str, users: int, concurrency: int, method: str) -> float:
-    """The join's command sequence with PyMongo alone: the login key with the gift and the
-    member's join (one aggregate), the claim, the join record."""
+    """One join at a time with PyMongo alone: the login key with the gift and the member's
+    join (one aggregate), the claim, the join record."""
     from lottery import clock
     from lottery.accounts import Accounts, key_digest
     from lottery.gifts import Gifts
@@ -130,8 +132,8 @@ async def bare_driver(uri: str, users: int, concurrency: int, method: str) -> fl
             now = clock.utcnow()
             member_id, seen, _ = await login_keys.member_with_gift(db, key_digest(key), now, gift["_id"],
                                                                    gift_store.PUBLIC)
-            assert await gift_store.claim(db, seen, member_id, now)
-            await joins.insert(db, joins.new_join(gift["_id"], member_id, now, "f"))
+            assert await gift_store.claim(db, seen, [member_id], now)
+            await joins.insert_many(db, [joins.new_join(gift["_id"], member_id, now, "f")])
 
     start = time.perf_counter()
     await asyncio.gather(*(one(k) for k in keys))
@@ -176,7 +178,9 @@ async def storm(uri: str, db_name: str, method: str, users: int, concurrency: in
         load = await LoadProcess(f"http://127.0.0.1:{port}", gift["_id"], users, concurrency,
                                  f"{db_name}_{method}").start()
         counter.counts.clear()
+        steps_before = app.settings["gifts"].admission.steps.steps
         result = await load.go()
+        steps = app.settings["gifts"].admission.steps.steps - steps_before
         await load.close()
         commands = dict(counter.counts)
         server.stop()
@@ -193,6 +197,7 @@ async def storm(uri: str, db_name: str, method: str, users: int, concurrency: in
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
         # Commands in the server's process while the joins ran (a full gift's draw included).
         "db_round_trips_per_join": round(sum(commands.values()) / users, 3),
+        "join_steps": steps, "joins_per_step": round(users / max(steps, 1), 2),
         "db_commands": commands,
     }
 

@@ -4,6 +4,7 @@ resolved once in `prepare()`, one JSON-body parser, one `write_error`.
 Two reply styles share it. Legacy routes (the seed's mini-program) always answer HTTP 200 with
 `{"code", "message", "data"}`; v1 routes answer real status codes with
 `{"error": {"code", "message"}}`."""
+import asyncio
 import hmac
 import json
 import logging
@@ -19,7 +20,8 @@ from handlers.services import ServiceAccess
 from lottery import clock, logs
 from lottery.backoff import database_away
 from lottery.errors import DatabaseUnavailable, Forbidden, InvalidInput, LoginExpired, LotteryError
-from lottery.gifts import live, member_view
+from lottery.admission import live
+from lottery.gifts import member_view
 from lottery.images import ImageSources
 from lottery.validate import ID, ID_PATTERN
 
@@ -123,6 +125,10 @@ class BaseHandler(CommonHandler, ServiceAccess, web.RequestHandler):
     legacy = False  # legacy routes answer the seed's envelope
     # Routes about one gift: its document and the member's join come with the login key.
     loads_gift = False
+    # With the gift, the member's join record (in the same read); a join needs no record (its
+    # own update refuses a second one), so it reads the key and the gift where others' reads
+    # of them serve it too.
+    loads_join = True
     current_user: str | None
     gift: dict | None = None
     join: dict | None = None
@@ -141,11 +147,15 @@ class BaseHandler(CommonHandler, ServiceAccess, web.RequestHandler):
 
     async def prepare(self) -> None:
         """Resolve the login key, if the request carries one, to the member it belongs to; on a
-        gift route, with the gift and the member's join in the same database round trip."""
+        gift route, with the gift and the member's join in the same database round trip (or,
+        for a join, the gift alone, shared with the other requests reading it then)."""
         self.refuse_while_database_away()
         order_id = self.requested_order_id() if self.loads_gift else None
-        if order_id is not None:
+        if order_id is not None and self.loads_join:
             self.current_user, self.gift, self.join = await self.gifts.for_member(self.login_key(), order_id)
+        elif order_id is not None:  # a join: the member's key and the gift, each read with others'
+            self.current_user, self.gift = await asyncio.gather(self.accounts.member_for(self.login_key()),
+                                                                self.gifts.shared_get(order_id))
         else:
             self.current_user = await self.accounts.member_for(self.login_key())
         logs.MEMBER_ID.set(self.current_user)

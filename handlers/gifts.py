@@ -16,6 +16,7 @@ class GiftHandler(BaseHandler):
 
 class JoinHandler(BaseHandler):
     loads_gift = True
+    loads_join = False
 
     async def post(self, order_id: str) -> None:
         """Join with the same rules as JoinGift. Body (optional): `{form_id, subscribed,

@@ -64,6 +64,7 @@ class CheckHasJoinHandler(LegacyHandler):
 
 class JoinGiftHandler(LegacyHandler):
     loads_gift = True
+    loads_join = False
 
     async def post(self) -> None:
         """Join: "success" joined and waiting, "suc" a direct gift's item is yours."""

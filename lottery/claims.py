@@ -16,7 +16,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from lottery import clock, metrics
 from lottery.errors import (ClaimExpired, ClaimLocked, ClaimNotFound, Forbidden, InvalidInput, MissingParams, NotWinner,
                             WrongClaimState)
-from lottery.gifts import drawn_winners, live
+from lottery.admission import live
+from lottery.gifts import drawn_winners
 from lottery.roster import MAX_WINNERS, mask_name
 from lottery.storage import claims as store
 from lottery.storage import gifts, joins, leases, members, orders, outbox

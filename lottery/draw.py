@@ -30,7 +30,8 @@ from lottery.background import Background, Batches
 from lottery.beacon import Beacon
 from lottery.receipts import ReceiptKey
 from lottery.errors import Forbidden, GiftNotFound, GiftOpened, NotOpenable, NotOpenedYet
-from lottery.gifts import is_live, item_tiers
+from lottery.admission import is_live
+from lottery.gifts import item_tiers
 from lottery.storage import gifts, joins, leases, outbox, proofs, sequences
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,8 @@ class Draws:
         participants, recorded = await self._participants(drawn)
         await joins.restore(self.db, [(g["_id"], m) for g in drawn for m in participants[g["_id"]]
                                       if m not in recorded[g["_id"]]], clock.utcnow())
-        numbers = {g["_id"]: await self._numbered(g["_id"], participants[g["_id"]], recorded[g["_id"]])
+        numbers = {g["_id"]: await self._numbered(g["_id"], participants[g["_id"]], recorded[g["_id"]],
+                                                  seated=g["method"] == "full")
                    for g in drawn}
         frozen = await proofs.save(self.db, [self._freeze(g, numbers[g["_id"]]) for g in drawn])
         # Published (and pushed to the waiting pages) before the round it names exists.
@@ -262,7 +264,10 @@ class Draws:
         expected = {g["_id"]: g["joined_count"] if g["method"] == "timed" else len(g["claimants"]) for g in taken}
         while True:
             recorded = await joins.member_ids(self.db, [g["_id"] for g in taken])
-            unsettled = [o for o, count in expected.items() if len(recorded.get(o, ())) < count]
+            # Settled: every join has its record, and every record its number (a join takes its
+            # number right after its record; the draw numbers only what a crash left without).
+            unsettled = [o for o, count in expected.items() if len(recorded.get(o, ())) < count
+                         or None in recorded.get(o, {}).values()]
             if not unsettled or loop.time() >= deadline:
                 break
             # Re-read the counts: a duplicate join gives its count back after the fact.
@@ -277,17 +282,22 @@ class Draws:
                         for g in taken}
         return participants, {g["_id"]: recorded.get(g["_id"], {}) for g in taken}
 
-    async def _numbered(self, order_id: str, member_ids: list[str], recorded: dict[str, int | None]) -> dict[str, int]:
+    async def _numbered(self, order_id: str, member_ids: list[str], recorded: dict[str, int | None],
+                        seated: bool = False, attempts: int = 5) -> dict[str, int]:
         """Every participant's join sequence number, member id -> number. Joins a crash left
         without one (a record restored, or a process that died between the record and its number)
         are numbered now, gaps first, then after the last number handed out; their members never
-        had a receipt, so any free number is theirs, and the list stays 1..P."""
+        had a receipt, so any free number is theirs, and the list stays 1..P. `seated`: the
+        member ids are a full gift's claimants in order, and each one's number is its seat."""
         numbers = {m: recorded.get(m) for m in member_ids}
         missing = sorted((m for m, n in numbers.items() if n is None), key=lambda m: fairness.pseudonym(order_id, m))
         if not missing:
             return numbers
         used = set(numbers.values())
-        free = [n for n in range(1, await sequences.last(self.db, order_id) + 1) if n not in used][:len(missing)]
+        if seated:  # a full gift's join number is its seat: its claimant position, one-based
+            free = [member_ids.index(m) + 1 for m in missing]
+        else:
+            free = [n for n in range(1, await sequences.last(self.db, order_id) + 1) if n not in used][:len(missing)]
         if len(free) < len(missing):
             last = await sequences.take(self.db, order_id, len(missing) - len(free))
             free += range(last - (len(missing) - len(free)) + 1, last + 1)
@@ -296,9 +306,12 @@ class Draws:
         if await joins.bind_sequences(self.db, order_id, numbered):
             numbers.update((m, n) for m, n, _ in numbered)
             return numbers
-        # A join numbered itself meanwhile (its own write came late): read them all again.
+        # A join numbered itself meanwhile (its own write came late; the database keeps each
+        # number to one join): read them all again, and number what is still missing.
+        if attempts <= 1:
+            raise RuntimeError(f"gift {order_id}: its joins' numbers keep changing; the sweep resumes the draw")
         recorded = (await joins.member_ids(self.db, [order_id])).get(order_id, {})
-        return {m: recorded.get(m) for m in member_ids}
+        return await self._numbered(order_id, member_ids, recorded, seated, attempts - 1)
 
     def _freeze(self, gift: dict, numbers: dict[str, int]) -> dict:
         """The frozen participant list of this gift's draw (sorted pseudonyms, each with its join

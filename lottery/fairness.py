@@ -26,6 +26,10 @@ import hashlib
 import hmac
 import json
 import struct
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the BLS check is imported only when a version-2 proof is checked
+    from lottery import drand
 
 ALGORITHM = "hmac-sha256-fisher-yates"
 VERSION = 2

@@ -11,16 +11,17 @@ from pymongo.errors import PyMongoError
 
 from lottery import clock, fairness, logs, metrics
 from lottery.accounts import Accounts, key_digest
+from lottery.admission import Admission, Joiner, live, receipt_of
 from lottery.backoff import database_away
 from lottery.entry import (EntryConditions, EntryProof, UserDataDecrypter, check_phrase, new_conditions,
                            public_conditions)
-from lottery.errors import (AlreadyJoined, JoinOutcomeUnknown, GiftClosed, GiftFull, GiftNotFound, GiftOpened,
-                            InvalidInput, LotteryError, MissingParams, NoItemsLeft, OwnGift)
+from lottery.errors import (JoinOutcomeUnknown, InvalidInput, LotteryError, MissingParams)
+from lottery.group_commit import GroupCommit
 from lottery.images import ImageSources
 from lottery.risk import RiskGate
 from lottery.storage import gifts as store
 from lottery.receipts import ReceiptKey
-from lottery.storage import joins, login_keys, members, sequences
+from lottery.storage import joins, login_keys, members
 from lottery.validate import check_identifier
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,6 @@ STATES = ("can_join", "joined_waiting", "won", "lost", "full", "closed", "own_gi
 
 MAX_ITEMS = 1000
 IMAGE_RULE = "image 必须是本站 /static/ 下的图片，或允许的图片域名上的 https 地址"
-# A direct gift's join tries the next item when a racing joiner took the one it saw; at most
-# this many times (each retry means another joiner got an item).
-MAX_CLAIMS = 50
-# A full gift's joiner who saw this many seats or fewer left tells the draw to look.
-NUDGE_SEATS = 16
 MAX_SEATS = 10000  # the seat list lives in the gift document, so it is bounded
 # A direct or open-when-full gift closes this long after it starts (unless told): a full gift then
 # opens among whoever joined; what nobody received or won of a bought gift is refunded.
@@ -79,15 +75,6 @@ class GiftSpec:
     # Entry conditions (lottery/entry.py): a pass phrase joiners must give; only one WeChat group.
     pass_phrase: str | None = None
     group_only: bool = False
-
-
-class _RecordLost(Exception):
-    """A member already holds a full gift's seat without a join record: the attempt that took
-    it lost its answer before writing the record."""
-
-    def __init__(self, gift: dict) -> None:
-        super().__init__(gift["_id"])
-        self.gift = gift
 
 
 class JoinResult(NamedTuple):
@@ -176,14 +163,6 @@ def member_view(gift: dict, join: dict | None, member_id: str, now: datetime,
     return {"state": admission_state(gift, now)}
 
 
-def receipt_of(order_id: str, member_id: str, join: dict) -> dict | None:
-    """The signed receipt a join holds (None until it is numbered)."""
-    if join.get("sequence") is None:
-        return None
-    return {"gift": order_id, "participant": fairness.pseudonym(order_id, member_id), "sequence": join["sequence"],
-            "signature": join["receipt"]}
-
-
 def drawn_winners(gift: dict) -> dict[str, int]:
     """member id -> item index, from a drawn gift's committed result (empty before the draw)."""
     return {member_id: index for index, member_id in enumerate((gift.get("draw") or {}).get("winners") or ())}
@@ -216,11 +195,6 @@ def admission_state(gift: dict, now: datetime) -> str:
     return "can_join"
 
 
-def is_live(gift: dict | None) -> bool:
-    """Whether a stored gift exists for members: unknown and unpaid gifts are "not found"."""
-    return gift is not None and bool(gift.get("paid"))
-
-
 class Gifts:
     """Creating, reading and joining gifts."""
 
@@ -229,13 +203,11 @@ class Gifts:
                  decrypt: UserDataDecrypter | None = None, risk: RiskGate | None = None) -> None:
         self.db = db
         self.accounts = accounts
-        self.receipt_key = receipt_key  # signs every accepted join's receipt
+        self.admission = Admission(db, receipt_key, on_ready)  # the join's writes, grouped per gift
+        self.reads = GroupCommit(self._read, max_batch=100_000)  # a gift's concurrent reads, as one
         self.entry = EntryConditions(db, decrypt)  # pass phrases and groups
         self.risk = risk  # WeChat's user risk rank, when configured (off by default)
         self.images = images  # where item images may come from
-        # Called with the order id when a join takes the last seat of an open-when-full gift
-        # (the draw's open_soon). Must not block: the joiner's answer does not wait for it.
-        self.on_ready = on_ready
 
     async def create(self, spec: GiftSpec) -> dict:
         """Create a paid gift; returns the stored document."""
@@ -251,6 +223,14 @@ class Gifts:
     async def get(self, order_id: str) -> dict:
         """The gift, or GiftNotFound when unknown or unpaid."""
         return live(await store.get(self.db, check_identifier(order_id)))
+
+    async def shared_get(self, order_id: str) -> dict | None:
+        """The gift (or None), read once for all the requests that want it at this moment."""
+        return await self.reads.submit(check_identifier(order_id), None, object())
+
+    async def _read(self, order_id: str, waiting: list[None], release: Callable[[], None]) -> list[dict | None]:
+        gift = await store.get(self.db, order_id)
+        return [gift] * len(waiting)
 
     async def for_member(self, login_key: str | None, order_id: str) -> tuple[str | None, dict | None, dict | None]:
         """The member behind a login key, the gift and their join, in one database round trip:
@@ -270,9 +250,9 @@ class Gifts:
                    subscribed: list[str] | None = None, gift: dict | None = None,
                    proof: EntryProof = EntryProof(), client_ip: str = "") -> JoinResult:
         """Join a gift (`gift`: as just read, if the caller has it; `proof`: what its entry
-        conditions ask for). With the read that comes with the login key, three database round
-        trips: that read, the atomic claim, the join record (a gift with entry conditions adds
-        its checks). Refusals are explained with more reads."""
+        conditions ask for). The writes go with the other joins of the gift at that moment
+        (lottery/admission.py); a gift with entry conditions adds its checks. Refusals are
+        explained with more reads."""
         try:
             gift = live(gift if gift is not None else await store.get(self.db, check_identifier(order_id)))
         except LotteryError as exc:
@@ -283,7 +263,8 @@ class Gifts:
                 if self.risk is not None:
                     await self.risk.admit(member_id, client_ip)
                 conditions = await self.entry.admit(gift, member_id, proof)
-                result = await self._join(gift, member_id, form_id, subscribed, conditions)
+                admitted = await self.admission.join(
+                    Joiner(gift, member_id, form_id, subscribed, logs.REQUEST_ID.get()), conditions)
             except PyMongoError as exc:
                 # The claim or the join record was sent and no answer came: it may have been
                 # applied. Say so; a retry is safe (one join per member).
@@ -294,112 +275,9 @@ class Gifts:
             metrics.JOINS.labels(gift["method"], exc.code).inc()
             raise
         metrics.JOINS.labels(gift["method"], "joined").inc()
-        return result
-
-    async def _join(self, gift: dict, member_id: str, form_id: str, subscribed: list[str] | None,
-                    conditions: dict) -> JoinResult:
-        now, order_id = clock.utcnow(), gift["_id"]
-        claimed_before = False
-        for _ in range(MAX_CLAIMS):
-            if await store.claim(self.db, gift, member_id, now, conditions):
-                break
-            # Refused: read again. Only a direct gift whose next item a racing joiner took is
-            # tried again, for the item after it.
-            try:
-                gift = await self._refused(order_id, member_id, now)
-            except _RecordLost as lost:
-                # An earlier attempt's seat claim was applied and its record never written (the
-                # database stopped answering between the two): this retry writes it.
-                gift, claimed_before = lost.gift, True
-                break
-        else:
-            raise LotteryError("参与失败，请重试")
-        join = joins.new_join(order_id, member_id, now, form_id, subscribed)
-        item = None
-        if gift["method"] == "direct":
-            # Claims never give items back, so the claim that left k items took item total - k.
-            index = gift["items_total"] - gift["items_left"]
-            # The join itself is the durable record the notification worker delivers from.
-            # It is also what the item's claim is opened from (lottery/claims.py).
-            join.update(outcome="won", item_index=index, notify="pending", claim="pending",
-                        request_id=logs.REQUEST_ID.get())  # its notification logs as this request
-            item = item_view(gift["items"][index])
-        fresh = True  # this call wrote the join's record
-        try:
-            await joins.insert(self.db, join)
-        except AlreadyJoined:
-            fresh = False
-            if gift["method"] == "timed":
-                await store.release_timed_seat(self.db, order_id)
-                raise
-            # The record in the way is either the one a draw restored for this claimant while this
-            # write was slow (they joined), or another attempt's of the same member (a retry that
-            # found the claim without its record wrote it first): then this one is the duplicate.
-            existing = await joins.get(self.db, order_id, member_id)
-            if claimed_before or existing is None or not existing.get("restored"):
-                raise
-            log.warning("gift %s: a draw restored this join's record before it was written", order_id)
-        # A drawn gift's join is numbered and signed; a direct gift's item is the member's record.
-        receipt = await self._numbered(order_id, member_id, fresh) if gift["method"] != "direct" else None
-        if gift["method"] == "full" and gift["seats_left"] <= NUDGE_SEATS and self.on_ready is not None:
-            # This join may have taken the last seat (racing joiners may each have seen a few
-            # left): the draw looks at once; it opens only a gift that is `ready`, and the sweep
-            # catches a last seat taken by a joiner who saw more than NUDGE_SEATS left.
-            self.on_ready(order_id)
-        return JoinResult(gift if claimed_before else store.after_claim(gift), "won" if item else "joined_waiting", item,
-                          receipt)
-
-    async def _numbered(self, order_id: str, member_id: str, fresh: bool) -> dict | None:
-        """The join's sequence number in its gift and its signed receipt (`fresh`: this call just
-        wrote the join's record). The number is taken only once the record exists (a duplicate
-        never takes one) and bound to it unless it has one (a retry keeps the first); a process
-        that dies in between leaves the record without a number, and the draw numbers it into the
-        gap (lottery/draw.py)."""
-        if not fresh:
-            join = await joins.get(self.db, order_id, member_id)
-            if join is not None and join.get("sequence") is not None:
-                return receipt_of(order_id, member_id, join)
-        number = await sequences.take(self.db, order_id)
-        receipt = self.receipt_key.sign(order_id, fairness.pseudonym(order_id, member_id), number)
-        if await joins.bind_sequence(self.db, order_id, member_id, number, receipt["signature"]):
-            return receipt
-        join = await joins.get(self.db, order_id, member_id)  # numbered meanwhile (by a draw)
-        return receipt_of(order_id, member_id, join) if join is not None else None
-
-    async def _refused(self, order_id: str, member_id: str, now: datetime) -> dict:
-        """Why a claim was refused, read after the fact (the claim itself was atomic): the error
-        to raise, or the gift as it is now when a direct gift still has items for this member."""
-        gift = live(await store.get(self.db, order_id))
-        if gift["sender_id"] == member_id:
-            raise OwnGift()
-        if await joins.get(self.db, order_id, member_id) is not None:
-            raise AlreadyJoined()
-        if gift["method"] != "timed" and await store.is_claimant(self.db, order_id, member_id):
-            if gift["method"] == "full" and gift["status"] == "open":
-                raise _RecordLost(gift)
-            raise AlreadyJoined()
-        if gift["method"] == "direct" and gift["items_left"] <= 0:
-            raise NoItemsLeft()
-        if gift["method"] == "full" and gift["seats_left"] <= 0:
-            raise GiftFull()  # as the seed said, even once the full gift has opened
-        if gift["status"] == "finished":
-            raise GiftOpened()
-        if gift["status"] != "open" or gift["method"] == "full":
-            raise GiftClosed()
-        if gift.get("deadline_at") and clock.as_utc(gift["deadline_at"]) <= now:
-            raise GiftClosed()
-        if gift["method"] == "timed":
-            if clock.as_utc(gift["open_at"]) <= now:
-                raise GiftClosed()
-            raise LotteryError("参与失败，请重试")
-        return gift  # direct, open, items left: the next one
-
-
-def live(gift: dict | None) -> dict:
-    """The stored gift if it exists for members; GiftNotFound for unknown and unpaid gifts."""
-    if not is_live(gift):
-        raise GiftNotFound()
-    return gift
+        if admitted.item_index is not None:
+            return JoinResult(admitted.gift, "won", item_view(gift["items"][admitted.item_index]), None)
+        return JoinResult(admitted.gift, "joined_waiting", None, admitted.receipt)
 
 
 def new_gift(spec: GiftSpec, sender_id: str, sender: dict, now: datetime) -> dict:

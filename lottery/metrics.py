@@ -30,6 +30,8 @@ LIVE_POLLING = Gauge(PREFIX + "live_polling", "1 while the live feed polls inste
 # The rules (lottery/)
 JOINS = Counter(PREFIX + "joins_total", "Join attempts by opening method and outcome (joined or the refusal's code)",
                 ["method", "outcome"])
+JOIN_STEP_SIZE = Histogram(PREFIX + "join_step_size", "Joins of one gift admitted together in one step (group commit)",
+                           buckets=(1, 2, 4, 8, 16))
 DRAWS = Counter(PREFIX + "draws_total", "Gifts opened by this process, by opening method", ["method"])
 DRAW_SECONDS = Histogram(PREFIX + "draw_duration_seconds", "Seconds one draw batch took, from taking to finishing",
                          buckets=SLOW)

@@ -25,7 +25,8 @@ from pymongo.errors import PyMongoError
 from lottery import clock, metrics
 from lottery.background import Loop
 from lottery.backoff import database_away
-from lottery.gifts import drawn_winners, is_live, member_view, public_view
+from lottery.admission import is_live
+from lottery.gifts import drawn_winners, member_view, public_view
 from lottery.live import frames
 from lottery.live.feed import GiftChange, GiftFeed
 from lottery.storage import gifts, joins

@@ -58,53 +58,61 @@ async def get_many(db: AsyncDatabase, order_ids: Iterable[str], projection: dict
 
 # Joining
 
-async def claim(db: AsyncDatabase, gift: dict, member_id: str, now: datetime, conditions: dict | None = None) -> bool:
-    """Admit a member to `gift` (as just read) in one atomic update whose filter holds every
-    admission rule of its method; False if any refuses. The filter is plain field conditions
-    on the gift's `_id`, which an index serves on any engine (an `$or` over the methods would
-    make the embedded engine's write scan the whole collection).
+async def claim(db: AsyncDatabase, gift: dict, member_ids: list[str], now: datetime,
+                conditions: dict | None = None) -> bool:
+    """Admit these members (distinct) to `gift` (as just read) together, in one atomic update
+    whose filter holds every admission rule of its method; False if any refuses, and then none
+    is admitted. The filter is plain field conditions on the gift's `_id`, which an index serves
+    on any engine (an `$or` over the methods would make the embedded engine's write scan the
+    whole collection), and the update is plain operators, the cheapest to apply.
 
-    Direct: takes the next item, the one `items_left` (as read) names; if a racing claim took
-    it first, this one is refused and the caller reads again. The last item finishes the gift.
-    Full: a seat while any is left; the last makes the gift `ready`.
+    Direct and full: the members take the next seats (items), those `items_left`/`seats_left`
+    (as read) names, so each one's position in `claimants` is known from the read: a direct
+    gift's item, a full gift's join number. A racing claim that moved the count first makes
+    this one refused; the caller reads again. The last item finishes a direct gift; the last
+    seat makes a full gift `ready`.
     Timed: counted while `open_at` is still ahead by this server's clock.
-    `conditions`: the entry conditions this join met (lottery/entry.py: the group, the phrase's
-    digest), held in the same filter."""
-    rules = {"_id": gift["_id"], "status": "open", "paid": True, "sender_id": {"$ne": member_id}}
+    `conditions`: the entry conditions these joins met (lottery/entry.py: the group, the
+    phrase's digest), held in the same filter."""
+    count = len(member_ids)
+    rules = {"_id": gift["_id"], "status": "open", "paid": True, "sender_id": {"$nin": member_ids}}
     rules.update(conditions or {})  # entry conditions (lottery/entry.py), plain field equalities
-    counted = {"joined_count": {"$add": ["$joined_count", 1]}, "version": {"$add": ["$version", 1]},
-               "updated_at": now}
-    if gift["method"] == "direct":
-        if gift["items_left"] <= 0:
+    update: dict[str, Any] = {"$inc": {"joined_count": count, "version": count}, "$set": {"updated_at": now}}
+    if gift["method"] in ("direct", "full"):
+        counter = "items_left" if gift["method"] == "direct" else "seats_left"
+        left = gift[counter]
+        if not 0 < count <= left:
             return False
-        rules.update(items_left=gift["items_left"], claimants={"$ne": member_id}, deadline_at={"$gt": now})
-        update = [{"$set": {**counted, "claimants": {"$concatArrays": ["$claimants", [member_id]]},
-                            "items_left": {"$subtract": ["$items_left", 1]},
-                            "status": {"$cond": [{"$lte": ["$items_left", 1]}, "finished", "$status"]}}}]
-    elif gift["method"] == "full":
-        rules.update(seats_left={"$gt": 0}, claimants={"$ne": member_id}, deadline_at={"$gt": now})
-        update = [{"$set": {**counted, "claimants": {"$concatArrays": ["$claimants", [member_id]]},
-                            "seats_left": {"$subtract": ["$seats_left", 1]},
-                            "status": {"$cond": [{"$lte": ["$seats_left", 1]}, "ready", "$status"]},
-                            # The draw logs as the join that took the last seat.
-                            "ready_request_id": {"$cond": [{"$lte": ["$seats_left", 1]},
-                                                           {"$literal": logs.REQUEST_ID.get()}, "$ready_request_id"]}}}]
+        rules.update({counter: left, "claimants": {"$nin": member_ids}, "deadline_at": {"$gt": now}})
+        update["$push"] = {"claimants": {"$each": member_ids}}
+        update["$inc"][counter] = -count
+        if count == left:  # the last ones
+            if gift["method"] == "direct":
+                update["$set"]["status"] = "finished"
+            else:  # the draw logs as the join that took the last seat
+                update["$set"].update(status="ready", ready_request_id=logs.REQUEST_ID.get())
     else:
         rules.update(open_at={"$gt": now})
-        update = {"$inc": {"joined_count": 1, "version": 1}, "$set": {"updated_at": now}}
     result = await db.gifts.update_one(rules, update)
     return result.modified_count == 1
 
 
-def after_claim(gift: dict) -> dict:
-    """The gift as `claim` left it, had nobody else joined meanwhile (the join's answer; the
-    realtime channel brings the exact state)."""
-    after = {**gift, "joined_count": gift["joined_count"] + 1, "version": gift["version"] + 1}
+def first_position(gift: dict) -> int:
+    """The claimant position (0-based) the next claim on this direct or full gift (as read) takes."""
     if gift["method"] == "direct":
-        after["items_left"] = gift["items_left"] - 1
+        return gift["items_total"] - gift["items_left"]
+    return gift["open_number"] - gift["seats_left"]
+
+
+def after_claim(gift: dict, count: int = 1) -> dict:
+    """The gift as a claim of `count` members left it (exact for direct and full gifts, whose
+    claim held the count it read)."""
+    after = {**gift, "joined_count": gift["joined_count"] + count, "version": gift["version"] + count}
+    if gift["method"] == "direct":
+        after["items_left"] = gift["items_left"] - count
         after["status"] = "finished" if after["items_left"] == 0 else gift["status"]
     if gift["method"] == "full":
-        after["seats_left"] = gift["seats_left"] - 1
+        after["seats_left"] = gift["seats_left"] - count
         after["status"] = "ready" if after["seats_left"] <= 0 else gift["status"]
     return after
 
@@ -117,15 +125,22 @@ async def bind_group(db: AsyncDatabase, order_id: str, sender_id: str, opengid: 
     return result.modified_count == 1
 
 
-async def release_timed_seat(db: AsyncDatabase, order_id: str) -> None:
-    """Give back the count of a timed join that turned out to be a duplicate."""
+async def release_timed_seats(db: AsyncDatabase, order_id: str, count: int = 1) -> None:
+    """Give back the count of timed joins that turned out to be duplicates."""
     await db.gifts.update_one({"_id": order_id, "method": "timed"},
-                              {"$inc": {"joined_count": -1, "version": 1}})
+                              {"$inc": {"joined_count": -count, "version": 1}})
 
 
 async def is_claimant(db: AsyncDatabase, order_id: str, member_id: str) -> bool:
     """Whether the member holds a seat or item of a direct/full gift (join record or not)."""
     return await db.gifts.count_documents({"_id": order_id, "claimants": member_id}, limit=1) > 0
+
+
+async def claimant_position(db: AsyncDatabase, order_id: str, member_id: str) -> int | None:
+    """The member's position among a direct/full gift's claimants (their item, or join number
+    less one), or None if they hold no seat or item (join record or not)."""
+    gift = await db.gifts.find_one({"_id": order_id, "claimants": member_id}, {"claimants": 1})
+    return None if gift is None else gift["claimants"].index(member_id)
 
 
 async def settle_wish(db: AsyncDatabase, order_id: str, text: str, shown: bool, verdict: str, now: datetime) -> bool:

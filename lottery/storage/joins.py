@@ -7,11 +7,10 @@ from typing import Iterable
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from lottery.errors import AlreadyJoined
 from lottery.storage.slices import in_slices
-from lottery.storage.writes import insert_new
+from lottery.storage.writes import DUPLICATE_KEY, insert_new
 
 # Reading all of a gift's joins costs about a quarter of fetching one by id (embedded engine).
 SCAN_FACTOR = 4
@@ -25,6 +24,10 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     # Only direct-gift joins carry `notify` and `claim`; sparse keeps the indexes to them.
     await db.joins.create_index([("notify", ASCENDING)], sparse=True)
     await db.joins.create_index([("claim", ASCENDING)], sparse=True)
+    # A sequence number belongs to one join of its gift, whoever binds it (a join's step, or a
+    # draw numbering the records a crash left without one): the database refuses a second.
+    await db.joins.create_index([("order_id", ASCENDING), ("sequence", ASCENDING)], unique=True,
+                                partialFilterExpression={"sequence": {"$type": "number"}})
 
 
 def join_id(order_id: str, member_id: str) -> str:
@@ -42,27 +45,33 @@ def new_join(order_id: str, member_id: str, now: datetime, form_id: str = "",
 async def bind_sequence(db: AsyncDatabase, order_id: str, member_id: str, sequence: int, receipt: str) -> bool:
     """Give this join its sequence number and the receipt's signature, unless it has a number
     already (False then, or when there is no such join)."""
-    result = await db.joins.update_one({"_id": join_id(order_id, member_id), "sequence": None},
-                                       {"$set": {"sequence": sequence, "receipt": receipt}})
+    try:
+        result = await db.joins.update_one({"_id": join_id(order_id, member_id), "sequence": None},
+                                           {"$set": {"sequence": sequence, "receipt": receipt}})
+    except DuplicateKeyError:
+        return False  # the number is another join's
     return result.modified_count == 1
 
 
 async def bind_sequences(db: AsyncDatabase, order_id: str, numbered: list[tuple[str, int, str]]) -> bool:
     """`bind_sequence` for many (member id, number, signature) at once; False if any join had a
-    number already (or is missing)."""
-    result = await db.joins.bulk_write([
-        UpdateOne({"_id": join_id(order_id, member_id), "sequence": None},
-                  {"$set": {"sequence": sequence, "receipt": receipt}})
-        for member_id, sequence, receipt in numbered], ordered=False)
+    number already (or is missing), or any number was another join's."""
+    try:
+        result = await db.joins.bulk_write([
+            UpdateOne({"_id": join_id(order_id, member_id), "sequence": None},
+                      {"$set": {"sequence": sequence, "receipt": receipt}})
+            for member_id, sequence, receipt in numbered], ordered=False)
+    except BulkWriteError as exc:
+        if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+            raise
+        return False  # some numbers are other joins'
     return result.modified_count == len(numbered)
 
 
-async def insert(db: AsyncDatabase, join: dict) -> None:
-    """Record a join; the unique `_id` (gift, member) refuses a second one."""
-    try:
-        await db.joins.insert_one(join)
-    except DuplicateKeyError as exc:
-        raise AlreadyJoined() from exc
+async def insert_many(db: AsyncDatabase, records: list[dict]) -> list[int]:
+    """Record these joins in one write; returns the positions of those refused by the unique
+    `_id` (the member had joined)."""
+    return await insert_new(db.joins, records)
 
 
 async def get(db: AsyncDatabase, order_id: str, member_id: str) -> dict | None:
@@ -113,7 +122,7 @@ async def of_members(db: AsyncDatabase, order_id: str, member_ids_: Iterable[str
     Few members: their records by `_id`, in small `$in` lists. Many members, compared with the
     gift's joins: all of the gift's joins through the (order_id, member_id) index, one pass."""
     wanted = set(member_ids_)
-    projection = {"_id": 0, "member_id": 1, "joined_at": 1, "outcome": 1, "item_index": 1}
+    projection = {"_id": 0, "member_id": 1, "joined_at": 1, "outcome": 1, "item_index": 1, "sequence": 1, "receipt": 1}
     found: dict[str, dict] = {}
     if joined_count <= SCAN_FACTOR * len(wanted):
         async for join in db.joins.find({"order_id": order_id}, projection):

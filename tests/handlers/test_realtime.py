@@ -123,12 +123,12 @@ async def test_the_joiner_of_a_direct_gifts_last_item_sees_it_won_though_its_rec
         api, base_url, monkeypatch):
     # The last item's claim finishes the gift; the join record is the next write. Hold that
     # write back, so the result goes out before the record exists.
-    original = join_store.insert
+    original = join_store.insert_many
 
-    async def late(db, join):
+    async def late(db, records):
         await asyncio.sleep(0.5)
-        await original(db, join)
-    monkeypatch.setattr(join_store, "insert", late)
+        return await original(db, records)
+    monkeypatch.setattr(join_store, "insert_many", late)
     order_id = await api.create_gift(method="direct", items=[{"name": "红包"}])
     ann = await api.login("ann")
     client = await subscribed(base_url, ann, order_id)

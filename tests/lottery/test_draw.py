@@ -86,7 +86,7 @@ async def test_a_full_gift_that_never_fills_opens_at_its_deadline(db, gifts, dra
 @pytest.mark.gen_test
 async def test_the_last_seat_opens_a_full_gift_without_the_joiner_waiting(db, gifts, drawer):
     draws = drawer()
-    gifts.on_ready = draws.open_soon
+    gifts.admission.on_ready = draws.open_soon
     order_id = await gift_id(gifts, "full", joiners=3, items=1, open_number=3)
     await draws.idle()  # the draw the last seat started, and its outcome copy
     assert (await db.gifts.find_one({"_id": order_id}))["status"] == "finished"
@@ -102,18 +102,18 @@ async def test_a_joiner_still_writing_when_the_last_seat_opens_the_gift_has_join
     # "already joined", their subscriptions lost. The draw now waits for records in flight; a
     # record slower than that is restored (without the choices) and its joiner still joined.
     draws = drawer(settle_timeout=settle_timeout)
-    gifts.on_ready = draws.open_soon
+    gifts.admission.on_ready = draws.open_soon
     order_id = await gift_id(gifts, "full", joiners=2, items=1, open_number=4)
     slow, last = await gifts.accounts.ensure_member("o_slow"), await gifts.accounts.ensure_member("o_last")
-    written = joins.insert
+    written = joins.insert_many
     release = asyncio.Event()
 
-    async def slow_insert(db, join):
-        if join["member_id"] == slow:
+    async def slow_insert(db, records):
+        if any(record["member_id"] == slow for record in records):
             await release.wait()
-        await written(db, join)
+        return await written(db, records)
 
-    monkeypatch.setattr(joins, "insert", slow_insert)
+    monkeypatch.setattr(joins, "insert_many", slow_insert)
     joining = asyncio.ensure_future(gifts.join(order_id, slow, subscribed=["tpl_won"]))
     await until(lambda: gifts_claimants(db, order_id, slow))
     await gifts.join(order_id, last)  # the last seat: the draw starts while `slow` still writes

@@ -6,7 +6,8 @@ import pytest
 from lottery import clock
 from lottery.errors import (AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, InvalidInput, MissingParams,
                             NoItemsLeft, OwnGift)
-from lottery.gifts import NUDGE_SEATS, Gifts, admission_state, member_view
+from lottery.admission import NUDGE_SEATS
+from lottery.gifts import Gifts, admission_state, member_view
 from tests.gifts import spec
 
 
@@ -17,7 +18,7 @@ async def member(gifts: Gifts, name: str) -> str:
 @pytest.mark.gen_test
 async def test_a_full_gift_becomes_ready_with_its_last_seat_and_its_last_joiners_tell_the_draw(gifts, db):
     told = []
-    gifts.on_ready = told.append
+    gifts.admission.on_ready = told.append
     seats = NUDGE_SEATS + 2
     gift = await gifts.create(spec("full", ["A"], open_number=seats))
     for i in range(seats):

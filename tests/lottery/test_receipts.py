@@ -39,7 +39,7 @@ async def test_a_receipt_signed_by_another_key_or_changed_is_refused(gifts):
     order_id = (await make_gift(gifts, "timed", joiners=1))["_id"]
     member = await gifts.accounts.ensure_member("o_joiner0")
     _, me = await gifts.look(order_id, member)
-    receipt, key = me["receipt"], gifts.receipt_key.public_hex()
+    receipt, key = me["receipt"], gifts.admission.receipt_key.public_hex()
     assert receipt["sequence"] == 1 and receipts.verify(receipt, key)
     assert not receipts.verify({**receipt, "sequence": 2}, key)
     assert not receipts.verify({**receipt, "participant": "0" * 20}, key)
