@@ -26,6 +26,7 @@ from handlers.access_log import log_request, redact_tornado_logs
 from handlers.application import Application, InFlight
 from handlers.base import NotFoundHandler, content_security_policy
 from handlers.metrics import metrics_app
+from handlers.pinger import Pinger
 from lottery import devmode, logs
 from lottery.errors import LotteryError
 from lottery.operators import Operators
@@ -135,8 +136,8 @@ def make_app(services: Services, config: Config, demo_gifts: list[dict] = ()) ->
         demo_gifts=list(demo_gifts), allowed_hosts=config.host_names, request_timeout=config.request_timeout,
         content_security_policy=content_security_policy(config.images),
         realtime=realtime.RealtimeOptions(
-            ping_interval=config.ws_ping_interval, ping_timeout=config.ws_ping_timeout,
             max_subscriptions=config.ws_max_subscriptions, allowed_origins=configuration.comma_list(config.ws_origins)),
+        pinger=Pinger(config.ws_ping_interval, config.ws_ping_timeout),
         **services.by_name())
 
 

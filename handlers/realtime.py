@@ -20,6 +20,7 @@ from tornado.iostream import StreamClosedError
 
 from handlers import params
 from handlers.base import DEFAULT_REQUEST_TIMEOUT, CommonHandler
+from handlers.pinger import Pinger
 from handlers.services import ServiceAccess
 from lottery import logs, metrics
 from lottery.backoff import database_away
@@ -41,8 +42,6 @@ CLOSE_FLOOD = 4420
 class RealtimeOptions:
     """Limits of the websocket channel; server.py fills them from its options."""
 
-    ping_interval: float = 25.0  # protocol pings, so dead peers are found
-    ping_timeout: float = 10.0  # no pong within this: the connection is closed
     max_message_size: int = 4096  # bytes per incoming frame; larger closes with 1009
     max_subscriptions: int = 20  # gifts per connection
     max_pending_bytes: int = 1024 * 1024  # outgoing backlog per connection before it is cut
@@ -73,13 +72,18 @@ class RealtimeHandler(CommonHandler, ServiceAccess, websocket.WebSocketHandler):
         """This channel's limits. (Not `options`: that is the handler's OPTIONS method.)"""
         return self.settings["realtime"]
 
-    @property
-    def ping_interval(self) -> float:
-        return self.limits.ping_interval
+    # Protocol pings come from the process's one Pinger (handlers/pinger.py), not a task per
+    # connection: Tornado's own are off.
+    ping_interval = 0
+    ping_sent_at = 0.0
+    pong_at = 0.0
 
     @property
-    def ping_timeout(self) -> float:
-        return self.limits.ping_timeout
+    def pinger(self) -> Pinger:
+        return self.settings["pinger"]
+
+    def on_pong(self, data: bytes) -> None:
+        self.pinger.pong(self)
 
     @property
     def max_message_size(self) -> int:
@@ -103,6 +107,7 @@ class RealtimeHandler(CommonHandler, ServiceAccess, websocket.WebSocketHandler):
             self.close(CLOSE_TRY_AGAIN, "database unavailable; reconnect")  # back with its versions later
             return
         self.hub.register(self)
+        self.pinger.add(self)
         login_key = self.get_query_argument("login_key", None)
         if login_key:
             await self.authenticate(login_key)
@@ -114,6 +119,7 @@ class RealtimeHandler(CommonHandler, ServiceAccess, websocket.WebSocketHandler):
         self.closing = True
         if self.auth_timer is not None:
             IOLoop.current().remove_timeout(self.auth_timer)
+        self.pinger.discard(self)
         self.hub.leave(self)
 
     async def on_message(self, message: str | bytes) -> None:
