@@ -24,6 +24,7 @@ import resource
 import secrets
 import sys
 import time
+import tracemalloc
 from datetime import timedelta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -234,12 +235,19 @@ async def run(args: argparse.Namespace) -> dict:
                                                     args.clients)
         gc.collect()
         rss_before = rss_bytes()
+        if args.memory_profile:
+            tracemalloc.start()
         fleet = ClientFleet(f"ws://127.0.0.1:{port}/ws", order_id, keys, args.client_processes,
                             args.concurrency, args.wait)
         subscribe_seconds = await fleet.start()
         await asyncio.sleep(1.0)  # let the connect storm's garbage settle
         gc.collect()
         rss_after = rss_bytes()
+        if args.memory_profile:  # what stays allocated per connection, by the line that allocated it
+            top = tracemalloc.take_snapshot().statistics("lineno")[:25]
+            tracemalloc.stop()
+            for stat in top:
+                print(f"{stat.size / args.clients:8.0f} B/connection  {stat.traceback}", file=sys.stderr)
         connections, subscriptions = len(hub.connections), hub.subscription_count()
         await fleet.go()
         await asyncio.sleep(0.2)
@@ -287,6 +295,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200, help="connects in flight")
     parser.add_argument("--client_processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--polling", action="store_true", help="force the polling fallback")
+    parser.add_argument("--memory-profile", action="store_true",
+                        help="print what each held connection keeps allocated, by source line (to stderr)")
     parser.add_argument("--profile", action="store_true",
                         help="profile the server process from the draw to the last receipt (to stderr)")
     parser.add_argument("--poll_seconds", type=float, default=0.5)

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pymongo
 from pymongo.errors import PyMongoError
-from tornado import websocket
+from tornado import httputil, websocket
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
@@ -108,6 +108,11 @@ class RealtimeHandler(CommonHandler, ServiceAccess, websocket.WebSocketHandler):
             return
         self.hub.register(self)
         self.pinger.add(self)
+        # The upgrade's request and response headers are done with: held for the connection's
+        # life they were the largest thing it kept (tracemalloc, bench/ws_fanout.py).
+        self.request.headers = self._headers = httputil.HTTPHeaders()
+        if hasattr(self.request.connection, "_request_headers"):  # the detached HTTP/1 connection's copy
+            self.request.connection._request_headers = self.request.headers
         login_key = self.get_query_argument("login_key", None)
         if login_key:
             await self.authenticate(login_key)
