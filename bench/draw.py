@@ -11,8 +11,10 @@
 Last line: one JSON object with the figures."""
 import argparse
 import asyncio
+import cProfile
 import json
 import os
+import pstats
 import statistics
 import sys
 import time
@@ -31,7 +33,14 @@ from lottery.storage.engine import EmbeddedEngine  # noqa: E402
 from tests import beacons  # noqa: E402  (the local drand stand-in and a receipt key)
 
 
-async def big_draw(db, participants: int, items: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (from /proc), to tell the engine's share of a step."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def big_draw(db, participants: int, items: int, engine_pid: int, profile: bool = False) -> dict:
     gifts = Gifts(db, Accounts(db, None), beacons.receipt_key())
     gift = await gifts.create(GiftSpec("bench_sender", "timed", [Item(f"奖品{i}") for i in range(items)],
                                        open_at=clock.utcnow() + timedelta(hours=1)))
@@ -51,9 +60,17 @@ async def big_draw(db, participants: int, items: int) -> dict:
     await db.gifts.update_one({"_id": order_id}, {"$set": {"joined_count": participants, "open_at": now, "due_at": now}})
     await db.join_sequences.insert_one({"_id": order_id, "last": participants})
     draws = Draws(db, beacons.beacon(), beacons.receipt_key())
+    profiler = cProfile.Profile() if profile else None
+    engine_cpu = cpu_seconds(engine_pid)
     start = time.perf_counter()
+    if profiler:
+        profiler.enable()
     assert await draws.open([order_id])
     elapsed = time.perf_counter() - start  # the result is committed (gift finished, winners written)
+    engine_cpu = cpu_seconds(engine_pid) - engine_cpu
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumtime").print_stats(30)
     await draws.idle()  # then the outcomes are copied onto the joins
     copy_seconds = time.perf_counter() - start - elapsed
     proof = await draws.proof(order_id)
@@ -62,6 +79,7 @@ async def big_draw(db, participants: int, items: int) -> dict:
     lost = await db.joins.count_documents({"order_id": order_id, "outcome": "lost"})
     assert (won, lost) == (min(items, participants), participants - min(items, participants))
     return {"participants": participants, "items": items, "draw_seconds": round(elapsed, 3),
+            "draw_engine_cpu_seconds": round(engine_cpu, 3),
             "outcomes_recorded_after_s": round(copy_seconds, 3)}
 
 
@@ -99,7 +117,7 @@ async def run(args: argparse.Namespace) -> dict:
     try:
         big_db = client["bench_draw_big"]
         await ensure_indexes(big_db)
-        figures = await big_draw(big_db, args.participants, args.items)
+        figures = await big_draw(big_db, args.participants, args.items, engine.pid, args.profile)
         late_db = client["bench_draw_late"]
         await ensure_indexes(late_db)
         figures.update(await lateness(late_db, uri, args.gifts))
@@ -114,6 +132,7 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=100_000)
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--gifts", type=int, default=200)
+    parser.add_argument("--profile", action="store_true", help="profile the big draw (to stderr)")
     beacons.start_fake()
     beacons.start_receipt_key()
     figures = asyncio.run(run(parser.parse_args()))

@@ -118,16 +118,19 @@ async def clients(url: str, order_id: str, keys: list[str], concurrency: int, wa
 # ---- the server (this process) -----------------------------------------------------------
 
 async def setup_gift(db, accounts, gifts, count: int) -> tuple[str, str, list[str]]:
-    """A timed gift joined by `count` members, written in bulk; (order id, sender id, keys)."""
+    """A timed gift joined by `count` members, written in bulk (setup, not measured); (order id,
+    sender id, keys)."""
     from lottery import clock
     from lottery.accounts import key_digest, member_id_for
-    from lottery.storage.joins import join_id
+    from lottery.fairness import pseudonym
+    from lottery.storage.joins import new_join
 
     from lottery.gifts import GiftSpec, Item
 
     gift = await gifts.create(GiftSpec("fanout_sender", "timed", [Item(f"奖品{i}") for i in range(10)],
                                        open_at=clock.utcnow() + timedelta(hours=1)))
     order_id, now = gift["_id"], clock.utcnow()
+    sign = gifts.admission.receipt_key.sign
     member_ids = [member_id_for(f"fanout{i}") for i in range(count)]
     keys = [secrets.token_urlsafe(32) for _ in range(count)]
     for start in range(0, count, 1000):
@@ -136,9 +139,10 @@ async def setup_gift(db, accounts, gifts, count: int) -> tuple[str, str, list[st
                                       for i in part])
         await db.login_keys.insert_many([{"_id": key_digest(keys[i]), "member_id": member_ids[i],
                                           "expires_at": now + timedelta(days=1)} for i in part])
-        await db.joins.insert_many([{"_id": join_id(order_id, member_ids[i]), "order_id": order_id,
-                                     "member_id": member_ids[i], "form_id": "", "subscribed": [],
-                                     "joined_at": now, "outcome": None, "item_index": None} for i in part])
+        # Numbered and signed as joins are (lottery/admission.py): the draw has none to number.
+        await db.joins.insert_many([{**new_join(order_id, member_ids[i], now), "sequence": i + 1,
+                                     "receipt": sign(order_id, pseudonym(order_id, member_ids[i]), i + 1)["signature"]}
+                                    for i in part])
     await db.gifts.update_one({"_id": order_id}, {"$set": {"joined_count": count}, "$inc": {"version": 1}})
     return order_id, gift["sender_id"], keys
 

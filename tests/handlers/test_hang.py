@@ -103,7 +103,8 @@ async def test_a_database_that_hangs_mid_storm_answers_within_the_budget_and_los
         precheck = (await fetch(api, "POST", "/api/sharagift/checkHasJoin",
                                 {"login_key": keys[0], "order_id": storm}))[2]
         readiness = await fetch(api, "GET", "/readyz")
-        waiting.send({"type": "auth", "login_key": keys[0]})
+        # A key this process has not resolved yet (one it has is answered from memory, hang or not).
+        waiting.send({"type": "auth", "login_key": keys[-1]})
         closed = await waiting.closed(timeout=ANSWERED_WITHIN)
         [notify] = await pay_fake.pay(unpaid["order_id"])  # its notify reaches us while we hang
         with pytest.raises(pymongo.errors.PyMongoError) as refund_round:
