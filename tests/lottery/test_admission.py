@@ -112,3 +112,4 @@ async def test_steps_racing_a_draw_admit_exactly_the_participants_it_draws(db, g
         if member in accepted and answer.receipt is not None:
             assert drawn[answer.receipt["participant"]] == answer.receipt["sequence"]
     assert sorted(drawn.values()) == list(range(1, len(accepted) + 1))
+

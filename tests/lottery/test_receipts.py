@@ -4,6 +4,7 @@ every receipt already handed out keeps its number."""
 import pytest
 
 from lottery import fairness, receipts
+from lottery.storage import joins
 from tests.gifts import make_due, make_gift
 
 
@@ -45,3 +46,17 @@ async def test_a_receipt_signed_by_another_key_or_changed_is_refused(gifts):
     assert not receipts.verify({**receipt, "participant": "0" * 20}, key)
     assert not receipts.verify(receipt, "00" * 32)
     assert not receipts.verify({**receipt, "signature": "not base64!"}, key)
+
+
+@pytest.mark.gen_test
+async def test_a_sequence_number_is_one_joins_whoever_binds_it(db, gifts):
+    # A join binding its number and a draw numbering the gaps may race (lottery/draw.py): the
+    # database itself refuses a number its gift has given to another join.
+    gift = await make_gift(gifts, "timed", joiners=2)
+    first, second = [await gifts.accounts.ensure_member(f"o_joiner{i}") for i in range(2)]
+    await db.joins.update_many({"order_id": gift["_id"]}, {"$set": {"sequence": None}})
+    assert await joins.bind_sequence(db, gift["_id"], first, 7, "sig")
+    assert not await joins.bind_sequence(db, gift["_id"], second, 7, "sig")
+    assert not await joins.bind_sequences(db, gift["_id"], [(second, 8, "sig"), (first, 9, "sig")])
+    numbers = {j["member_id"]: j["sequence"] async for j in db.joins.find({"order_id": gift["_id"]})}
+    assert numbers == {first: 7, second: 8}
