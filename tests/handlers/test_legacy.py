@@ -22,8 +22,9 @@ async def test_login_reports_wechat_errors_as_error(api, code, reason):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_login_times_out_cleanly_when_wechat_is_slow(api, wechat_fake):
-    wechat_fake.slow_seconds = 4  # the client under test gives up after 2 s
+async def test_login_times_out_cleanly_when_wechat_is_slow(api, wechat_fake, wechat):
+    wechat.timeout = 1.0
+    wechat_fake.slow_seconds = 4  # the client under test gives up after 1 s
     answer = await api.legacy("/api/member/code/login", {"code": "slow"})
     assert answer["code"] == "error"
 
