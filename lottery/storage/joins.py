@@ -2,15 +2,18 @@
 member is the unique `_id`. It holds what the member accepted (`subscribed`), and the outcome:
 a direct gift's item from the join on; a drawn gift's outcome copied from `draw.winners` after
 the draw (readers take a drawn gift's result from the gift until then)."""
+import logging
 from datetime import datetime
 from typing import Iterable
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from lottery.storage.slices import in_slices
 from lottery.storage.writes import DUPLICATE_KEY, insert_new
+
+log = logging.getLogger(__name__)
 
 # Reading all of a gift's joins costs about a quarter of fetching one by id (embedded engine).
 SCAN_FACTOR = 4
@@ -26,8 +29,17 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.joins.create_index([("claim", ASCENDING)], sparse=True)
     # A sequence number belongs to one join of its gift, whoever binds it (a join's step, or a
     # draw numbering the records a crash left without one): the database refuses a second.
-    await db.joins.create_index([("order_id", ASCENDING), ("sequence", ASCENDING)], unique=True,
-                                partialFilterExpression={"sequence": {"$type": "number"}})
+    try:
+        await db.joins.create_index([("order_id", ASCENDING), ("sequence", ASCENDING)], unique=True,
+                                    partialFilterExpression={"sequence": {"$type": "number"}})
+    except OperationFailure as exc:
+        if exc.code != DUPLICATE_KEY:
+            raise
+        # A database written before this index may hold a number given twice (the race it
+        # closes): start anyway (the draw still waits for numbers in flight) and say what to do.
+        log.error("joins: some gift gave a sequence number twice, so the unique (order_id, sequence) index "
+                  "was not built; find them with an aggregate grouping joins by order_id and sequence, "
+                  "renumber or accept those gifts, and restart (docs/deploy.md, the group commit release)")
 
 
 def join_id(order_id: str, member_id: str) -> str:

@@ -55,9 +55,11 @@ async def test_progress_is_coalesced_to_one_frame_per_interval_and_ends_at_the_l
         await gifts.join(gift["_id"], await gifts.accounts.ensure_member(f"o_j{i}"))
     await until(lambda: onlooker.of("progress") and onlooker.of("progress")[-1]["joined_count"] == 30)
     # However fast the joins came, the hub never sent two progress frames closer together than
-    # its interval (the loop's timers may fire up to a millisecond early).
+    # its interval. The inbox notes the time a little after the hub does, and a busy machine can
+    # stretch that note by a few milliseconds (seen: 3.5 ms): a tenth of the interval is allowed;
+    # frames that were not coalesced would come back to back.
     sent = onlooker.sent_at("progress")
-    assert all(b - a >= hub.progress_interval - 0.002 for a, b in zip(sent, sent[1:])), sent
+    assert all(b - a >= hub.progress_interval * 0.9 for a, b in zip(sent, sent[1:])), sent
     versions = [f["version"] for f in onlooker.frames]
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
 

@@ -1,10 +1,13 @@
 """Join sequence numbers when a process dies mid-join: a join record left without its number,
 or with its number taken and never written, is numbered by the draw so the list stays 1..P and
 every receipt already handed out keeps its number."""
+import logging
+
 import pytest
 
 from lottery import fairness, receipts
 from lottery.storage import joins
+from lottery.storage.connection import client_for, ensure_indexes
 from tests.gifts import make_due, make_gift
 
 
@@ -60,3 +63,22 @@ async def test_a_sequence_number_is_one_joins_whoever_binds_it(db, gifts):
     assert not await joins.bind_sequences(db, gift["_id"], [(second, 8, "sig"), (first, 9, "sig")])
     numbers = {j["member_id"]: j["sequence"] async for j in db.joins.find({"order_id": gift["_id"]})}
     assert numbers == {first: 7, second: 8}
+
+
+@pytest.mark.gen_test
+async def test_a_database_holding_a_number_given_twice_still_starts_and_says_so(engine_uri, db_name, caplog):
+    # Written before the unique index (the race it closes): the index cannot be built, and the
+    # process starts anyway, with one error naming what to do (docs/deploy.md).
+    client = client_for(engine_uri)
+    database = client[db_name]
+    try:
+        await database.joins.insert_many([{"_id": f"g:{m}", "order_id": "g", "member_id": m, "sequence": 1}
+                                          for m in ("a", "b")])
+        with caplog.at_level(logging.ERROR, logger="lottery.storage.joins"):
+            await ensure_indexes(database)
+        assert [r.getMessage() for r in caplog.records if "sequence number twice" in r.getMessage()]
+        names = [index["name"] for index in await (await database.joins.list_indexes()).to_list()]
+        assert "order_id_1_member_id_1" in names and "order_id_1_sequence_1" not in names
+    finally:
+        await client.drop_database(db_name)
+        await client.close()
