@@ -54,8 +54,12 @@ class Admitted(NamedTuple):
 
 
 class _RecordLost(Exception):
-    """A member already holds a full gift's seat without a join record: the attempt that took
-    it lost its answer before writing the record."""
+    """A member already holds a full gift's seat (at `position`) without a join record: the
+    attempt that took it lost its answer before writing the record."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(position)
+        self.position = position
 
 
 def is_live(gift: dict | None) -> bool:
@@ -147,19 +151,7 @@ class Admission:
                 gift["sender_id"] not in (j.member_id for j in pending)
             if raced:
                 continue
-            retry = []
-            for joiner in pending:
-                try:
-                    await self._why_refused(gift, joiner.member_id, now, conditions)
-                    retry.append(joiner)
-                except _RecordLost:
-                    # An earlier attempt's seat was applied and its record never written (the
-                    # database stopped answering between the two): this one writes it.
-                    position = await store.claimant_position(self.db, gift["_id"], joiner.member_id)
-                    outcomes.update(await self._record_seats(gift, [(joiner, position)], now, claimed_before=True))
-                except LotteryError as exc:
-                    outcomes[joiner.member_id] = exc
-            pending = retry
+            pending = await self._answer_refused(gift, pending, now, conditions, outcomes)
         outcomes.update((j.member_id, LotteryError("参与失败，请重试")) for j in pending)
         return outcomes
 
@@ -213,14 +205,7 @@ class Admission:
             if not pending or await store.claim(self.db, gift, [j.member_id for j in pending], now, conditions):
                 break
             gift = live(await store.get(self.db, gift["_id"]))
-            retry = []
-            for joiner in pending:
-                try:
-                    await self._why_refused(gift, joiner.member_id, now, conditions)
-                    retry.append(joiner)
-                except LotteryError as exc:
-                    outcomes[joiner.member_id] = exc
-            pending = retry
+            pending = await self._answer_refused(gift, pending, now, conditions, outcomes)
         else:
             outcomes.update((j.member_id, LotteryError("参与失败，请重试")) for j in pending)
             return outcomes
@@ -258,6 +243,23 @@ class Admission:
 
     # Refusals
 
+    async def _answer_refused(self, gift: dict, pending: list[Joiner], now: datetime, conditions: dict,
+                              outcomes: dict[str, Admitted | LotteryError]) -> list[Joiner]:
+        """Answer in `outcomes` the members a refused step refused for a reason of their own
+        (the gift as just read); returns those who may try again."""
+        retry = []
+        for joiner in pending:
+            try:
+                await self._why_refused(gift, joiner.member_id, now, conditions)
+                retry.append(joiner)
+            except _RecordLost as lost:
+                # An earlier attempt's seat was applied and its record never written (the
+                # database stopped answering between the two): this one writes it.
+                outcomes.update(await self._record_seats(gift, [(joiner, lost.position)], now, claimed_before=True))
+            except LotteryError as exc:
+                outcomes[joiner.member_id] = exc
+        return retry
+
     async def _why_refused(self, gift: dict, member_id: str, now: datetime, conditions: dict) -> None:
         """Why this member's claim on the gift (as just read) is refused, raised; returns if
         nothing refuses them for a reason of their own (a racing step moved the count)."""
@@ -266,9 +268,10 @@ class Admission:
             raise OwnGift()
         if await joins.get(self.db, order_id, member_id) is not None:
             raise AlreadyJoined()
-        if gift["method"] != "timed" and await store.is_claimant(self.db, order_id, member_id):
+        position = None if gift["method"] == "timed" else await store.claimant_position(self.db, order_id, member_id)
+        if position is not None:
             if gift["method"] == "full" and gift["status"] == "open":
-                raise _RecordLost()
+                raise _RecordLost(position)
             raise AlreadyJoined()
         if gift["method"] == "direct" and gift["items_left"] <= 0:
             raise NoItemsLeft()
