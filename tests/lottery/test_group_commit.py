@@ -40,6 +40,15 @@ async def submit(commit: GroupCommit, key, item, who=None, distinct=None):
     return await commit.submit(key, item, item if distinct is None else distinct)
 
 
+async def one_after_another(commit: GroupCommit, first: tuple, second: tuple) -> tuple:
+    """Submit (key, item) `first`, let its step start, then `second`; both still under way."""
+    answers = []
+    for key, item in (first, second):
+        answers.append(asyncio.ensure_future(submit(commit, key, item)))
+        await asyncio.sleep(0.01)
+    return tuple(answers)
+
+
 @pytest.mark.gen_test
 async def test_what_arrives_together_goes_in_one_step_and_each_gets_its_own_answer():
     recorder = Recorder()
@@ -70,10 +79,7 @@ async def test_the_next_step_starts_once_a_step_releases_the_key():
     recorder = Recorder(release_early=True)
     recorder.gate = asyncio.Event()
     commit = GroupCommit(recorder.step, max_batch=4)
-    first = asyncio.ensure_future(submit(commit, "gift", 0))
-    await asyncio.sleep(0.01)
-    second = asyncio.ensure_future(submit(commit, "gift", 1))
-    await asyncio.sleep(0.01)
+    first, second = await one_after_another(commit, ("gift", 0), ("gift", 1))
     assert recorder.steps == [[0], [1]] and recorder.most_running == 2
     recorder.gate.set()
     assert await asyncio.gather(first, second) == [0, 2]
@@ -94,10 +100,7 @@ async def test_keys_do_not_wait_for_each_other():
     recorder = Recorder()
     recorder.gate = asyncio.Event()
     commit = GroupCommit(recorder.step, max_batch=16)
-    held = asyncio.ensure_future(submit(commit, "gift-a", 1))
-    await asyncio.sleep(0.01)
-    other = asyncio.ensure_future(submit(commit, "gift-b", 2))
-    await asyncio.sleep(0.01)
+    held, other = await one_after_another(commit, ("gift-a", 1), ("gift-b", 2))
     assert recorder.steps == [[1], [2]]
     recorder.gate.set()
     assert await asyncio.gather(held, other) == [2, 4]
