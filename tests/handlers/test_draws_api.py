@@ -116,7 +116,7 @@ async def test_two_scheduler_processes_give_one_draw_per_gift(engine_uri, db, db
     uri = uri_with_db(engine_uri, db_name)
     web = ServerProcess(uri, wechat_fake.url, "--role=web").start()
     api = Api(web.base_url)
-    open_at = (datetime.now(timezone.utc) + timedelta(seconds=6)).isoformat()
+    open_at = (datetime.now(timezone.utc) + timedelta(seconds=15)).isoformat()  # setup (10 gifts, 50 joins) must fit before it, even on a loaded machine
     schedulers = []
     try:
         order_ids = [await api.create_gift(method="timed", open_at=open_at, items=[{"name": "A"}, {"name": "B"}])
