@@ -115,10 +115,13 @@ async def test_a_payment_whose_notify_was_lost_is_settled_once_even_when_two_run
     runs = [Reconciliation(db, payments, orders) for _ in range(2)]
     first, second = await asyncio.gather(*(run.check(today()) for run in runs))
     assert first["summary"]["settled_by_reconciliation"] + second["summary"]["settled_by_reconciliation"] == 1
-    for report in (first, second):
-        [found] = report["mismatches"]
-        assert found["kind"] == "missing_here" and found["out_trade_no"] == order_id
-        assert found["resolution"] in ("paid", "already_paid")
+    # A run that reads the orders after the other settled finds nothing to mend (a loaded
+    # machine may run them one after the other); at least one found the payment.
+    found = [m for report in (first, second) for m in report["mismatches"]]
+    assert 1 <= len(found) <= 2
+    for mismatch in found:
+        assert mismatch["kind"] == "missing_here" and mismatch["out_trade_no"] == order_id
+        assert mismatch["resolution"] in ("paid", "already_paid")
     gift = await db.gifts.find_one({"_id": order_id})
     assert gift["order"]["status"] == "paid" and gift["status"] == "open" and gift["paid"] is True
     stock = await db.products.find_one({"_id": product})
