@@ -2,7 +2,7 @@
 
 A draw is a state machine on the gift document, each step one idempotent write:
 
-    open|ready --take--> drawing --freeze--> (proof, outbox) --finish--> finished --copy--> outcomes on joins
+    open|ready --take--> drawing --freeze--> (proof, outbox) --finish--> finished --copy--> winners on joins
 
 - take: one conditional update moves the due gifts to `drawing` under this batch's lease; a
   process that dies mid-draw leaves a lease that lapses, and the next taker resumes the draw.
@@ -10,8 +10,8 @@ A draw is a state machine on the gift document, each step one idempotent write:
   seed, so a resumed draw commits the same winners. The outbox records of what must follow the
   finish are written before it.
 - finish: the update that moves the gift to `finished` commits the result, `draw.winners`.
-- copy: the join records get their outcomes `outcome_delay` (2 s) later; readers take the result
-  from the gift meanwhile. The sweep finishes a copy whose process died (`record_outcomes`).
+- copy: the winners' join records get `won` and their item `outcome_delay` (2 s) later; readers
+  take the result from the gift (the other joins lost). The sweep finishes a copy whose process died (`record_outcomes`).
 
 Gifts due together are drawn as one batch: the same handful of database commands serve one
 gift or two hundred, which keeps many openings due in the same second on time (a backlog goes
@@ -171,11 +171,12 @@ class Draws:
 
     async def record_outcomes(self, winners: dict[str, list[str]], delay: float = 0.0) -> None:
         """Copy the committed result of these finished gifts onto the join records: each
-        winner's item, then `lost` on every other join. This comes after the finish because it
-        touches every participant (seconds for 100,000 on the embedded engine), and a batch of
-        gifts due together must not wait for it; until then readers take the result from the
-        gift's `draw.winners`. `delay` lets the result's push and the reads it triggers go
-        first (idle() cuts it short)."""
+        winner's `won` and item. The other joins keep `outcome: null`: a finished drawn gift's
+        join that did not win lost, and every reader takes the result from the gift's
+        `draw.winners` (writing `lost` on 99,000 records took minutes on the embedded engine
+        and nobody read it). This comes after the finish so a batch of gifts due together does
+        not wait for it; `delay` lets the result's push and the reads it triggers go first
+        (idle() cuts it short)."""
         winners = {o: w for o, w in winners.items() if o not in self._copying}
         if not winners:
             return
@@ -184,7 +185,6 @@ class Draws:
             await self.background.pause(delay)
             await self._write_winners([(order_id, member_id, index) for order_id, members in winners.items()
                                        for index, member_id in enumerate(members)])
-            await joins.write_losers(self.db, list(winners))
             await outbox.mark_done(self.db, "record_outcomes", list(winners), clock.utcnow())
         finally:
             self._copying.difference_update(winners)

@@ -12,6 +12,7 @@ template ids they accepted on join (`subscribed`); entries nobody accepted are c
 `not_subscribed`, so support sees every participant and the worker never calls WeChat for them.
 Sending is `notify/`'s job."""
 import logging
+from contextlib import aclosing
 from datetime import datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -154,34 +155,15 @@ class Notifications:
         order_id = gift["_id"]
         base = gift_values(gift)
         items = gift.get("items") or []
-        winners = drawn_winners(gift)
         ids = self.template_ids
-        count, after = 0, ""
-        while True:
-            batch = await joins.page(self.db, order_id, after, PAGE_SIZE)
-            if not batch:
-                break
-            after = batch[-1]["member_id"]
-            openids = await members.openids(self.db, [j["member_id"] for j in batch])
-            now = clock.utcnow()
-            entries = []
-            for join in batch:
-                member_id = join["member_id"]
-                # The draw's list of winners decides, not the join's outcome: losers' outcomes
-                # are recorded after the gift is finished.
-                index = winners.get(member_id)
-                kind = "gift_won" if index is not None else "gift_lost"
-                values = {**base, "result": "恭喜中奖" if index is not None else "未中奖",
-                          "item": prize_name(items[index]) if index is not None and index < len(items) else ""}
-                template_id = ids.get(kind, "")
-                entries.append(new_entry(order_id, member_id, kind, openids.get(member_id, ""),
-                                         template_id, template_id in (join.get("subscribed") or []),
-                                         values, now))
-            await store.insert(self.db, entries)
-            count += len(entries)
-            if not await outbox.renew(self.db, record_id, self.owner, clock.utcnow() + self.lease):
-                log.warning("gift %s: lost the outbox lease while expanding; another process finishes", order_id)
-                return None
+        count = 0
+        async with aclosing(joins.in_batches(self.db, order_id, PAGE_SIZE)) as batches:
+            async for batch in batches:
+                await store.insert(self.db, await self._participant_entries(gift, base, batch))
+                count += len(batch)
+                if not await outbox.renew(self.db, record_id, self.owner, clock.utcnow() + self.lease):
+                    log.warning("gift %s: lost the outbox lease while expanding; another process finishes", order_id)
+                    return None
         sender_id = gift.get("sender_id")
         if sender_id:
             template_id = ids.get("gift_summary", "")
@@ -194,6 +176,25 @@ class Notifications:
                 template_id in (gift.get("sender_subscribed") or []), values, clock.utcnow())])
             count += 1
         return count
+
+    async def _participant_entries(self, gift: dict, base: dict[str, str], batch: list[dict]) -> list[dict]:
+        """`gift_won` or `gift_lost` for each of these joins. The draw's list of winners decides,
+        not the join's outcome (copied onto the winners' records after the finish; the others
+        keep none)."""
+        winners, items = drawn_winners(gift), gift.get("items") or []
+        openids = await members.openids(self.db, [j["member_id"] for j in batch])
+        now = clock.utcnow()
+        entries = []
+        for join in batch:
+            member_id = join["member_id"]
+            index = winners.get(member_id)
+            kind = "gift_won" if index is not None else "gift_lost"
+            values = {**base, "result": "恭喜中奖" if index is not None else "未中奖",
+                      "item": prize_name(items[index]) if index is not None and index < len(items) else ""}
+            template_id = self.template_ids.get(kind, "")
+            entries.append(new_entry(gift["_id"], member_id, kind, openids.get(member_id, ""), template_id,
+                                     template_id in (join.get("subscribed") or []), values, now))
+        return entries
 
     async def for_order(self, order_id: str, status: str | None = None, limit: int = 200) -> dict:
         """Support's view of one gift's notifications: counts by status and the entries."""

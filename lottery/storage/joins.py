@@ -1,10 +1,11 @@
 """`joins`: one record per member and gift, `_id` = `{order_id}:{member_id}`, so one join per
 member is the unique `_id`. It holds what the member accepted (`subscribed`), and the outcome:
-a direct gift's item from the join on; a drawn gift's outcome copied from `draw.winners` after
-the draw (readers take a drawn gift's result from the gift until then)."""
+a direct gift's item from the join on; a drawn gift's winners' `won` and item copied from
+`draw.winners` after the draw (readers take a drawn gift's result from the gift: a finished
+drawn gift's join without `won` lost; records from before 2026-12 say `lost`)."""
 import logging
 from datetime import datetime
-from typing import Iterable
+from typing import AsyncIterator, Iterable
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -118,13 +119,6 @@ async def write_winners(db: AsyncDatabase, winners: list[tuple[str, str, int]]) 
             for order_id, member_id, index in winners], ordered=False)
 
 
-async def write_losers(db: AsyncDatabase, order_ids: list[str]) -> None:
-    """In these finished gifts, everyone still without an outcome lost (the winners were
-    copied first)."""
-    for ids in in_slices(order_ids):
-        await db.joins.update_many({"order_id": {"$in": ids}, "outcome": None}, {"$set": {"outcome": "lost"}})
-
-
 # Readers
 
 async def of_members(db: AsyncDatabase, order_id: str, member_ids_: Iterable[str],
@@ -163,12 +157,16 @@ async def latest(db: AsyncDatabase, order_id: str, limit: int) -> list[dict]:
     return await cursor.to_list()
 
 
-async def page(db: AsyncDatabase, order_id: str, after_member: str, limit: int) -> list[dict]:
-    """The gift's joins in member order, after `after_member` (the (order_id, member_id) index)."""
-    cursor = db.joins.find({"order_id": order_id, "member_id": {"$gt": after_member}},
-                           {"member_id": 1, "subscribed": 1, "outcome": 1, "item_index": 1}
-                           ).sort("member_id", ASCENDING).limit(limit)
-    return await cursor.to_list()
+async def in_batches(db: AsyncDatabase, order_id: str, size: int) -> AsyncIterator[list[dict]]:
+    """All of the gift's joins, `size` at a time, from one cursor in no particular order. (A
+    page read per batch, `member_id > last` sorted, costs as much as the whole gift on the
+    embedded engine: 100,000 joins took minutes, quadratically.)"""
+    cursor = db.joins.find({"order_id": order_id}, {"member_id": 1, "subscribed": 1}, batch_size=size)
+    try:
+        while batch := await cursor.to_list(size):
+            yield batch
+    finally:
+        await cursor.close()
 
 
 # Direct-gift joins to notify (`notify: pending`, set by the join itself)

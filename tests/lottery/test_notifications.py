@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from lottery import clock
+from lottery import notifications as notifications_module
 from lottery.notifications import Notifications
 from lottery.storage import notifications as store
 from tests.notify.support import TEMPLATE_IDS, open_gift, timed_gift
@@ -25,6 +26,19 @@ async def test_an_opened_gift_expands_once_however_often_it_is_retried(db):
     gift = await db.gifts.find_one({"_id": order_id})
     won = await db.notifications.find({"order_id": order_id, "kind": "gift_won"}).to_list()
     assert sorted(e["member_id"] for e in won) == sorted(gift["draw"]["winners"])
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_gift_read_in_several_batches_gives_each_participant_one_entry(db, monkeypatch):
+    monkeypatch.setattr(notifications_module, "PAGE_SIZE", 3)  # 8 participants: batches of 3, 3, 2
+    order_id, _ = await timed_gift(db, joiners=8, items=2)
+    await open_gift(db, order_id)
+    assert await Notifications(db, TEMPLATE_IDS).expand_opened_gifts() == 1
+    entries = await db.notifications.find({"order_id": order_id, "kind": {"$in": ["gift_won", "gift_lost"]}}).to_list()
+    joined = await db.joins.distinct("member_id", {"order_id": order_id})
+    assert sorted(e["member_id"] for e in entries) == sorted(joined) and len(joined) == 8
+    record = await db.outbox.find_one({"_id": f"opened:{order_id}"})
+    assert record["status"] == "done" and record["notifications"] == 9  # and the sender's summary
 
 
 @pytest.mark.gen_test(timeout=30)
