@@ -5,20 +5,28 @@ record or a direct join is expanded, each message exists once. Its life:
 
     pending --claim--> sending --answer--> sent | not_subscribed | failed | pending (retry later)
 
-A claim is one `update_one` whose filter holds the state the claimer saw (status, attempts, or
-the lapsed lease), so of several processes exactly one wins it (`modified_count`). Claims never
-use findAndModify: the embedded engine's findAndModify scans the whole collection."""
+Due entries are claimed a slice at a time: one `update_many` whose filter says pending and due
+(each document's update is atomic, so of several processes exactly one takes each), then read
+back by the call's token. An entry whose holder stopped (its lease lapsed) is taken with one
+`update_one` whose filter holds the version the claimer saw (status, attempts). Claims never use
+findAndModify: the embedded engine's findAndModify scans the whole collection. Answers are
+recorded a slice at a time, each only while its claimer still holds it."""
+import secrets
 from datetime import datetime, timedelta
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery.storage import leases
+from lottery.storage.slices import in_slices
 from lottery.storage.ttl import ensure_ttl
 from lottery.storage.writes import insert_new
 
 STATUSES = ("pending", "sending", "sent", "not_subscribed", "failed")
 FINAL = ("sent", "not_subscribed", "failed")
+# Entries claimed by one update: an `$in` of 50 costs the embedded engine a third of 50 single
+# updates (docs/benchmarks.md, notifications).
+CLAIM_SLICE = 50
 
 
 async def ensure_indexes(db: AsyncDatabase, keep: timedelta) -> None:
@@ -60,9 +68,51 @@ async def claim(db: AsyncDatabase, seen: dict, owner: str, now: datetime, until:
     return await leases.take(db.notifications, seen, "sending", owner, until, {"updated_at": now})
 
 
+async def claim_due(db: AsyncDatabase, ids: list[str], owner: str, now: datetime, until: datetime) -> list[dict]:
+    """Take these entries for one attempt each, those still pending and due: one conditional
+    update for all of them (each document's claim is atomic, so of several processes exactly
+    one takes each), then read back the ones this call took, by a token of its own. The
+    entries come back as claimed (`attempts` counts this one)."""
+    token = secrets.token_hex(8)
+    taken = 0
+    for some in in_slices(ids, CLAIM_SLICE):
+        result = await db.notifications.update_many(
+            {"_id": {"$in": some}, "status": "pending", "next_attempt_at": {"$lte": now}},
+            {"$set": {"status": "sending", "lease_owner": owner, "lease_until": until, "claim_token": token,
+                      "updated_at": now}, "$inc": {"attempts": 1}})
+        taken += result.modified_count
+    if not taken:
+        return []
+    return [entry for some in in_slices(ids, CLAIM_SLICE)
+            async for entry in db.notifications.find({"_id": {"$in": some}, "claim_token": token,
+                                                      "lease_owner": owner, "status": "sending"})]
+
+
 async def record(db: AsyncDatabase, entry_id_: str, owner: str, fields: dict) -> bool:
     """Store an attempt's result, if this owner still holds the entry."""
     return await leases.record(db.notifications, entry_id_, "sending", owner, fields)
+
+
+async def release(db: AsyncDatabase, ids: list[str], owner: str, now: datetime) -> None:
+    """Give back entries this owner claimed and did not attempt (it is stopping): pending and
+    due again, their claim not counted as an attempt."""
+    for some in in_slices(ids, CLAIM_SLICE):
+        await db.notifications.update_many(
+            {"_id": {"$in": some}, "status": "sending", "lease_owner": owner},
+            {"$set": {"status": "pending", "lease_owner": None, "lease_until": None, "next_attempt_at": now},
+             "$inc": {"attempts": -1}})
+
+
+async def record_many(db: AsyncDatabase, owner: str, answers: dict[str, dict]) -> int:
+    """Store several attempts' results (entry id -> fields) in one request, each only if this
+    owner still holds the entry; returns how many were stored."""
+    if not answers:
+        return 0
+    result = await db.notifications.bulk_write([
+        UpdateOne({"_id": entry_id_, "status": "sending", "lease_owner": owner},
+                  {"$set": {**fields, "lease_owner": None, "lease_until": None}})
+        for entry_id_, fields in answers.items()], ordered=False)
+    return result.modified_count
 
 
 async def for_order(db: AsyncDatabase, order_id: str, status: str | None, limit: int) -> list[dict]:

@@ -258,3 +258,24 @@ async def test_entries_left_in_flight_by_a_worker_that_died_are_sent_once_its_le
     assert Counter(m["touser"] for m in wechat_fake.delivered) == Counter(subscribers)
     assert [e["attempts"] async for e in db.notifications.find({"_id": {"$in": held}})] == [2] * len(held)
     assert len(held) >= len(subscribers)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_stopping_worker_gives_back_the_entries_it_claimed_and_did_not_send(db, wechat_fake, make_worker):
+    order_id, subscribers = await timed_gift(db, joiners=20, items=2)
+    await open_gift(db, order_id)
+    # One request at a time, slowly: the stop comes while most of a claimed slice is unsent.
+    wechat_fake.send_delay = 0.2
+    worker = make_worker(concurrency=1, lease=timedelta(seconds=60))
+    worker.start()
+    await until(lambda: len(wechat_fake.delivered) >= 2, timeout=30)
+    await worker.stop()
+    entries = await db.notifications.find({"order_id": order_id, "kind": {"$ne": "gift_summary"}}).to_list()
+    assert [e["_id"] for e in entries if e["status"] == "sending"] == []  # none left held for the lease
+    sent = {e["touser"] for e in entries if e["status"] == "sent"}
+    unsent = [e for e in entries if e["status"] == "pending"]
+    assert sent == {m["touser"] for m in wechat_fake.delivered} and unsent
+    assert {e["attempts"] for e in unsent} == {0} and all(e["lease_owner"] is None for e in unsent)
+    # Another worker sends the rest at once, each once.
+    await run_until_settled(make_worker(), db, order_id)
+    assert Counter(m["touser"] for m in wechat_fake.delivered) == Counter(subscribers)
