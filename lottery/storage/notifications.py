@@ -88,11 +88,6 @@ async def claim_due(db: AsyncDatabase, ids: list[str], owner: str, now: datetime
                                                       "lease_owner": owner, "status": "sending"})]
 
 
-async def record(db: AsyncDatabase, entry_id_: str, owner: str, fields: dict) -> bool:
-    """Store an attempt's result, if this owner still holds the entry."""
-    return await leases.record(db.notifications, entry_id_, "sending", owner, fields)
-
-
 async def release(db: AsyncDatabase, ids: list[str], owner: str, now: datetime) -> None:
     """Give back entries this owner claimed and did not attempt (it is stopping): pending and
     due again, their claim not counted as an attempt."""
