@@ -9,9 +9,14 @@ import os
 import shutil
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.pages.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, Person, Site, start_server
 from tests.servers import ROOT
+
+# Assertions wait as long as actions do (each context's default, 15 s), not Playwright's 5 s: on
+# a loaded CI machine a join's answer has taken longer than 5 s to reach the page's toast.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="module")
