@@ -156,10 +156,11 @@ class Notifications:
         base = gift_values(gift)
         items = gift.get("items") or []
         ids = self.template_ids
+        winners = drawn_winners(gift)
         count = 0
         async with aclosing(joins.in_batches(self.db, order_id, PAGE_SIZE)) as batches:
             async for batch in batches:
-                await store.insert(self.db, await self._participant_entries(gift, base, batch))
+                await store.insert(self.db, await self._participant_entries(gift, base, winners, batch))
                 count += len(batch)
                 if not await outbox.renew(self.db, record_id, self.owner, clock.utcnow() + self.lease):
                     log.warning("gift %s: lost the outbox lease while expanding; another process finishes", order_id)
@@ -177,11 +178,12 @@ class Notifications:
             count += 1
         return count
 
-    async def _participant_entries(self, gift: dict, base: dict[str, str], batch: list[dict]) -> list[dict]:
+    async def _participant_entries(self, gift: dict, base: dict[str, str], winners: dict[str, int],
+                                   batch: list[dict]) -> list[dict]:
         """`gift_won` or `gift_lost` for each of these joins. The draw's list of winners decides,
         not the join's outcome (copied onto the winners' records after the finish; the others
         keep none)."""
-        winners, items = drawn_winners(gift), gift.get("items") or []
+        items = gift.get("items") or []
         openids = await members.openids(self.db, [j["member_id"] for j in batch])
         now = clock.utcnow()
         entries = []
