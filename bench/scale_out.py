@@ -157,7 +157,7 @@ async def one_layout(uri: str, wechat_url: str, webs: int, args: argparse.Namesp
         pushed = sorted(max(0.0, t - committed) for t in received)
         # Each web process logs when it had queued the result to its last subscriber.
         sent = [[int(n), float(ms)] for w, mark in zip(deployment.webs, marks)
-                for n, ms in re.findall(rf"gift {order_id}: result pushed to (\d+) subscribers, (\d+) ms",
+                for n, ms in re.findall(rf"gift {order_id}: result pushed to (\d+) subscribers in \d+ ms, (\d+) ms",
                                         w.log_text()[mark:])]
     finally:
         if fleet is not None:

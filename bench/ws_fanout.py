@@ -202,6 +202,38 @@ class ClientFleet:
                 child.kill()
 
 
+class LoopLag:
+    """How long the event loop went without a turn: a task that asks to wake every 5 ms notes
+    each wake-up that came late, with when (a push that never yields shows as one long stall)."""
+
+    TICK = 0.005
+
+    def __init__(self) -> None:
+        self.stalls: list[tuple[float, float]] = []  # (wall-clock start, seconds) of each late wake-up
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> "LoopLag":
+        self._task = asyncio.ensure_future(self._watch())
+        return self
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            asked, asked_wall = loop.time(), time.time()
+            await asyncio.sleep(self.TICK)
+            late = loop.time() - asked - self.TICK
+            if late > self.TICK:
+                self.stalls.append((asked_wall, late))
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    def longest_before(self, moment: float) -> float:
+        """The longest stall that began before `moment` (wall clock)."""
+        return max((late for began, late in self.stalls if began < moment), default=0.0)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     return values[min(len(values) - 1, max(0, int(round(len(values) * fraction)) - 1))]
 
@@ -258,16 +290,23 @@ async def run(args: argparse.Namespace) -> dict:
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
             profiler.enable()
+        lag = LoopLag().start()
         await app.settings["draws"].open_early(order_id, sender_id)
         gift = await db.gifts.find_one({"_id": order_id})
         committed = clock.as_utc(gift["opened_at"]).timestamp()
         received = await fleet.receipts()
+        await lag.stop()
+        # Up to the last receipt: after it the clients' processes exit and close their sockets.
+        longest_stall = lag.longest_before(max(received, default=committed))
         if profiler:
             profiler.disable()
             pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
         # The hub's own figure: commit -> it had queued the last frame (metrics.RESULT_PUSH_SECONDS).
         pushes = metrics.RESULT_PUSH_SECONDS.collect()[0].samples
         push_seconds = next(x.value for x in pushes if x.name.endswith("_sum"))
+        # The hub's writing alone: first frame to last (metrics.RESULT_FANOUT_SECONDS).
+        writes = metrics.RESULT_FANOUT_SECONDS.collect()[0].samples
+        fanout_seconds = next(x.value for x in writes if x.name.endswith("_sum"))
         server.stop()
         await hub.stop()
         await app.settings["draws"].idle()
@@ -287,6 +326,11 @@ async def run(args: argparse.Namespace) -> dict:
         "max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
         # Commit -> the server queued the last frame (it writes at once unless a socket is full).
         "server_sent_all_ms": round(push_seconds * 1000, 1),
+        "fanout_ms": round(fanout_seconds * 1000, 1),
+        "fanout_us_per_socket": round(fanout_seconds * 1e6 / max(1, connections), 1),
+        # The longest the server's event loop went without a turn, from the draw to the last receipt
+        # (the draw runs in the server's process here, and its own steps count too).
+        "loop_stall_max_ms": round(longest_stall * 1000, 1),
         "server_rss_growth_mb": round((rss_after - rss_before) / 2 ** 20, 1),
         "server_kb_per_connection": round((rss_after - rss_before) / args.clients / 1024, 1),
         "fd_limit": fd_limit,
@@ -321,6 +365,9 @@ def main() -> None:
           f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms; "
           f"missed {figures['missed']}; the server had queued every frame {figures['server_sent_all_ms']} ms "
           f"after the commit")
+    print(f"the hub wrote the result to its {figures['connections_held']} watchers in {figures['fanout_ms']} ms "
+          f"({figures['fanout_us_per_socket']} us a socket); the server's loop stalled {figures['loop_stall_max_ms']} ms "
+          f"at most from the draw to the last receipt")
     print(f"server memory: +{figures['server_rss_growth_mb']} MB for {figures['connections_held']} connections "
           f"= {figures['server_kb_per_connection']} KB per connection")
     print(json.dumps(figures))

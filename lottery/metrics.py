@@ -23,6 +23,10 @@ RESULT_PUSH_SECONDS = Histogram(
     PREFIX + "result_push_seconds",
     "Seconds from a draw's commit until this process had queued the result to every watcher",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+RESULT_FANOUT_SECONDS = Histogram(
+    PREFIX + "result_fanout_seconds",
+    "Seconds this process spent writing one result to its watchers, first frame to last (turns of the loop included)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 CHANGE_STREAM_RESTARTS = Counter(PREFIX + "change_stream_restarts_total",
                                  "Times the live feed's change stream was opened again after an error")
 LIVE_POLLING = Gauge(PREFIX + "live_polling", "1 while the live feed polls instead of following a change stream")

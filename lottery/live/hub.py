@@ -69,6 +69,7 @@ class WatchedGift:
     state: dict = field(default_factory=dict)  # newest known {version, status, joined_count, open_number}
     reader: asyncio.Task | None = None
     progress_timer: asyncio.TimerHandle | None = None
+    progress_task: asyncio.Task | None = None  # a progress frame's fan-out under way
     progress_sent_at: float = 0.0
 
     def drop(self, connection: Subscriber) -> None:
@@ -126,7 +127,7 @@ class LiveHub:
         """Stop following and close every connection."""
         self._stopping = True
         await self.follower.stop()
-        tasks = [w.reader for w in self.gifts.values() if w.reader]
+        tasks = [t for w in self.gifts.values() for t in (w.reader, w.progress_task) if t]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -194,8 +195,9 @@ class LiveHub:
             del self.gifts[watched.order_id]
         if watched.progress_timer:
             watched.progress_timer.cancel()
-        if watched.reader and not watched.reader.done() and watched.reader is not asyncio.current_task():
-            watched.reader.cancel()
+        for task in (watched.reader, watched.progress_task):
+            if task and not task.done() and task is not asyncio.current_task():
+                task.cancel()
 
     # Changes
 
@@ -216,33 +218,53 @@ class LiveHub:
             self._progress_soon(watched)
 
     def _progress_soon(self, watched: WatchedGift) -> None:
-        if watched.progress_timer is not None:
-            return  # coalesced into the one already due
+        if watched.progress_timer is not None or watched.progress_task is not None:
+            return  # coalesced into the one already due (or sent after the one under way)
         loop = asyncio.get_running_loop()
         delay = max(0.0, watched.progress_sent_at + self.progress_interval - loop.time())
-        watched.progress_timer = loop.call_later(delay, self._send_progress, watched)
+        watched.progress_timer = loop.call_later(delay, self._start_progress, watched)
 
-    def _send_progress(self, watched: WatchedGift) -> None:
+    def _start_progress(self, watched: WatchedGift) -> None:
         watched.progress_timer = None
-        watched.progress_sent_at = asyncio.get_running_loop().time()
-        if "joined_count" not in watched.state:
-            return  # not read yet: the pending snapshot carries it
-        if watched.state.get("status") == "finished":
-            # The result goes out as `opened`, from the read under way; a progress frame at its
-            # version would count as sent and the result would never be.
+        watched.progress_task = asyncio.ensure_future(self._send_progress(watched))
+
+    async def _send_progress(self, watched: WatchedGift) -> None:
+        """One progress frame to every subscriber behind, FANOUT_SLICE at a time with a turn of
+        the loop between (10,000 watchers are most of a second of sends: joins and the draw go
+        on meanwhile). The result supersedes it: once the gift is finished the rest get
+        `opened` from the read under way instead."""
+        try:
+            watched.progress_sent_at = asyncio.get_running_loop().time()
+            if "joined_count" not in watched.state:
+                return  # not read yet: the pending snapshot carries it
+            if watched.state.get("status") == "finished":
+                # The result goes out as `opened`, from the read under way; a progress frame at
+                # its version would count as sent and the result would never be.
+                return
+            version = watched.state["version"]
+            text = frames.progress(watched.order_id, watched.state)
+            sent = 0
+            for count, connection in enumerate(list(watched.subs), 1):
+                if count % FANOUT_SLICE == 0:
+                    await asyncio.sleep(0)
+                    if watched.state.get("status") == "finished":
+                        break
+                has = watched.subs.get(connection)  # checked as sent: a newer frame may have gone meanwhile
+                if has is None or has >= version or connection in watched.unsettled:
+                    continue
+                if connection.send(text):
+                    watched.subs[connection] = version
+                    sent += 1
+                else:
+                    self._drop(watched, connection)
+            metrics.WS_FRAMES_SENT.labels("progress").inc(sent)
+        except Exception:  # a bug must not leave the gift without progress for good
+            log.exception("progress fan-out of gift %s failed", watched.order_id)
             return
-        version = watched.state["version"]
-        text = frames.progress(watched.order_id, watched.state)
-        sent = 0
-        for connection, has in list(watched.subs.items()):
-            if has >= version or connection in watched.unsettled:
-                continue
-            if connection.send(text):
-                watched.subs[connection] = version
-                sent += 1
-            else:
-                self._drop(watched, connection)
-        metrics.WS_FRAMES_SENT.labels("progress").inc(sent)
+        finally:
+            watched.progress_task = None
+        if watched.state.get("version", 0) > version and self.gifts.get(watched.order_id) is watched:
+            self._progress_soon(watched)  # changed while this one went out
 
     # Reading a gift for its subscribers (snapshots and the result)
 
@@ -320,6 +342,7 @@ class LiveHub:
         won, now = drawn_winners(gift), clock.utcnow()
         me_frames: dict[str | None, bytes] = {}
         pushed = snapshots = 0  # `opened` and `snapshot` frames sent
+        started = time.monotonic()
         for sent, (connection, why) in enumerate(pending.items(), 1):
             if connection not in watched.subs:
                 continue  # left meanwhile
@@ -342,10 +365,12 @@ class LiveHub:
         metrics.WS_FRAMES_SENT.labels("snapshot").inc(snapshots)
         metrics.WS_FRAMES_SENT.labels("opened").inc(pushed)
         if pushed:
+            writing = time.monotonic() - started
             since_commit = time.time() - clock.as_utc(gift["opened_at"]).timestamp() if gift.get("opened_at") else 0.0
             metrics.RESULT_PUSH_SECONDS.observe(max(0.0, since_commit))
-            log.info("gift %s: result pushed to %d subscribers, %.0f ms after the commit",
-                     watched.order_id, pushed, since_commit * 1000)
+            metrics.RESULT_FANOUT_SECONDS.observe(writing)
+            log.info("gift %s: result pushed to %d subscribers in %.0f ms, %.0f ms after the commit",
+                     watched.order_id, pushed, writing * 1000, since_commit * 1000)
         if watched.state.get("version", 0) > version:
             self._progress_soon(watched)  # changed while we read
 

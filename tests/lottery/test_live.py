@@ -2,6 +2,7 @@
 dropped, and every watcher of a drawn gift gets its own result."""
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -131,3 +132,47 @@ async def test_a_progress_frame_due_while_the_result_is_read_never_stands_in_for
     for inbox in watchers:
         assert len(inbox.of("opened")) == 1
         assert all(f["status"] != "finished" for f in inbox.of("progress"))
+
+
+class SlowInbox(Inbox):
+    """An inbox whose every send holds the event loop for a while, as a socket's write does
+    (tens of microseconds each, times ten thousand watchers)."""
+
+    cost = 0.001
+    on_first_progress = None  # called once, at the first progress frame any slow inbox gets
+
+    def send(self, text: str | bytes) -> bool:
+        until_time = time.perf_counter() + self.cost
+        while time.perf_counter() < until_time:
+            pass
+        if b'"type":"progress"' in text and SlowInbox.on_first_progress:
+            callback, SlowInbox.on_first_progress = SlowInbox.on_first_progress, None
+            callback()
+        return super().send(text)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_result_committed_during_a_long_progress_fan_out_goes_out_and_the_rest_of_the_progress_never_does(
+        db, gifts, hub, drawer, monkeypatch):
+    # A progress frame to many watchers takes the loop in slices, with turns between: the draw
+    # goes on meanwhile (here: it only can on those turns), and once the gift is finished the
+    # watchers not yet reached get `opened` instead of the stale progress.
+    monkeypatch.setattr(hub_module, "FANOUT_SLICE", 10)
+    gift = await make_gift(gifts, "timed", joiners=2, items=1)
+    order_id = gift["_id"]
+    watchers = [SlowInbox(None) for _ in range(2000)]
+    for inbox in watchers:
+        hub.subscribe(inbox, order_id)
+    await until(lambda: all(i.of("snapshot") for i in watchers), timeout=60)
+    draw: list[asyncio.Future] = []
+    SlowInbox.on_first_progress = lambda: draw.append(asyncio.ensure_future(
+        drawer().open_early(order_id, gift["sender_id"])))
+    await gifts.join(order_id, await gifts.accounts.ensure_member("o_last"))  # a progress frame for all
+    await until(lambda: all(i.of("opened") for i in watchers), timeout=60)
+    await draw[0]
+    got_progress = [i for i in watchers if i.of("progress")]
+    assert 0 < len(got_progress) < len(watchers)  # begun before the draw, cut short by its result
+    for inbox in watchers:
+        assert len(inbox.of("opened")) == 1
+        versions = [f["version"] for f in inbox.frames]
+        assert versions == sorted(versions) and len(set(versions)) == len(versions)
