@@ -2,7 +2,8 @@
 
 Tornado pings each connection from a task of its own (a coroutine and a timer per socket, a
 kilobyte or two each at 10,000 sockets). Here one round pings them all every `interval`, and
-`timeout` later closes those that have not answered since: the same rule, one timer."""
+`timeout` later closes those that have not answered since: the same rule, one timer. A round
+pings in slices with turns of the loop between."""
 import time
 from typing import Protocol
 
@@ -16,6 +17,9 @@ class Pinged(Protocol):
     def ping(self, data: bytes = b"") -> None: ...
 
     def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
+
+SLICE = 500  # pings between turns of the loop
 
 
 class Pinger:
@@ -43,16 +47,26 @@ class Pinger:
         if not self.sockets:
             self._timer = None  # the next socket starts the rounds again
             return
-        now = time.monotonic()
-        for socket in list(self.sockets):
-            socket.ping_sent_at = now
+        self._ping_slice(list(self.sockets), 0, time.monotonic())
+
+    def _ping_slice(self, sockets: list[Pinged], start: int, sent_at: float) -> None:
+        """Ping SLICE of a round's sockets, and queue the next slice behind whatever else waits:
+        a ping is a frame written, and 10,000 in one go held the loop for most of a second every
+        interval (joins and pushes waited behind it)."""
+        for socket in sockets[start:start + SLICE]:
+            if socket not in self.sockets:
+                continue  # closed since the round began
+            socket.ping_sent_at = sent_at
             try:
                 socket.ping()
             except Exception:  # closed meanwhile (WebSocketClosedError): it leaves on its own
                 self.sockets.discard(socket)
         loop = IOLoop.current()
-        if self.timeout > 0:
-            loop.call_later(self.timeout, self._close_silent, now)
+        if start + SLICE < len(sockets):
+            loop.add_callback(self._ping_slice, sockets, start + SLICE, sent_at)
+            return
+        if self.timeout > 0:  # from the round's last ping: every socket gets the whole timeout
+            loop.call_later(self.timeout, self._close_silent, sent_at)
         self._timer = loop.call_later(self.interval, self._ping_all)
 
     def _close_silent(self, sent_at: float) -> None:

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from handlers.pinger import SLICE, Pinger
 from tests.rawhttp import connect, request_bytes
 from tests.ws import WsClient
 
@@ -52,3 +53,36 @@ async def test_a_peer_that_never_answers_a_ping_is_closed_and_one_that_answers_s
     assert (await answering.next("pong"))["type"] == "pong"
     assert len(app.settings["pinger"].sockets) == 1
     answering.close()
+
+
+class CountedSocket:
+    """Stands for a websocket in the pinger's set: it notes each ping."""
+
+    ping_sent_at = pong_at = 0.0
+
+    def __init__(self, pings: list) -> None:
+        self.pings = pings
+
+    def ping(self, data: bytes = b"") -> None:
+        self.pings.append(self)
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        pass
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_round_among_many_sockets_gives_the_loop_turns_between_its_slices():
+    # 10,000 pings in one callback held the loop for most of a second every interval.
+    pings: list[CountedSocket] = []
+    pinger = Pinger(interval=0.05, timeout=0)
+    sockets = [CountedSocket(pings) for _ in range(3 * SLICE)]
+    for socket in sockets:
+        pinger.add(socket)
+    seen = []  # pings gone out at each turn this task got
+    while len(pings) < len(sockets):
+        seen.append(len(pings))
+        await asyncio.sleep(0)
+    assert any(0 < count < len(sockets) for count in seen)  # it ran between slices of the round
+    assert set(pings) == set(sockets)
+    for socket in sockets:
+        pinger.discard(socket)
