@@ -254,8 +254,9 @@ class RealtimeHandler(CommonHandler, ServiceAccess, websocket.WebSocketHandler):
         except (websocket.WebSocketClosedError, StreamClosedError):
             self.closing = True
             return False
-        self.pending_bytes += size
-        written.add_done_callback(partial(self._written, size))
+        if self.ws_connection.stream.writing():  # only what waits for the socket counts (and costs a callback)
+            self.pending_bytes += size
+            written.add_done_callback(partial(self._written, size))
         return True
 
     def _write_text_frame(self, data: bytes) -> Future:
