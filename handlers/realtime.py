@@ -5,6 +5,7 @@ connection, turns frames into hub calls and hub messages into frames. It never w
 client's write: `send` queues the frame and counts the bytes still pending, and cuts a client
 whose backlog passes the cap (it reconnects and resyncs with its version)."""
 import logging
+import struct
 import time
 from asyncio import Future
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import pymongo
 from pymongo.errors import PyMongoError
 from tornado import httputil, websocket
 from tornado.ioloop import IOLoop
-from tornado.iostream import StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError
 
 from handlers import params
 from handlers.base import DEFAULT_REQUEST_TIMEOUT, CommonHandler
@@ -254,20 +255,19 @@ class RealtimeHandler(CommonHandler, ServiceAccess, websocket.WebSocketHandler):
         except (websocket.WebSocketClosedError, StreamClosedError):
             self.closing = True
             return False
-        if self.ws_connection.stream.writing():  # only what waits for the socket counts (and costs a callback)
+        if written is not None and self.ws_connection.stream.writing():
+            # Only what waits for the socket counts against the cap (and costs a callback).
             self.pending_bytes += size
             written.add_done_callback(partial(self._written, size))
         return True
 
-    def _write_text_frame(self, data: bytes) -> Future:
-        """One text frame, framed by Tornado's own protocol object, without write_message's
-        wrapper: that one schedules a Task per frame, the larger part of a result's cost per
-        watcher at fan-out (docs/benchmarks.md). Compression is never negotiated here (the
-        handler offers none), so the frame is the payload as it is."""
+    def _write_text_frame(self, data: bytes) -> Future | None:
+        """One text frame (see write_text_frame). Compression is never negotiated here (the
+        handler offers none); should it ever be, the usual path."""
         protocol = self.ws_connection
-        if protocol._compressor is not None:  # should compression ever be offered: the usual path
+        if protocol._compressor is not None:
             return self.write_message(data)
-        return protocol._write_frame(True, 0x1, data)
+        return write_text_frame(protocol.stream, data)
 
     def _written(self, size: int, future: Any) -> None:
         self.pending_bytes -= size
@@ -283,6 +283,34 @@ class RealtimeHandler(CommonHandler, ServiceAccess, websocket.WebSocketHandler):
         """Close (idempotent)."""
         self.closing = True
         super().close(code, reason)
+
+
+def text_frame(data: bytes) -> bytes:
+    """A final, unmasked text frame carrying `data` (RFC 6455, 5.2), as a server sends it."""
+    size = len(data)
+    if size < 126:
+        return struct.pack("!BB", 0x81, size) + data
+    if size <= 0xFFFF:
+        return struct.pack("!BBH", 0x81, 126, size) + data
+    return struct.pack("!BBQ", 0x81, 127, size) + data
+
+
+def write_text_frame(stream: IOStream, data: bytes) -> Future | None:
+    """Write one text frame to a websocket's stream. When nothing is queued before it (most
+    watchers, most of the time) it goes to the socket at once: one system call without the
+    stream's future and callbacks (half of a result's cost per watcher at fan-out,
+    docs/benchmarks.md). What the socket does not take, the stream writes after, in order, and
+    meets a failing socket's error as usual. None if the socket took it all."""
+    frame = text_frame(data)
+    taken = 0
+    if type(stream) is IOStream and not stream.writing():  # plain sockets: TLS ends at the proxy
+        try:
+            taken = stream.socket.send(frame)
+        except OSError:  # full (it is non-blocking) or failing: the stream takes over
+            taken = 0
+        if taken == len(frame):
+            return None
+    return stream.write(frame[taken:])
 
 
 def _order_of(frame: dict) -> dict:
