@@ -157,8 +157,9 @@ def member_view(gift: dict, join: dict | None, member_id: str, now: datetime,
         elif gift["status"] == "finished":
             me["state"] = "lost"
         if gift["status"] == "finished" and gift["method"] != "direct":
-            # The member's name in the public proof, so they can find themselves in it.
-            me["participant"] = fairness.pseudonym(gift["_id"], member_id)
+            # The member's name in the public proof, so they can find themselves in it (the
+            # receipt names it already: a hash less per watcher at a result's fan-out).
+            me["participant"] = me["receipt"]["participant"] if "receipt" in me else fairness.pseudonym(gift["_id"], member_id)
         return me
     return {"state": admission_state(gift, now)}
 
