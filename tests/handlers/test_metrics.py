@@ -74,6 +74,7 @@ async def test_metrics_count_joins_refusals_a_draw_and_its_push_on_their_own_por
     assert moved("gift_lottery_ws_frames_sent_total", type="snapshot") >= 1
     assert moved("gift_lottery_ws_frames_sent_total", type="opened") == 1
     assert moved("gift_lottery_result_push_seconds_count") == 1
+    assert moved("gift_lottery_result_fanout_seconds_count") == 1
     assert moved("gift_lottery_mongodb_command_seconds_count", command="update") >= 16
     assert moved("gift_lottery_mongodb_command_seconds_count", command="insert") >= 13
     # Gauges for every backlog exist from the start, counted in the background.
