@@ -123,7 +123,8 @@ async def write_winners(db: AsyncDatabase, winners: list[tuple[str, str, int]]) 
 
 async def of_members(db: AsyncDatabase, order_id: str, member_ids_: Iterable[str],
                      joined_count: int) -> dict[str, dict]:
-    """The join records of these members in this gift, by member id (absent: not joined).
+    """The join records of these members in this gift, by member id (absent: not joined); the
+    records leave their member id in the key (the realtime hub holds one per watcher).
 
     Few members: their records by `_id`, in small `$in` lists. Many members, compared with the
     gift's joins: all of the gift's joins through the (order_id, member_id) index, one pass."""
@@ -133,11 +134,11 @@ async def of_members(db: AsyncDatabase, order_id: str, member_ids_: Iterable[str
     if joined_count <= SCAN_FACTOR * len(wanted):
         async for join in db.joins.find({"order_id": order_id}, projection):
             if join["member_id"] in wanted:
-                found[join["member_id"]] = join
+                found[join.pop("member_id")] = join
         return found
     for ids in in_slices(join_id(order_id, m) for m in wanted):
         async for join in db.joins.find({"_id": {"$in": ids}}, projection):
-            found[join["member_id"]] = join
+            found[join.pop("member_id")] = join
     return found
 
 
