@@ -9,10 +9,10 @@ from typing import AsyncIterator, Iterable
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from lottery.storage.slices import in_slices
-from lottery.storage.writes import DUPLICATE_KEY, insert_new
+from lottery.storage.writes import DUPLICATE_KEY, insert_new, set_each
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +67,17 @@ async def bind_sequence(db: AsyncDatabase, order_id: str, member_id: str, sequen
 
 
 async def bind_sequences(db: AsyncDatabase, order_id: str, numbered: list[tuple[str, int, str]]) -> bool:
-    """`bind_sequence` for many (member id, number, signature) at once; False if any join had a
-    number already (or is missing), or any number was another join's."""
+    """`bind_sequence` for many (member id, number, signature) at once, in one update for a
+    step's joins (`set_each`: the timed gift's join rate went up by half, docs/benchmarks.md);
+    False if any join had a number already (or is missing), or any number was another join's
+    (then some of the others may be bound: the caller reads them again)."""
     try:
-        result = await db.joins.bulk_write([
-            UpdateOne({"_id": join_id(order_id, member_id), "sequence": None},
-                      {"$set": {"sequence": sequence, "receipt": receipt}})
-            for member_id, sequence, receipt in numbered], ordered=False)
-    except BulkWriteError as exc:
-        if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
-            raise
+        bound = await set_each(db.joins, {join_id(order_id, member_id): {"sequence": sequence, "receipt": receipt}
+                                          for member_id, sequence, receipt in numbered},
+                               where={"sequence": None})
+    except DuplicateKeyError:
         return False  # some numbers are other joins'
-    return result.modified_count == len(numbered)
+    return bound == len(numbered)
 
 
 async def insert_many(db: AsyncDatabase, records: list[dict]) -> list[int]:

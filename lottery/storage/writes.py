@@ -1,4 +1,7 @@
-"""Insert-once writes shared by the collections whose documents have stable ids."""
+"""Writes shared by the collections: insert-once for documents with stable ids, and one
+update giving many documents each its own values."""
+from typing import Any
+
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
@@ -18,3 +21,38 @@ async def insert_new(collection: AsyncCollection, docs: list[dict]) -> list[int]
             raise
         return [error["index"] for error in errors]
     return []
+
+
+# Documents set by one `set_each` update: each finds itself in the update's lists, so they stay short.
+SET_EACH_SLICE = 50
+
+
+async def set_each(collection: AsyncCollection, values: dict[Any, dict], where: dict | None = None,
+                   also: dict | None = None, unset: tuple[str, ...] = ()) -> int:
+    """Give each document (by `_id`) its own field values, where the plain conditions `where`
+    also hold: one update per SET_EACH_SLICE documents that set the same fields, each document
+    picking its values from the update's lists by its position in the id list (a pipeline
+    update, MongoDB 4.2+). `also`: aggregation expressions every document gets (say, a version
+    step); `unset`: fields every document loses. Returns how many documents changed. Each
+    document's write is atomic; a duplicate key raises as `update_many` does
+    (DuplicateKeyError), after the documents before it.
+
+    Why not a bulk of one update per document: on the embedded engine every write statement has
+    a fixed cost of several milliseconds (docs/benchmarks.md), so a step's or a batch's writes
+    cost one statement instead of one each."""
+    shapes: dict[tuple[str, ...], list] = {}
+    for doc_id, fields in values.items():
+        shapes.setdefault(tuple(fields), []).append(doc_id)
+    modified = 0
+    for names, all_ids in shapes.items():
+        for start in range(0, len(all_ids), SET_EACH_SLICE):
+            ids = all_ids[start:start + SET_EACH_SLICE]
+            position = {"$indexOfArray": [{"$literal": ids}, "$_id"]}
+            stage = {name: {"$arrayElemAt": [{"$literal": [values[i][name] for i in ids]}, position]}
+                     for name in names}
+            pipeline: list[dict] = [{"$set": {**stage, **(also or {})}}]
+            if unset:
+                pipeline.append({"$unset": list(unset)})
+            result = await collection.update_many({"_id": {"$in": ids}, **(where or {})}, pipeline)
+            modified += result.modified_count
+    return modified

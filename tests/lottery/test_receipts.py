@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
-from lottery import fairness, receipts
-from lottery.storage import joins
+from lottery import clock, fairness, receipts
+from lottery.storage import joins, writes
 from lottery.storage.connection import client_for, ensure_indexes
 from tests.gifts import make_due, make_gift
 
@@ -60,7 +60,8 @@ async def test_a_sequence_number_is_one_joins_whoever_binds_it(db, gifts):
     await db.joins.update_many({"order_id": gift["_id"]}, {"$set": {"sequence": None}})
     assert await joins.bind_sequence(db, gift["_id"], first, 7, "sig")
     assert not await joins.bind_sequence(db, gift["_id"], second, 7, "sig")
-    assert not await joins.bind_sequences(db, gift["_id"], [(second, 8, "sig"), (first, 9, "sig")])
+    assert not await joins.bind_sequences(db, gift["_id"], [(second, 7, "sig")])  # first's number
+    assert not await joins.bind_sequences(db, gift["_id"], [(second, 8, "sig"), (first, 9, "sig")])  # first has one
     numbers = {j["member_id"]: j["sequence"] async for j in db.joins.find({"order_id": gift["_id"]})}
     assert numbers == {first: 7, second: 8}
 
@@ -82,3 +83,15 @@ async def test_a_database_holding_a_number_given_twice_still_starts_and_says_so(
     finally:
         await client.drop_database(db_name)
         await client.close()
+
+
+@pytest.mark.gen_test
+async def test_many_joins_numbered_together_each_get_their_own_number_and_signature(db):
+    # One update numbers up to SET_EACH_SLICE records, each picking its own from the update's lists.
+    order_id = "0123456789abcdef0123abcd"
+    members = [f"m{i:03d}" for i in range(2 * writes.SET_EACH_SLICE + 20)]
+    await db.joins.insert_many([joins.new_join(order_id, m, clock.utcnow()) for m in members])
+    numbered = [(m, i + 1, f"sig{i + 1}") for i, m in enumerate(reversed(members))]
+    assert await joins.bind_sequences(db, order_id, numbered)
+    bound = {j["member_id"]: (j["sequence"], j["receipt"]) async for j in db.joins.find({"order_id": order_id})}
+    assert bound == {m: (n, signature) for m, n, signature in numbered}
