@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import logs
 from lottery.storage.slices import in_slices
+from lottery.storage.writes import set_each
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # before any due time: "has one"
 # The secret seed and the claimant list stay in the database unless asked for.
@@ -27,6 +28,7 @@ PUBLIC = {"seed": 0, "claimants": 0}
 # The fields the realtime channel follows. Projecting change events down to them keeps a join's
 # event small (a pipeline update may report the whole claimant list as changed).
 WATCHED_FIELDS = ("status", "version", "joined_count", "freeze")
+VERSION_STEP = {"version": {"$add": ["$version", 1]}}  # `$inc` of a pipeline update (storage/writes.set_each)
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -221,11 +223,8 @@ async def extend_lease(db: AsyncDatabase, token: str, lease_until: datetime) -> 
 async def publish_freezes(db: AsyncDatabase, freezes: dict[str, dict]) -> None:
     """Show each drawing gift's frozen participant list (`freeze`: its hash, size, time and
     beacon round) once; its version grows, so the waiting pages get it."""
-    if freezes:
-        await db.gifts.bulk_write([
-            UpdateOne({"_id": order_id, "status": "drawing", "freeze": {"$exists": False}},
-                      {"$set": {"freeze": freeze}, "$inc": {"version": 1}})
-            for order_id, freeze in freezes.items()], ordered=False)
+    await set_each(db.gifts, {order_id: {"freeze": freeze} for order_id, freeze in freezes.items()},
+                   where={"status": "drawing", "freeze": {"$exists": False}}, also=VERSION_STEP)
 
 
 async def hand_back(db: AsyncDatabase, order_ids: list[str], now: datetime) -> None:
@@ -245,19 +244,23 @@ async def finish(db: AsyncDatabase, summaries: dict[str, dict], now: datetime,
     items nobody won (`refunds`: order id -> item index -> price) are registered for refund in
     the same update (storage/orders.py), so they are once and only if the gift finished."""
     token = secrets.token_hex(8)
-    updates = []
-    for order_id, summary in summaries.items():
-        update = {"$set": {"status": "finished", "opened_at": now, "items_left": 0, "draw": summary,
-                           "finish_token": token, "scheduled": True, "updated_at": now},
-                  "$unset": {"lease_owner": "", "lease_until": ""}, "$inc": {"version": 1}}
-        prices = (refunds or {}).get(order_id)
-        if prices:
+    finished = {"status": "finished", "opened_at": now, "items_left": 0, "finish_token": token, "scheduled": True,
+                "updated_at": now}
+    refunds = {order_id: prices for order_id, prices in (refunds or {}).items() if prices and order_id in summaries}
+    # One update for the gifts with nothing to refund (most of a batch due together), one each for the others.
+    modified = await set_each(db.gifts, {o: {"draw": s} for o, s in summaries.items() if o not in refunds},
+                              where={"status": "drawing"}, unset=("lease_owner", "lease_until"),
+                              also={**{field: {"$literal": value} for field, value in finished.items()}, **VERSION_STEP})
+    if refunds:
+        updates = []
+        for order_id, prices in refunds.items():
             parts = refund_items(prices, "not_won", now)
-            update["$set"].update(parts["$set"])
-            update["$inc"].update(parts["$inc"])
-        updates.append(UpdateOne({"_id": order_id, "status": "drawing"}, update))
-    result = await db.gifts.bulk_write(updates, ordered=False)
-    if result.modified_count == len(summaries):
+            updates.append(UpdateOne({"_id": order_id, "status": "drawing"},
+                                     {"$set": {**finished, "draw": summaries[order_id], **parts["$set"]},
+                                      "$unset": {"lease_owner": "", "lease_until": ""},
+                                      "$inc": {"version": 1, **parts["$inc"]}}))
+        modified += (await db.gifts.bulk_write(updates, ordered=False)).modified_count
+    if modified == len(summaries):
         return list(summaries)
     found = await get_many(db, list(summaries), {"finish_token": 1})
     return [doc["_id"] for doc in found if doc.get("finish_token") == token]

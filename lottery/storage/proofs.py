@@ -1,9 +1,8 @@
 """`proofs`: each drawn gift's frozen participant list and fairness proof, stored once."""
-from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery.storage.slices import in_slices
-from lottery.storage.writes import insert_new
+from lottery.storage.writes import insert_new, set_each
 
 
 async def get(db: AsyncDatabase, order_id: str) -> dict | None:
@@ -25,10 +24,9 @@ async def complete(db: AsyncDatabase, proofs: list[dict]) -> dict[str, dict]:
     first keeps its own (the one read back). By order id."""
     if not proofs:
         return {}
-    await db.proofs.bulk_write([
-        UpdateOne({"_id": p["_id"], "winners": {"$exists": False}},
-                  {"$set": {"beacon": p["beacon"], "winners": p["winners"], "winner_member_ids": p["winner_member_ids"]}})
-        for p in proofs], ordered=False)
+    await set_each(db.proofs, {p["_id"]: {"beacon": p["beacon"], "winners": p["winners"],
+                                          "winner_member_ids": p["winner_member_ids"]} for p in proofs},
+                   where={"winners": {"$exists": False}})
     found: dict[str, dict] = {}
     for ids in in_slices([p["_id"] for p in proofs]):
         found.update({doc["_id"]: doc async for doc in db.proofs.find({"_id": {"$in": ids}})})

@@ -4,8 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from lottery import fairness
+from lottery import clock, fairness
 from lottery.errors import Forbidden, GiftOpened, NotOpenable
+from lottery.storage import gifts as gift_store
 from lottery.storage import joins
 from tests.gifts import make_due, make_gift
 from tests.waiting import until, until_past
@@ -272,3 +273,25 @@ async def test_a_gift_drawing_under_another_drawers_live_lease_is_never_taken(db
             ("drawing", held["lease_owner"], held["version"])
     finally:
         stalled.cancel()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_result_is_committed_once_and_a_second_finish_of_the_same_gifts_changes_nothing(db, gifts):
+    # Two processes may both reach the finish of a resumed draw; the one that comes second finds
+    # the gifts finished already: no second version step, no item registered for refund twice.
+    plain, refunded = [await make_gift(gifts, "timed", joiners=1, items=2) for _ in range(2)]
+    ids = [plain["_id"], refunded["_id"]]
+    now = clock.utcnow()
+    assert len(await gift_store.take(db, ids, "test:token", now, now + timedelta(minutes=1), early=True)) == 2
+    before = {g["_id"]: g["version"] for g in await gift_store.get_many(db, ids)}
+    summaries = {o: {"winners": [], "returned": [0, 1], "participant_count": 1} for o in ids}
+    refunds = {refunded["_id"]: {1: 100}}
+    assert sorted(await gift_store.finish(db, summaries, now, refunds)) == sorted(ids)
+    assert await gift_store.finish(db, summaries, clock.utcnow(), refunds) == []
+    after = {g["_id"]: g for g in await db.gifts.find({"_id": {"$in": ids}}).to_list()}
+    for order_id in ids:
+        assert after[order_id]["status"] == "finished" and after[order_id]["version"] == before[order_id] + 1
+        assert clock.as_utc(after[order_id]["opened_at"]) == now.replace(microsecond=now.microsecond // 1000 * 1000)
+        assert "lease_owner" not in after[order_id] and "lease_until" not in after[order_id]
+    assert after[refunded["_id"]]["order"]["refund_unbatched"] == 1
+    assert "order" not in after[plain["_id"]]
