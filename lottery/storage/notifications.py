@@ -14,13 +14,13 @@ recorded a slice at a time, each only while its claimer still holds it."""
 import secrets
 from datetime import datetime, timedelta
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery.storage import leases
 from lottery.storage.slices import in_slices
 from lottery.storage.ttl import ensure_ttl
-from lottery.storage.writes import insert_new
+from lottery.storage.writes import insert_new, set_each
 
 STATUSES = ("pending", "sending", "sent", "not_subscribed", "failed")
 FINAL = ("sent", "not_subscribed", "failed")
@@ -103,11 +103,8 @@ async def record_many(db: AsyncDatabase, owner: str, answers: dict[str, dict]) -
     owner still holds the entry; returns how many were stored."""
     if not answers:
         return 0
-    result = await db.notifications.bulk_write([
-        UpdateOne({"_id": entry_id_, "status": "sending", "lease_owner": owner},
-                  {"$set": {**fields, "lease_owner": None, "lease_until": None}})
-        for entry_id_, fields in answers.items()], ordered=False)
-    return result.modified_count
+    return await set_each(db.notifications, answers, where={"status": "sending", "lease_owner": owner},
+                          also={"lease_owner": {"$literal": None}, "lease_until": {"$literal": None}})
 
 
 async def for_order(db: AsyncDatabase, order_id: str, status: str | None, limit: int) -> list[dict]:
