@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 from typing import AsyncIterator, Iterable
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
@@ -112,10 +112,8 @@ async def restore(db: AsyncDatabase, pairs: list[tuple[str, str]], now: datetime
 
 async def write_winners(db: AsyncDatabase, winners: list[tuple[str, str, int]]) -> None:
     """Mark (order id, member id, item index) won; writing the same values again is harmless."""
-    if winners:
-        await db.joins.bulk_write([
-            UpdateOne({"_id": join_id(order_id, member_id)}, {"$set": {"outcome": "won", "item_index": index}})
-            for order_id, member_id, index in winners], ordered=False)
+    items = {join_id(order_id, member_id): {"item_index": index} for order_id, member_id, index in winners}
+    await set_each(db.joins, items, also={"outcome": {"$literal": "won"}})
 
 
 # Readers
