@@ -303,7 +303,8 @@ def write_text_frame(stream: IOStream, data: bytes) -> Future | None:
     meets a failing socket's error as usual. None if the socket took it all."""
     frame = text_frame(data)
     taken = 0
-    if type(stream) is IOStream and not stream.writing():  # plain sockets: TLS ends at the proxy
+    # Plain sockets only (TLS ends at the proxy); a closed stream's write raises as usual.
+    if type(stream) is IOStream and not stream.writing() and not stream.closed():
         try:
             taken = stream.socket.send(frame)
         except OSError:  # full (it is non-blocking) or failing: the stream takes over

@@ -4,7 +4,7 @@ import socket
 import struct
 
 import pytest
-from tornado.iostream import IOStream
+from tornado.iostream import IOStream, StreamClosedError
 
 from handlers.realtime import write_text_frame
 
@@ -36,4 +36,6 @@ async def test_frames_written_at_once_and_after_the_socket_filled_arrive_whole_a
     for payload in payloads:
         assert await read_text_frame(client) == payload
     server.close()
+    with pytest.raises(StreamClosedError):  # as Tornado's own write: the caller counts the connection gone
+        write_text_frame(server, b"late")
     client.close()
