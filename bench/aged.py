@@ -143,7 +143,7 @@ async def idle_sweep(db, uri: str, rounds: int) -> float:
     return (time.perf_counter() - started) / rounds * 1000
 
 
-async def measure(uri: str, db_name: str, args: argparse.Namespace, fake) -> dict:
+async def measure(uri: str, engine_pid: int, db_name: str, args: argparse.Namespace, fake) -> dict:
     """Every figure on one database."""
     from lottery.storage.connection import client_for, ensure_indexes
 
@@ -166,7 +166,7 @@ async def measure(uri: str, db_name: str, args: argparse.Namespace, fake) -> dic
         figures["idle_sweep_ms"] = round(await idle_sweep(db, uri, 50), 2)
         late = await draw_bench.lateness(db, uri, args.due_together)
         figures["draw_200_due_lateness_p99_s"] = late["lateness_p99_s"]
-        big = await draw_bench.big_draw(db, args.participants, 1000)
+        big = await draw_bench.big_draw(db, args.participants, 1000, engine_pid)
         figures["draw_big_seconds"] = big["draw_seconds"]
     finally:
         await client.close()
@@ -208,9 +208,9 @@ async def run(args: argparse.Namespace) -> dict:
         print(f"aged database: {counts} built in {build_seconds:.0f} s; data directory +{size / 2**20:.0f} MiB "
               f"({size / 2**20 / args.gifts * 10000:.0f} MiB per 10,000 gifts with their history)", flush=True)
         with notify_bench.fake_wechat() as fake:
-            empty = await measure(uri, "empty", args, fake)
+            empty = await measure(uri, engine.pid, "empty", args, fake)
             print(f"empty: {empty}", flush=True)
-            aged = await measure(uri, "aged", args, fake)
+            aged = await measure(uri, engine.pid, "aged", args, fake)
             print(f"aged:  {aged}", flush=True)
     finally:
         engine.stop()
