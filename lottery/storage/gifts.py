@@ -250,7 +250,7 @@ async def finish(db: AsyncDatabase, summaries: dict[str, dict], now: datetime,
     # One update for the gifts with nothing to refund (most of a batch due together), one each for the others.
     modified = await set_each(db.gifts, {o: {"draw": s} for o, s in summaries.items() if o not in refunds},
                               where={"status": "drawing"}, unset=("lease_owner", "lease_until"),
-                              also={**{field: {"$literal": value} for field, value in finished.items()}, **VERSION_STEP})
+                              same=finished, also=VERSION_STEP)
     if refunds:
         updates = []
         for order_id, prices in refunds.items():

@@ -113,7 +113,7 @@ async def restore(db: AsyncDatabase, pairs: list[tuple[str, str]], now: datetime
 async def write_winners(db: AsyncDatabase, winners: list[tuple[str, str, int]]) -> None:
     """Mark (order id, member id, item index) won; writing the same values again is harmless."""
     items = {join_id(order_id, member_id): {"item_index": index} for order_id, member_id, index in winners}
-    await set_each(db.joins, items, also={"outcome": {"$literal": "won"}})
+    await set_each(db.joins, items, same={"outcome": "won"})
 
 
 # Readers

@@ -101,10 +101,8 @@ async def release(db: AsyncDatabase, ids: list[str], owner: str, now: datetime) 
 async def record_many(db: AsyncDatabase, owner: str, answers: dict[str, dict]) -> int:
     """Store several attempts' results (entry id -> fields) in one request, each only if this
     owner still holds the entry; returns how many were stored."""
-    if not answers:
-        return 0
     return await set_each(db.notifications, answers, where={"status": "sending", "lease_owner": owner},
-                          also={"lease_owner": {"$literal": None}, "lease_until": {"$literal": None}})
+                          same={"lease_owner": None, "lease_until": None})
 
 
 async def for_order(db: AsyncDatabase, order_id: str, status: str | None, limit: int) -> list[dict]:

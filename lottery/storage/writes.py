@@ -5,6 +5,8 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
+from lottery.storage.slices import in_slices
+
 DUPLICATE_KEY = 11000
 
 
@@ -28,14 +30,14 @@ SET_EACH_SLICE = 50
 
 
 async def set_each(collection: AsyncCollection, values: dict[Any, dict], where: dict | None = None,
-                   also: dict | None = None, unset: tuple[str, ...] = ()) -> int:
+                   same: dict | None = None, also: dict | None = None, unset: tuple[str, ...] = ()) -> int:
     """Give each document (by `_id`) its own field values, where the plain conditions `where`
     also hold: one update per SET_EACH_SLICE documents that set the same fields, each document
     picking its values from the update's lists by its position in the id list (a pipeline
-    update, MongoDB 4.2+). `also`: aggregation expressions every document gets (say, a version
-    step); `unset`: fields every document loses. Returns how many documents changed. Each
-    document's write is atomic; a duplicate key raises as `update_many` does
-    (DuplicateKeyError), after the documents before it.
+    update, MongoDB 4.2+). `same`: values every document gets; `also`: aggregation expressions
+    every document gets (say, a version step); `unset`: fields every document loses. Returns how
+    many documents changed. Each document's write is atomic; a duplicate key raises as
+    `update_many` does (DuplicateKeyError), after the documents before it.
 
     Why not a bulk of one update per document: on the embedded engine every write statement has
     a fixed cost of several milliseconds (docs/benchmarks.md), so a step's or a batch's writes
@@ -43,14 +45,14 @@ async def set_each(collection: AsyncCollection, values: dict[Any, dict], where: 
     shapes: dict[tuple[str, ...], list] = {}
     for doc_id, fields in values.items():
         shapes.setdefault(tuple(fields), []).append(doc_id)
+    common = {**{field: {"$literal": value} for field, value in (same or {}).items()}, **(also or {})}
     modified = 0
     for names, all_ids in shapes.items():
-        for start in range(0, len(all_ids), SET_EACH_SLICE):
-            ids = all_ids[start:start + SET_EACH_SLICE]
+        for ids in in_slices(all_ids, SET_EACH_SLICE):
             position = {"$indexOfArray": [{"$literal": ids}, "$_id"]}
             stage = {name: {"$arrayElemAt": [{"$literal": [values[i][name] for i in ids]}, position]}
                      for name in names}
-            pipeline: list[dict] = [{"$set": {**stage, **(also or {})}}]
+            pipeline: list[dict] = [{"$set": {**stage, **common}}]
             if unset:
                 pipeline.append({"$unset": list(unset)})
             result = await collection.update_many({"_id": {"$in": ids}, **(where or {})}, pipeline)
