@@ -1,6 +1,7 @@
 """`audit`: the log of every admin action, from the console or the bearer-token API. Insert and
 read only: no function here (nor anywhere) updates or deletes an entry. `_id` starts with the
-time in milliseconds (hex, fixed width), so id order is time order."""
+time in milliseconds and this process's sequence within that millisecond (hex, fixed width), so id
+order is time order, and a process's entries keep their order even within one millisecond."""
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
@@ -27,5 +28,13 @@ async def of_target(db: AsyncDatabase, target: str, limit: int) -> list[dict]:
     return await cursor.to_list()
 
 
+# This process's last id: (millisecond, sequence within it). Never earlier than the last one,
+# should the clock step back.
+_last = [0, 0]
+
+
 def entry_id(at: datetime, random_hex: str) -> str:
-    return f"{int(at.timestamp() * 1000):013x}{random_hex}"
+    ms = max(int(at.timestamp() * 1000), _last[0])
+    sequence = _last[1] + 1 if ms == _last[0] else 0
+    _last[:] = [ms, sequence]
+    return f"{ms:013x}{sequence:04x}{random_hex}"

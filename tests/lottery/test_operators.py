@@ -10,6 +10,7 @@ import pyotp
 import pytest
 
 import lottery.storage.audit as store
+from lottery import clock
 from lottery.audit import Actor, AuditLog
 from lottery.errors import Forbidden, InvalidInput, OperatorExists, SignInRefused, TooManySignIns
 from lottery.operators import Limits, Operators
@@ -125,3 +126,15 @@ async def test_the_audit_log_keeps_entries_newest_first_and_offers_no_way_to_cha
     assert found["entries"][0]["before"] == {"price": 2} and found["entries"][0]["who"] == "boss"
     public = {name for name in dir(store) if not name.startswith("_")}
     assert not public & {"update", "delete", "replace", "remove"}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_audit_entries_made_within_one_millisecond_keep_their_order(db, monkeypatch):
+    instant = clock.utcnow()
+    monkeypatch.setattr(clock, "utcnow", lambda: instant)
+    audit = AuditLog(db)
+    for n in range(20):
+        await audit.record(Actor("boss", f"req{n}"), "product.change", "product:p1")
+    found = await audit.page()
+    assert [e["request_id"] for e in found["entries"]] == [f"req{n}" for n in reversed(range(20))]
+    assert [e["request_id"] for e in await audit.of_target("product:p1")] == [f"req{n}" for n in range(20)]
