@@ -5,7 +5,10 @@ concurrency C and no rate limit (or --rate) delivers them to the fake, which run
 process and answers like WeChat (token check, field limits). Measures messages delivered per
 second and the time to drain all N, and checks each was delivered exactly once.
 
-    python bench/notify.py [--entries 10000] [--concurrency 4] [--rate 0]
+    python bench/notify.py [--entries 10000] [--concurrency 4] [--rate 0] [--pages]
+
+With --pages the messages are queued as a drawn gift's participant pages (lottery/notifications.py),
+which the worker turns into entries as the delivery has room for them.
 
 Last line: one JSON object with the figures."""
 import argparse
@@ -58,12 +61,14 @@ def fake_wechat() -> Iterator[FakeProcess]:
         process.kill()
 
 
-async def drain(db, fake: FakeProcess, entries: int, concurrency: int, rate: float = 0.0) -> dict:
-    """Put `entries` pending entries into this database's outbox, drain them with one worker,
-    and say how fast; checks every entry reached the fake once."""
+async def drain(db, fake: FakeProcess, entries: int, concurrency: int, rate: float = 0.0, pages: bool = False) -> dict:
+    """Put `entries` pending entries into this database's outbox (or, with `pages`, a drawn
+    gift's participant pages, which the worker turns into entries as it has room), drain them
+    with one worker, and say how fast; checks every message reached the fake once."""
     from lottery import clock
-    from lottery.notifications import new_entry
+    from lottery.notifications import PAGE_SIZE, new_entry
     from lottery.storage import notifications as store
+    from lottery.storage import outbox
     from notify.templates import parse_config
     from wechat.client import WeChatClient
     from notify.worker import Limits, NotificationWorker
@@ -76,10 +81,18 @@ async def drain(db, fake: FakeProcess, entries: int, concurrency: int, rate: flo
     run = f"bench{time.monotonic_ns()}"
     values = {"order_id": run, "item": "口红", "result": "恭喜中奖", "opened_at": "2026-01-01 12:00",
               "wish": "新年快乐"}
-    docs = [new_entry(run, f"m{i:07d}", "gift_won", f"o_{run}_{i}", "tpl_won", True, values, now)
-            for i in range(entries)]
-    for start in range(0, len(docs), 1000):
-        await store.insert(db, docs[start:start + 1000])
+    if pages:
+        for start in range(0, entries, 1000):
+            await db.members.insert_many([{"_id": f"m{i:07d}", "openid": f"o_{run}_{i}"}
+                                          for i in range(start, min(start + 1000, entries))])
+        await outbox.add(db, [outbox.new_page(run, f"p{start // PAGE_SIZE:04d}", [
+            {"member_id": f"m{i:07d}", "subscribed": ["tpl_lost"]} for i in range(start, min(start + PAGE_SIZE, entries))],
+            values, now, None) for start in range(0, entries, PAGE_SIZE)])
+    else:
+        docs = [new_entry(run, f"m{i:07d}", "gift_won", f"o_{run}_{i}", "tpl_won", True, values, now)
+                for i in range(entries)]
+        for start in range(0, len(docs), 1000):
+            await store.insert(db, docs[start:start + 1000])
     http = AsyncHTTPClient(force_instance=True, max_clients=concurrency + 2)
     worker = NotificationWorker(db, WeChatClient(APPID, SECRET, fake.url, http=http), parse_config(CONFIG_JSON),
                                 Limits(rate=rate, concurrency=concurrency, lease=timedelta(seconds=60),
@@ -94,7 +107,7 @@ async def drain(db, fake: FakeProcess, entries: int, concurrency: int, rate: flo
         marks.append((time.perf_counter() - started, delivered - delivered_before))
         if delivered - delivered_before >= entries:
             counts = await store.status_counts(db, run)
-            if counts["pending"] + counts["sending"] == 0:
+            if counts["pending"] + counts["sending"] == 0 and set(await outbox.page_counts(db, run)) <= {"done"}:
                 break
         await asyncio.sleep(0.5)
     seconds = time.perf_counter() - started
@@ -105,7 +118,7 @@ async def drain(db, fake: FakeProcess, entries: int, concurrency: int, rate: flo
     lo = next(m for m in marks if m[1] >= entries * 0.1)
     hi = next(m for m in marks if m[1] >= entries * 0.9)
     steady = (hi[1] - lo[1]) / (hi[0] - lo[0]) if hi[0] > lo[0] else entries / seconds
-    return {"entries": entries, "concurrency": concurrency, "rate_limit": rate,
+    return {"entries": entries, "through_pages": pages, "concurrency": concurrency, "rate_limit": rate,
             "sent": (await store.status_counts(db, run))["sent"], "drain_seconds": round(seconds, 2),
             "messages_per_second": round(entries / seconds, 1), "steady_messages_per_second": round(steady, 1),
             "retried": worker.stats.retried,
@@ -119,7 +132,7 @@ async def run(args: argparse.Namespace, uri: str, fake: FakeProcess) -> dict:
     db = client["bench_notify"]
     await ensure_indexes(db)
     try:
-        return await drain(db, fake, args.entries, args.concurrency, args.rate)
+        return await drain(db, fake, args.entries, args.concurrency, args.rate, args.pages)
     finally:
         await client.drop_database("bench_notify")
         await client.close()
@@ -130,6 +143,8 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rate", type=float, default=0.0, help="messages/s limit; 0: none")
+    parser.add_argument("--pages", action="store_true",
+                        help="queue the messages as a drawn gift's participant pages instead of entries")
     args = parser.parse_args()
     from lottery.storage.engine import EmbeddedEngine
 

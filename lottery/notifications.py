@@ -4,13 +4,21 @@ Two sources feed the outbox (`notifications`):
 - a direct gift's join (`outcome: won`, `notify: pending`, written by the join itself) becomes
   one `gift_received` message for the joiner;
 - the draw's `gift_opened` record becomes one message per participant (`gift_won` or
-  `gift_lost`) and a `gift_summary` for the sender.
+  `gift_lost`) and a `gift_summary` for the sender. The participants' messages are queued as
+  pages of about PAGE_SIZE (outbox `participants` records: the winners' pages first, the others
+  by a hash of the member id), written in one step however large the gift; each page becomes
+  its entries when the delivery has room for them (notify/worker.py), so the outbox holds the
+  messages about to be sent rather than a gift's hundred thousand at once (on the embedded
+  engine the due-entry query costs as many entries as are pending), and pages are shared by
+  however many worker processes run.
 
-Each entry's id is (gift, member, kind), so expanding a record twice (a retry, a second process,
-a takeover after a crash) adds nothing. Whether a member subscribed is decided here, from the
-template ids they accepted on join (`subscribed`); entries nobody accepted are created as
+Each entry's id is (gift, member, kind), so expanding a record or a page twice (a retry, a
+second process, a takeover after a crash) adds nothing; a page's id and members depend only on
+the drawn gift, so a takeover writes the pages the first attempt wrote. Whether a member
+subscribed is decided here, from the template ids they accepted on join (`subscribed`); entries nobody accepted are created as
 `not_subscribed`, so support sees every participant and the worker never calls WeChat for them.
 Sending is `notify/`'s job."""
+import hashlib
 import logging
 from contextlib import aclosing
 from datetime import datetime, timedelta
@@ -61,6 +69,30 @@ def gift_values(gift: dict) -> dict[str, str]:
             "participant_count": str(draw.get("participant_count", gift.get("joined_count", 0))),
             "winner_count": str(len(draw.get("winners", []))),
             "opened_at": clock.shanghai_text(opened_at)[:16] if opened_at else ""}
+
+
+def participant_pages(gift: dict, participants: list[dict]) -> dict[str, list[dict]]:
+    """page name -> its members, for these joins of a drawn gift: the winners first (`w` pages,
+    in the items' order), then the others in `p` pages by a hash of the member id, as many as the
+    draw's frozen count needs. The pages depend only on the gift and who joined, never on the
+    order the joins were read in, so writing them again writes the same pages."""
+    winners = drawn_winners(gift)
+    items = gift.get("items") or []
+    won = sorted((j for j in participants if j["member_id"] in winners), key=lambda j: winners[j["member_id"]])
+    others = sorted((j for j in participants if j["member_id"] not in winners), key=lambda j: j["member_id"])
+    expected = (gift.get("draw") or {}).get("participant_count", len(participants)) - len(winners)
+    buckets = max(1, -(-expected // PAGE_SIZE))
+    pages: dict[str, list[dict]] = {}
+    for start in range(0, len(won), PAGE_SIZE):
+        pages[f"w{start // PAGE_SIZE:04d}"] = [
+            {"member_id": j["member_id"], "subscribed": j.get("subscribed") or [],
+             "item": prize_name(items[winners[j["member_id"]]]) if winners[j["member_id"]] < len(items) else ""}
+            for j in won[start:start + PAGE_SIZE]]
+    for join in others:
+        digest = hashlib.blake2b(join["member_id"].encode(), digest_size=8).digest()
+        page = pages.setdefault(f"p{int.from_bytes(digest, 'big') % buckets:04d}", [])
+        page.append({"member_id": join["member_id"], "subscribed": join.get("subscribed") or []})
+    return dict(sorted(pages.items(), key=lambda page: (page[0][0] != "w", page[0])))
 
 
 class Notifications:
@@ -142,32 +174,31 @@ class Notifications:
             return False
         count = 0
         if gift is not None:
-            count = await self._opened_entries(gift, record["_id"])
+            count = await self._opened_entries(gift, record)
             if count is None:
                 return False
         finished = await outbox.finish(self.db, record["_id"], self.owner, clock.utcnow(), {"notifications": count})
         if finished:
-            log.info("gift %s: %d notification entries", order_id, count)
+            log.info("gift %s: %d notifications queued", order_id, count)
         return finished
 
-    async def _opened_entries(self, gift: dict, record_id: str) -> int | None:
-        """Entries for every participant and the sender; None if the lease was lost meanwhile."""
+    async def _opened_entries(self, gift: dict, record: dict) -> int | None:
+        """Pages for every participant and the sender's entry; how many messages that is (None if
+        the lease was lost meanwhile)."""
         order_id = gift["_id"]
         base = gift_values(gift)
         items = gift.get("items") or []
-        ids = self.template_ids
-        winners = drawn_winners(gift)
-        count = 0
-        async with aclosing(joins.in_batches(self.db, order_id, PAGE_SIZE)) as batches:
-            async for batch in batches:
-                await store.insert(self.db, await self._participant_entries(gift, base, winners, batch))
-                count += len(batch)
-                if not await outbox.renew(self.db, record_id, self.owner, clock.utcnow() + self.lease):
-                    log.warning("gift %s: lost the outbox lease while expanding; another process finishes", order_id)
-                    return None
+        pages = participant_pages(gift, [j async for j in self._joins(order_id)])
+        if not await outbox.renew(self.db, record["_id"], self.owner, clock.utcnow() + self.lease):
+            log.warning("gift %s: lost the outbox lease while expanding; another process finishes", order_id)
+            return None
+        now = clock.utcnow()
+        await outbox.add(self.db, [outbox.new_page(order_id, page, in_page, base, now, record.get("request_id"))
+                                   for page, in_page in pages.items()])
+        count = sum(len(in_page) for in_page in pages.values())
         sender_id = gift.get("sender_id")
         if sender_id:
-            template_id = ids.get("gift_summary", "")
+            template_id = self.template_ids.get("gift_summary", "")
             openid = (await members.openids(self.db, [sender_id])).get(sender_id, "")
             values = {**base, "result": f"{base['winner_count']}人中奖",
                       "item": items[0]["name"] if items else ""}
@@ -178,24 +209,42 @@ class Notifications:
             count += 1
         return count
 
-    async def _participant_entries(self, gift: dict, base: dict[str, str], winners: dict[str, int],
-                                   batch: list[dict]) -> list[dict]:
-        """`gift_won` or `gift_lost` for each of these joins. The draw's list of winners decides,
-        not the join's outcome (copied onto the winners' records after the finish; the others
-        keep none)."""
-        items = gift.get("items") or []
-        openids = await members.openids(self.db, [j["member_id"] for j in batch])
+    async def _joins(self, order_id: str):
+        async with aclosing(joins.in_batches(self.db, order_id, PAGE_SIZE)) as batches:
+            async for batch in batches:
+                for join in batch:
+                    yield join
+
+    async def expand_pages(self, room: int = 100_000) -> int:
+        """Entries for the participants of pages nobody holds, a page at a time while fewer than
+        `room` entries were made. Returns how many entries were made."""
+        made = 0
+        for record in await outbox.free(self.db, "participants", clock.utcnow(), max(1, -(-room // PAGE_SIZE))):
+            if made >= room:
+                break
+            now = clock.utcnow()
+            if not await outbox.take(self.db, record, self.owner, now + self.lease):
+                continue
+            with logs.bound(record.get("request_id")):  # the request that opened the gift
+                await store.insert(self.db, await self._participant_entries(record))
+                if await outbox.finish(self.db, record["_id"], self.owner, clock.utcnow(), {}):
+                    made += len(record["members"])
+        return made
+
+    async def _participant_entries(self, page: dict) -> list[dict]:
+        """`gift_won` or `gift_lost` for each member of this page (a winner's page entry names
+        the item: the draw's list of winners decided it when the page was written)."""
+        openids = await members.openids(self.db, [m["member_id"] for m in page["members"]])
         now = clock.utcnow()
         entries = []
-        for join in batch:
-            member_id = join["member_id"]
-            index = winners.get(member_id)
-            kind = "gift_won" if index is not None else "gift_lost"
-            values = {**base, "result": "恭喜中奖" if index is not None else "未中奖",
-                      "item": prize_name(items[index]) if index is not None and index < len(items) else ""}
+        for member in page["members"]:
+            won = "item" in member
+            kind = "gift_won" if won else "gift_lost"
+            values = {**page["values"], "result": "恭喜中奖" if won else "未中奖", "item": member.get("item", "")}
             template_id = self.template_ids.get(kind, "")
-            entries.append(new_entry(gift["_id"], member_id, kind, openids.get(member_id, ""), template_id,
-                                     template_id in (join.get("subscribed") or []), values, now))
+            entries.append(new_entry(page["order_id"], member["member_id"], kind,
+                                     openids.get(member["member_id"], ""), template_id,
+                                     template_id in member["subscribed"], values, now))
         return entries
 
     async def for_order(self, order_id: str, status: str | None = None, limit: int = 200) -> dict:
@@ -210,7 +259,9 @@ class Notifications:
             "counts": await store.status_counts(self.db, order_id),
             "opened_record": None if record is None else {
                 "status": record.get("status"), "created_at": clock.iso(record.get("created_at")),
-                "done_at": clock.iso(record.get("done_at"))},
+                "done_at": clock.iso(record.get("done_at")),
+                # Participants whose entries are still to be made, a page of them a record.
+                "pages": await outbox.page_counts(self.db, order_id)},
             "entries": [{
                 "id": e["_id"], "member_id": e["member_id"], "kind": e["kind"], "status": e["status"],
                 "template_id": e.get("template_id", ""), "attempts": e.get("attempts", 0),

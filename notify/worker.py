@@ -127,6 +127,9 @@ class NotificationWorker:
         self.owner = leases.owner_id()
         self.stats = Stats()
         self._limiter = RateLimiter(self.limits.rate)
+        # Entries ahead of the delivery: due ones its last round read, and those made since.
+        self._due_seen = 0
+        self._made_since_read = 0
         interval = self.limits.poll_interval
         self.expansion = Loop("notification expansion", self.expand_once, interval)
         self.delivery = Loop("notification delivery", self.deliver_once, interval)
@@ -146,11 +149,18 @@ class NotificationWorker:
     # Expansion
 
     async def expand_once(self) -> bool:
-        """One round of expansion; True if there was anything to expand."""
+        """One round of expansion; True if there was anything to expand. A drawn gift's
+        participants become entries a page at a time while fewer than two rounds' worth are
+        ahead of the delivery (what its last read found due, and what was made since), and only
+        after a read found less than a round due."""
         direct = await self.records.expand_direct_joins()
         opened = await self.records.expand_opened_gifts()
         messages = await self.records.expand_messages()
-        return bool(direct or opened or messages)
+        # Only once the delivery's last read came back short of a round: then what is due is known.
+        room = 2 * self.limits.batch - self._due_seen - self._made_since_read
+        paged = await self.records.expand_pages(room) if room > 0 and self._due_seen < self.limits.batch else 0
+        self._made_since_read += paged
+        return bool(direct or opened or messages or paged)
 
     # Delivery
 
@@ -162,6 +172,7 @@ class NotificationWorker:
         now = clock.utcnow()
         lapsed = await store.lapsed(self.db, now, self.limits.batch)
         due = await store.due(self.db, now, self.limits.batch)
+        self._due_seen, self._made_since_read = len(due), 0
         taken = [entry for entry in [await self._take_over(e, now) for e in lapsed] if entry]
         if taken:
             await self._attempt_all(taken)

@@ -50,7 +50,8 @@ PATHS = {
         "Support's view of a gift's notifications",
         obj({"order_id": IDENTIFIER, "counts": {"type": "object", "additionalProperties": COUNT},
              "opened_record": nullable(obj({"status": nullable(STRING), "created_at": nullable(TIME),
-                                            "done_at": nullable(TIME)})),
+                                            "done_at": nullable(TIME),
+                                            "pages": {"type": "object", "additionalProperties": COUNT}})),
              "entries": array(obj({
                  "id": STRING, "member_id": STRING, "kind": STRING, "status": {"enum": list(NOTIFICATION_STATUSES)},
                  "template_id": STRING, "attempts": COUNT, "next_attempt_at": nullable(TIME),

@@ -2,7 +2,9 @@
 as the change and consumed by a worker under a lease (pending -> taken -> done). The draw writes
 three per gift: `gift_opened` (the notifications), `record_outcomes` (its own follow-up,
 copying the result onto the join records) and `open_claims` (a claim per item won). A record's id is `{prefix}:{order_id}`, so however
-often a draw is resumed, each record exists once."""
+often a draw is resumed, each record exists once. The `gift_opened` record is expanded into
+`participants` pages, `{prefix}:{order_id}:{page}`, each holding what its members' messages
+need (lottery/notifications.py)."""
 from datetime import datetime, timedelta
 
 from pymongo import ASCENDING
@@ -15,7 +17,8 @@ from lottery.storage.ttl import ensure_ttl
 from lottery.storage.writes import insert_new
 
 # kind -> id prefix
-PREFIXES = {"gift_opened": "opened", "record_outcomes": "outcomes", "open_claims": "claims", "message": "message"}
+PREFIXES = {"gift_opened": "opened", "record_outcomes": "outcomes", "open_claims": "claims", "message": "message",
+            "participants": "participants"}
 
 
 async def ensure_indexes(db: AsyncDatabase, keep: timedelta) -> None:
@@ -41,6 +44,24 @@ def new_message(message: str, key: str, order_id: str, member_id: str, values: d
     return {"_id": f"{PREFIXES['message']}:{message}:{key}", "kind": "message", "message": message, "key": key,
             "order_id": order_id, "member_id": member_id, "values": values, "subscribed": subscribed,
             "status": "pending", "created_at": now, "request_id": logs.REQUEST_ID.get()}
+
+
+def new_page(order_id: str, page: str, members: list[dict], values: dict[str, str], now: datetime,
+             request_id: str | None) -> dict:
+    """A page of a drawn gift's participants to notify: each member's id, the templates they
+    accepted and, for a winner, the item; `values` are the gift's, for every message."""
+    return {"_id": f"{PREFIXES['participants']}:{order_id}:{page}", "kind": "participants", "order_id": order_id,
+            "page": page, "members": members, "values": values, "status": "pending", "created_at": now,
+            "request_id": request_id}
+
+
+async def page_counts(db: AsyncDatabase, order_id: str) -> dict[str, int]:
+    """The gift's participant pages by status (pending, taken, done): a range of ids, which the
+    `_id` index serves."""
+    prefix = f"{PREFIXES['participants']}:{order_id}"
+    cursor = await db.outbox.aggregate([{"$match": {"_id": {"$gt": prefix + ":", "$lt": prefix + ";"}}},
+                                        {"$group": {"_id": "$status", "count": {"$sum": 1}}}])
+    return {row["_id"]: row["count"] async for row in cursor}
 
 
 async def add(db: AsyncDatabase, records: list[dict]) -> None:

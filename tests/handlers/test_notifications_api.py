@@ -10,11 +10,14 @@ from tests.notify.support import TEMPLATE_IDS, open_gift, timed_gift
 async def test_support_sees_every_entry_of_a_gift(api, db):
     order_id, subscribers = await timed_gift(db, joiners=4, items=1, subscribed_every=2)
     await open_gift(db, order_id)
-    assert await Notifications(db, TEMPLATE_IDS).expand_opened_gifts() == 1
+    notifications = Notifications(db, TEMPLATE_IDS)
+    assert await notifications.expand_opened_gifts() == 1
+    assert await notifications.expand_pages() == 4
     status, answer = await api.request("GET", f"/api/admin/notifications?order_id={order_id}", token=ADMIN_TOKEN)
     assert status == 200
     assert answer["counts"] == {"pending": 2, "sending": 0, "sent": 0, "not_subscribed": 3, "failed": 0}
     assert answer["opened_record"]["status"] == "done" and len(answer["entries"]) == 5
+    assert answer["opened_record"]["pages"] == {"done": 2}  # the winner's page and the others'
     entry = next(e for e in answer["entries"] if e["status"] == "pending")
     assert set(entry) >= {"id", "member_id", "kind", "status", "attempts", "next_attempt_at", "last_error"}
     assert "touser" not in entry and "values" not in entry  # no openids in support's view

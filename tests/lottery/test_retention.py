@@ -33,7 +33,9 @@ async def test_final_entries_and_done_records_expire_and_a_new_period_applies_in
 async def test_entries_carry_the_date_retention_counts_from_once_final_and_not_before(db):
     order_id, subscribers = await timed_gift(db, joiners=4, items=1, subscribed_every=2)
     await open_gift(db, order_id)
-    await Notifications(db, TEMPLATE_IDS).expand_opened_gifts()
+    notifications = Notifications(db, TEMPLATE_IDS)
+    await notifications.expand_opened_gifts()
+    await notifications.expand_pages()
     entries = await db.notifications.find({"order_id": order_id}).to_list()
     assert {e["status"] for e in entries} == {"pending", "not_subscribed"}
     for entry in entries:

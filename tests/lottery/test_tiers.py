@@ -106,6 +106,8 @@ async def test_the_winners_message_names_the_tier_won(gifts, db, drawer):
         await gifts.join(gift["_id"], await gifts.accounts.ensure_member(f"o_msg{i}"), subscribed=["tpl_won"])
     await make_due(db, gift["_id"])
     await drawer().open([gift["_id"]])
-    assert await Notifications(db, {"gift_won": "tpl_won"}).expand_opened_gifts() == 1
+    notifications = Notifications(db, {"gift_won": "tpl_won"})
+    assert await notifications.expand_opened_gifts() == 1
+    await notifications.expand_pages()
     won = await db.notifications.find({"order_id": gift["_id"], "kind": "gift_won"}).to_list()
     assert sorted(entry["values"]["item"] for entry in won) == ["一等奖：空气净化器", "二等奖：保温杯"]

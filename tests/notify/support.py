@@ -7,6 +7,7 @@ from lottery.draw import Draws
 from tests import beacons
 from lottery.gifts import Gifts
 from lottery.storage import notifications as store
+from lottery.storage import outbox
 from tests.gifts import make_due, spec
 from tests.waiting import until
 
@@ -54,10 +55,13 @@ async def open_gift(db, order_id: str) -> None:
 
 
 async def settled(db, order_id: str, timeout: float = 60.0) -> dict[str, int]:
-    """Wait until the gift's record is expanded and no entry is pending or sending."""
+    """Wait until the gift's record and its participant pages are expanded and no entry is
+    pending or sending."""
     async def counts_when_settled() -> dict[str, int] | None:
         record = await db.outbox.find_one({"_id": f"opened:{order_id}"})
+        pages = await outbox.page_counts(db, order_id)
         counts = await store.status_counts(db, order_id)
-        done = record and record["status"] == "done" and counts["pending"] == 0 and counts["sending"] == 0
+        done = record and record["status"] == "done" and set(pages) <= {"done"} \
+            and counts["pending"] == 0 and counts["sending"] == 0
         return counts if done else None
     return await until(counts_when_settled, timeout=timeout, interval=0.1)

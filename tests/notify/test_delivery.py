@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 
 from lottery import clock
+from lottery import notifications as notifications_module
 from lottery.storage import notifications as store
 from tests.gifts import spec
 from tests.notify.support import open_gift, settled, timed_gift
@@ -36,6 +37,26 @@ async def test_a_500_participant_gift_opened_during_an_outage_reaches_each_subsc
     winner_openids = {m["openid"] async for m in db.members.find({"_id": {"$in": winners}})}
     won = [m["touser"] for m in wechat_fake.delivered if m["template_id"] == "tpl_won"]
     assert len(winners) == 5 and sorted(won) == sorted(winner_openids & set(subscribers))
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_big_gifts_participants_become_entries_only_as_the_delivery_makes_room_and_each_gets_one_message(
+        db, wechat_fake, make_worker, monkeypatch):
+    monkeypatch.setattr(notifications_module, "PAGE_SIZE", 10)
+    order_id, subscribers = await timed_gift(db, joiners=150, items=3)
+    await open_gift(db, order_id)
+    worker = make_worker(rate=60, batch=10)
+    worker.start()
+    ahead = []  # entries made and not yet answered, sampled while the gift drains
+
+    async def drained() -> bool:
+        ahead.append(await db.notifications.count_documents({"status": {"$in": ["pending", "sending"]}}))
+        return len(wechat_fake.delivered) >= 150
+    await until(drained, timeout=60, interval=0.05)
+    await settled(db, order_id)
+    assert Counter(m["touser"] for m in wechat_fake.delivered) == Counter(subscribers)
+    # Never the whole gift at once: about two rounds of 10, and a page or two.
+    assert max(ahead) <= 60 and len(ahead) > 10
 
 
 async def run_until_settled(worker, db, order_id: str) -> dict[str, int]:
