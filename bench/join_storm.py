@@ -86,7 +86,7 @@ class LoadProcess:
         self.child: asyncio.subprocess.Process | None = None
 
     async def start(self) -> "LoadProcess":
-        self.child = await asyncio.create_subprocess_exec(*self.args, stdin=subprocess.PIPE,
+        self.child = await asyncio.create_subprocess_exec(*self.args, limit=1 << 24, stdin=subprocess.PIPE,
                                                           stdout=subprocess.PIPE, cwd=ROOT)
         await self.child.stdout.readline()  # logged in
         return self

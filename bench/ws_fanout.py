@@ -280,8 +280,11 @@ async def run(args: argparse.Namespace) -> dict:
         gc.collect()
         rss_after = rss_bytes()
         if args.memory_profile:  # what stays allocated per connection, by the line that allocated it
-            top = tracemalloc.take_snapshot().statistics("lineno")[:25]
+            lines = tracemalloc.take_snapshot().statistics("lineno")
+            top = lines[:25]
             tracemalloc.stop()
+            print(f"{sum(stat.size for stat in lines) / args.clients:8.0f} B/connection allocated by Python in all",
+                  file=sys.stderr)
             for stat in top:
                 print(f"{stat.size / args.clients:8.0f} B/connection  {stat.traceback}", file=sys.stderr)
         connections, subscriptions = len(hub.connections), hub.subscription_count()

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import pymongo
 from pymongo.errors import PyMongoError
 from tornado import websocket
+from tornado.httputil import HTTPHeaders
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
 
@@ -37,6 +38,16 @@ CLOSE_BAD_KEY = 4401
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_BACKLOG = 4429
 CLOSE_FLOOD = 4420
+
+
+def empty_headers(headers: HTTPHeaders) -> None:
+    """Empty these headers and give back the memory they held: `clear()` removes the names one by
+    one, which leaves each of the dicts inside its full-size table (about 1 KB a connection for
+    the upgrade's two sets), so the dicts are then cleared themselves."""
+    headers.clear()
+    for table in vars(headers).values():
+        if isinstance(table, dict):
+            table.clear()
 
 
 @dataclass
@@ -112,8 +123,8 @@ class RealtimeHandler(CommonHandler, ServiceAccess, websocket.WebSocketHandler):
         # The upgrade's request and response headers are done with: held for the connection's
         # life they were the largest thing it kept (tracemalloc, bench/ws_fanout.py). Emptied in
         # place: Tornado's handshake coroutine, which runs the whole connection, holds them too.
-        self.request.headers.clear()
-        self._headers.clear()
+        empty_headers(self.request.headers)
+        empty_headers(self._headers)
         login_key = self.get_query_argument("login_key", None)
         if login_key:
             await self.authenticate(login_key)

@@ -126,17 +126,28 @@ async def of_members(db: AsyncDatabase, order_id: str, member_ids_: Iterable[str
     Few members: their records by `_id`, in small `$in` lists. Many members, compared with the
     gift's joins: all of the gift's joins through the (order_id, member_id) index, one pass."""
     wanted = set(member_ids_)
-    projection = {"_id": 0, "member_id": 1, "joined_at": 1, "outcome": 1, "item_index": 1, "sequence": 1, "receipt": 1}
+    projection = {"_id": 0, "member_id": 1, **dict.fromkeys(VIEW_FIELDS, 1)}
     found: dict[str, dict] = {}
     if joined_count <= SCAN_FACTOR * len(wanted):
         async for join in db.joins.find({"order_id": order_id}, projection):
             if join["member_id"] in wanted:
-                found[join.pop("member_id")] = join
+                found[join["member_id"]] = held(join)
         return found
     for ids in in_slices(join_id(order_id, m) for m in wanted):
         async for join in db.joins.find({"_id": {"$in": ids}}, projection):
-            found[join.pop("member_id")] = join
+            found[join["member_id"]] = held(join)
     return found
+
+
+# What a member's view of a gift reads from their join (lottery/gifts.py, member_view).
+VIEW_FIELDS = ("joined_at", "outcome", "item_index", "sequence", "receipt")
+
+
+def held(join: dict) -> dict:
+    """A join as the hub holds one per watcher: the fields a member's view reads, the unset ones
+    left out, and the names shared (a decoded record carries its own copy of each name: at
+    10,000 watchers, half a kilobyte a watcher)."""
+    return {name: join[name] for name in VIEW_FIELDS if join.get(name) is not None}
 
 
 async def direct_recipients(db: AsyncDatabase, order_id: str, limit: int) -> list[dict]:

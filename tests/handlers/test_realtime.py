@@ -3,6 +3,7 @@ drop, come back late, or sit behind another process; bad input never breaks a co
 import asyncio
 import logging
 import random
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -434,6 +435,20 @@ async def test_a_client_whose_backlog_passes_the_cap_is_cut_and_comes_back(api, 
         assert (await again.next("snapshot"))["order_id"] == order_id
     finally:
         again.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_open_socket_gives_back_the_memory_of_its_upgrade_headers_and_still_answers(api, base_url, hub):
+    key = await api.login("headers")
+    client = await WsClient.connect(base_url, key, headers={f"X-Filler-{i}": "x" * 40 for i in range(12)})
+    client.send({"type": "ping"})
+    assert (await client.next())["type"] == "pong"
+    [handler] = list(hub.connections)
+    empty = sys.getsizeof({})
+    for headers in (handler.request.headers, handler._headers):  # the request's and the answer's
+        assert len(headers) == 0
+        assert [sys.getsizeof(table) for table in vars(headers).values() if isinstance(table, dict)] == [empty] * 2
+    client.close()
 
 
 @pytest.mark.gen_test(timeout=30)
