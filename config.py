@@ -126,6 +126,8 @@ class Config:
     notify_concurrency: int = setting(4, "subscribe-message requests in flight at once, per process")
     notify_lease_seconds: float = setting(60.0, "how long a notification stays claimed by a process that stopped "
                                                 "answering")
+    notify_page_size: int = setting(500, "an opened gift's participants queued per page; one process sends a page "
+                                         "(smaller pages share a big gift among more processes)")
     notify_max_attempts: int = setting(25, "attempts before a notification is failed")
     notify_backoff_seconds: float = setting(2.0, "wait before a failed notification's second attempt; doubles "
                                                  "each time, with jitter, up to 10 min")
@@ -242,6 +244,8 @@ class Config:
             raise ConfigError("--content_unreachable must be accept or refuse")
         if not 0 <= self.risk_rank_refuse_at <= 4:
             raise ConfigError("--risk_rank_refuse_at must be a risk rank from 0 to 4")
+        if not 10 <= self.notify_page_size <= 5000:
+            raise ConfigError("--notify_page_size must be from 10 to 5000")
         if self.max_unpaid_orders < 1 or self.max_unpaid_units < 1:
             raise ConfigError("--max_unpaid_orders and --max_unpaid_units must be at least 1")
         try:

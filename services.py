@@ -135,7 +135,7 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
     limits = Limits(rate=config.notify_rate, concurrency=config.notify_concurrency,
                     lease=timedelta(seconds=config.notify_lease_seconds),
                     max_attempts=config.notify_max_attempts, backoff_base=config.notify_backoff_seconds)
-    notifications = Notifications(db, templates.template_ids(), lease=limits.lease)
+    notifications = Notifications(db, templates.template_ids(), lease=limits.lease, page_size=config.notify_page_size)
     if hub is None and config.web_role:
         hub = LiveHub(db, force_polling=config.realtime_polling, poll_interval=config.realtime_poll_seconds,
                       read_timeout=config.request_timeout)

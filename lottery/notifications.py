@@ -5,12 +5,13 @@ Two sources feed the outbox (`notifications`):
   one `gift_received` message for the joiner;
 - the draw's `gift_opened` record becomes one message per participant (`gift_won` or
   `gift_lost`) and a `gift_summary` for the sender. The participants' messages are queued as
-  pages of about PAGE_SIZE (outbox `participants` records: the winners' pages first, the others
-  by a hash of the member id), written in one step however large the gift; each page becomes
-  its entries when the delivery has room for them (notify/worker.py), so the outbox holds the
-  messages about to be sent rather than a gift's hundred thousand at once (on the embedded
-  engine the due-entry query costs as many entries as are pending), and pages are shared by
-  however many worker processes run.
+  pages (`page_size` members, outbox `participants` records: the winners' pages first, the others
+  by a hash of the member id), written in one step however large the gift; the delivery takes a
+  page when it has nothing due and makes its entries already claimed for itself, then sends them
+  (notify/worker.py). So the outbox holds the messages being sent rather than a gift's hundred
+  thousand at once (on the embedded engine the due-entry query costs as many entries as are
+  pending), a page's messages cost no claim of their own, and pages are shared by however many
+  worker processes run.
 
 Each entry's id is (gift, member, kind), so expanding a record or a page twice (a retry, a
 second process, a takeover after a crash) adds nothing; a page's id and members depend only on
@@ -34,7 +35,9 @@ from lottery.validate import check_identifier
 
 log = logging.getLogger(__name__)
 
+# Participants a page (the default of --notify_page_size), and joins read a batch.
 PAGE_SIZE = 500
+READ_BATCH = 500
 # Messages that may come more than once per gift and member: their entries carry the record's key
 # (a refund's number). The others keep one entry per gift, member and kind.
 MESSAGE_KEYS = {"gift_refunded": True}
@@ -71,7 +74,7 @@ def gift_values(gift: dict) -> dict[str, str]:
             "opened_at": clock.shanghai_text(opened_at)[:16] if opened_at else ""}
 
 
-def participant_pages(gift: dict, participants: list[dict]) -> dict[str, list[dict]]:
+def participant_pages(gift: dict, participants: list[dict], size: int = PAGE_SIZE) -> dict[str, list[dict]]:
     """page name -> its members, for these joins of a drawn gift: the winners first (`w` pages,
     in the items' order), then the others in `p` pages by a hash of the member id, as many as the
     draw's frozen count needs. The pages depend only on the gift and who joined, never on the
@@ -81,13 +84,13 @@ def participant_pages(gift: dict, participants: list[dict]) -> dict[str, list[di
     won = sorted((j for j in participants if j["member_id"] in winners), key=lambda j: winners[j["member_id"]])
     others = sorted((j for j in participants if j["member_id"] not in winners), key=lambda j: j["member_id"])
     expected = (gift.get("draw") or {}).get("participant_count", len(participants)) - len(winners)
-    buckets = max(1, -(-expected // PAGE_SIZE))
+    buckets = max(1, -(-expected // size))
     pages: dict[str, list[dict]] = {}
-    for start in range(0, len(won), PAGE_SIZE):
-        pages[f"w{start // PAGE_SIZE:04d}"] = [
+    for start in range(0, len(won), size):
+        pages[f"w{start // size:04d}"] = [
             {"member_id": j["member_id"], "subscribed": j.get("subscribed") or [],
              "item": prize_name(items[winners[j["member_id"]]]) if winners[j["member_id"]] < len(items) else ""}
-            for j in won[start:start + PAGE_SIZE]]
+            for j in won[start:start + size]]
     for join in others:
         digest = hashlib.blake2b(join["member_id"].encode(), digest_size=8).digest()
         page = pages.setdefault(f"p{int.from_bytes(digest, 'big') % buckets:04d}", [])
@@ -99,10 +102,11 @@ class Notifications:
     """Expands durable records into outbox entries, and reports an order's entries."""
 
     def __init__(self, db: AsyncDatabase, template_ids: dict[str, str] | None = None,
-                 lease: timedelta = timedelta(seconds=60)) -> None:
+                 lease: timedelta = timedelta(seconds=60), page_size: int = PAGE_SIZE) -> None:
         self.db = db
         self.template_ids = template_ids or {}
         self.lease = lease
+        self.page_size = page_size
         self.owner = leases.owner_id()
 
     async def expand_direct_joins(self, limit: int = 500) -> int:
@@ -188,7 +192,7 @@ class Notifications:
         order_id = gift["_id"]
         base = gift_values(gift)
         items = gift.get("items") or []
-        pages = participant_pages(gift, [j async for j in self._joins(order_id)])
+        pages = participant_pages(gift, [j async for j in self._joins(order_id)], self.page_size)
         if not await outbox.renew(self.db, record["_id"], self.owner, clock.utcnow() + self.lease):
             log.warning("gift %s: lost the outbox lease while expanding; another process finishes", order_id)
             return None
@@ -210,25 +214,33 @@ class Notifications:
         return count
 
     async def _joins(self, order_id: str):
-        async with aclosing(joins.in_batches(self.db, order_id, PAGE_SIZE)) as batches:
+        async with aclosing(joins.in_batches(self.db, order_id, READ_BATCH)) as batches:
             async for batch in batches:
                 for join in batch:
                     yield join
 
-    async def expand_pages(self, room: int = 100_000) -> int:
+    async def expand_pages(self, room: int = 100_000, claim_for: tuple[str, datetime] | None = None) -> list[dict]:
         """Entries for the participants of pages nobody holds, a page at a time while fewer than
-        `room` entries were made. Returns how many entries were made."""
-        made = 0
-        for record in await outbox.free(self.db, "participants", clock.utcnow(), max(1, -(-room // PAGE_SIZE))):
-            if made >= room:
+        `room` were made; returns the entries this call made. With `claim_for` (an owner and a
+        lease's end), the ones to send are made claimed for that owner, this attempt counted,
+        so the caller sends them at once (notify/worker.py): an entry is inserted once however
+        many processes expand its page, so whoever inserted it holds it."""
+        made: list[dict] = []
+        for record in await outbox.free(self.db, "participants", clock.utcnow(), max(1, -(-room // self.page_size))):
+            if len(made) >= room:
                 break
             now = clock.utcnow()
             if not await outbox.take(self.db, record, self.owner, now + self.lease):
                 continue
             with logs.bound(record.get("request_id")):  # the request that opened the gift
-                await store.insert(self.db, await self._participant_entries(record))
-                if await outbox.finish(self.db, record["_id"], self.owner, clock.utcnow(), {}):
-                    made += len(record["members"])
+                entries = await self._participant_entries(record)
+                if claim_for is not None:
+                    owner, until = claim_for
+                    for entry in entries:
+                        if entry["status"] == "pending":
+                            entry.update(status="sending", lease_owner=owner, lease_until=until, attempts=1)
+                made += await store.insert(self.db, entries)
+                await outbox.finish(self.db, record["_id"], self.owner, clock.utcnow(), {})
         return made
 
     async def _participant_entries(self, page: dict) -> list[dict]:

@@ -2,7 +2,10 @@
 
 Runs in the scheduler role (any number of processes may run it). Each entry is claimed just
 before its request, by one conditional update with a lease, so two processes never send the same
-entry, and an entry held by a process that died is taken over once its lease lapses. Requests
+entry, and an entry held by a process that died is taken over once its lease lapses. A drawn
+gift's participants are sent a page at a time when nothing else is due: the page's entries are
+inserted already claimed for this process (an id is inserted once, so whoever inserted it holds
+it; lottery/notifications.py), then sent like any claimed slice. Requests
 go out through Tornado's AsyncHTTPClient on the event loop (no threads), paced by a per-process
 rate limit and at most `concurrency` at a time.
 
@@ -127,9 +130,6 @@ class NotificationWorker:
         self.owner = leases.owner_id()
         self.stats = Stats()
         self._limiter = RateLimiter(self.limits.rate)
-        # Entries ahead of the delivery: due ones its last round read, and those made since.
-        self._due_seen = 0
-        self._made_since_read = 0
         interval = self.limits.poll_interval
         self.expansion = Loop("notification expansion", self.expand_once, interval)
         self.delivery = Loop("notification delivery", self.deliver_once, interval)
@@ -149,18 +149,12 @@ class NotificationWorker:
     # Expansion
 
     async def expand_once(self) -> bool:
-        """One round of expansion; True if there was anything to expand. A drawn gift's
-        participants become entries a page at a time while fewer than two rounds' worth are
-        ahead of the delivery (what its last read found due, and what was made since), and only
-        after a read found less than a round due."""
+        """One round of expansion; True if there was anything to expand. (A drawn gift's
+        participant pages are the delivery's: it makes their entries as it sends them.)"""
         direct = await self.records.expand_direct_joins()
         opened = await self.records.expand_opened_gifts()
         messages = await self.records.expand_messages()
-        # Only once the delivery's last read came back short of a round: then what is due is known.
-        room = 2 * self.limits.batch - self._due_seen - self._made_since_read
-        paged = await self.records.expand_pages(room) if room > 0 and self._due_seen < self.limits.batch else 0
-        self._made_since_read += paged
-        return bool(direct or opened or messages or paged)
+        return bool(direct or opened or messages)
 
     # Delivery
 
@@ -172,7 +166,6 @@ class NotificationWorker:
         now = clock.utcnow()
         lapsed = await store.lapsed(self.db, now, self.limits.batch)
         due = await store.due(self.db, now, self.limits.batch)
-        self._due_seen, self._made_since_read = len(due), 0
         taken = [entry for entry in [await self._take_over(e, now) for e in lapsed] if entry]
         if taken:
             await self._attempt_all(taken)
@@ -186,7 +179,26 @@ class NotificationWorker:
             claimed = await store.claim_due(self.db, [e["_id"] for e in due[start:start + store.CLAIM_SLICE]],
                                             self.owner, now, now + self.limits.lease)
             await self._attempt_all(claimed)
-        return len(lapsed) + len(due)
+        paged = await self._deliver_pages(round_ends) if len(due) < self.limits.batch else 0
+        return len(lapsed) + len(due) + paged
+
+    async def _deliver_pages(self, round_ends: float) -> int:
+        """With nothing else due: drawn gifts' participants, a page at a time, their entries made
+        already claimed for this process and sent a slice at a time. Their lease covers the
+        page's wait behind the rate limit. Returns how many entries were made."""
+        made = 0
+        loop = asyncio.get_running_loop()
+        while not self.delivery.stopping and loop.time() <= round_ends:
+            slack = 1.5 * self.records.page_size / self.limits.rate if self.limits.rate > 0 else 0.0
+            until = clock.utcnow() + self.limits.lease + timedelta(seconds=slack)
+            entries = await self.records.expand_pages(room=1, claim_for=(self.owner, until))
+            if not entries:
+                break
+            made += len(entries)
+            claimed = [entry for entry in entries if entry["status"] == "sending"]
+            for start in range(0, len(claimed), store.CLAIM_SLICE):
+                await self._attempt_all(claimed[start:start + store.CLAIM_SLICE])
+        return made
 
     async def _take_over(self, entry: dict, now: datetime) -> dict | None:
         """The lapsed entry, claimed as this process's attempt; None if another got it first."""

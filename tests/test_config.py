@@ -51,6 +51,7 @@ def test_a_bare_flag_is_on():
     ([], {"DEV": "maybe"}, "environment variable DEV: not a valid bool"),
     (["--role", "both"], {}, "--role must be all, web or scheduler"),
     (["--log_format", "xml"], {}, "--log_format must be text or json"),
+    (["--notify_page_size", "5"], {}, "--notify_page_size must be from 10 to 5000"),
     (["--image_hosts", "https://x.example"], {}, "--image_hosts: not a host name"),
     (["--dev", "--address", "0.0.0.0"], {}, "--dev/--demo refused: --address 0.0.0.0 is not a loopback address"),
     (["--dev"], {"MONGODB_URI": "mongodb://db.example:27017"}, "--dev/--demo refused: MONGODB_URI is not a local"),

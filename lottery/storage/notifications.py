@@ -43,9 +43,10 @@ def entry_id(order_id: str, member_id: str, kind: str, key: str | None = None) -
     return f"{order_id}:{member_id}:{kind}" + (f":{key}" if key else "")
 
 
-async def insert(db: AsyncDatabase, entries: list[dict]) -> int:
-    """Insert the entries not yet present; returns how many were new."""
-    return len(entries) - len(await insert_new(db.notifications, entries))
+async def insert(db: AsyncDatabase, entries: list[dict]) -> list[dict]:
+    """Insert the entries not yet present; returns those that were new."""
+    existed = set(await insert_new(db.notifications, entries))
+    return [entry for i, entry in enumerate(entries) if i not in existed]
 
 
 async def due(db: AsyncDatabase, now: datetime, limit: int) -> list[dict]:

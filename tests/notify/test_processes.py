@@ -12,8 +12,8 @@ WORKER_ARGS = ("--role=scheduler", "--sweep_seconds=0.2", "--notify_lease_second
                "--notify_concurrency=4", "--notify_rate=500", "--notify_backoff_seconds=0.2")
 
 
-def worker_process(engine_uri: str, db_name: str, wechat_url: str) -> ServerProcess:
-    process = ServerProcess(uri_with_db(engine_uri, db_name), wechat_url, *WORKER_ARGS)
+def worker_process(engine_uri: str, db_name: str, wechat_url: str, *args: str) -> ServerProcess:
+    process = ServerProcess(uri_with_db(engine_uri, db_name), wechat_url, *WORKER_ARGS, *args)
     process.env["NOTIFY_TEMPLATES"] = CONFIG_JSON
     return process
 
@@ -53,7 +53,9 @@ async def test_a_worker_killed_mid_batch_and_restarted_still_sends_each_message_
 async def test_two_worker_processes_share_the_outbox_and_send_each_message_once(
         db, db_name, engine_uri, wechat_fake):
     wechat_fake.send_delay = 0.01
-    processes = [worker_process(engine_uri, db_name, wechat_fake.url).start() for _ in range(2)]
+    # Pages of 40: the gift's 160 participants are five pages for the two processes to share.
+    processes = [worker_process(engine_uri, db_name, wechat_fake.url, "--notify_page_size=40").start()
+                 for _ in range(2)]
     try:
         order_id, subscribers = await timed_gift(db, joiners=160, items=3)
         counts = await settled(db, order_id)
