@@ -125,6 +125,9 @@ class RealtimeHandler(CommonHandler, ServiceAccess, websocket.WebSocketHandler):
         # place: Tornado's handshake coroutine, which runs the whole connection, holds them too.
         empty_headers(self.request.headers)
         empty_headers(self._headers)
+        # Templates are never rendered here: let the UI namespaces go now rather than at the
+        # close, as Tornado does for a websocket (they hold closures over the handler).
+        self.ui = None
         login_key = self.get_query_argument("login_key", None)
         if login_key:
             await self.authenticate(login_key)

@@ -448,6 +448,7 @@ async def test_an_open_socket_gives_back_the_memory_of_its_upgrade_headers_and_s
     for headers in (handler.request.headers, handler._headers):  # the request's and the answer's
         assert len(headers) == 0
         assert [sys.getsizeof(table) for table in vars(headers).values() if isinstance(table, dict)] == [empty] * 2
+    assert handler.ui is None  # nor the template namespaces a websocket never renders with
     client.close()
 
 
