@@ -12,19 +12,20 @@ so each admitted member's position is known without a read: a direct gift's item
 gift's join sequence number (its receipt is signed before the record is written, and the
 record holds both). Timed gifts only count; their records take numbers from the gift's counter
 once they exist (storage/sequences.py), so a duplicate never takes one."""
+import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Hashable, NamedTuple
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, fairness, metrics
 from lottery.errors import (AlreadyJoined, GiftClosed, GiftFull, GiftNotFound, GiftOpened, LotteryError,
-                            NoItemsLeft, OwnGift)
+                            JoinOutcomeUnknown, NoItemsLeft, OwnGift)
 from lottery.group_commit import GroupCommit
 from lottery.receipts import ReceiptKey
 from lottery.storage import gifts as store
-from lottery.storage import joins, sequences
+from lottery.storage import joins, proofs, sequences
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,11 @@ MAX_BATCH = 16
 MAX_CLAIMS = 50
 # A full gift's joiner who saw this many seats or fewer left tells the draw to look.
 NUDGE_SEATS = 16
+# A timed join recorded this long after its count may have missed the draw (which waits two
+# seconds for records in flight, lottery/draw.py): it looks whether the frozen list has it, and
+# waits at most FREEZE_WAIT for that list.
+LATE_RECORD = timedelta(seconds=1)
+FREEZE_WAIT = 10.0
 
 
 class Joiner(NamedTuple):
@@ -221,8 +227,37 @@ class Admission:
             outcomes.update((m, AlreadyJoined()) for m in existed)
         fresh = [j.member_id for j in pending if j.member_id not in existed]
         receipts = await self._number(gift, fresh)
+        if clock.utcnow() - now >= LATE_RECORD:
+            left_out = await self._left_out(order_id, fresh)
+            outcomes.update((m, GiftOpened()) for m in left_out)
+            fresh = [m for m in fresh if m not in left_out]
         outcomes.update((m, Admitted(gift, None, receipts.get(m))) for m in fresh)
         return outcomes
+
+    async def _left_out(self, order_id: str, member_ids: list[str]) -> set[str]:
+        """Of these members, counted and then recorded late, those the gift's draw froze its list
+        without (it took the gift meanwhile and waits only so long for records in flight): their
+        records and counts are taken back, and they are told the gift opened. Until the draw has
+        frozen its list nobody can tell, so this waits for it (or for the gift to stay open)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FREEZE_WAIT
+        while True:
+            gift = await store.get(self.db, order_id)
+            if gift is None or gift["status"] == "open":
+                return set()
+            if gift.get("freeze") or gift["status"] == "finished":
+                break
+            if loop.time() >= deadline:
+                raise JoinOutcomeUnknown()
+            await asyncio.sleep(0.05)
+        names = {fairness.pseudonym(order_id, m): m for m in member_ids}
+        listed = await proofs.listed(self.db, order_id, list(names))
+        left_out = {m for p, m in names.items() if p not in listed}
+        if left_out:
+            log.warning("gift %s: %d join(s) recorded after the draw froze its list; taken back", order_id, len(left_out))
+            await joins.remove(self.db, order_id, list(left_out))
+            await store.release_timed_seats(self.db, order_id, len(left_out))
+        return left_out
 
     async def _number(self, gift: dict, member_ids: list[str]) -> dict[str, dict | None]:
         """Sequence numbers and signed receipts for these just-written records, taken together.

@@ -86,6 +86,11 @@ async def insert_many(db: AsyncDatabase, records: list[dict]) -> list[int]:
     return await insert_new(db.joins, records)
 
 
+async def remove(db: AsyncDatabase, order_id: str, member_ids: list[str]) -> None:
+    """Take back these members' records (joins a draw's frozen list left out, lottery/admission.py)."""
+    await db.joins.delete_many({"_id": {"$in": [join_id(order_id, m) for m in member_ids]}})
+
+
 async def get(db: AsyncDatabase, order_id: str, member_id: str) -> dict | None:
     return await db.joins.find_one({"_id": join_id(order_id, member_id)})
 

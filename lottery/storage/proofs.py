@@ -10,6 +10,11 @@ async def get(db: AsyncDatabase, order_id: str) -> dict | None:
     return await db.proofs.find_one({"_id": order_id})
 
 
+async def listed(db: AsyncDatabase, order_id: str, pseudonyms: list[str]) -> set[str]:
+    """Which of these participants the gift's frozen list holds (one small read each)."""
+    return {p for p in pseudonyms if await db.proofs.count_documents({"_id": order_id, "participants": p}, limit=1)}
+
+
 async def save(db: AsyncDatabase, proofs: list[dict]) -> dict[str, dict]:
     """Store each frozen proof once; a resumed draw gets the one stored first. By order id."""
     saved = {p["_id"]: p for p in proofs}

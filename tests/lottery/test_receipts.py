@@ -1,11 +1,14 @@
 """Join sequence numbers when a process dies mid-join: a join record left without its number,
 or with its number taken and never written, is numbered by the draw so the list stays 1..P and
 every receipt already handed out keeps its number."""
+import asyncio
 import logging
+from datetime import timedelta
 
 import pytest
 
-from lottery import clock, fairness, receipts
+from lottery import admission, clock, fairness, receipts
+from lottery.errors import GiftOpened
 from lottery.storage import joins, writes
 from lottery.storage.connection import client_for, ensure_indexes
 from tests.gifts import make_due, make_gift
@@ -36,6 +39,59 @@ async def test_the_draw_numbers_a_join_that_lost_its_number_into_the_gap(db, gif
              "signature": j["receipt"]} async for j in db.joins.find({"order_id": order_id})]
     assert fairness.receipt_problems(proof, held, draws.receipt_key.public_hex()) == []
     assert await db.join_sequences.count_documents({"_id": order_id}) == 0  # the finished gift's counter is gone
+
+
+async def stalled_join(db, gifts, monkeypatch) -> tuple[str, str, asyncio.Event, asyncio.Future]:
+    """A timed gift with two joins and a third counted whose record waits for the event (a
+    process stalled between its two writes), the gift due. Returns the order id, the third
+    member, the event and the third join."""
+    order_id = (await make_gift(gifts, "timed", joiners=2, items=1))["_id"]
+    late = await gifts.accounts.ensure_member("o_late")
+    counted, go = asyncio.Event(), asyncio.Event()
+    insert_many = joins.insert_many
+
+    async def slow_insert(db_, records):
+        if any(record["member_id"] == late for record in records):
+            counted.set()
+            await go.wait()
+        return await insert_many(db_, records)
+    monkeypatch.setattr(joins, "insert_many", slow_insert)
+    monkeypatch.setattr(admission, "LATE_RECORD", timedelta(0))  # every join looks
+    joining = asyncio.ensure_future(gifts.join(order_id, late))
+    await counted.wait()
+    await make_due(db, order_id)
+    return order_id, late, go, joining
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_timed_join_recorded_after_the_draw_froze_its_list_is_told_the_gift_opened_and_taken_back(
+        db, gifts, drawer, monkeypatch):
+    order_id, late, go, joining = await stalled_join(db, gifts, monkeypatch)
+    draws = drawer(settle_timeout=0.2)  # it waits that long for the record, then draws without it
+    assert await draws.open([order_id])
+    go.set()
+    with pytest.raises(GiftOpened):
+        await joining
+    proof = await draws.proof(order_id)
+    assert fairness.verify(proof, draws.beacon.chain) == [] and len(proof["participants"]) == 2
+    assert fairness.pseudonym(order_id, late) not in proof["participants"]
+    assert await db.joins.count_documents({"order_id": order_id, "member_id": late}) == 0
+    assert (await db.gifts.find_one({"_id": order_id}))["joined_count"] == 2
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_timed_join_recorded_late_but_while_the_draw_still_waited_for_it_is_drawn_and_answered_joined(
+        db, gifts, drawer, monkeypatch):
+    order_id, late, go, joining = await stalled_join(db, gifts, monkeypatch)
+    draws = drawer(settle_timeout=10)
+    opening = asyncio.ensure_future(draws.open([order_id]))
+    await asyncio.sleep(0.3)  # the draw has taken the gift and waits for the third record
+    go.set()
+    await joining  # joined
+    assert await opening
+    proof = await draws.proof(order_id)
+    assert fairness.pseudonym(order_id, late) in proof["participants"] and len(proof["participants"]) == 3
+    assert await db.joins.count_documents({"order_id": order_id, "member_id": late}) == 1
 
 
 @pytest.mark.gen_test
