@@ -85,7 +85,7 @@ async def drain(db, fake: FakeProcess, entries: int, concurrency: int, rate: flo
         for start in range(0, entries, 1000):
             await db.members.insert_many([{"_id": f"m{i:07d}", "openid": f"o_{run}_{i}"}
                                           for i in range(start, min(start + 1000, entries))])
-        await outbox.add(db, [outbox.new_page(run, f"p{start // PAGE_SIZE:04d}", [
+        await outbox.add(db, [outbox.new_page(run, f"{start // PAGE_SIZE:05d}", [
             {"member_id": f"m{i:07d}", "subscribed": ["tpl_lost"]} for i in range(start, min(start + PAGE_SIZE, entries))],
             values, now, None) for start in range(0, entries, PAGE_SIZE)])
     else:

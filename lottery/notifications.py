@@ -5,8 +5,8 @@ Two sources feed the outbox (`notifications`):
   one `gift_received` message for the joiner;
 - the draw's `gift_opened` record becomes one message per participant (`gift_won` or
   `gift_lost`) and a `gift_summary` for the sender. The participants' messages are queued as
-  pages (`page_size` members, outbox `participants` records: the winners' pages first, the others
-  by a hash of the member id), written in one step however large the gift; the delivery takes a
+  pages (`page_size` members, outbox `participants` records, numbered: the winners' pages first,
+  then the others by a hash of the member id), written in one step however large the gift; the delivery takes a
   page when it has nothing due and makes its entries already claimed for itself, then sends them
   (notify/worker.py). So the outbox holds the messages being sent rather than a gift's hundred
   thousand at once (on the embedded engine the due-entry query costs as many entries as are
@@ -75,27 +75,29 @@ def gift_values(gift: dict) -> dict[str, str]:
 
 
 def participant_pages(gift: dict, participants: list[dict], size: int = PAGE_SIZE) -> dict[str, list[dict]]:
-    """page name -> its members, for these joins of a drawn gift: the winners first (`w` pages,
-    in the items' order), then the others in `p` pages by a hash of the member id, as many as the
-    draw's frozen count needs. The pages depend only on the gift and who joined, never on the
-    order the joins were read in, so writing them again writes the same pages."""
+    """page name -> its members, for these joins of a drawn gift: the winners' pages first, in
+    the items' order, then the others' by a hash of the member id, as many as the draw's frozen
+    count needs; pages are numbered in that order (`00000`, ...). The pages depend only on the
+    gift and who joined, never on the order the joins were read in, so writing them again writes
+    the same pages."""
     winners = drawn_winners(gift)
     items = gift.get("items") or []
     won = sorted((j for j in participants if j["member_id"] in winners), key=lambda j: winners[j["member_id"]])
     others = sorted((j for j in participants if j["member_id"] not in winners), key=lambda j: j["member_id"])
     expected = (gift.get("draw") or {}).get("participant_count", len(participants)) - len(winners)
     buckets = max(1, -(-expected // size))
-    pages: dict[str, list[dict]] = {}
+    won_pages = -(-len(won) // size)
+    pages: dict[int, list[dict]] = {}
     for start in range(0, len(won), size):
-        pages[f"w{start // size:04d}"] = [
+        pages[start // size] = [
             {"member_id": j["member_id"], "subscribed": j.get("subscribed") or [],
              "item": prize_name(items[winners[j["member_id"]]]) if winners[j["member_id"]] < len(items) else ""}
             for j in won[start:start + size]]
     for join in others:
         digest = hashlib.blake2b(join["member_id"].encode(), digest_size=8).digest()
-        page = pages.setdefault(f"p{int.from_bytes(digest, 'big') % buckets:04d}", [])
+        page = pages.setdefault(won_pages + int.from_bytes(digest, "big") % buckets, [])
         page.append({"member_id": join["member_id"], "subscribed": join.get("subscribed") or []})
-    return dict(sorted(pages.items(), key=lambda page: (page[0][0] != "w", page[0])))
+    return {f"{number:05d}": pages[number] for number in sorted(pages)}
 
 
 class Notifications:

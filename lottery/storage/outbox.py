@@ -76,7 +76,9 @@ async def get(db: AsyncDatabase, kind: str, order_id: str) -> dict | None:
 async def free(db: AsyncDatabase, kind: str, now: datetime, limit: int) -> list[dict]:
     """Records of this kind nobody is working on: pending, or taken under a lapsed lease (the
     taken ones are few at any time; the (kind, status) index serves both reads)."""
-    pending = await db.outbox.find({"kind": kind, "status": "pending"}).limit(limit).to_list()
+    # Oldest first, and a gift's participant pages in their order (the winners' first).
+    pending = await db.outbox.find({"kind": kind, "status": "pending"}).sort(
+        [("created_at", ASCENDING), ("_id", ASCENDING)]).limit(limit).to_list()
     taken = await db.outbox.find({"kind": kind, "status": "taken"}).to_list()
     lapsed = [r for r in taken if r.get("lease_until") is None or clock.as_utc(r["lease_until"]) < now]
     return pending + lapsed[:limit]

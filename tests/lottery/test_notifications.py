@@ -49,7 +49,7 @@ async def test_a_gift_read_in_several_batches_gives_each_participant_one_entry(d
     # Queued as pages: the two winners' first, the six others' in two pages by their hash.
     gift = await db.gifts.find_one({"_id": order_id})
     pages = await pages_of(db, order_id)
-    assert pages["w0000"] == gift["draw"]["winners"] and set(pages) == {"w0000", "p0000", "p0001"}
+    assert pages["00000"] == gift["draw"]["winners"] and set(pages) == {"00000", "00001", "00002"}
     assert await db.notifications.count_documents({"kind": {"$in": ["gift_won", "gift_lost"]}}) == 0
     assert len(await notifications.expand_pages(room=1)) == 2  # at least one page, then no room
     assert len(await notifications.expand_pages()) == 6
@@ -71,7 +71,7 @@ async def test_a_takeover_writes_the_pages_the_first_expansion_wrote_whatever_or
     first = await pages_of(db, order_id)
     assert sorted(sum(first.values(), [])) == sorted(await db.joins.distinct("member_id", {"order_id": order_id}))
     # A process that died after writing some pages: its takeover reads the joins in another order.
-    await db.outbox.delete_many({"kind": "participants", "_id": {"$gt": f"participants:{order_id}:p0001"}})
+    await db.outbox.delete_many({"kind": "participants", "_id": {"$gt": f"participants:{order_id}:00002"}})
     await db.outbox.update_one({"_id": f"opened:{order_id}"}, {"$set": {"status": "pending"}})
     in_batches = notifications_module.joins.in_batches
 

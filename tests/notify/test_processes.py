@@ -52,9 +52,10 @@ async def test_a_worker_killed_mid_batch_and_restarted_still_sends_each_message_
 @pytest.mark.gen_test(timeout=90)
 async def test_two_worker_processes_share_the_outbox_and_send_each_message_once(
         db, db_name, engine_uri, wechat_fake):
-    wechat_fake.send_delay = 0.01
-    # Pages of 40: the gift's 160 participants are five pages for the two processes to share.
-    processes = [worker_process(engine_uri, db_name, wechat_fake.url, "--notify_page_size=40").start()
+    wechat_fake.send_delay = 0.03
+    # Pages of 10: the gift's 160 participants are 17 pages for the two processes to share, each
+    # long enough (10 sends of 30 ms, 4 at a time) for the other process's next look.
+    processes = [worker_process(engine_uri, db_name, wechat_fake.url, "--notify_page_size=10").start()
                  for _ in range(2)]
     try:
         order_id, subscribers = await timed_gift(db, joiners=160, items=3)
