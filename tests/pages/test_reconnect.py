@@ -22,8 +22,9 @@ def test_the_waiting_page_survives_a_server_restart(engine_uri, people):
         expect(erin.page.locator("#conn")).to_have_attribute("data-state", "open")
         erin.mark_document()
 
-        # While nothing listens, the browser logs its refused connection attempts.
-        erin.allow_errors(r"ERR_CONNECTION_REFUSED|WebSocket connection to .* failed")
+        # While nothing listens, the browser logs its refused connection attempts (and a load the
+        # kill cut short, reset).
+        erin.allow_errors(r"ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|WebSocket connection to .* failed")
         first.kill()
         conn = erin.page.locator("#conn")
         expect(conn).to_have_attribute("data-state", "reconnecting")
