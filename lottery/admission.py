@@ -37,10 +37,11 @@ MAX_BATCH = 16
 MAX_CLAIMS = 50
 # A full gift's joiner who saw this many seats or fewer left tells the draw to look.
 NUDGE_SEATS = 16
-# A timed join recorded this long after its count may have missed the draw (which waits two
-# seconds for records in flight, lottery/draw.py): it looks whether the frozen list has it, and
-# waits at most FREEZE_WAIT for that list.
-LATE_RECORD = timedelta(seconds=1)
+# How long a draw waits for the records of joins already counted (lottery/draw.py). A timed join
+# recorded half that long or more after its count may have missed it: it looks whether the
+# frozen list has it, and waits at most FREEZE_WAIT for that list.
+SETTLE_SECONDS = 2.0
+LATE_RECORD = timedelta(seconds=SETTLE_SECONDS / 2)
 FREEZE_WAIT = 10.0
 
 

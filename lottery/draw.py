@@ -30,7 +30,7 @@ from lottery.background import Background, Batches
 from lottery.beacon import Beacon
 from lottery.receipts import ReceiptKey
 from lottery.errors import Forbidden, GiftNotFound, GiftOpened, NotOpenable, NotOpenedYet
-from lottery.admission import is_live
+from lottery.admission import SETTLE_SECONDS, is_live
 from lottery.gifts import item_tiers
 from lottery.storage import gifts, joins, leases, outbox, proofs, sequences
 
@@ -62,7 +62,7 @@ class Draws:
     """Opens gifts: on the last seat, when due, at the sender's request, or resuming."""
 
     def __init__(self, db: AsyncDatabase, beacon: Beacon, receipt_key: ReceiptKey, lease: timedelta = timedelta(seconds=30),
-                 settle_timeout: float = 2.0, batch_window: float = 0.02, batch_size: int = 500,
+                 settle_timeout: float = SETTLE_SECONDS, batch_window: float = 0.02, batch_size: int = 500,
                  outcome_delay: float = 2.0, beacon_wait: float = 10.0) -> None:
         self.db = db
         self.beacon = beacon
