@@ -30,6 +30,7 @@ from handlers.pinger import Pinger
 from lottery import devmode, logs
 from lottery.errors import LotteryError
 from lottery.operators import Operators
+from lottery.storage import gifts as gift_store
 from lottery.storage import operators as operator_store
 from lottery.beacon import Beacon
 from lottery.storage.connection import Retention, client_for, database_name, ensure_indexes
@@ -202,6 +203,7 @@ async def serve(config: Config, uri: str, engine: EmbeddedEngine | None = None) 
     db = client[database_name(uri)]
     notifications_kept, outbox_kept = config.retention
     await ensure_indexes(db, Retention(notifications=notifications_kept, outbox=outbox_kept))
+    await gift_store.adopt_claimant_maps(db)  # gifts stored by an earlier version
     wechatpay_fake = payments = None
     if config.development and config.wechatpay() is None:
         wechatpay_fake, payments = local_wechatpay(config.port, config.wechat_appid)

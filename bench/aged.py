@@ -80,8 +80,8 @@ async def build_aged(db, gifts: int, joins_per_gift: int, entries_per_gift: int,
             winners = joiners[:len(items)] if method != "direct" else []
             gift.update(status="finished", opened_at=created + timedelta(hours=1), scheduled=True,
                         joined_count=len(joiners), items_left=0, seats_left=0, version=len(joiners) + 3,
-                        claimants=joiners[:len(items)] if method == "direct" else
-                        joiners if method == "full" else [])
+                        claimants={m: i for i, m in enumerate(joiners[:len(items)] if method == "direct" else
+                                                              joiners if method == "full" else [])})
             if method != "direct":
                 gift["draw"] = {"winners": winners, "returned": [], "participant_count": len(joiners),
                                 "participants_hash": "aged", "algorithm": f"{fairness.ALGORITHM}/v{fairness.VERSION}"}

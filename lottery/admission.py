@@ -7,7 +7,7 @@ them, so a hot gift costs the database about two writes per step instead of seve
 Every admission rule stays in the update's filter, so racing steps in any number of processes
 admit exactly what one-by-one joins would.
 
-Direct and full gifts keep their claimants in order, and the update holds the count it read,
+Direct and full gifts keep each claimant's position, and the update holds the count it read,
 so each admitted member's position is known without a read: a direct gift's item, a full
 gift's join sequence number (its receipt is signed before the record is written, and the
 record holds both). Timed gifts only count; their records take numbers from the gift's counter
@@ -29,8 +29,8 @@ from lottery.storage import joins, proofs, sequences
 
 log = logging.getLogger(__name__)
 
-# Joins of one gift admitted in one step at most: the update's `$nin` over the claimant list
-# grows with both, and sixteen keep a step short on any engine (docs/benchmarks.md).
+# Joins of one gift admitted in one step at most: the update's filter and `$set` name each of
+# them in the claimant map, and sixteen keep a step short on any engine (docs/benchmarks.md).
 MAX_BATCH = 16
 # A step refused because a racing one moved the count first reads again and retries, at most
 # this many times (each retry means other joiners got in).
@@ -159,6 +159,8 @@ class Admission:
             if raced:
                 continue
             pending = await self._answer_refused(gift, pending, now, conditions, outcomes)
+            if pending:  # nothing refused them: the gift may keep an earlier version's list
+                await store.adopt_claimant_list(self.db, gift["_id"])
         outcomes.update((j.member_id, LotteryError("参与失败，请重试")) for j in pending)
         return outcomes
 

@@ -222,7 +222,7 @@ class Draws:
                                    for g in drawn for kind in FOLLOW_UPS])
         summaries = {g["_id"]: self._summary(g, frozen[g["_id"]]["winner_member_ids"], frozen[g["_id"]])
                      for g in drawn}
-        summaries.update({g["_id"]: self._summary(g, list(g["claimants"])) for g in taken if g["method"] == "direct"})
+        summaries.update({g["_id"]: self._summary(g, gifts.claimants(g)) for g in taken if g["method"] == "direct"})
         finished = await self._finish(summaries, {g["_id"]: not_won(g, summaries[g["_id"]]) for g in taken})
         await sequences.forget(self.db, finished)  # no join is numbered after the finish
         methods = {g["_id"]: g for g in taken}
@@ -278,7 +278,7 @@ class Draws:
             then = "drawing among the records" if order_id in timed else "restoring the missing ones"
             log.warning("gift %s: %d join records for %d joins; %s", order_id,
                         len(recorded.get(order_id, ())), expected[order_id], then)
-        participants = {g["_id"]: list(recorded.get(g["_id"], {})) if g["method"] == "timed" else list(g["claimants"])
+        participants = {g["_id"]: list(recorded.get(g["_id"], {})) if g["method"] == "timed" else gifts.claimants(g)
                         for g in taken}
         return participants, {g["_id"]: recorded.get(g["_id"], {}) for g in taken}
 

@@ -305,7 +305,7 @@ def new_gift(spec: GiftSpec, sender_id: str, sender: dict, now: datetime) -> dic
         # have), so the scheduler's index holds only the gifts still waiting for one.
         "due_at": open_at or deadline_at, "scheduled": not (open_at or deadline_at),
         "items_total": len(spec.items), "items_left": len(spec.items),
-        "seats_left": spec.open_number if spec.method == "full" else 0, "claimants": [],
+        "seats_left": spec.open_number if spec.method == "full" else 0, "claimants": {},
         "joined_count": 0, "status": "open", "paid": True, "version": 1,
         "sender_subscribed": list(spec.sender_subscribed),
         "seed": seed, "seed_commitment": commitment,

@@ -4,12 +4,16 @@ and after the draw its result (`draw.winners`). `version` grows on every change.
 
 Joining is one conditional update whose filter holds every admission rule of the gift's method,
 so the check and the write are one atomic step:
-- direct and open-when-full gifts keep their (bounded) `claimants` array in the document, so
-  "not already joined" and "a seat/item is left" are checked together with the claim;
+- direct and open-when-full gifts keep their (bounded) claimants in the document, a map from
+  member id to seat (item) position, so "not already joined" and "a seat/item is left" are
+  checked together with the claim (a map, not a list: a member's absence is one field lookup,
+  where a list's `$nin` compares every member with every claimant, which on the embedded engine
+  cost four times the rest of the update at 2,000 seats, docs/benchmarks.md);
 - timed gifts have no bound, so they count in `joined_count` and rely on the unique `_id`
   of the join record for one join per member (a duplicate gives its count back).
 
 A draw takes a gift `open|ready -> drawing` under a lease and finishes it with its result."""
+import logging
 import secrets
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -21,6 +25,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from lottery import logs
 from lottery.storage.slices import in_slices
 from lottery.storage.writes import set_each
+
+log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # before any due time: "has one"
 # The secret seed and the claimant list stay in the database unless asked for.
@@ -85,8 +91,11 @@ async def claim(db: AsyncDatabase, gift: dict, member_ids: list[str], now: datet
         left = gift[counter]
         if not 0 < count <= left:
             return False
-        rules.update({counter: left, "claimants": {"$nin": member_ids}, "deadline_at": {"$gt": now}})
-        update["$push"] = {"claimants": {"$each": member_ids}}
+        # `$type`: a claim never writes into the list of a gift an earlier version stored
+        rules.update({counter: left, "deadline_at": {"$gt": now}, "claimants": {"$type": "object"}})
+        rules.update({_claimant_field(m): {"$exists": False} for m in member_ids})
+        first = first_position(gift)
+        update["$set"].update({_claimant_field(m): first + i for i, m in enumerate(member_ids)})
         update["$inc"][counter] = -count
         if count == left:  # the last ones
             if gift["method"] == "direct":
@@ -97,6 +106,51 @@ async def claim(db: AsyncDatabase, gift: dict, member_ids: list[str], now: datet
         rules.update(open_at={"$gt": now})
     result = await db.gifts.update_one(rules, update)
     return result.modified_count == 1
+
+
+def _claimant_field(member_id: str) -> str:
+    """The path of a member's entry in a gift's claimant map. Member ids are the server's own
+    (accounts.member_id_for); anything that could be read as a path or operator is refused."""
+    if not member_id or "." in member_id or member_id.startswith("$"):
+        raise ValueError(f"not a member id: {member_id!r}")
+    return f"claimants.{member_id}"
+
+
+def claimants(gift: dict) -> list[str]:
+    """A direct or full gift's claimants (as read with the claimant map) in seat order."""
+    seats = gift["claimants"]
+    if isinstance(seats, list):  # stored by an earlier version (adopt_claimant_list)
+        return list(seats)
+    return sorted(seats, key=seats.__getitem__)
+
+
+# A claimant list in seat order made the map of its positions, in one atomic update.
+_LIST_TO_MAP = [{"$set": {"claimants": {"$arrayToObject": {"$map": {
+    "input": {"$range": [0, {"$size": "$claimants"}]}, "as": "i",
+    "in": {"k": {"$arrayElemAt": ["$claimants", "$$i"]}, "v": "$$i"}}}}}}]
+
+
+async def adopt_claimant_list(db: AsyncDatabase, order_id: str) -> bool:
+    """A gift stored by an earlier version keeps its claimants as a list in seat order: it gets
+    the map this version keeps instead (member id -> position). False if it has the map."""
+    result = await db.gifts.update_one({"_id": order_id, "claimants": {"$type": "array"}}, _LIST_TO_MAP)
+    return result.modified_count == 1
+
+
+async def adopt_claimant_maps(db: AsyncDatabase) -> int:
+    """The claimant list of every gift not yet drawn made a map (adopt_claimant_list), at
+    startup; returns how many. A drawn gift's result is its `draw`: its old list is only looked
+    at to tell a member without a join record that they joined, which their record tells first.
+    A gift an earlier version's process makes during a rollout is adopted by the first claim
+    it refuses (lottery/admission.py)."""
+    lists = []
+    for status in ("open", "ready", "drawing"):  # the status index serves each: live gifts only
+        lists += [g["_id"] async for g in db.gifts.find({"status": status}, {"claimants": 1})
+                  if isinstance(g.get("claimants"), list)]
+    converted = sum([await adopt_claimant_list(db, order_id) for order_id in lists])
+    if converted:
+        log.info("%d gifts' claimant lists converted to claimant maps", converted)
+    return converted
 
 
 def first_position(gift: dict) -> int:
@@ -135,14 +189,15 @@ async def release_timed_seats(db: AsyncDatabase, order_id: str, count: int = 1) 
 
 async def is_claimant(db: AsyncDatabase, order_id: str, member_id: str) -> bool:
     """Whether the member holds a seat or item of a direct/full gift (join record or not)."""
-    return await db.gifts.count_documents({"_id": order_id, "claimants": member_id}, limit=1) > 0
+    return await db.gifts.count_documents({"_id": order_id, _claimant_field(member_id): {"$exists": True}}, limit=1) > 0
 
 
 async def claimant_position(db: AsyncDatabase, order_id: str, member_id: str) -> int | None:
     """The member's position among a direct/full gift's claimants (their item, or join number
     less one), or None if they hold no seat or item (join record or not)."""
-    gift = await db.gifts.find_one({"_id": order_id, "claimants": member_id}, {"claimants": 1})
-    return None if gift is None else gift["claimants"].index(member_id)
+    field = _claimant_field(member_id)
+    gift = await db.gifts.find_one({"_id": order_id, field: {"$exists": True}}, {field: 1})
+    return None if gift is None else gift["claimants"][member_id]
 
 
 async def settle_wish(db: AsyncDatabase, order_id: str, text: str, shown: bool, verdict: str, now: datetime) -> bool:

@@ -9,6 +9,7 @@ from lottery import fairness
 from lottery.accounts import Accounts
 from lottery.errors import AlreadyJoined, GiftClosed, GiftFull, GiftOpened, NoItemsLeft
 from lottery.gifts import Gifts
+from lottery.storage.gifts import adopt_claimant_maps, claimants
 from tests import beacons
 from tests.gifts import make_gift
 from tests.waiting import until
@@ -48,7 +49,7 @@ async def test_racing_joins_of_one_gift_are_admitted_together_in_few_steps(db, g
     assert gift["status"] == "ready" and gift["seats_left"] == 0 and len(gift["claimants"]) == 64
     # Each join's number is its seat: its place among the claimants.
     records = {j["member_id"]: j async for j in db.joins.find({"order_id": order_id})}
-    assert [records[m]["sequence"] for m in gift["claimants"]] == list(range(1, 65))
+    assert [records[m]["sequence"] for m in claimants(gift)] == list(range(1, 65))
     for answer, member in zip(answers, joiners):
         assert answer.receipt["sequence"] == records[member]["sequence"]
         assert answer.receipt["participant"] == fairness.pseudonym(order_id, member)
@@ -79,7 +80,7 @@ async def test_two_processes_admitting_in_steps_on_one_gift_fill_it_exactly(db, 
     assert {r["member_id"] for r in records} == set(gift["claimants"])
     if method == "direct":  # each item once, to its claimant
         assert sorted(a.item["name"] for a in accepted) == sorted(items)
-        assert {r["member_id"]: r["item_index"] for r in records} == {m: i for i, m in enumerate(gift["claimants"])}
+        assert {r["member_id"]: r["item_index"] for r in records} == gift["claimants"]
     else:
         assert await sequences(db, order_id) == list(range(1, capacity + 1))
 
@@ -113,3 +114,42 @@ async def test_steps_racing_a_draw_admit_exactly_the_participants_it_draws(db, g
             assert drawn[answer.receipt["participant"]] == answer.receipt["sequence"]
     assert sorted(drawn.values()) == list(range(1, len(accepted) + 1))
 
+
+
+async def gift_stored_with_a_claimant_list(db, gifts, prefix: str) -> tuple[str, list[str]]:
+    """A full gift of 6 seats with two claimants, as an earlier version stored it (the
+    claimants a list in seat order); the second one's join record never landed."""
+    order_id = (await make_gift(gifts, "full", open_number=6))["_id"]  # open to the end
+    earlier = await members(gifts, prefix, 2)
+    for member_id in earlier:
+        await gifts.join(order_id, member_id)
+    await db.gifts.update_one({"_id": order_id}, {"$set": {"claimants": earlier}})
+    await db.joins.delete_one({"order_id": order_id, "member_id": earlier[1]})
+    return order_id, earlier
+
+
+async def assert_seats_kept_and_given_on(db, gifts, order_id: str, earlier: list[str]) -> None:
+    later = await members(gifts, f"o_later_{order_id}", 3)
+    answers = await race([gifts], order_id, later + earlier)
+    assert not any(isinstance(a, BaseException) for a in answers[:3]), answers
+    seats = {m: a.receipt["sequence"] for m, a in zip(later, answers)}
+    assert sorted(seats.values()) == [3, 4, 5]
+    assert isinstance(answers[3], AlreadyJoined)
+    assert not isinstance(answers[4], BaseException), answers[4]
+    assert answers[4].receipt["sequence"] == 2  # its seat kept, its record written now
+    assert claimants(await db.gifts.find_one({"_id": order_id})) == earlier + sorted(later, key=seats.get)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_gift_stored_with_a_claimant_list_is_converted_at_startup_and_keeps_its_seats(db, gifts):
+    order_id, earlier = await gift_stored_with_a_claimant_list(db, gifts, "o_startup")
+    assert await adopt_claimant_maps(db) == 1
+    assert await adopt_claimant_maps(db) == 0  # once
+    assert (await db.gifts.find_one({"_id": order_id}))["claimants"] == {earlier[0]: 0, earlier[1]: 1}
+    await assert_seats_kept_and_given_on(db, gifts, order_id, earlier)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_gift_an_earlier_version_stores_during_a_rollout_is_converted_by_its_first_join(db, gifts):
+    order_id, earlier = await gift_stored_with_a_claimant_list(db, gifts, "o_rollout")
+    await assert_seats_kept_and_given_on(db, gifts, order_id, earlier)

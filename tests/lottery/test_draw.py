@@ -138,7 +138,7 @@ async def has_join_record(db, order_id: str, member_id: str) -> bool:
 
 
 async def gifts_claimants(db, order_id: str, member_id: str) -> bool:
-    return await db.gifts.count_documents({"_id": order_id, "claimants": member_id}) == 1
+    return await db.gifts.count_documents({"_id": order_id, f"claimants.{member_id}": {"$exists": True}}) == 1
 
 
 @pytest.mark.gen_test
