@@ -11,6 +11,7 @@ import asyncio
 import gc
 import getpass
 import logging
+import resource
 import signal
 import sys
 
@@ -156,6 +157,22 @@ def tune_gc() -> None:
     gc.freeze()  # what exists at startup is never garbage
 
 
+def raise_open_files_limit() -> int:
+    """Lift this process's soft open-files limit to its hard one, as far as the system allows;
+    the soft limit after. Every websocket is a descriptor, and a shell's default soft limit
+    (often 1,024) would cap a web process at about a thousand waiting pages; at the limit
+    Tornado's accept handler fails on every turn of the loop."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1_048_576) if soft != resource.RLIM_INFINITY else soft
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def listening_urls(sockets: list) -> list[str]:
     """Where the server really listens, one URL per bound socket."""
     urls = []
@@ -217,11 +234,12 @@ async def serve(config: Config, uri: str, engine: EmbeddedEngine | None = None) 
         app = make_health_app(services, config)
 
     tune_gc()
+    open_files = raise_open_files_limit()
     server = http_server(app, config.http_idle_timeout, config.http_body_timeout)
     sockets = bind_sockets(config.port, config.listen_address)
     server.add_sockets(sockets)
     urls = listening_urls(sockets)
-    log.info("%s role listening on %s", config.role, ", ".join(urls))
+    log.info("%s role listening on %s (open files: at most %s)", config.role, ", ".join(urls), open_files)
     for demo in app.settings.get("demo_gifts", []):
         print(f"demo gift ({demo['label']}): {urls[0]}/gift/{demo['order_id']}", flush=True)
     if config.metrics_port:

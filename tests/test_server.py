@@ -4,7 +4,9 @@ import ipaddress
 import json
 import os
 import re
+import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -169,6 +171,32 @@ def test_it_listens_where_told_loopback_in_development_and_logs_what_it_bound(en
         if "--dev" in args:
             assert "0.0.0.0" not in line and "[::]" not in line
     finally:
+        server.stop()
+
+
+# Starts the server with a soft open-files limit of 200, as a shell's low default would.
+LOW_OPEN_FILES = ("import os, resource, sys; hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]; "
+                  "resource.setrlimit(resource.RLIMIT_NOFILE, (200, hard)); "
+                  "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+
+
+def test_a_server_started_under_a_low_open_files_limit_lifts_it_and_holds_more_connections(engine_uri):
+    server = ServerProcess(uri_with_db(engine_uri, "t_nofile"), NO_WECHAT)
+    server.args = [sys.executable, "-c", LOW_OPEN_FILES, *server.args[1:]]
+    server.start()
+    held = []
+    try:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        assert f"open files: at most {hard}" in listening_line(server)
+        for _ in range(400):  # each held open by the server at once, twice its starting limit
+            held.append(socket.create_connection(("127.0.0.1", server.port), timeout=15))
+        for connection in held:
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        for connection in held:
+            assert connection.recv(64).startswith(b"HTTP/1.1 200"), "a connection got no answer"
+    finally:
+        for connection in held:
+            connection.close()
         server.stop()
 
 
