@@ -6,7 +6,11 @@ the gift in steps (group commit, lottery/admission.py); its figures say how many
 carried. Then the same joins go through the domain alone (no HTTP) at the same concurrency,
 side by side: the ratio is what HTTP and the handlers cost.
 
-    python bench/join_storm.py [--users 2000] [--concurrency 50] [--method full|timed]
+    python bench/join_storm.py [--users 2000] [--concurrency 50] [--method full|timed] [--keys_elsewhere]
+
+The members log in through the same server, which then knows their keys (a key this process
+issued is answered from memory); `--keys_elsewhere` measures members who logged in at another
+process of a deployment, whose keys this one reads once each (batched).
 
 Last line: one JSON object with the figures."""
 import argparse
@@ -142,7 +146,7 @@ def gift_spec(method: str, users: int):
     return GiftSpec("bench_sender", method, [Item("奖品")], open_at=clock.utcnow() + timedelta(hours=1))
 
 
-async def storm(uri: str, db_name: str, method: str, users: int, concurrency: int) -> dict:
+async def storm(uri: str, db_name: str, method: str, users: int, concurrency: int, keys_elsewhere: bool = False) -> dict:
     """`users` members log in, then join one new gift of `method` over HTTP at `concurrency`,
     against the real app on database `db_name` (with whatever it already holds). The load
     generator is a child process. Round trips are the server's database commands per join."""
@@ -153,6 +157,7 @@ async def storm(uri: str, db_name: str, method: str, users: int, concurrency: in
     from config import Config
     from services import build_services
     from fakes.wechat import APPID, SECRET, FakeWeChat
+    from lottery.key_lookup import KeyLookup
 
     fake = FakeWeChat().start()
     counter = CommandCounter()
@@ -168,6 +173,8 @@ async def storm(uri: str, db_name: str, method: str, users: int, concurrency: in
         gift = await app.settings["gifts"].create(gift_spec(method, users))
         load = await LoadProcess(f"http://127.0.0.1:{port}", gift["_id"], users, concurrency,
                                  f"{db_name}_{method}").start()
+        if keys_elsewhere:  # they logged in at another process: this one has not seen their keys
+            app.settings["accounts"].keys = KeyLookup(db)
         counter.counts.clear()
         steps_before = app.settings["gifts"].admission.steps.steps
         result = await load.go()
@@ -199,11 +206,11 @@ async def run(args: argparse.Namespace) -> dict:
     engine = EmbeddedEngine(":memory:")
     uri = engine.start()
     try:
-        figures = await storm(uri, "bench_join", args.method, args.users, args.concurrency)
+        figures = await storm(uri, "bench_join", args.method, args.users, args.concurrency, args.keys_elsewhere)
         domain = await domain_only(uri, args.users, args.concurrency, args.method)
     finally:
         engine.stop()
-    return {"bench": "join_storm", **figures, "domain_only_joins_per_s": round(domain, 1),
+    return {"bench": "join_storm", **figures, "keys_elsewhere": args.keys_elsewhere, "domain_only_joins_per_s": round(domain, 1),
             "ratio_to_domain_only": round(figures["joins_per_s"] / domain, 3)}
 
 
@@ -212,6 +219,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--method", choices=["full", "timed"], default="full")
+    parser.add_argument("--keys_elsewhere", action="store_true",
+                        help="the members logged in at another server process (their keys are read once here)")
     parser.add_argument("--load", nargs=2, metavar=("URL", "ORDER_ID"), help=argparse.SUPPRESS)
     parser.add_argument("--prefix", default="storm", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -63,7 +63,9 @@ class Accounts:
 
     async def issue_key(self, member_id: str) -> str:
         login_key = secrets.token_urlsafe(32)
-        await login_keys.insert(self.db, key_digest(login_key), member_id, clock.utcnow() + self.key_lifetime)
+        digest, expires_at = key_digest(login_key), clock.utcnow() + self.key_lifetime
+        await login_keys.insert(self.db, digest, member_id, expires_at)
+        self.keys.learn(digest, member_id, expires_at)
         return login_key
 
     async def member_for(self, login_key: str | None) -> str | None:

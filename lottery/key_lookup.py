@@ -3,9 +3,11 @@
 Every authenticated request and websocket resolves its login key. Two things keep that off the
 database's hot path:
 
-- A key resolved recently is answered from memory until its expiry, or `remember` at most (keys
-  are never revoked before they expire; the bound keeps the memory to the keys in use now).
-  Unknown keys are not remembered: a key just issued by another process works at once.
+- A key resolved recently, or issued by this process, is answered from memory until its expiry,
+  or `remember` at most (keys are never revoked before they expire; the bound keeps the memory
+  to the keys in use now). A member's first request after their login comes right after it,
+  often to the same process. Unknown keys are not remembered: a key just issued by another
+  process works at once.
 - Keys not in memory that arrive together (a reconnect storm of waiting pages, a burst of joins)
   are read together: one query for up to BATCH of them, at most READS queries at a time. Each
   query runs under its first waiter's request budget (`pymongo.timeout`), so a hung database
@@ -59,6 +61,10 @@ class KeyLookup:
                 self._slots += 1
                 asyncio.get_running_loop().call_soon(self._next_read)  # keys of this moment join it
         return await asyncio.shield(answer)
+
+    def learn(self, digest: str, member_id: str, expires_at: datetime) -> None:
+        """A key this process just stored: answered from memory from now on."""
+        self._remember(digest, member_id, expires_at, clock.utcnow())
 
     def forget(self, digest: str) -> None:
         """Stop answering this key from memory (say, at a sign-out)."""

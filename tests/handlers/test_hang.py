@@ -9,6 +9,7 @@ order paid during the hang is paid once, the refund is made once, and the money 
 import asyncio
 import json
 import os
+import secrets
 import signal
 from datetime import datetime, timedelta, timezone
 
@@ -18,6 +19,7 @@ from tornado.httpclient import HTTPClientError
 
 from lottery.accounts import key_digest
 from lottery.errors import JoinOutcomeUnknown
+from lottery.storage import login_keys
 from lottery.storage.connection import ensure_indexes
 from lottery.storage.engine import EmbeddedEngine
 from tests.conftest import client_on
@@ -97,7 +99,11 @@ async def test_a_database_that_hangs_mid_storm_answers_within_the_budget_and_los
         assert await join(api, key, timed) == "joined"
     await make_due(db, timed)
     waiting = await WsClient.connect(base_url)
-    unseen_key = await api.login("watcher")  # used by nothing before its auth below
+    # A key another process issued, which nothing here has used before its auth below (one this
+    # process issued or resolved is answered from memory, hang or not).
+    unseen_key = secrets.token_urlsafe(32)
+    watcher = await app.settings["accounts"].ensure_member("o_watcher")
+    await login_keys.insert(db, key_digest(unseen_key), watcher, datetime.now(timezone.utc) + timedelta(days=1))
 
     os.kill(engine.pid, signal.SIGSTOP)
     try:
@@ -105,13 +111,12 @@ async def test_a_database_that_hangs_mid_storm_answers_within_the_budget_and_los
         precheck = (await fetch(api, "POST", "/api/sharagift/checkHasJoin",
                                 {"login_key": keys[0], "order_id": storm}))[2]
         readiness = await fetch(api, "GET", "/readyz")
-        # A key this process has not resolved yet (one it has is answered from memory, hang or not).
         waiting.send({"type": "auth", "login_key": unseen_key})
         try:
             closed = await waiting.closed(timeout=ANSWERED_WITHIN)
         except asyncio.TimeoutError:
-            # Seen twice in loaded whole-suite runs (auth then used a racer's key, which the storm
-            # had asked for too), never alone: say where the key lookup and the socket stood.
+            # Seen twice in loaded whole-suite runs when the auth used a racer's key, which the
+            # storm had asked for too: say where the key lookup and the socket stood.
             lookup = app.settings["accounts"].keys
             raise AssertionError(f"the websocket was not closed within {ANSWERED_WITHIN} s; key lookup: "
                                  f"{lookup._slots} reads under way, {len(lookup._queued)} keys queued, "

@@ -1,5 +1,6 @@
 """Resolving login keys: keys arriving together are read together, each gets its own member,
-a resolved key is answered from memory until it expires, and an unknown one is never remembered."""
+a resolved key (or one this process issued) is answered from memory until it expires, and an
+unknown one is never remembered."""
 import asyncio
 from datetime import timedelta
 
@@ -7,7 +8,8 @@ import pymongo
 import pytest
 
 from lottery import clock
-from lottery.accounts import key_digest
+from lottery.accounts import Accounts, key_digest
+from lottery.errors import LoginExpired
 from lottery.key_lookup import BATCH, KeyLookup
 from lottery.storage import login_keys
 
@@ -73,3 +75,16 @@ async def test_a_failed_read_fails_its_waiters_within_the_budget_and_the_next_bu
     assert all(isinstance(r, pymongo.errors.ServerSelectionTimeoutError) for r in results)
     monkeypatch.setattr(login_keys, "members_for", real)
     assert await asyncio.gather(*(lookup.member_for(d) for d in digests)) == [f"m{i}" for i in range(5)]
+
+
+@pytest.mark.gen_test
+async def test_a_key_this_process_issued_is_answered_without_a_read_until_it_expires(db, monkeypatch):
+    accounts = Accounts(db, None, key_lifetime=timedelta(minutes=1))
+    member_id = await accounts.ensure_member("o_fresh")
+    login_key = await accounts.issue_key(member_id)
+    assert await accounts.authenticate(login_key) == member_id
+    assert accounts.keys.reads == 0
+    later = clock.utcnow() + timedelta(minutes=2)
+    monkeypatch.setattr(clock, "utcnow", lambda: later)
+    with pytest.raises(LoginExpired):  # expired: read again, and refused
+        await accounts.authenticate(login_key)
