@@ -1,10 +1,16 @@
 """A small HTTP client for the server's API, used by tests over real sockets."""
 import asyncio
 import json
+import secrets
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from lottery import clock
+from lottery.accounts import key_digest, member_id_for
+from lottery.storage import login_keys, members
 
 ADMIN_TOKEN = "admin-token-for-tests"
 
@@ -94,3 +100,13 @@ class Api:
 
     async def join(self, login_key: str, order_id: str, body: Any = None) -> tuple[int, Any]:
         return await self.request("POST", f"/api/v1/gifts/{order_id}/join", body or {}, token=login_key)
+
+
+async def key_issued_elsewhere(db, openid: str) -> str:
+    """A login key for this member as another server process would issue it: stored, and never
+    seen by this one (a key this process issued or resolved is answered from memory)."""
+    login_key = secrets.token_urlsafe(32)
+    member_id = member_id_for(openid)
+    await members.upsert(db, member_id, openid, {}, clock.utcnow())
+    await login_keys.insert(db, key_digest(login_key), member_id, clock.utcnow() + timedelta(days=1))
+    return login_key

@@ -9,7 +9,6 @@ order paid during the hang is paid once, the refund is made once, and the money 
 import asyncio
 import json
 import os
-import secrets
 import signal
 from datetime import datetime, timedelta, timezone
 
@@ -19,9 +18,9 @@ from tornado.httpclient import HTTPClientError
 
 from lottery.accounts import key_digest
 from lottery.errors import JoinOutcomeUnknown
-from lottery.storage import login_keys
 from lottery.storage.connection import ensure_indexes
 from lottery.storage.engine import EmbeddedEngine
+from tests.api import key_issued_elsewhere
 from tests.conftest import client_on
 from tests.gifts import make_due
 from tests.shop import bought_gift, check_money, drain, order, product
@@ -99,11 +98,7 @@ async def test_a_database_that_hangs_mid_storm_answers_within_the_budget_and_los
         assert await join(api, key, timed) == "joined"
     await make_due(db, timed)
     waiting = await WsClient.connect(base_url)
-    # A key another process issued, which nothing here has used before its auth below (one this
-    # process issued or resolved is answered from memory, hang or not).
-    unseen_key = secrets.token_urlsafe(32)
-    watcher = await app.settings["accounts"].ensure_member("o_watcher")
-    await login_keys.insert(db, key_digest(unseen_key), watcher, datetime.now(timezone.utc) + timedelta(days=1))
+    unseen_key = await key_issued_elsewhere(db, "o_watcher")  # its auth below meets the hang
 
     os.kill(engine.pid, signal.SIGSTOP)
     try:

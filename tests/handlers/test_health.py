@@ -9,6 +9,7 @@ import signal
 import pytest
 
 from lottery.storage.connection import ensure_indexes
+from tests.api import key_issued_elsewhere
 from tests.conftest import client_on
 from lottery.storage.engine import EmbeddedEngine
 from tests.waiting import until
@@ -75,8 +76,8 @@ async def test_a_catalogue_answer_while_the_database_is_away_is_never_cached(api
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_websocket_that_cannot_authenticate_for_want_of_a_database_is_closed_with_1013(
-        api, base_url, engine):
-    key = await api.login("stranded")
+        api, app, base_url, engine):
+    key = await key_issued_elsewhere(app.settings["db"], "stranded")
     client = await WsClient.connect(base_url)
     engine.stop()
     client.send({"type": "auth", "login_key": key})
