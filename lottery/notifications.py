@@ -26,10 +26,10 @@ from datetime import datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lottery import clock, logs
+from lottery import clock, fairness, logs
 from lottery.errors import InvalidInput
 from lottery.gifts import METHOD_NAMES, drawn_winners, prize_name
-from lottery.storage import gifts, joins, leases, members, outbox
+from lottery.storage import gifts, joins, leases, members, outbox, proofs
 from lottery.storage import notifications as store
 from lottery.validate import check_identifier
 
@@ -194,7 +194,7 @@ class Notifications:
         order_id = gift["_id"]
         base = gift_values(gift)
         items = gift.get("items") or []
-        pages = participant_pages(gift, [j async for j in self._joins(order_id)], self.page_size)
+        pages = participant_pages(gift, await self._participants(order_id), self.page_size)
         if not await outbox.renew(self.db, record["_id"], self.owner, clock.utcnow() + self.lease):
             log.warning("gift %s: lost the outbox lease while expanding; another process finishes", order_id)
             return None
@@ -214,6 +214,17 @@ class Notifications:
                 template_id in (gift.get("sender_subscribed") or []), values, clock.utcnow())])
             count += 1
         return count
+
+    async def _participants(self, order_id: str) -> list[dict]:
+        """The joins of a drawn gift that its frozen list holds. A timed join recorded after the
+        freeze is left out of the draw and its record taken back (lottery/admission.py), but
+        maybe only after this reads the joins: its member was told the gift had opened, and
+        gets no result."""
+        listed = await proofs.participants(self.db, order_id)
+        read = [j async for j in self._joins(order_id)]
+        if listed is None:  # no proof (none is made for a gift without a draw): everyone who joined
+            return read
+        return [j for j in read if fairness.pseudonym(order_id, j["member_id"]) in listed]
 
     async def _joins(self, order_id: str):
         async with aclosing(joins.in_batches(self.db, order_id, READ_BATCH)) as batches:

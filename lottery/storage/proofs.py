@@ -10,6 +10,12 @@ async def get(db: AsyncDatabase, order_id: str) -> dict | None:
     return await db.proofs.find_one({"_id": order_id})
 
 
+async def participants(db: AsyncDatabase, order_id: str) -> set[str] | None:
+    """The gift's frozen participant list (pseudonyms), or None if it has no proof."""
+    proof = await db.proofs.find_one({"_id": order_id}, {"participants": 1})
+    return None if proof is None else set(proof["participants"])
+
+
 async def listed(db: AsyncDatabase, order_id: str, pseudonyms: list[str]) -> set[str]:
     """Which of these participants the gift's frozen list holds (one small read each)."""
     return {p for p in pseudonyms if await db.proofs.count_documents({"_id": order_id, "participants": p}, limit=1)}

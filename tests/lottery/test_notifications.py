@@ -7,9 +7,11 @@ from datetime import timedelta
 import pytest
 
 from lottery import clock
+from lottery.accounts import Accounts
 from lottery import notifications as notifications_module
 from lottery.notifications import Notifications
 from lottery.storage import notifications as store
+from lottery.storage.joins import new_join
 from tests.notify.support import TEMPLATE_IDS, open_gift, timed_gift
 
 
@@ -125,3 +127,18 @@ async def test_a_record_held_by_a_dead_process_is_taken_over_when_its_lease_laps
     assert await notifications.expand_opened_gifts() == 1
     assert len(await notifications.expand_pages()) == 3
     assert await db.notifications.count_documents({"order_id": order_id}) == 4
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_join_recorded_after_the_freeze_and_left_out_of_the_draw_gets_no_result(db):
+    order_id, _ = await timed_gift(db, joiners=5, items=2)
+    await open_gift(db, order_id)
+    # A timed join counted in time but recorded after the freeze: the draw left it out, and the
+    # expansion reads the joins before the join takes its record back.
+    late = await Accounts(db, None).ensure_member("o_late_joiner")
+    await db.joins.insert_one({**new_join(order_id, late, clock.utcnow()), "subscribed": ["tpl_won", "tpl_lost"]})
+    notifications = Notifications(db, TEMPLATE_IDS)
+    assert await notifications.expand_opened_gifts() == 1
+    assert late not in sum((await pages_of(db, order_id)).values(), [])
+    assert len(await notifications.expand_pages()) == 5
+    assert await db.notifications.count_documents({"member_id": late}) == 0
