@@ -145,8 +145,9 @@ async def adopt_claimant_maps(db: AsyncDatabase) -> int:
     it refuses (lottery/admission.py)."""
     lists = []
     for status in ("open", "ready", "drawing"):  # the status index serves each: live gifts only
-        lists += [g["_id"] async for g in db.gifts.find({"status": status}, {"claimants": 1})
-                  if isinstance(g.get("claimants"), list)]
+        # Only whether each has a list comes back, not the claimants.
+        lists += [g["_id"] async for g in db.gifts.find({"status": status}, {"listed": {"$isArray": "$claimants"}})
+                  if g["listed"]]
     converted = sum([await adopt_claimant_list(db, order_id) for order_id in lists])
     if converted:
         log.info("%d gifts' claimant lists converted to claimant maps", converted)
