@@ -8,15 +8,19 @@ Without MONGODB_URI it starts the embedded MongoDB-wire engine with its data in 
 Read top to bottom: the application, then running it: the configuration (config.py), this
 role's services built once (services.py), started, and stopped in order."""
 import asyncio
+import errno
 import gc
 import getpass
 import logging
 import resource
 import signal
+import socket
 import sys
+from typing import Any, Callable, Iterable
 
 from tornado import web
 from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 
 import config as configuration
@@ -54,6 +58,67 @@ DRAW_GRACE_SECONDS = 5.0  # at shutdown: a draw takes well under this; one that 
 MAX_BODY_BYTES = 1024 * 1024
 
 
+# A process out of descriptors stops accepting for this long, then tries again.
+ACCEPT_PAUSE_SECONDS = 0.5
+OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def accept_with_pauses(sock: socket.socket, callback: Callable[[socket.socket, Any], None]) -> Callable[[], None]:
+    """Tornado's `add_accept_handler`, except when the process (or the system) is out of
+    descriptors: Tornado's handler then fails on every turn of the loop, spinning a core and
+    logging each failure, while the connection stays queued. Here accepting pauses for
+    ACCEPT_PAUSE_SECONDS with one warning, the connections wait in the listen queue, and it
+    resumes once descriptors may be free. Returns the function that stops accepting."""
+    io_loop = IOLoop.current()
+    removed, paused = False, None
+
+    def accept(fd: socket.socket, events: int) -> None:
+        nonlocal paused
+        for _ in range(128):  # as Tornado: a bounded burst, then other work gets a turn
+            if removed:
+                return
+            try:
+                connection, address = sock.accept()
+            except BlockingIOError:
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno not in OUT_OF_DESCRIPTORS:
+                    raise
+                io_loop.remove_handler(sock)
+                paused = io_loop.call_later(ACCEPT_PAUSE_SECONDS, resume)
+                log.warning("accepting paused for %.1f s: %s (open files: at most %d); connections wait",
+                            ACCEPT_PAUSE_SECONDS, exc.strerror, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+                return
+            callback(connection, address)
+
+    def resume() -> None:
+        nonlocal paused
+        paused = None
+        if not removed:
+            io_loop.add_handler(sock, accept, IOLoop.READ)
+
+    def stop() -> None:
+        nonlocal removed
+        removed = True
+        if paused is not None:
+            io_loop.remove_timeout(paused)
+        io_loop.remove_handler(sock)
+
+    io_loop.add_handler(sock, accept, IOLoop.READ)
+    return stop
+
+
+class ProductionHTTPServer(HTTPServer):
+    """Tornado's HTTP server, accepting with `accept_with_pauses`."""
+
+    def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
+        for sock in sockets:  # as TCPServer.add_sockets, which `stop()` undoes
+            self._sockets[sock.fileno()] = sock
+            self._handlers[sock.fileno()] = accept_with_pauses(sock, self._handle_connection)
+
+
 def http_server(app: web.Application, idle_timeout: float = 30.0, body_timeout: float = 60.0) -> HTTPServer:
     """The HTTP server as production runs it; the tests serve their apps with this too.
     `idle_timeout` bounds the wait for a request's headers, from the connection or the end of
@@ -61,8 +126,8 @@ def http_server(app: web.Application, idle_timeout: float = 30.0, body_timeout: 
     has one deadline for both); `body_timeout` the wait for its body. Tornado's own log lines
     lose addresses and quoted input (handlers/base.py)."""
     redact_tornado_logs()
-    return HTTPServer(app, max_body_size=MAX_BODY_BYTES, idle_connection_timeout=idle_timeout,
-                      body_timeout=body_timeout)
+    return ProductionHTTPServer(app, max_body_size=MAX_BODY_BYTES, idle_connection_timeout=idle_timeout,
+                                body_timeout=body_timeout)
 
 
 def stop_listening(server: HTTPServer, sockets: list) -> None:

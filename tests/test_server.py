@@ -174,15 +174,15 @@ def test_it_listens_where_told_loopback_in_development_and_logs_what_it_bound(en
         server.stop()
 
 
-# Starts the server with a soft open-files limit of 200, as a shell's low default would.
-LOW_OPEN_FILES = ("import os, resource, sys; hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]; "
-                  "resource.setrlimit(resource.RLIMIT_NOFILE, (200, hard)); "
-                  "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+# Starts the server with an open-files limit: `soft, hard` (None: the hard limit as it is).
+OPEN_FILES = ("import os, resource, sys; soft, hard = {}, {}; "
+              "resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard or resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
+              "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
 
 
 def test_a_server_started_under_a_low_open_files_limit_lifts_it_and_holds_more_connections(engine_uri):
     server = ServerProcess(uri_with_db(engine_uri, "t_nofile"), NO_WECHAT)
-    server.args = [sys.executable, "-c", LOW_OPEN_FILES, *server.args[1:]]
+    server.args = [sys.executable, "-c", OPEN_FILES.format(200, None), *server.args[1:]]  # as a shell's low default
     server.start()
     held = []
     try:
@@ -194,6 +194,40 @@ def test_a_server_started_under_a_low_open_files_limit_lifts_it_and_holds_more_c
             connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
         for connection in held:
             assert connection.recv(64).startswith(b"HTTP/1.1 200"), "a connection got no answer"
+    finally:
+        for connection in held:
+            connection.close()
+        server.stop()
+
+
+def answers(url: str) -> bool:
+    try:
+        return call(url)[0] == 200
+    except OSError:  # not accepted yet, or cut
+        return False
+
+
+def test_a_server_out_of_descriptors_pauses_accepting_with_a_warning_and_serves_again_once_they_are_free(engine_uri):
+    server = ServerProcess(uri_with_db(engine_uri, "t_emfile"), NO_WECHAT, "--address=127.0.0.1")
+    server.args = [sys.executable, "-c", OPEN_FILES.format(100, 100), *server.args[1:]]  # no room to lift
+    server.start()
+    held = []
+    try:
+        # More than it may open: it accepts until it is out of descriptors, the rest wait in its
+        # listen queue, and it stays there a while.
+        for _ in range(150):
+            held.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+        wait_until(lambda: "accepting paused" in server.log_text(), timeout=10)
+        time.sleep(1.5)
+        for connection in held:
+            connection.close()
+        held = []
+        # Descriptors free again: a new connection is accepted and answered.
+        wait_until(lambda: answers(server.base_url + "/healthz"), timeout=15)
+        log = server.log_text()
+        pauses = log.count("accepting paused")
+        # A warning a pause, never a failure logged on every turn of the loop.
+        assert 1 <= pauses <= 10 and log.count("Too many open files") == pauses, log[-3000:]
     finally:
         for connection in held:
             connection.close()
