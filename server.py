@@ -225,14 +225,12 @@ def tune_gc() -> None:
 def raise_open_files_limit() -> int:
     """Lift this process's soft open-files limit to its hard one, as far as the system allows;
     the soft limit after. Every websocket is a descriptor, and a shell's default soft limit
-    (often 1,024) would cap a web process at about a thousand waiting pages; at the limit
-    Tornado's accept handler fails on every turn of the loop."""
+    (often 1,024) would cap a web process at about a thousand waiting pages."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = max(soft, 1_048_576) if soft != resource.RLIM_INFINITY else soft
-    if soft != resource.RLIM_INFINITY and soft < hard:
+    target = max(soft, 1_048_576) if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError):
             pass
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

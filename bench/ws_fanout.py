@@ -33,19 +33,17 @@ from tests import beacons  # noqa: E402  (the local drand stand-in and a receipt
 
 
 def raise_fd_limit(needed: int) -> int:
-    """Lift the soft open-files limit towards the hard one, and the hard one to `needed` where
-    this process may (root); the resulting soft limit."""
+    """The hard open-files limit lifted to `needed` where this process may (root), then the soft
+    one to it as the server lifts it; the resulting soft limit."""
+    from server import raise_open_files_limit
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < needed:
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, needed))
         except (ValueError, OSError):
             pass
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return raise_open_files_limit()
 
 
 # Connections from one source address to the server's one address and port are limited by the
