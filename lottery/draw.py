@@ -224,7 +224,6 @@ class Draws:
                      for g in drawn}
         summaries.update({g["_id"]: self._summary(g, gifts.claimants(g)) for g in taken if g["method"] == "direct"})
         finished = await self._finish(summaries, {g["_id"]: not_won(g, summaries[g["_id"]]) for g in taken})
-        await sequences.forget(self.db, finished)  # no join is numbered after the finish
         methods = {g["_id"]: g for g in taken}
         for order_id in finished:
             gift = methods[order_id]
@@ -235,6 +234,7 @@ class Draws:
             if gift["method"] == "timed" and gift.get("open_at"):
                 metrics.OPEN_LATENESS_SECONDS.observe(max(0.0, (now - clock.as_utc(gift["open_at"])).total_seconds()))
         metrics.DRAW_SECONDS.observe(time.monotonic() - started)
+        await sequences.forget(self.db, finished)  # no join is numbered after the finish
         self.background.spawn(self.record_outcomes(
             {o: summaries[o]["winners"] for o in finished if o in frozen}, self.outcome_delay))
         return finished

@@ -10,6 +10,7 @@ from lottery.storage.engine import free_port
 from tests.api import Api
 from tests.handlers.test_realtime import subscribed
 from tests.servers import ServerProcess, uri_with_db
+from tests.waiting import until
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
@@ -54,7 +55,13 @@ async def test_metrics_count_joins_refusals_a_draw_and_its_push_on_their_own_por
         opened = await watcher.next("opened")
         assert opened["me"]["state"] in ("won", "lost")
         watcher.close()
-        after = scrape(metrics_port)
+        # The push can reach the page before the drawing task counts the draw (it waits on its
+        # own database reply): the count follows within moments.
+        def once_the_draw_is_counted() -> dict | None:
+            samples = scrape(metrics_port)
+            drawn = value(samples, "gift_lottery_draws_total", method="full") > value(before, "gift_lottery_draws_total", method="full")
+            return samples if drawn else None
+        after = await until(once_the_draw_is_counted, timeout=10)
     finally:
         api.close()
         server.stop()
