@@ -36,18 +36,22 @@ STOP_SECONDS = 10.0  # a clean stop (a checkpoint) gets this long before SIGKILL
 # and a clean stop takes ~2.5 s. One still running 5 s on is stuck (secantusd-py's shutdown
 # rarely hangs): it is killed, its journal recovers the data, and the restart stays short.
 LEFTOVER_SECONDS = 5.0
+PORT_ATTEMPTS = 3  # launches on fresh ports when a chosen one turns out taken
 
 
 # Listening ports come from below Linux's ephemeral range (32768-60999): a port the kernel hands
 # out for bind(0) is also handed to the next outgoing connection, so between choosing it and the
 # engine (or a test's server) binding it, a client could take it ("Address already in use").
 LISTEN_PORTS = range(20000, 32000)
+# Its own generator: a seeded `random` (a property-based test's) would give processes starting
+# together the same ports.
+_PORTS = random.SystemRandom()
 
 
 def free_port() -> int:
     """A TCP port nobody listens on right now, outside the range outgoing connections use."""
     for _ in range(200):
-        port = random.choice(LISTEN_PORTS)
+        port = _PORTS.choice(LISTEN_PORTS)
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
@@ -80,6 +84,10 @@ class EngineFailed(RuntimeError):
     """The engine exited or did not answer while starting."""
 
 
+class PortServedElsewhere(EngineFailed):
+    """Another process answers on the engine's port: ours could not bind it."""
+
+
 class EmbeddedEngine:
     """A `secantusd-py` child process on a loopback port, on a data directory or in memory
     (`:memory:`: no lock, no record, nothing kept).
@@ -93,6 +101,7 @@ class EmbeddedEngine:
         in_memory = storage_path == IN_MEMORY
         self.storage_path = storage_path if in_memory else os.path.realpath(storage_path)
         self.port = port or free_port()
+        self.port_chosen = port is None  # another may be chosen if this one turns out taken
         self.restart_delay = restart_delay
         self.max_restart_delay = max_restart_delay
         self.check_interval = check_interval
@@ -119,8 +128,17 @@ class EmbeddedEngine:
         previous = self.lock.acquire() if self.lock is not None else {}
         try:
             self._end_leftover(previous)
-            self._launch()
-            self._wait_until_answering(timeout)
+            for attempt in range(PORT_ATTEMPTS):
+                self._launch()
+                try:
+                    self._wait_until_answering(timeout)
+                    break
+                except PortServedElsewhere:
+                    if not self.port_chosen or attempt == PORT_ATTEMPTS - 1:
+                        raise
+                    # Chosen free, then taken by another process before ours bound it.
+                    self._kill()
+                    self.port = free_port()
         except BaseException:
             self.stop()
             raise
@@ -194,14 +212,17 @@ class EmbeddedEngine:
                                    dies_with_server=self._guard is not None)
 
     def _answers(self) -> bool:
-        """True when the engine answers a ping; EngineFailed if it exited."""
+        """True when our engine answers; EngineFailed if it exited, PortServedElsewhere if
+        another process answers on its port (a server would otherwise use that database)."""
         if self.process.poll() is not None:
             raise EngineFailed(f"embedded engine exited with {self.process.returncode}")
         try:
             with MongoClient(self.uri, serverSelectionTimeoutMS=PROBE_MS) as probe:
-                probe.admin.command("ping")
+                serving = probe.admin.command("serverStatus").get("pid")
         except PyMongoError:
             return False
+        if serving != self.process.pid:
+            raise PortServedElsewhere(f"port {self.port} is served by another process (pid {serving})")
         return True
 
     def _wait_until_answering(self, timeout: float) -> None:

@@ -1,7 +1,7 @@
 """The embedded engine as real processes: one holder per data directory; an engine stops when
 the process that started it dies; one left behind anyway is stopped before the next start, and
 nothing else ever is; an engine killed outright recovers its journal; a supervised engine that
-dies comes back on its port."""
+dies comes back on its port; an engine never takes another process's port for its own."""
 import asyncio
 import logging
 import os
@@ -15,7 +15,8 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from lottery.storage.data_dir_lock import DataDirInUse, DataDirLock
-from lottery.storage.engine import EmbeddedEngine, engine_command, engine_uri, free_port
+from lottery.storage import engine as engine_module
+from lottery.storage.engine import EmbeddedEngine, PortServedElsewhere, engine_command, engine_uri, free_port
 from lottery.storage.engine_process import LINUX, end_engine, is_engine_on
 from tests.servers import ROOT, write_journaled
 from tests.waiting import until
@@ -69,6 +70,40 @@ async def test_a_second_holder_of_a_data_directory_is_refused_and_the_first_engi
     finally:
         first.stop()
     assert DataDirLock(data_dir).read_record() == {}  # a clean stop leaves no record behind
+
+
+def serving_pid(uri: str) -> int:
+    with MongoClient(uri) as client:
+        return client.admin.command("serverStatus")["pid"]
+
+
+def test_an_engine_given_a_port_another_engine_serves_refuses_to_start_rather_than_use_that_database():
+    first = EmbeddedEngine(":memory:")
+    first.start()
+    try:
+        second = EmbeddedEngine(":memory:", port=first.port)
+        with pytest.raises(PortServedElsewhere, match=f"served by another process \\(pid {first.pid}\\)"):
+            second.start()
+        assert second.process.poll() is not None  # its own launch did not stay behind
+        assert serving_pid(first.uri) == first.pid  # the first carries on
+    finally:
+        first.stop()
+
+
+def test_an_engine_whose_chosen_port_was_taken_meanwhile_starts_on_another(monkeypatch):
+    first = EmbeddedEngine(":memory:")
+    first.start()
+    chosen = iter([first.port])  # the race: free when chosen, bound by another before ours binds it
+    monkeypatch.setattr(engine_module, "free_port", lambda: next(chosen, None) or free_port())
+    second = EmbeddedEngine(":memory:")
+    try:
+        second.start()
+        assert second.port != first.port
+        assert serving_pid(second.uri) == second.pid
+        assert serving_pid(first.uri) == first.pid
+    finally:
+        second.stop()
+        first.stop()
 
 
 @linux_only
