@@ -71,6 +71,11 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("server exited: " + self.log_text()[-2000:])
+            if " listening on " not in self.log_text():
+                # Not bound yet: an answer now could come from another process on this port
+                # (chosen free, taken before ours bound it), which ours then fails to bind.
+                time.sleep(0.1)
+                continue
             try:
                 urllib.request.urlopen(self.base_url + "/readyz", timeout=1).read()
                 return self
