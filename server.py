@@ -290,7 +290,7 @@ async def serve(config: Config, uri: str, engine: EmbeddedEngine | None = None) 
     beacon = None
     if config.development and not config.beacon_chain and config.beacon_relays == ",".join(DRAND_RELAYS):
         _beacon_fake, beacon = local_beacon(config)
-    services = build_services(config, db, uri, payments=payments, wechatpay_fake=wechatpay_fake, beacon=beacon)
+    services = build_services(config, db, payments=payments, wechatpay_fake=wechatpay_fake, beacon=beacon)
     if config.web_role:
         app = make_app(services, config, await demo_data(services) if config.demo else [])
     else:

@@ -99,12 +99,11 @@ def beacon_of(config: Config) -> Beacon:
                   fallback_after=config.beacon_fallback_seconds)
 
 
-def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat: WeChatClient | None = None,
+def build_services(config: Config, db: AsyncDatabase, wechat: WeChatClient | None = None,
                    payments: WeChatPayClient | None = None, hub: LiveHub | None = None,
                    wechatpay_fake: object | None = None, beacon: Beacon | None = None) -> Services:
     """This process's services for its role. `wechat`, `payments` and `hub` may be given (tests
-    point them at the local stand-ins); otherwise they are made from `config`. `sync_uri` is the
-    database's URI for the scheduler's job store (scheduler role)."""
+    point them at the local stand-ins); otherwise they are made from `config`."""
     wechat = wechat or WeChatClient(config.wechat_appid, config.wechat_secret, config.wechat_api_base)
     if payments is None and (payment_config := config.wechatpay()) is not None:
         payments = WeChatPayClient(payment_config)
@@ -141,7 +140,7 @@ def build_services(config: Config, db: AsyncDatabase, sync_uri: str = "", wechat
                       read_timeout=config.request_timeout)
     scheduler = notifier = refunder = backlogs = rechecker = None
     if config.scheduler_role:
-        scheduler = Scheduler(db, draws, sync_uri, sweep_interval=config.sweep_seconds,
+        scheduler = Scheduler(db, draws, sweep_interval=config.sweep_seconds,
                               lease_seconds=config.leader_lease_seconds,
                               sweeps=[orders.sweep, claims.sweep, reconciliation.run_due])
         # Its own HTTP client, sized to its concurrency (the shared one allows 10 requests).

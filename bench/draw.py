@@ -102,7 +102,7 @@ async def big_draw(db, participants: int, items: int, engine_pid: int, profile: 
     return {**figures, "notifications_queued_s": round(expand_seconds, 3), "pages_expanded_at_once_s": round(entries_seconds, 3)}
 
 
-async def lateness(db, uri: str, count: int) -> dict:
+async def lateness(db, count: int) -> dict:
     gifts = Gifts(db, Accounts(db, None), beacons.receipt_key())
     later = clock.utcnow() + timedelta(hours=1)
     joiners = [await gifts.accounts.ensure_member(f"o_late{i}") for i in range(5)]
@@ -115,7 +115,7 @@ async def lateness(db, uri: str, count: int) -> dict:
     # The same open time for all, 3 s ahead whatever the setup took (before the scheduler reads them).
     open_at = (clock.utcnow() + timedelta(seconds=3)).replace(microsecond=0)
     await db.gifts.update_many({"_id": {"$in": order_ids}}, {"$set": {"open_at": open_at, "due_at": open_at}})
-    scheduler = Scheduler(db, Draws(db, beacons.beacon(), beacons.receipt_key()), uri, sweep_interval=float(os.environ.get("SWEEP", "1.0")))
+    scheduler = Scheduler(db, Draws(db, beacons.beacon(), beacons.receipt_key()), sweep_interval=float(os.environ.get("SWEEP", "1.0")))
     scheduler.start()
     try:
         while await db.gifts.count_documents({"_id": {"$in": order_ids}, "status": "finished"}) < count:
@@ -141,7 +141,7 @@ async def run(args: argparse.Namespace) -> dict:
             figures = await big_draw(big_db, args.participants, args.items, engine.pid, args.profile)
         late_db = client["bench_draw_late"]
         await ensure_indexes(late_db)
-        figures.update(await lateness(late_db, uri, args.gifts))
+        figures.update(await lateness(late_db, args.gifts))
     finally:
         await client.close()
         engine.stop()

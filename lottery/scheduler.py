@@ -1,11 +1,14 @@
-"""Timed openings: one APScheduler job per gift in a persistent MongoDB job store, a sweep that
-opens whatever is overdue (jobs lost while down, clock steps, bugs), and a leader lease so only
-one scheduler process is active; a second one waits as a standby and takes over when the lease
-lapses.
+"""Timed openings: one APScheduler job per gift with a due time, a sweep that opens whatever is
+overdue (jobs lost while down, clock steps, bugs), and a leader lease so only one scheduler
+process is active; a second one waits as a standby and takes over when the lease lapses.
 
-APScheduler runs on its own thread (BackgroundScheduler): its MongoDB job store is synchronous,
-and two hundred jobs due at once would otherwise block the event loop for most of a second.
-Jobs only hand the gift to the draw on the event loop, where gifts due together are batched."""
+The jobs are kept in memory: the gifts themselves say when each is due (`due_at`), so a new
+leader gives every open gift with a due time its job as it takes over, and later gifts get
+theirs in its rounds (`scheduled`). A job store in the database held the same facts twice, and
+reading, unpickling and deleting 200 jobs due together made them a fifth of a second late
+(docs/benchmarks.md). APScheduler runs on its own thread (BackgroundScheduler), so its
+wakeups never wait for the event loop; a job only hands the gift to the draw on the event
+loop, where gifts due together are batched."""
 import asyncio
 import contextvars
 import logging
@@ -13,9 +16,7 @@ from datetime import timedelta
 from typing import Awaitable, Callable
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
-from apscheduler.jobstores.mongodb import MongoDBJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from pymongo import MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import clock, logs
@@ -28,27 +29,25 @@ log = logging.getLogger(__name__)
 LEADER_LEASE = "scheduler"
 
 
-def open_gift_job(order_id: str) -> None:  # the name stored jobs refer to: keep it
-    """What a gift's job runs. Nothing: the job store keeps *when* a gift is due, and the
-    scheduler that submitted the job hands the gift (the job's id) to its own draws through
-    its listener, so no job needs to find a scheduler by a global."""
+def open_gift_job(order_id: str) -> None:
+    """What a gift's job runs. Nothing: the job keeps *when* a gift is due, and the scheduler
+    that submitted it hands the gift (the job's id) to its own draws through its listener, so
+    no job needs to find a scheduler by a global."""
 
 
 class Scheduler:
     """Leader election, APScheduler jobs and the safety-net sweep, in rounds of a `Loop`."""
 
-    def __init__(self, db: AsyncDatabase, draws: Draws, sync_uri: str, sweep_interval: float = 1.0,
+    def __init__(self, db: AsyncDatabase, draws: Draws, sweep_interval: float = 1.0,
                  lease_seconds: float = 10.0, sweeps: list[Callable[[], Awaitable]] = ()) -> None:
         self.db = db
         self.draws = draws
-        self.sync_uri = sync_uri
         self.sweep_interval = sweep_interval
         self.sweeps = list(sweeps)  # more work of the leader's every round (expiring orders)
         self.lease = timedelta(seconds=lease_seconds)
         self.owner = leases.owner_id()
         self.is_leader = False
         self.loop = Loop("scheduler round", self._round, sweep_interval, on_stop=self._hand_over)
-        self._sync_client: MongoClient | None = None
         self._aps: BackgroundScheduler | None = None
         self._event_loop: asyncio.AbstractEventLoop | None = None
 
@@ -71,14 +70,14 @@ class Scheduler:
 
     async def _hand_over(self) -> None:
         was_leader = self.is_leader
-        await asyncio.to_thread(self._step_down)  # closing the job store's client may wait on the database
+        self._step_down()
         if was_leader:  # hand over now: a standby need not wait for the lease to lapse
             await leases.release(self.db, LEADER_LEASE, self.owner, clock.utcnow())
 
     async def _round(self) -> None:
         if await self._hold_lease():
             if not self.is_leader:
-                self._take_over()
+                self._take_over(await gifts.awaiting_due(self.db))
             with logs.bound(f"sweep-{logs.new_request_id()}"):  # what the round starts logs as it
                 await self._schedule_new_gifts()
                 await self.draws.sweep()
@@ -86,24 +85,26 @@ class Scheduler:
                     await sweep()
         elif self.is_leader:
             log.warning("scheduler lost its leader lease; standing by")
-            await asyncio.to_thread(self._step_down)
+            self._step_down()
 
     async def _hold_lease(self) -> bool:
         """Take or renew the leader lease; False while another live process holds it."""
         now = clock.utcnow()
         return await leases.hold(self.db, LEADER_LEASE, self.owner, now, now + self.lease)
 
-    def _take_over(self) -> None:
-        log.info("scheduler %s is now the leader", self.owner)
+    def _take_over(self, waiting: list[dict]) -> None:
+        """Lead: a job for each of these gifts (every open one with a due time), then start."""
+        log.info("scheduler %s is now the leader (%d gifts to open on time)", self.owner, len(waiting))
         self.is_leader = True
-        # Its calls block a thread: a short server selection, so a lost database fails them fast.
-        self._sync_client = MongoClient(self.sync_uri, tz_aware=True, serverSelectionTimeoutMS=2000)
-        store = MongoDBJobStore(database=self.db.name, collection="scheduler_jobs",
-                                client=self._sync_client)
-        self._aps = BackgroundScheduler(jobstores={"default": store}, timezone="UTC",
-                                        job_defaults={"misfire_grace_time": None, "coalesce": True})
+        self._aps = BackgroundScheduler(timezone="UTC", job_defaults={"misfire_grace_time": None, "coalesce": True})
         self._aps.add_listener(self._job_submitted, EVENT_JOB_SUBMITTED)
+        for gift in waiting:  # before the start: they join the store in one go
+            self._add_job(gift)
         self._aps.start()
+
+    def _add_job(self, gift: dict) -> None:
+        self._aps.add_job(open_gift_job, "date", run_date=clock.as_utc(gift["due_at"]), args=[gift["_id"]],
+                          id=gift["_id"], replace_existing=True)
 
     def _job_submitted(self, event: JobSubmissionEvent) -> None:
         """On APScheduler's thread, at a gift's open time or full-gift deadline: hand the gift
@@ -116,19 +117,12 @@ class Scheduler:
     def _step_down(self) -> None:
         self.is_leader = False
         if self._aps is not None:
-            # Detach the job store first: APScheduler 3's shutdown closes it and then wakes its
-            # thread for one more round, which would read the closed store and log an error.
-            self._aps.remove_jobstore("default")
             self._aps.shutdown(wait=False)
             self._aps = None
-        if self._sync_client is not None:
-            self._sync_client.close()
-            self._sync_client = None
 
     async def _schedule_new_gifts(self) -> None:
-        """Give every open timed gift (and full gift's deadline) its job, once."""
+        """Give each gift that got a due time since (a new gift, a paid order's) its job, once."""
         due = await gifts.unscheduled(self.db)
         for gift in due:
-            self._aps.add_job(open_gift_job, "date", run_date=clock.as_utc(gift["due_at"]), args=[gift["_id"]],
-                              id=gift["_id"], replace_existing=True)
+            self._add_job(gift)
         await gifts.mark_scheduled(self.db, [g["_id"] for g in due])

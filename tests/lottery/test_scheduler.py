@@ -23,8 +23,13 @@ async def finished(db, order_id: str) -> dict | None:
     return gift if gift["status"] == "finished" else None
 
 
-def scheduler(db, engine_uri, **kwargs) -> Scheduler:
-    return Scheduler(db, Draws(db, beacons.beacon(), beacons.receipt_key()), engine_uri, sweep_interval=0.2, **kwargs)
+def scheduler(db, **kwargs) -> Scheduler:
+    return Scheduler(db, Draws(db, beacons.beacon(), beacons.receipt_key()), sweep_interval=0.2, **kwargs)
+
+
+def job_of(running: Scheduler, order_id: str):
+    """The gift's APScheduler job in this scheduler, if it is leading and has one."""
+    return running._aps.get_job(order_id) if running._aps is not None else None
 
 
 async def stopped(running: Scheduler) -> None:
@@ -34,30 +39,30 @@ async def stopped(running: Scheduler) -> None:
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_timed_gift_opens_at_its_time_not_before_and_its_job_is_used_up(db, gifts, engine_uri):
+async def test_a_timed_gift_opens_at_its_time_not_before_and_its_job_is_used_up(db, gifts):
     gift = await timed_gift(gifts, 2)
-    running = scheduler(db, engine_uri)
+    running = scheduler(db)
     running.start()
     try:
         await until(lambda: finished(db, gift["_id"]))
         opened = await finished(db, gift["_id"])
         assert opened["opened_at"] >= opened["open_at"]  # how late is measured in bench/draw.py
-        assert await db.scheduler_jobs.count_documents({"_id": gift["_id"]}) == 0  # the job ran
+        assert job_of(running, gift["_id"]) is None  # the job ran and is used up
     finally:
         await stopped(running)
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_gift_due_while_no_scheduler_ran_opens_at_restart(db, gifts, engine_uri):
+async def test_a_gift_due_while_no_scheduler_ran_opens_at_restart(db, gifts):
     gift = await timed_gift(gifts, 3)
-    first = scheduler(db, engine_uri)
+    first = scheduler(db)
     first.start()
     # It gives the gift its job, then goes down before the open time.
-    await until(lambda: db.scheduler_jobs.count_documents({"_id": gift["_id"]}))
+    await until(lambda: job_of(first, gift["_id"]))
     await stopped(first)
     await until_past(gift["open_at"])
     assert (await db.gifts.find_one({"_id": gift["_id"]}))["status"] == "open"
-    second = scheduler(db, engine_uri)
+    second = scheduler(db)
     second.start()
     try:
         await until(lambda: finished(db, gift["_id"]))
@@ -66,8 +71,30 @@ async def test_a_gift_due_while_no_scheduler_ran_opens_at_restart(db, gifts, eng
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_one_leader_at_a_time_and_a_standby_takes_over_only_once_the_lease_lapses(db, gifts, engine_uri):
-    a, b = scheduler(db, engine_uri, lease_seconds=2), scheduler(db, engine_uri, lease_seconds=2)
+async def test_a_new_leader_gives_every_open_gift_its_job_including_those_the_last_one_scheduled(db, gifts):
+    a, b = scheduler(db, lease_seconds=30), scheduler(db, lease_seconds=30)
+    a.start()
+    await until(lambda: a.is_leader)
+    gift = await timed_gift(gifts, 4)
+    await until(lambda: job_of(a, gift["_id"]))
+    assert (await db.gifts.find_one({"_id": gift["_id"]}))["scheduled"]  # a new leader's rounds skip it
+    b.start()
+    await stopped(a)  # hands the lease over
+    try:
+        await until(lambda: b.is_leader, timeout=20)
+        job = job_of(b, gift["_id"])
+        assert job is not None and job.next_run_time == clock.as_utc(gift["open_at"])
+        assert (await db.gifts.find_one({"_id": gift["_id"]}))["status"] == "open"  # not yet due
+        await until(lambda: finished(db, gift["_id"]))
+        opened = await finished(db, gift["_id"])
+        assert opened["opened_at"] >= opened["open_at"]
+    finally:
+        await stopped(b)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_one_leader_at_a_time_and_a_standby_takes_over_only_once_the_lease_lapses(db, gifts):
+    a, b = scheduler(db, lease_seconds=2), scheduler(db, lease_seconds=2)
     a.start()
     await until(lambda: a.is_leader)
     b.start()
@@ -90,8 +117,8 @@ async def test_one_leader_at_a_time_and_a_standby_takes_over_only_once_the_lease
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_clean_stop_hands_the_lease_over_at_once(db, gifts, engine_uri):
-    a, b = scheduler(db, engine_uri, lease_seconds=30), scheduler(db, engine_uri, lease_seconds=30)
+async def test_a_clean_stop_hands_the_lease_over_at_once(db, gifts):
+    a, b = scheduler(db, lease_seconds=30), scheduler(db, lease_seconds=30)
     a.start()
     await until(lambda: a.is_leader)
     b.start()
