@@ -32,6 +32,7 @@ from lottery.receipts import ReceiptKey
 from lottery.errors import Forbidden, GiftNotFound, GiftOpened, NotOpenable, NotOpenedYet
 from lottery.admission import SETTLE_SECONDS, is_live
 from lottery.gifts import item_tiers
+from lottery.read_ahead import AT_LEAST, EarlyList, ReadAhead
 from lottery.storage import gifts, joins, leases, outbox, proofs, sequences
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class Draws:
 
     def __init__(self, db: AsyncDatabase, beacon: Beacon, receipt_key: ReceiptKey, lease: timedelta = timedelta(seconds=30),
                  settle_timeout: float = SETTLE_SECONDS, batch_window: float = 0.02, batch_size: int = 500,
-                 outcome_delay: float = 2.0, beacon_wait: float = 10.0) -> None:
+                 outcome_delay: float = 2.0, beacon_wait: float = 10.0, read_ahead_at_least: int = AT_LEAST) -> None:
         self.db = db
         self.beacon = beacon
         self.receipt_key = receipt_key  # signs the receipts of joins the draw numbers
@@ -79,6 +80,7 @@ class Draws:
         self._batches = Batches(lambda _asked: self.open(), self.background, batch_window)
         self._copying: set[str] = set()  # gifts whose outcomes this process is copying
         self._tokens: set[str] = set()  # leases of the draws under way in this process
+        self.read_ahead = ReadAhead(db, read_ahead_at_least)  # big timed gifts' records, read before their time
 
     # Entry points
 
@@ -86,6 +88,11 @@ class Draws:
         """Draw in the background, batched with whatever else comes due meanwhile (the joiner
         who took the last seat, or a scheduler job, does not wait)."""
         self._batches.add(order_id)
+
+    def read_ahead_soon(self, order_id: str) -> None:
+        """Read a big timed gift's join records in the background, shortly before its open
+        time, so its draw reads only what comes after (lottery/read_ahead.py)."""
+        self.background.spawn(self.read_ahead.read(order_id))
 
     async def open(self, order_ids: list[str] | None = None, early: bool = False) -> list[str]:
         """Take the due ones among these gifts (None: every due gift; `early`: also open
@@ -262,12 +269,22 @@ class Draws:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settle_timeout
         expected = {g["_id"]: g["joined_count"] if g["method"] == "timed" else len(g["claimants"]) for g in taken}
+        early = self.read_ahead.take([g["_id"] for g in taken if g["method"] == "timed"])
+        if early:
+            log.info("gifts %s: from their records read ahead, and those made since", sorted(early))
         while True:
-            recorded = await joins.member_ids(self.db, [g["_id"] for g in taken])
+            recorded = await self._recorded([g["_id"] for g in taken], early)
             # Settled: every join has its record, and every record its number (a join takes its
             # number right after its record; the draw numbers only what a crash left without).
             unsettled = [o for o, count in expected.items() if len(recorded.get(o, ())) < count
                          or None in recorded.get(o, {}).values()]
+            if loop.time() >= deadline and early.keys() & set(unsettled):
+                # A record the early list cannot see (written late, with an earlier time than
+                # it reads again)? Read those gifts' records whole.
+                log.warning("gifts %s: the records read ahead fall short of the count; reading them whole",
+                            sorted(early.keys() & set(unsettled)))
+                early = {o: kept for o, kept in early.items() if o not in unsettled}
+                continue
             if not unsettled or loop.time() >= deadline:
                 break
             # Re-read the counts: a duplicate join gives its count back after the fact.
@@ -281,6 +298,13 @@ class Draws:
         participants = {g["_id"]: list(recorded.get(g["_id"], {})) if g["method"] == "timed" else gifts.claimants(g)
                         for g in taken}
         return participants, {g["_id"]: recorded.get(g["_id"], {}) for g in taken}
+
+    async def _recorded(self, order_ids: list[str], early: dict[str, EarlyList]) -> dict[str, dict[str, int | None]]:
+        """`joins.member_ids` of these gifts: from the list read ahead where there is one."""
+        found = await joins.member_ids(self.db, [o for o in order_ids if o not in early])
+        for order_id, kept in early.items():
+            found[order_id] = await self.read_ahead.recorded(order_id, kept)
+        return found
 
     async def _numbered(self, order_id: str, member_ids: list[str], recorded: dict[str, int | None],
                         seated: bool = False, attempts: int = 5) -> dict[str, int]:

@@ -27,6 +27,8 @@ from lottery.storage import gifts, leases
 log = logging.getLogger(__name__)
 
 LEADER_LEASE = "scheduler"
+READ_AHEAD_JOB = ":read_ahead"  # the id of a timed gift's second job: its order id and this
+READ_AHEAD = timedelta(seconds=10)  # how long before its open time a big gift's records are read
 
 
 def open_gift_job(order_id: str) -> None:
@@ -35,15 +37,21 @@ def open_gift_job(order_id: str) -> None:
     no job needs to find a scheduler by a global."""
 
 
+def read_ahead_job(order_id: str) -> None:
+    """What a gift's read-ahead job runs: nothing, as `open_gift_job`."""
+
+
 class Scheduler:
     """Leader election, APScheduler jobs and the safety-net sweep, in rounds of a `Loop`."""
 
     def __init__(self, db: AsyncDatabase, draws: Draws, sweep_interval: float = 1.0,
-                 lease_seconds: float = 10.0, sweeps: list[Callable[[], Awaitable]] = ()) -> None:
+                 lease_seconds: float = 10.0, sweeps: list[Callable[[], Awaitable]] = (),
+                 read_ahead: timedelta = READ_AHEAD) -> None:
         self.db = db
         self.draws = draws
         self.sweep_interval = sweep_interval
         self.sweeps = list(sweeps)  # more work of the leader's every round (expiring orders)
+        self.read_ahead = read_ahead
         self.lease = timedelta(seconds=lease_seconds)
         self.owner = leases.owner_id()
         self.is_leader = False
@@ -103,16 +111,27 @@ class Scheduler:
         self._aps.start()
 
     def _add_job(self, gift: dict) -> None:
-        self._aps.add_job(open_gift_job, "date", run_date=clock.as_utc(gift["due_at"]), args=[gift["_id"]],
+        """The gift's job at its due time, and a timed gift's read-ahead job before it (the
+        draw looks at its size then)."""
+        due_at = clock.as_utc(gift["due_at"])
+        self._aps.add_job(open_gift_job, "date", run_date=due_at, args=[gift["_id"]],
                           id=gift["_id"], replace_existing=True)
+        if gift.get("method") == "timed" and due_at - self.read_ahead > clock.utcnow():
+            self._aps.add_job(read_ahead_job, "date", run_date=due_at - self.read_ahead, args=[gift["_id"]],
+                              id=gift["_id"] + READ_AHEAD_JOB, replace_existing=True)
 
     def _job_submitted(self, event: JobSubmissionEvent) -> None:
         """On APScheduler's thread, at a gift's open time or full-gift deadline: hand the gift
-        to the draw on the event loop, batched with the other gifts due in the same instant; its
-        lines log with an id of their own."""
+        to the draw on the event loop, batched with the other gifts due in the same instant (or,
+        before a timed gift's time, have its records read ahead); its lines log with an id of
+        their own."""
         context = contextvars.copy_context()
         context.run(logs.REQUEST_ID.set, f"job-{logs.new_request_id()}")
-        self._event_loop.call_soon_threadsafe(self.draws.open_soon, event.job_id, context=context)
+        if event.job_id.endswith(READ_AHEAD_JOB):
+            order_id = event.job_id.removesuffix(READ_AHEAD_JOB)
+            self._event_loop.call_soon_threadsafe(self.draws.read_ahead_soon, order_id, context=context)
+        else:
+            self._event_loop.call_soon_threadsafe(self.draws.open_soon, event.job_id, context=context)
 
     def _step_down(self) -> None:
         self.is_leader = False

@@ -229,14 +229,14 @@ async def unscheduled(db: AsyncDatabase, limit: int = 1000) -> list[dict]:
     """Gifts with a due time (timed: open_at; full: deadline) not yet given a job (the (scheduled,
     due_at) index; a gift is marked scheduled once it has its job or is finished; a new leader
     gives jobs to every open one, `awaiting_due`)."""
-    cursor = db.gifts.find({"scheduled": False, "due_at": {"$gte": EPOCH}}, {"_id": 1, "due_at": 1}).limit(limit)
+    cursor = db.gifts.find({"scheduled": False, "due_at": {"$gte": EPOCH}}, {"_id": 1, "due_at": 1, "method": 1}).limit(limit)
     return await cursor.to_list()
 
 
 async def awaiting_due(db: AsyncDatabase) -> list[dict]:
     """Every open gift with a due time (the (status, due_at) index): what a new scheduler
     leader gives a job to."""
-    cursor = db.gifts.find({"status": "open", "due_at": {"$gte": EPOCH}}, {"_id": 1, "due_at": 1})
+    cursor = db.gifts.find({"status": "open", "due_at": {"$gte": EPOCH}}, {"_id": 1, "due_at": 1, "method": 1})
     return await cursor.to_list()
 
 

@@ -1,5 +1,6 @@
 """Timed gifts open on time, after downtime, and under exactly one active scheduler."""
 import asyncio
+import logging
 from datetime import timedelta
 
 import pytest
@@ -90,6 +91,21 @@ async def test_a_new_leader_gives_every_open_gift_its_job_including_those_the_la
         assert opened["opened_at"] >= opened["open_at"]
     finally:
         await stopped(b)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_big_timed_gifts_records_are_read_ahead_of_its_open_time(db, gifts, caplog):
+    gift = await timed_gift(gifts, 4)  # three joiners
+    running = Scheduler(db, Draws(db, beacons.beacon(), beacons.receipt_key(), read_ahead_at_least=3),
+                        sweep_interval=0.2, read_ahead=timedelta(seconds=2))
+    with caplog.at_level(logging.INFO, logger="lottery.read_ahead"):
+        running.start()
+        try:
+            await until(lambda: any("read ahead of its draw" in r.getMessage() for r in caplog.records))
+            assert (await db.gifts.find_one({"_id": gift["_id"]}))["status"] == "open"  # before its time
+            await until(lambda: finished(db, gift["_id"]))
+        finally:
+            await stopped(running)
 
 
 @pytest.mark.gen_test(timeout=60)
