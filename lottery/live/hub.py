@@ -6,7 +6,9 @@ message log. For every change of a gift somebody watches (from `feed.GiftFeed`):
 
 - `progress` (joined count, status): coalesced to one frame per gift per `progress_interval`;
 - `finished`: one read of the gift and of the watchers' joins (two queries whatever the number of
-  watchers), then each watcher gets `opened` with their own `me`.
+  watchers), then each watcher gets `opened` with their own `me`. A drawn gift's watchers who
+  joined have theirs made while the draw waits for its beacon round (`losing`): at the result
+  only the winners' are left to make.
 
 A subscriber says which version it has; it gets what is newer, never anything older, so a client
 that reconnects with its version gets exactly what it missed. Transport-agnostic: a subscriber
@@ -71,6 +73,13 @@ class WatchedGift:
     progress_timer: asyncio.TimerHandle | None = None
     progress_task: asyncio.Task | None = None  # a progress frame's fan-out under way
     progress_sent_at: float = 0.0
+    basics: dict | None = None  # the fields of the gift a member's view reads that never change
+    # member id -> their `me` if they did not win, made while a drawn gift waits for its beacon
+    # round, and the cached join it was made from (two dicts, not a tuple each: ten thousand
+    # lasting containers would bring the garbage collector's next pass closer)
+    losing: dict[str, bytes] = field(default_factory=dict)
+    losing_from: dict[str, dict] = field(default_factory=dict)
+    losing_task: asyncio.Task | None = None
 
     def drop(self, connection: Subscriber) -> None:
         self.subs.pop(connection, None)
@@ -127,7 +136,7 @@ class LiveHub:
         """Stop following and close every connection."""
         self._stopping = True
         await self.follower.stop()
-        tasks = [t for w in self.gifts.values() for t in (w.reader, w.progress_task) if t]
+        tasks = [t for w in self.gifts.values() for t in (w.reader, w.progress_task, w.losing_task) if t]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -195,7 +204,7 @@ class LiveHub:
             del self.gifts[watched.order_id]
         if watched.progress_timer:
             watched.progress_timer.cancel()
-        for task in (watched.reader, watched.progress_task):
+        for task in (watched.reader, watched.progress_task, watched.losing_task):
             if task and not task.done() and task is not asyncio.current_task():
                 task.cancel()
 
@@ -208,6 +217,8 @@ class LiveHub:
             return
         watched.change_version = change.version
         watched.merge_state(change._asdict())
+        if change.freeze is not None and change.status != "finished":
+            self._make_losing_soon(watched)  # frozen: the beacon round comes a second or more later
         if change.status == "finished":
             # Unsettled ones too: a read under way may predate the result; they get another.
             for connection, version in watched.subs.items():
@@ -266,6 +277,38 @@ class LiveHub:
         if watched.state.get("version", 0) > version and self.gifts.get(watched.order_id) is watched:
             self._progress_soon(watched)  # changed while this one went out
 
+    def _make_losing_soon(self, watched: WatchedGift) -> None:
+        if watched.basics is None or watched.basics["method"] == "direct" or watched.losing_task is not None:
+            return
+        watched.losing_task = asyncio.ensure_future(self._make_losing(watched))
+
+    async def _make_losing(self, watched: WatchedGift) -> None:
+        """Each watching joiner's `me` as the result will show it if they did not win, made from
+        `member_view` with no winners while the draw waits for its round, FANOUT_SLICE at a
+        time; the result uses them (about 4 of the 10 us a watcher costs it,
+        docs/benchmarks.md) and makes the rest, the winners' included."""
+        unwon = {**watched.basics, "status": "finished", "draw": {"winners": []}}
+        now = clock.utcnow()  # (a joiner's view does not read it)
+        losing, made_from = watched.losing, watched.losing_from = {}, {}  # (the result's fan-out lets go of them)
+        try:
+            for count, (member_id, join) in enumerate(list(watched.joins.items()), 1):
+                if count % FANOUT_SLICE == 0:
+                    await asyncio.sleep(0)
+                    if watched.state.get("status") == "finished":
+                        return  # the result is going out: it makes the rest
+                losing[member_id] = frames.encode(member_view(unwon, join, member_id, now, {}))
+                made_from[member_id] = join
+        except Exception:  # the result makes them instead
+            log.exception("views of gift %s's watchers before its result failed", watched.order_id)
+
+    @staticmethod
+    def _made_losing(watched: WatchedGift, member_id: str | None, won: dict[str, int]) -> bytes | None:
+        """This watcher's `me` made before the result, if it did not win and its join is the
+        one it was made from."""
+        if member_id in won or watched.losing_from.get(member_id) is not watched.joins.get(member_id, False):
+            return None
+        return watched.losing.get(member_id)
+
     # Reading a gift for its subscribers (snapshots and the result)
 
     def _read_soon(self, watched: WatchedGift) -> None:
@@ -299,6 +342,7 @@ class LiveHub:
         gift = await gifts.get(self.db, watched.order_id)
         if not is_live(gift):
             return None
+        watched.basics = {"_id": gift["_id"], "sender_id": gift["sender_id"], "method": gift["method"]}
         watched.merge_state({"version": gift["version"], "status": gift["status"],
                              "joined_count": gift["joined_count"], "open_number": gift.get("open_number")})
         # Before a timed or full gift's result is committed its joins cannot say who won, so
@@ -352,8 +396,8 @@ class LiveHub:
             kind = frames.SNAPSHOT if why == "subscribe" or not finished else frames.OPENED
             member_id = connection.member_id
             if member_id not in me_frames:
-                me_frames[member_id] = frames.encode(member_view(gift, watched.joins.get(member_id),
-                                                                 member_id or "", now, won))
+                me_frames[member_id] = (finished and self._made_losing(watched, member_id, won)) or frames.encode(
+                    member_view(gift, watched.joins.get(member_id), member_id or "", now, won))
             if connection.send(frames.gift_frame(kind, head, me_frames[member_id])):
                 watched.subs[connection] = version
                 pushed += kind is frames.OPENED
@@ -371,6 +415,8 @@ class LiveHub:
             metrics.RESULT_FANOUT_SECONDS.observe(writing)
             log.info("gift %s: result pushed to %d subscribers in %.0f ms, %.0f ms after the commit",
                      watched.order_id, pushed, writing * 1000, since_commit * 1000)
+        if finished:
+            watched.losing, watched.losing_from = {}, {}  # used: later subscribers get theirs made as they come
         if watched.state.get("version", 0) > version:
             self._progress_soon(watched)  # changed while we read
 

@@ -1,13 +1,19 @@
 """The live hub without HTTP: versions only grow, progress is coalesced, gone subscribers are
-dropped, and every watcher of a drawn gift gets its own result."""
+dropped, and every watcher of a drawn gift gets its own result (the losers' made while the draw
+waits for its round)."""
 import asyncio
 import json
 import time
 
 import pytest
 
+from lottery import clock
+from lottery.draw import Draws
+from lottery.gifts import drawn_winners
+from lottery.live import frames
 from lottery.live import hub as hub_module
 from lottery.live.hub import LiveHub
+from tests import beacons
 from tests.gifts import make_gift
 from tests.waiting import until
 
@@ -176,3 +182,48 @@ async def test_a_result_committed_during_a_long_progress_fan_out_goes_out_and_th
         assert len(inbox.of("opened")) == 1
         versions = [f["version"] for f in inbox.frames]
         assert versions == sorted(versions) and len(set(versions)) == len(versions)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_drawn_gifts_losing_watchers_get_views_made_while_it_waited_for_its_round_the_same_as_the_results(
+        db, gifts, hub, monkeypatch):
+    gift = await make_gift(gifts, "timed", joiners=8, items=2)
+    order_id = gift["_id"]
+    joiners = [Inbox(await gifts.accounts.ensure_member(f"o_joiner{i}")) for i in range(8)]
+    onlooker, sender = Inbox(await gifts.accounts.ensure_member("o_onlooker")), Inbox(gift["sender_id"])
+    for inbox in joiners + [onlooker, sender]:
+        hub.subscribe(inbox, order_id)
+    await until(lambda: all(i.of("snapshot") for i in joiners + [onlooker, sender]))
+    released = asyncio.Event()
+
+    class HeldDraws(Draws):
+        """Its result waits until the test says so, as a draw waits for its beacon round."""
+
+        async def _finish(self, summaries, refunds):
+            await released.wait()
+            return await super()._finish(summaries, refunds)
+
+    draws = HeldDraws(db, beacons.beacon(), beacons.receipt_key())
+    drawing = asyncio.ensure_future(draws.open_early(order_id, gift["sender_id"]))
+    await until(lambda: len(hub.gifts[order_id].losing) == 8)  # the freeze came: made for all eight
+    made_at_the_result: list[str] = []
+    view = hub_module.member_view
+
+    def counted_view(gift, join, member_id, now, winners=None):
+        made_at_the_result.append(member_id)
+        return view(gift, join, member_id, now, winners)
+
+    monkeypatch.setattr(hub_module, "member_view", counted_view)
+    released.set()
+    await drawing
+    await until(lambda: all(i.of("opened") for i in joiners + [onlooker, sender]))
+    finished = await db.gifts.find_one({"_id": order_id})
+    winners = set(finished["draw"]["winners"])
+    for inbox in joiners:  # each as the result would have made it from the committed gift
+        record = await db.joins.find_one({"order_id": order_id, "member_id": inbox.member_id})
+        expected = view(finished, record, inbox.member_id, clock.utcnow(), drawn_winners(finished))
+        assert inbox.of("opened")[0]["me"] == json.loads(frames.encode(expected))
+        assert expected["state"] == ("won" if inbox.member_id in winners else "lost")
+    # At the result, only the winners' views and those of the watchers who never joined were made.
+    assert sorted(made_at_the_result) == sorted(winners | {onlooker.member_id, sender.member_id})
+    await draws.idle()
