@@ -176,7 +176,7 @@ class NotificationWorker:
             if self.delivery.stopping or asyncio.get_running_loop().time() > round_ends:
                 break
             now = clock.utcnow()
-            claimed = await store.claim_due(self.db, [e["_id"] for e in due[start:start + store.CLAIM_SLICE]],
+            claimed = await store.claim_due(self.db, due[start:start + store.CLAIM_SLICE],
                                             self.owner, now, now + self.limits.lease)
             await self._attempt_all(claimed)
         paged = await self._deliver_pages(round_ends) if len(due) < self.limits.batch else 0

@@ -49,11 +49,12 @@ async def insert(db: AsyncDatabase, entries: list[dict]) -> list[dict]:
     return [entry for i, entry in enumerate(entries) if i not in existed]
 
 
-async def due(db: AsyncDatabase, now: datetime, limit: int) -> list[dict]:
-    """Pending entries whose next attempt is due, oldest first."""
-    cursor = db.notifications.find({"status": "pending", "next_attempt_at": {"$lte": now}}
+async def due(db: AsyncDatabase, now: datetime, limit: int) -> list[str]:
+    """The ids of pending entries whose next attempt is due, oldest first (a claim reads back
+    the entries it takes)."""
+    cursor = db.notifications.find({"status": "pending", "next_attempt_at": {"$lte": now}}, {"_id": 1}
                                    ).sort("next_attempt_at", ASCENDING).limit(limit)
-    return await cursor.to_list()
+    return [doc["_id"] async for doc in cursor]
 
 
 async def lapsed(db: AsyncDatabase, now: datetime, limit: int) -> list[dict]:
