@@ -138,6 +138,7 @@ class Draws:
         """Draw every gift that is due or whose draw stalled, and finish outcome copies whose
         process died. Returns how many gifts it opened."""
         now = clock.utcnow()
+        self.read_ahead.forget_unused(now)
         opened = 0
         try:
             opened = len(await self.open())

@@ -45,7 +45,7 @@ class ReadAhead:
         """Read this gift's join records now, if it is an open timed gift of at least
         `at_least` joins; True if it was."""
         now = clock.utcnow()
-        self._lists = {o: kept for o, kept in self._lists.items() if kept.read_at > now - KEEP}
+        self.forget_unused(now)
         gift = await gifts.get(self.db, order_id)
         if gift is None or gift["method"] != "timed" or gift["status"] != "open" or gift["joined_count"] < self.at_least:
             return False
@@ -53,6 +53,11 @@ class ReadAhead:
         self._lists[order_id] = EarlyList(now - MARGIN, recorded, now)
         log.info("gift %s: %d join records read ahead of its draw", order_id, len(recorded))
         return True
+
+    def forget_unused(self, now: datetime) -> None:
+        """Drop the lists no draw here took in time (the sender opened the gift early at a web
+        process, or another process leads now)."""
+        self._lists = {o: kept for o, kept in self._lists.items() if kept.read_at > now - KEEP}
 
     def take(self, order_ids: list[str]) -> dict[str, EarlyList]:
         """The lists read for these gifts; each is taken once (a draw resumed later reads afresh)."""

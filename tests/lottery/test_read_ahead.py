@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from lottery import clock, fairness
+from lottery import clock, fairness, read_ahead
 from lottery.storage import joins
 from tests.gifts import make_due, make_gift
 
@@ -94,3 +94,17 @@ async def test_only_an_open_timed_gift_of_at_least_the_threshold_is_read_ahead(d
     assert not await draws.read_ahead.read("0" * 24)
     assert await draws.read_ahead.read(big["_id"])
     assert list(draws.read_ahead.take([small["_id"], full["_id"], big["_id"]])) == [big["_id"]]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_list_no_draw_here_took_is_dropped_by_a_later_sweep(db, gifts, drawer, monkeypatch):
+    gift = await make_gift(gifts, "timed", joiners=3, open_at=clock.utcnow() + timedelta(hours=1))
+    draws = drawer(read_ahead_at_least=3)
+    assert await draws.read_ahead.read(gift["_id"])
+    await draws.sweep()  # soon after: kept
+    assert list(draws.read_ahead.take([gift["_id"]])) == [gift["_id"]]
+    assert await draws.read_ahead.read(gift["_id"])
+    later = clock.utcnow() + read_ahead.KEEP + timedelta(seconds=1)
+    monkeypatch.setattr(clock, "utcnow", lambda: later)
+    await draws.sweep()
+    assert draws.read_ahead.take([gift["_id"]]) == {}
