@@ -1,11 +1,13 @@
 """A big timed gift's records read before its open time: its draw reads only what came after,
 and still draws among exactly the gift's participants, each with the number their join took."""
+import asyncio
 import logging
 from datetime import timedelta
 
 import pytest
 
 from lottery import clock, fairness, read_ahead
+from lottery.errors import LotteryError
 from lottery.storage import joins
 from tests.gifts import make_due, make_gift
 
@@ -108,3 +110,35 @@ async def test_a_list_no_draw_here_took_is_dropped_by_a_later_sweep(db, gifts, d
     monkeypatch.setattr(clock, "utcnow", lambda: later)
     await draws.sweep()
     assert draws.read_ahead.take([gift["_id"]]) == {}
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_joins_racing_a_draw_from_an_early_list_are_each_drawn_once_or_told_it_opened(db, gifts, drawer):
+    gift = await make_gift(gifts, "timed", joiners=20, items=5, open_at=clock.utcnow() + timedelta(hours=1))
+    order_id = gift["_id"]
+    await joined_an_hour_ago(db, order_id)
+    draws = drawer(read_ahead_at_least=20)
+    assert await draws.read_ahead.read(order_id)
+    racers = [await member_of(gifts, f"o_racer{i}") for i in range(60)]
+
+    async def join(member_id: str) -> tuple[str, bool]:
+        try:
+            await gifts.join(order_id, member_id)
+        except LotteryError:  # 已经开奖: too late
+            return member_id, False
+        return member_id, True
+
+    async def draw() -> list[str]:
+        await asyncio.sleep(0.05)  # some of the joins first
+        await make_due(db, order_id)
+        return await draws.open([order_id])
+
+    *answers, opened = await asyncio.gather(*(join(m) for m in racers), draw())
+    assert opened == [order_id]
+    drawn = await drawn_list(draws, order_id)  # the proof verifies
+    assert drawn == await numbered(db, order_id)  # exactly the records that remain, with their numbers
+    joined = {fairness.pseudonym(order_id, m) for m, ok in answers if ok}
+    refused = {fairness.pseudonym(order_id, m) for m, ok in answers if not ok}
+    assert joined <= drawn.keys() and not refused & drawn.keys()
+    assert len(drawn) == 20 + len(joined)
+    assert (await db.gifts.find_one({"_id": order_id}))["joined_count"] == len(drawn)
