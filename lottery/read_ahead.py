@@ -68,5 +68,6 @@ class ReadAhead:
         the records made since, and the numbers of those it read without one."""
         recent = await joins.member_ids_since(self.db, order_id, kept.since)
         unnumbered = [m for m, n in kept.recorded.items() if n is None and m not in recent]
-        numbered = await joins.sequences_of(self.db, order_id, unnumbered) if unnumbered else {}
+        numbered = {m: join.get("sequence") for m, join in (await joins.of_members(
+            self.db, order_id, unnumbered, len(kept.recorded))).items()} if unnumbered else {}
         return {**kept.recorded, **numbered, **recent}

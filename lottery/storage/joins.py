@@ -115,15 +115,6 @@ async def member_ids_since(db: AsyncDatabase, order_id: str, since: datetime) ->
             async for doc in db.joins.find({"order_id": order_id, "joined_at": {"$gt": since}}, projection)}
 
 
-async def sequences_of(db: AsyncDatabase, order_id: str, member_ids_: list[str]) -> dict[str, int | None]:
-    """These members' join sequence numbers in this gift (by `_id`, in slices), for those with a record."""
-    found: dict[str, int | None] = {}
-    for ids in in_slices([join_id(order_id, m) for m in member_ids_]):
-        async for doc in db.joins.find({"_id": {"$in": ids}}, {"member_id": 1, "sequence": 1, "_id": 0}):
-            found[doc["member_id"]] = doc.get("sequence")
-    return found
-
-
 async def restore(db: AsyncDatabase, pairs: list[tuple[str, str]], now: datetime) -> None:
     """Join records for claimants whose join write never landed (their process died), marked
     `restored` (a slow join that finds one knows it was the draw's)."""
