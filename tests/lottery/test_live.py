@@ -44,6 +44,19 @@ class Inbox:
         return [t for f, t in zip(self.frames, self.times) if f["type"] == kind]
 
 
+async def joiner_inboxes(gifts, count: int) -> list[Inbox]:
+    """Inboxes of the members `make_gift` joined (openids o_joiner0, o_joiner1, ...)."""
+    return [Inbox(await gifts.accounts.ensure_member(f"o_joiner{i}")) for i in range(count)]
+
+
+async def subscribed(hub, order_id: str, inboxes: list, timeout: float = 30) -> list:
+    """These inboxes subscribed to the gift, each with its snapshot."""
+    for inbox in inboxes:
+        hub.subscribe(inbox, order_id)
+    await until(lambda: all(i.of("snapshot") for i in inboxes), timeout=timeout)
+    return inboxes
+
+
 @pytest.fixture
 def hub(db, io_loop):
     live = LiveHub(db, progress_interval=0.2, retry_delay=0.1)
@@ -78,10 +91,7 @@ async def test_every_watcher_of_a_drawn_gift_gets_its_own_outcome_and_dead_ones_
     members = [await gifts.accounts.ensure_member(f"o_w{i}") for i in range(6)]
     for member_id in members:
         await gifts.join(order_id, member_id)
-    inboxes = [Inbox(m) for m in members] + [Inbox(gift["sender_id"])]
-    for inbox in inboxes:
-        hub.subscribe(inbox, order_id)
-    await until(lambda: all(i.of("snapshot") for i in inboxes))
+    inboxes = await subscribed(hub, order_id, [Inbox(m) for m in members] + [Inbox(gift["sender_id"])])
     dead = inboxes[0]
     dead.alive = False
     draws = drawer()
@@ -119,10 +129,7 @@ async def test_a_progress_frame_due_while_the_result_is_read_never_stands_in_for
     # already sent. Here the read is slowed so that the timer always fires first.
     gift = await make_gift(gifts, "timed", joiners=3, items=1)
     order_id = gift["_id"]
-    watchers = [Inbox(await gifts.accounts.ensure_member(f"o_joiner{i}")) for i in range(3)]
-    for inbox in watchers:
-        hub.subscribe(inbox, order_id)
-    await until(lambda: all(i.of("snapshot") for i in watchers))
+    watchers = await subscribed(hub, order_id, await joiner_inboxes(gifts, 3))
     read = hub_module.gifts.get
 
     async def slow_read(db, order_id, *args, **kwargs):
@@ -166,10 +173,7 @@ async def test_a_result_committed_during_a_long_progress_fan_out_goes_out_and_th
     monkeypatch.setattr(hub_module, "FANOUT_SLICE", 10)
     gift = await make_gift(gifts, "timed", joiners=2, items=1)
     order_id = gift["_id"]
-    watchers = [SlowInbox(None) for _ in range(2000)]
-    for inbox in watchers:
-        hub.subscribe(inbox, order_id)
-    await until(lambda: all(i.of("snapshot") for i in watchers), timeout=60)
+    watchers = await subscribed(hub, order_id, [SlowInbox(None) for _ in range(2000)], timeout=60)
     draw: list[asyncio.Future] = []
     SlowInbox.on_first_progress = lambda: draw.append(asyncio.ensure_future(
         drawer().open_early(order_id, gift["sender_id"])))
@@ -189,11 +193,9 @@ async def test_a_drawn_gifts_losing_watchers_get_views_made_while_it_waited_for_
         db, gifts, hub, monkeypatch):
     gift = await make_gift(gifts, "timed", joiners=8, items=2)
     order_id = gift["_id"]
-    joiners = [Inbox(await gifts.accounts.ensure_member(f"o_joiner{i}")) for i in range(8)]
+    joiners = await joiner_inboxes(gifts, 8)
     onlooker, sender = Inbox(await gifts.accounts.ensure_member("o_onlooker")), Inbox(gift["sender_id"])
-    for inbox in joiners + [onlooker, sender]:
-        hub.subscribe(inbox, order_id)
-    await until(lambda: all(i.of("snapshot") for i in joiners + [onlooker, sender]))
+    await subscribed(hub, order_id, joiners + [onlooker, sender])
     released = asyncio.Event()
 
     class HeldDraws(Draws):
@@ -235,10 +237,7 @@ async def test_a_result_that_comes_while_the_losing_views_are_being_made_gives_e
     monkeypatch.setattr(hub_module, "FANOUT_SLICE", 1)  # a turn of the loop after every view made ahead
     gift = await make_gift(gifts, "timed", joiners=30, items=3)
     order_id = gift["_id"]
-    joiners = [Inbox(await gifts.accounts.ensure_member(f"o_joiner{i}")) for i in range(30)]
-    for inbox in joiners:
-        hub.subscribe(inbox, order_id)
-    await until(lambda: all(i.of("snapshot") for i in joiners))
+    joiners = await subscribed(hub, order_id, await joiner_inboxes(gifts, 30))
     made = []
     view = hub_module.member_view
 

@@ -24,8 +24,9 @@ async def finished(db, order_id: str) -> dict | None:
     return gift if gift["status"] == "finished" else None
 
 
-def scheduler(db, **kwargs) -> Scheduler:
-    return Scheduler(db, Draws(db, beacons.beacon(), beacons.receipt_key()), sweep_interval=0.2, **kwargs)
+def scheduler(db, draws: dict | None = None, **kwargs) -> Scheduler:
+    """A scheduler with a short sweep interval; `draws`: options of its Draws."""
+    return Scheduler(db, Draws(db, beacons.beacon(), beacons.receipt_key(), **(draws or {})), sweep_interval=0.2, **kwargs)
 
 
 def job_of(running: Scheduler, order_id: str):
@@ -96,8 +97,7 @@ async def test_a_new_leader_gives_every_open_gift_its_job_including_those_the_la
 @pytest.mark.gen_test(timeout=60)
 async def test_a_big_timed_gifts_records_are_read_ahead_of_its_open_time(db, gifts, caplog):
     gift = await timed_gift(gifts, 4)  # three joiners
-    running = Scheduler(db, Draws(db, beacons.beacon(), beacons.receipt_key(), read_ahead_at_least=3),
-                        sweep_interval=0.2, read_ahead=timedelta(seconds=2))
+    running = scheduler(db, draws={"read_ahead_at_least": 3}, read_ahead=timedelta(seconds=2))
     with caplog.at_level(logging.INFO, logger="lottery.read_ahead"):
         running.start()
         try:
