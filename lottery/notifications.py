@@ -251,7 +251,7 @@ class Notifications:
                     owner, until = claim_for
                     for entry in entries:
                         if entry["status"] == "pending":
-                            entry.update(status="sending", lease_owner=owner, lease_until=until, attempts=1)
+                            entry.update(store.held(owner, until), attempts=1)
                 made += await store.insert(self.db, entries)
                 await outbox.finish(self.db, record["_id"], self.owner, clock.utcnow(), {})
         return made

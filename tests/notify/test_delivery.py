@@ -12,6 +12,18 @@ from tests.notify.support import open_gift, settled, timed_gift
 from tests.waiting import until
 
 
+async def entries_held_by(db, make_worker, owner: str, lease: timedelta) -> tuple[str, list[str], list[str]]:
+    """A small gift opened, and its participants' entries made claimed by `owner` for `lease`:
+    (order id, subscribers, the held entries' ids)."""
+    order_id, subscribers = await timed_gift(db, joiners=6, items=2)
+    await open_gift(db, order_id)
+    expander = make_worker()
+    while await expander.expand_once():
+        pass
+    made = await expander.records.expand_pages(claim_for=(owner, clock.utcnow() + lease))
+    return order_id, subscribers, [entry["_id"] for entry in made if entry["status"] == "sending"]
+
+
 @pytest.mark.gen_test(timeout=90)
 async def test_a_500_participant_gift_opened_during_an_outage_reaches_each_subscriber_once(
         db, wechat_fake, make_worker):
@@ -262,20 +274,51 @@ async def test_an_entry_in_flight_under_a_live_lease_is_never_sent_by_another_wo
 @pytest.mark.gen_test(timeout=90)
 async def test_entries_left_in_flight_by_a_worker_that_died_are_sent_once_its_lease_lapses(
         db, wechat_fake, make_worker):
-    order_id, subscribers = await timed_gift(db, joiners=6, items=2)
-    await open_gift(db, order_id)
-    expander = make_worker()
-    while await expander.expand_once():
-        pass
     # What a worker that dies mid-send leaves: its page's entries made claimed for itself, under
     # a lease that lapses a second later.
-    made = await expander.records.expand_pages(claim_for=("dead-worker", clock.utcnow() + timedelta(seconds=1)))
-    held = [entry["_id"] for entry in made if entry["status"] == "sending"]
+    order_id, subscribers, held = await entries_held_by(db, make_worker, "dead-worker", timedelta(seconds=1))
     make_worker().start()
     await settled(db, order_id)
     assert Counter(m["touser"] for m in wechat_fake.delivered) == Counter(subscribers)
     assert [e["attempts"] async for e in db.notifications.find({"_id": {"$in": held}})] == [2] * len(held)
     assert len(held) >= len(subscribers)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_claimed_entry_is_next_due_at_its_lease_end_so_only_lapsed_claims_are_read_back(
+        db, wechat_fake, make_worker):
+    order_id, _ = await timed_gift(db, joiners=6, items=2)
+    await open_gift(db, order_id)
+    # Slow answers keep the claimed entries in flight under a live lease.
+    wechat_fake.send_delay = 0.5
+    worker = make_worker(concurrency=2, lease=timedelta(seconds=60))
+    worker.start()
+    await until(lambda: worker.stats.sent >= 1, timeout=30)
+    now = clock.utcnow()
+    in_flight = await db.notifications.find({"order_id": order_id, "status": "sending"}).to_list()
+    assert in_flight
+    assert all(e["next_attempt_at"] == e["lease_until"] > now for e in in_flight)
+    assert await db.notifications.count_documents({"status": "sending", "next_attempt_at": {"$lt": now}}) == 0
+    assert await store.lapsed(db, now, 100) == []
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_an_entry_an_earlier_version_claimed_is_taken_over_only_once_its_lease_lapses(
+        db, wechat_fake, make_worker):
+    order_id, subscribers, held = await entries_held_by(db, make_worker, "old-worker", timedelta(seconds=60))
+    # An earlier version's claim left the entry's due time, long past, as its next attempt.
+    await db.notifications.update_many({"_id": {"$in": held}},
+                                       {"$set": {"next_attempt_at": clock.utcnow() - timedelta(minutes=5)}})
+    worker = make_worker()
+    for _ in range(3):
+        await worker.deliver_once()
+    assert wechat_fake.delivered == []
+    assert {e["lease_owner"] async for e in db.notifications.find({"_id": {"$in": held}})} == {"old-worker"}
+    await db.notifications.update_many({"_id": {"$in": held}},
+                                       {"$set": {"lease_until": clock.utcnow() - timedelta(seconds=1)}})
+    worker.start()
+    await settled(db, order_id)
+    assert Counter(m["touser"] for m in wechat_fake.delivered) == Counter(subscribers)
 
 
 @pytest.mark.gen_test(timeout=60)

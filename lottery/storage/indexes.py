@@ -1,0 +1,13 @@
+"""Index upkeep shared by the collections: an index a query no longer needs is dropped, since
+every index costs each write on the collection (on the embedded engine, about as much as the
+document's own write; docs/benchmarks.md)."""
+from pymongo.asynchronous.collection import AsyncCollection
+
+
+async def drop_retired(collection: AsyncCollection, keys: list[tuple[str, int]]) -> bool:
+    """Drop the index on these keys (in order) if an earlier version made it; True if it did."""
+    async for index in await collection.list_indexes():
+        if list(index["key"].items()) == keys:
+            await collection.drop_index(index["name"])
+            return True
+    return False
