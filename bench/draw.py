@@ -5,7 +5,8 @@
    `drawing` to the committed result (proof, outbox records, and the finish that commits the
    1,000 winners), then the time to copy the outcomes onto the 100,000 join records.
 2. 200 timed gifts due in the same second, opened by the real scheduler: lateness from
-   `open_at` to the committed result (p50, p99, max).
+   `open_at` to the committed result, the finish's write as its change event dates it (p50, p99,
+   max; and the p99 of the `opened_at` stamp, which the finish takes as it starts).
 
     python bench/draw.py [--participants 100000] [--items 1000] [--gifts 200]
     python bench/draw.py --cold              # the big draw reading its records at its time
@@ -126,17 +127,25 @@ async def lateness(db, count: int) -> dict:
     open_at = (clock.utcnow() + timedelta(seconds=3)).replace(microsecond=0)
     await db.gifts.update_many({"_id": {"$in": order_ids}}, {"$set": {"open_at": open_at, "due_at": open_at}})
     scheduler = Scheduler(db, Draws(db, beacons.beacon(), beacons.receipt_key()), sweep_interval=float(os.environ.get("SWEEP", "1.0")))
-    scheduler.start()
-    try:
-        while await db.gifts.count_documents({"_id": {"$in": order_ids}, "status": "finished"}) < count:
-            await asyncio.sleep(0.2)
-    finally:
-        await scheduler.stop()
-    late = sorted([(g["opened_at"] - g["open_at"]).total_seconds()
-                   async for g in db.gifts.find({"_id": {"$in": order_ids}})])
+    # When each finish was committed: its change event's `wallTime` (the finish stamps `opened_at`
+    # as it starts; a batch's finish writes its gifts 50 at a time after that).
+    committed = {}
+    async with await db.gifts.watch([{"$match": {"updateDescription.updatedFields.status": "finished"}}],
+                                    max_await_time_ms=200) as stream:
+        scheduler.start()
+        try:
+            while len(committed) < count:
+                event = await stream.try_next()
+                if event is not None:
+                    committed[event["documentKey"]["_id"]] = event["wallTime"]
+        finally:
+            await scheduler.stop()
+    gifts_now = {g["_id"]: g async for g in db.gifts.find({"_id": {"$in": order_ids}})}
+    late = sorted((clock.as_utc(committed[o]) - clock.as_utc(g["open_at"])).total_seconds() for o, g in gifts_now.items())
+    stamped = sorted((g["opened_at"] - g["open_at"]).total_seconds() for g in gifts_now.values())
     return {"gifts_due_together": count, "lateness_p50_s": round(statistics.median(late), 3),
             "lateness_p99_s": round(late[max(0, int(len(late) * 0.99) - 1)], 3),
-            "lateness_max_s": round(late[-1], 3)}
+            "lateness_max_s": round(late[-1], 3), "opened_at_stamp_p99_s": round(stamped[max(0, int(len(stamped) * 0.99) - 1)], 3)}
 
 
 async def run(args: argparse.Namespace) -> dict:
