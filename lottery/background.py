@@ -168,6 +168,11 @@ class Batches:
         self._request_id: str | None = None
         self._drainer: asyncio.Future | None = None
 
+    @property
+    def busy(self) -> bool:
+        """A batch is queued or running."""
+        return self._drainer is not None and not self._drainer.done()
+
     def add(self, key: str) -> None:
         self._queued.add(key)
         self._request_id = logs.REQUEST_ID.get()

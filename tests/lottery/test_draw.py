@@ -228,6 +228,21 @@ async def test_a_backlog_of_due_gifts_is_drawn_in_batches_all_of_it(db, gifts, d
 
 
 @pytest.mark.gen_test
+async def test_a_sweep_while_a_batch_is_queued_leaves_what_is_due_to_the_batch(db, gifts, drawer):
+    # Two takes at once would only compete for the engine's writes.
+    asked, also_due = [await gift_id(gifts, "timed", joiners=2, items=1) for _ in range(2)]
+    for order_id in (asked, also_due):
+        await make_due(db, order_id)
+    draws = drawer()
+    draws.open_soon(asked)  # a job's batch, in its window
+    assert await draws.sweep() == 0
+    await draws.idle()
+    for order_id in (asked, also_due):  # the batch took every due gift
+        assert (await db.gifts.find_one({"_id": order_id}))["status"] == "finished"
+    assert await draws.sweep() == 0  # and once it is done, the sweep has nothing left
+
+
+@pytest.mark.gen_test
 async def test_due_filter_ignores_open_gifts_not_yet_due(db, gifts, drawer):
     order_id = await gift_id(gifts, "timed", joiners=1)
     assert not await drawer().open([order_id])
