@@ -301,9 +301,8 @@ def new_gift(spec: GiftSpec, sender_id: str, sender: dict, now: datetime) -> dic
         # Tiered items first tier first: the draw gives item 0 first, so tiers go in order.
         "items": [item_doc(item) for item in sorted(spec.items, key=lambda item: item.tier)],
         # When the draw is due without anyone asking (timed: open_at; full, direct: the deadline), one
-        # indexed field for the scheduler; `scheduled` once it has its job (or has none to
-        # have), so the scheduler's index holds only the gifts still waiting for one.
-        "due_at": open_at or deadline_at, "scheduled": not (open_at or deadline_at),
+        # indexed field for the scheduler.
+        "due_at": open_at or deadline_at,
         "items_total": len(spec.items), "items_left": len(spec.items),
         "seats_left": spec.open_number if spec.method == "full" else 0, "claimants": {},
         "joined_count": 0, "status": "open", "paid": True, "version": 1,

@@ -189,7 +189,7 @@ class Orders:
         if not self.moderation.shown(wish_verdict):  # others see the default wish meanwhile
             gift.update(wish=DEFAULT_WISH, wish_pending=spec.wish, wish_check=wish_verdict)
         amount = sum(item.price for item in spec.items)
-        gift.update(status=store.RESERVING, paid=False, due_at=now, scheduled=True, order={
+        gift.update(status=store.RESERVING, paid=False, due_at=now, order={
             "buyer_id": buyer_id, "status": store.RESERVING, "key": key, "key_open": True,
             "body_digest": digest,
             "lines": [{"product_id": line.product_id, "name": found[line.product_id]["name"],

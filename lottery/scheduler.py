@@ -2,17 +2,18 @@
 overdue (jobs lost while down, clock steps, bugs), and a leader lease so only one scheduler
 process is active; a second one waits as a standby and takes over when the lease lapses.
 
-The jobs are kept in memory: the gifts themselves say when each is due (`due_at`), so a new
-leader gives every open gift with a due time its job as it takes over, and later gifts get
-theirs in its rounds (`scheduled`). A job store in the database held the same facts twice, and
-reading, unpickling and deleting 200 jobs due together made them a fifth of a second late
-(docs/benchmarks.md). APScheduler runs on its own thread (BackgroundScheduler), so its
+The jobs are kept in memory: the gifts themselves say when each is due (`due_at`), so the
+leader's every round gives the open gifts due within its horizon their jobs (those it has
+not given one yet), read through the (status, due_at) index. A job store in the database held
+the same facts twice, and reading, unpickling and deleting 200 jobs due together made them a
+fifth of a second late; a `scheduled` mark on each gift cost one more write of every gift and
+one more index to keep up on every write of a gift (docs/benchmarks.md). APScheduler runs on its own thread (BackgroundScheduler), so its
 wakeups never wait for the event loop; a job only hands the gift to the draw on the event
 loop, where gifts due together are batched."""
 import asyncio
 import contextvars
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 LEADER_LEASE = "scheduler"
 READ_AHEAD_JOB = ":read_ahead"  # the id of a timed gift's second job: its order id and this
 READ_AHEAD = timedelta(seconds=10)  # how long before its open time a big gift's records are read
+# How far ahead of the read-ahead the leader gives gifts their jobs: rounds to spare.
+SPARE = timedelta(seconds=20)
 
 
 def open_gift_job(order_id: str) -> None:
@@ -52,11 +55,13 @@ class Scheduler:
         self.sweep_interval = sweep_interval
         self.sweeps = list(sweeps)  # more work of the leader's every round (expiring orders)
         self.read_ahead = read_ahead
+        self.horizon = read_ahead + SPARE  # the gifts due within it have their jobs
         self.lease = timedelta(seconds=lease_seconds)
         self.owner = leases.owner_id()
         self.is_leader = False
         self.loop = Loop("scheduler round", self._round, sweep_interval, on_stop=self._hand_over)
         self._aps: BackgroundScheduler | None = None
+        self._jobs: dict[str, datetime] = {}  # the gifts this leader gave a job, with its due time
         self._event_loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -85,9 +90,9 @@ class Scheduler:
     async def _round(self) -> None:
         if await self._hold_lease():
             if not self.is_leader:
-                self._take_over(await gifts.awaiting_due(self.db))
+                self._take_over()
             with logs.bound(f"sweep-{logs.new_request_id()}"):  # what the round starts logs as it
-                await self._schedule_new_gifts()
+                await self._schedule_due_soon()
                 await self.draws.sweep()
                 for sweep in self.sweeps:
                     await sweep()
@@ -100,14 +105,13 @@ class Scheduler:
         now = clock.utcnow()
         return await leases.hold(self.db, LEADER_LEASE, self.owner, now, now + self.lease)
 
-    def _take_over(self, waiting: list[dict]) -> None:
-        """Lead: a job for each of these gifts (every open one with a due time), then start."""
-        log.info("scheduler %s is now the leader (%d gifts to open on time)", self.owner, len(waiting))
+    def _take_over(self) -> None:
+        """Lead: an APScheduler with no jobs yet (this round gives them)."""
+        log.info("scheduler %s is now the leader", self.owner)
         self.is_leader = True
+        self._jobs = {}
         self._aps = BackgroundScheduler(timezone="UTC", job_defaults={"misfire_grace_time": None, "coalesce": True})
         self._aps.add_listener(self._job_submitted, EVENT_JOB_SUBMITTED)
-        for gift in waiting:  # before the start: they join the store in one go
-            self._add_job(gift)
         self._aps.start()
 
     def _add_job(self, gift: dict) -> None:
@@ -139,9 +143,12 @@ class Scheduler:
             self._aps.shutdown(wait=False)
             self._aps = None
 
-    async def _schedule_new_gifts(self) -> None:
-        """Give each gift that got a due time since (a new gift, a paid order's) its job, once."""
-        due = await gifts.unscheduled(self.db)
-        for gift in due:
-            self._add_job(gift)
-        await gifts.mark_scheduled(self.db, [g["_id"] for g in due])
+    async def _schedule_due_soon(self) -> None:
+        """Give each open gift due within the horizon its job, once per due time. A gift due
+        already (while no scheduler led) gets a job that runs at once."""
+        jobs = {}
+        for gift in await gifts.due_by(self.db, clock.utcnow() + self.horizon):
+            jobs[gift["_id"]] = clock.as_utc(gift["due_at"])
+            if self._jobs.get(gift["_id"]) != jobs[gift["_id"]]:
+                self._add_job(gift)
+        self._jobs = jobs  # those no longer open are forgotten

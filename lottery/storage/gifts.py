@@ -23,6 +23,7 @@ from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lottery import logs
+from lottery.storage import indexes
 from lottery.storage.slices import in_slices
 from lottery.storage.writes import set_each
 
@@ -37,15 +38,20 @@ WATCHED_FIELDS = ("status", "version", "joined_count", "freeze")
 VERSION_STEP = {"version": {"$add": ["$version", 1]}}  # `$inc` of a pipeline update (storage/writes.set_each)
 
 
+# Indexes earlier versions made on gifts and nothing reads any more; deploy.md says when to drop
+# them (an older process still running reads by them).
+RETIRED_INDEXES = [[("scheduled", ASCENDING), ("due_at", ASCENDING)], [("lease_owner", ASCENDING)],
+                   [("lease_until", ASCENDING)]]
+
+
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    # Few indexes on gifts: every one is maintained on each state change of a draw.
+    # Few indexes on gifts: every one is maintained on each write of a gift, each state change
+    # of a draw included. The draws under way are found by their status, `drawing`, which
+    # only they have; the gifts due soon by (status, due_at).
     await db.gifts.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
-    await db.gifts.create_index([("scheduled", ASCENDING), ("due_at", ASCENDING)])
     await db.gifts.create_index([("sender_id", ASCENDING), ("created_at", ASCENDING)])
-    # A draw's lease exists only while it draws (the finish removes it): sparse indexes that
-    # hold the gifts being drawn and nothing else.
-    await db.gifts.create_index([("lease_owner", ASCENDING)], sparse=True)
-    await db.gifts.create_index([("lease_until", ASCENDING)], sparse=True)
+    for name in await indexes.present(db.gifts, RETIRED_INDEXES):
+        log.warning("gifts index %s is no longer used: drop it once no older version runs (docs/deploy.md)", name)
 
 
 async def insert(db: AsyncDatabase, gift: dict) -> None:
@@ -225,35 +231,23 @@ async def update_sender(db: AsyncDatabase, member_id: str, name: str, avatar: st
 
 # Scheduling
 
-async def unscheduled(db: AsyncDatabase, limit: int = 1000) -> list[dict]:
-    """Gifts with a due time (timed: open_at; full: deadline) not yet given a job (the (scheduled,
-    due_at) index; a gift is marked scheduled once it has its job or is finished; a new leader
-    gives jobs to every open one, `awaiting_due`)."""
-    cursor = db.gifts.find({"scheduled": False, "due_at": {"$gte": EPOCH}}, {"_id": 1, "due_at": 1, "method": 1}).limit(limit)
+async def due_by(db: AsyncDatabase, until: datetime, limit: int = 1000) -> list[dict]:
+    """Open gifts due (timed: open_at; full: deadline) by `until`, soonest first (the (status,
+    due_at) index): those the scheduler gives a job now."""
+    cursor = db.gifts.find({"status": "open", "due_at": {"$gte": EPOCH, "$lte": until}},
+                           {"_id": 1, "due_at": 1, "method": 1}).sort("due_at", ASCENDING).limit(limit)
     return await cursor.to_list()
-
-
-async def awaiting_due(db: AsyncDatabase) -> list[dict]:
-    """Every open gift with a due time (the (status, due_at) index): what a new scheduler
-    leader gives a job to."""
-    cursor = db.gifts.find({"status": "open", "due_at": {"$gte": EPOCH}}, {"_id": 1, "due_at": 1, "method": 1})
-    return await cursor.to_list()
-
-
-async def mark_scheduled(db: AsyncDatabase, order_ids: list[str]) -> None:
-    for ids in in_slices(order_ids):
-        await db.gifts.update_many({"_id": {"$in": ids}}, {"$set": {"scheduled": True}})
 
 
 # The draw
 
 def due_conditions(now: datetime, early: bool) -> list[dict]:
     """The ways a gift's draw is due now, each a plain filter an index serves: the last seat
-    taken, its time come, a stalled draw's lease lapsed (only drawing gifts have one), or
+    taken, its time come, a stalled draw's lease lapsed, or
     (`early`, the sender's request) any open full or timed gift."""
     due = [{"status": "ready"},
            {"status": "open", "due_at": {"$gte": EPOCH, "$lte": now}},  # not the gifts with none
-           {"lease_until": {"$lt": now}}]
+           {"status": "drawing", "lease_until": {"$lt": now}}]
     if early:
         due.append({"status": "open", "method": {"$in": ["full", "timed"]}})
     return due
@@ -276,12 +270,12 @@ async def take(db: AsyncDatabase, order_ids: list[str] | None, token: str, now: 
         taken += result.modified_count
     if not taken:
         return []
-    return await db.gifts.find({"lease_owner": token}).to_list()
+    return await db.gifts.find({"status": "drawing", "lease_owner": token}).to_list()
 
 
 async def extend_lease(db: AsyncDatabase, token: str, lease_until: datetime) -> None:
     """Renew the lease on the gifts still drawing under this token."""
-    await db.gifts.update_many({"lease_owner": token}, {"$set": {"lease_until": lease_until}})
+    await db.gifts.update_many({"status": "drawing", "lease_owner": token}, {"$set": {"lease_until": lease_until}})
 
 
 async def publish_freezes(db: AsyncDatabase, freezes: dict[str, dict]) -> None:
@@ -308,8 +302,7 @@ async def finish(db: AsyncDatabase, summaries: dict[str, dict], now: datetime,
     items nobody won (`refunds`: order id -> item index -> price) are registered for refund in
     the same update (storage/orders.py), so they are once and only if the gift finished."""
     token = secrets.token_hex(8)
-    finished = {"status": "finished", "opened_at": now, "items_left": 0, "finish_token": token, "scheduled": True,
-                "updated_at": now}
+    finished = {"status": "finished", "opened_at": now, "items_left": 0, "finish_token": token, "updated_at": now}
     refunds = {order_id: prices for order_id, prices in (refunds or {}).items() if prices and order_id in summaries}
     # One update for the gifts with nothing to refund (most of a batch due together), one each for the others.
     modified = await set_each(db.gifts, {o: {"draw": s} for o, s in summaries.items() if o not in refunds},

@@ -11,3 +11,9 @@ async def drop_retired(collection: AsyncCollection, keys: list[tuple[str, int]])
             await collection.drop_index(index["name"])
             return True
     return False
+
+
+async def present(collection: AsyncCollection, retired: list[list[tuple[str, int]]]) -> list[str]:
+    """The names of those of these indexes (keys in order) that exist."""
+    return [index["name"] async for index in await collection.list_indexes()
+            if list(index["key"].items()) in retired]

@@ -122,7 +122,7 @@ async def paid(db: AsyncDatabase, order_id: str, transaction: dict, now: datetim
                    "order.transaction_id": transaction.get("transaction_id"),
                    "order.payer_total": (transaction.get("amount") or {}).get("payer_total"),
                    "deadline_at": deadline, "due_at": {"$ifNull": ["$open_at", deadline]},
-                   "scheduled": False, "version": {"$add": ["$version", 1]}, "updated_at": now}},
+                   "version": {"$add": ["$version", 1]}, "updated_at": now}},
          {"$unset": "order.key_open"}])
     return result.modified_count == 1
 

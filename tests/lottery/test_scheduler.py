@@ -73,13 +73,12 @@ async def test_a_gift_due_while_no_scheduler_ran_opens_at_restart(db, gifts):
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_new_leader_gives_every_open_gift_its_job_including_those_the_last_one_scheduled(db, gifts):
+async def test_a_new_leader_gives_every_open_gift_due_soon_its_job_including_those_the_last_one_scheduled(db, gifts):
     a, b = scheduler(db, lease_seconds=30), scheduler(db, lease_seconds=30)
     a.start()
     await until(lambda: a.is_leader)
     gift = await timed_gift(gifts, 4)
     await until(lambda: job_of(a, gift["_id"]))
-    assert (await db.gifts.find_one({"_id": gift["_id"]}))["scheduled"]  # a new leader's rounds skip it
     b.start()
     await stopped(a)  # hands the lease over
     try:
@@ -92,6 +91,27 @@ async def test_a_new_leader_gives_every_open_gift_its_job_including_those_the_la
         assert opened["opened_at"] >= opened["open_at"]
     finally:
         await stopped(b)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_gift_gets_its_job_once_due_within_the_horizon_and_a_new_one_when_its_time_moves(db, gifts):
+    running = scheduler(db, read_ahead=timedelta(seconds=1))  # a horizon of 21 s
+    later = await timed_gift(gifts, 40)
+    soon = await timed_gift(gifts, 4)
+    running.start()
+    try:
+        await until(lambda: job_of(running, soon["_id"]))
+        rounds = running.rounds
+        await until(lambda: running.rounds > rounds + 1)
+        assert job_of(running, later["_id"]) is None  # the leader holds no job for what is far off
+        open_at = (clock.utcnow() + timedelta(seconds=3)).replace(microsecond=0)
+        await db.gifts.update_one({"_id": later["_id"]}, {"$set": {"open_at": open_at, "due_at": open_at}})
+        await until(lambda: job_of(running, later["_id"]))
+        assert job_of(running, later["_id"]).next_run_time == open_at
+        await db.gifts.update_one({"_id": soon["_id"]}, {"$set": {"open_at": open_at, "due_at": open_at}})
+        await until(lambda: (job := job_of(running, soon["_id"])) and job.next_run_time == open_at)
+    finally:
+        await stopped(running)
 
 
 @pytest.mark.gen_test(timeout=60)
