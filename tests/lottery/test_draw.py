@@ -7,7 +7,7 @@ import pytest
 from lottery import clock, fairness
 from lottery.errors import Forbidden, GiftOpened, NotOpenable
 from lottery.storage import gifts as gift_store
-from lottery.storage import joins
+from lottery.storage import joins, proofs
 from tests.gifts import make_due, make_gift
 from tests.waiting import until, until_past
 
@@ -171,6 +171,17 @@ async def test_a_draw_stalled_before_its_result_is_resumed_with_the_same_winners
     await second.idle()
     won = {j["member_id"]: j["item_index"] for j in await db.joins.find({"order_id": order_id, "outcome": "won"}).to_list()}
     assert won == {m: i for i, m in enumerate(proof["winner_member_ids"])}
+
+
+@pytest.mark.gen_test
+async def test_a_proof_another_drawer_completed_first_keeps_its_winners_in_a_batch_with_new_ones(db):
+    frozen = [{"_id": order_id, "participants": ["p1", "p2"]} for order_id in ("g1", "g2")]
+    await proofs.save(db, frozen)
+    first = {**frozen[0], "beacon": {"round": 1}, "winners": ["p1"], "winner_member_ids": ["m1"]}
+    assert await proofs.complete(db, [first]) == {"g1": first}
+    late = [{**proof, "beacon": {"round": 1}, "winners": ["p2"], "winner_member_ids": ["m2"]} for proof in frozen]
+    completed = await proofs.complete(db, late)
+    assert completed["g1"]["winner_member_ids"] == ["m1"] and completed["g2"]["winner_member_ids"] == ["m2"]
 
 
 @pytest.mark.gen_test
