@@ -35,11 +35,9 @@ async def complete(db: AsyncDatabase, proofs: list[dict]) -> dict[str, dict]:
     first keeps its own (the one read back). By order id."""
     if not proofs:
         return {}
-    completed = await set_each(db.proofs, {p["_id"]: {"beacon": p["beacon"], "winners": p["winners"],
-                                                      "winner_member_ids": p["winner_member_ids"]} for p in proofs},
-                               where={"winners": {"$exists": False}})
-    if completed == len(proofs):  # each one as given (a batch's 200 proofs are not read back)
-        return {p["_id"]: p for p in proofs}
+    await set_each(db.proofs, {p["_id"]: {"beacon": p["beacon"], "winners": p["winners"],
+                                          "winner_member_ids": p["winner_member_ids"]} for p in proofs},
+                   where={"winners": {"$exists": False}})
     found: dict[str, dict] = {}
     for ids in in_slices([p["_id"] for p in proofs]):
         found.update({doc["_id"]: doc async for doc in db.proofs.find({"_id": {"$in": ids}})})
