@@ -290,13 +290,12 @@ async def test_a_claimed_entry_is_next_due_at_its_lease_end_so_only_lapsed_claim
     order_id, _ = await timed_gift(db, joiners=6, items=2)
     await open_gift(db, order_id)
     # Slow answers keep the claimed entries in flight under a live lease.
-    wechat_fake.send_delay = 0.5
+    wechat_fake.send_delay = 1.0
     worker = make_worker(concurrency=2, lease=timedelta(seconds=60))
     worker.start()
-    await until(lambda: worker.stats.sent >= 1, timeout=30)
+    in_flight = await until(lambda: db.notifications.find({"order_id": order_id, "status": "sending"}).to_list(),
+                            timeout=30)
     now = clock.utcnow()
-    in_flight = await db.notifications.find({"order_id": order_id, "status": "sending"}).to_list()
-    assert in_flight
     assert all(e["next_attempt_at"] == e["lease_until"] > now for e in in_flight)
     assert await db.notifications.count_documents({"status": "sending", "next_attempt_at": {"$lt": now}}) == 0
     assert await store.lapsed(db, now, 100) == []
