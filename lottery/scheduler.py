@@ -7,9 +7,9 @@ leader's every round gives the open gifts due within its horizon their jobs (tho
 not given one yet), read through the (status, due_at) index. A job store in the database held
 the same facts twice, and reading, unpickling and deleting 200 jobs due together made them a
 fifth of a second late; a `scheduled` mark on each gift cost one more write of every gift and
-one more index to keep up on every write of a gift (docs/benchmarks.md). APScheduler runs on its own thread (BackgroundScheduler), so its
-wakeups never wait for the event loop; a job only hands the gift to the draw on the event
-loop, where gifts due together are batched."""
+one more index to keep up on every write of a gift (docs/benchmarks.md). APScheduler runs on
+its own thread (BackgroundScheduler), so its wakeups never wait for the event loop; a job only
+hands the gift to the draw on the event loop, where gifts due together are batched."""
 import asyncio
 import contextvars
 import logging

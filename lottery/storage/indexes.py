@@ -1,6 +1,8 @@
-"""Index upkeep shared by the collections: an index a query no longer needs is dropped, since
-every index costs each write on the collection (on the embedded engine, about as much as the
-document's own write; docs/benchmarks.md)."""
+"""Index upkeep shared by the collections: an index no query needs any more goes, since every
+index costs each write on the collection (on the embedded engine, about as much as the
+document's own write; docs/benchmarks.md). It is dropped at startup where a process of the
+version before can do without it, and named for the operator to drop after the rollout where
+that process still reads by it."""
 from pymongo.asynchronous.collection import AsyncCollection
 
 
