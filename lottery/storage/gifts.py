@@ -242,12 +242,13 @@ async def due_by(db: AsyncDatabase, until: datetime, limit: int = 1000) -> list[
 # The draw
 
 def due_conditions(now: datetime, early: bool) -> list[dict]:
-    """The ways a gift's draw is due now, each a plain filter an index serves: the last seat
-    taken, its time come, a stalled draw's lease lapsed, or
-    (`early`, the sender's request) any open full or timed gift."""
-    due = [{"status": "ready"},
-           {"status": "open", "due_at": {"$gte": EPOCH, "$lte": now}},  # not the gifts with none
-           {"status": "drawing", "lease_until": {"$lt": now}}]
+    """The ways a gift's draw is due now, each a plain filter an index serves: a stalled draw's
+    lease lapsed, the last seat taken, its time come, or (`early`, the sender's request) any
+    open full or timed gift. The stalled ones first: that filter reads every drawing gift, and
+    before the others are taken those are only the draws under way elsewhere."""
+    due = [{"status": "drawing", "lease_until": {"$lt": now}},
+           {"status": "ready"},
+           {"status": "open", "due_at": {"$gte": EPOCH, "$lte": now}}]  # not the gifts with none
     if early:
         due.append({"status": "open", "method": {"$in": ["full", "timed"]}})
     return due
