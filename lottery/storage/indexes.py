@@ -8,11 +8,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 async def drop_retired(collection: AsyncCollection, keys: list[tuple[str, int]]) -> bool:
     """Drop the index on these keys (in order) if an earlier version made it; True if it did."""
-    async for index in await collection.list_indexes():
-        if list(index["key"].items()) == keys:
-            await collection.drop_index(index["name"])
-            return True
-    return False
+    names = await present(collection, [keys])
+    for name in names:
+        await collection.drop_index(name)
+    return bool(names)
 
 
 async def present(collection: AsyncCollection, retired: list[list[tuple[str, int]]]) -> list[str]:
