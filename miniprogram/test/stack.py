@@ -31,6 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 from fakes.wechat import APPID, SECRET, FakeWeChat, group_enter_info  # noqa: E402
+from lottery.storage.engine import engine_uri  # noqa: E402
+from tests.servers import write_journaled  # noqa: E402
 
 ADMIN_TOKEN = "admin-token-for-miniprogram-tests"
 
@@ -56,9 +58,13 @@ def wait_ready(url: str, server: subprocess.Popen, log_path: str, timeout: float
 
 
 def outage(data_dir: str, seconds: float) -> None:
-    """Kill the engine and hold its port, so the server's restarts fail until `seconds` pass."""
+    """Kill the engine and hold its port, so the server's restarts fail until `seconds` pass.
+    What the server wrote before is on disk first: the engine acknowledges a write before its
+    journal reaches the OS, so a kill right after a join could lose it (as production MongoDB's
+    journaled majority writes never would), and the gift would wait for that seat forever."""
     with open(os.path.join(data_dir, "engine.json"), encoding="utf-8") as handle:
         record = json.load(handle)
+    write_journaled(engine_uri(record["port"]), {"_id": "before the outage"})
     os.kill(record["engine_pid"], signal.SIGKILL)
     deadline = time.monotonic() + 5
     while True:
