@@ -2,7 +2,7 @@
 // try again later by themselves; a waiting page's socket, closed with 1013, comes back and
 // still brings the result. Last in the run: the whole server is affected.
 const { Phone, until, httpCall, stack } = require('../harness/phone');
-const { adminGift, joinByApi } = require('../harness/gifts');
+const { adminGift, joinByApi, giftOf } = require('../harness/gifts');
 const { catalogue } = require('../harness/shop');
 
 afterEach(() => {
@@ -47,6 +47,9 @@ test('a 503 shows a clear message, the page retries later, and the waiting page 
       return false;
     }
   }, { timeout: 30000, every: 300, what: 'the join after the outage' });
+  // Both joins survived the engine's death (the outage journals what came before), so the gift
+  // is full and draws: the server's side first, then the page.
+  await until(async () => (await giftOf(friend, orderId)).gift.status === 'finished', { timeout: 60000, what: 'the draw' });
   // The waiting page comes back on its own reconnect schedule (backing off through the outage),
   // which a loaded machine stretches.
   await member.waitNavigation('/pages/gift/result', 90000);
