@@ -253,7 +253,8 @@ class Claims:
                 continue
             gift = await gifts.get(self.db, record["order_id"])
             if gift is not None and gift["status"] != "finished":
-                continue  # written before the finish; the lease lapses and it is read again
+                await outbox.again_soon(self.db, record["_id"], self.owner, clock.utcnow(), self.lease)
+                continue
             if gift is not None:
                 won_at, winners = gift["opened_at"], drawn_winners(gift)
                 accepted = await joins.subscriptions(self.db, gift["_id"], winners)

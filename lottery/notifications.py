@@ -174,9 +174,7 @@ class Notifications:
         order_id = record["order_id"]
         gift = await gifts.get(self.db, order_id)
         if gift is not None and gift.get("status") != "finished":
-            # The draw writes its record before it finishes the gift; look again shortly.
-            await outbox.renew(self.db, record["_id"], self.owner,
-                               clock.utcnow() + min(self.lease, timedelta(seconds=2)))
+            await outbox.again_soon(self.db, record["_id"], self.owner, clock.utcnow(), self.lease)
             return False
         count = 0
         if gift is not None:

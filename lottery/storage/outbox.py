@@ -16,6 +16,9 @@ from lottery.storage.slices import in_slices
 from lottery.storage.ttl import ensure_ttl
 from lottery.storage.writes import insert_new
 
+# How soon a record taken before its gift's finish is read again (again_soon).
+AGAIN = timedelta(seconds=2)
+
 # kind -> id prefix
 PREFIXES = {"gift_opened": "opened", "record_outcomes": "outcomes", "open_claims": "claims", "message": "message",
             "participants": "participants"}
@@ -100,6 +103,13 @@ async def renew(db: AsyncDatabase, record_id_: str, owner: str, until: datetime)
     result = await db.outbox.update_one({"_id": record_id_, "status": "taken", "lease_owner": owner},
                                         {"$set": {"lease_until": until}})
     return result.matched_count == 1
+
+
+async def again_soon(db: AsyncDatabase, record_id_: str, owner: str, now: datetime, lease: timedelta) -> bool:
+    """Let a taken record lapse within `AGAIN` (or its lease, if shorter), so it is read again
+    soon: its gift is not finished yet (the draw writes its records just before the finish),
+    and a whole lease would hold up what follows the finish."""
+    return await renew(db, record_id_, owner, now + min(lease, AGAIN))
 
 
 async def finish(db: AsyncDatabase, record_id_: str, owner: str, now: datetime, fields: dict) -> bool:

@@ -17,6 +17,7 @@ from lottery.storage import claims as claim_store
 from lottery.storage import joins
 from tests.gifts import make_due, make_gift
 from tests.shop import ADDRESS, check_money, give_address, listed, paid_gift
+from tests.waiting import until
 
 
 async def direct_gift_won(gifts, items: int = 1, joiners: int = 1) -> tuple[str, list[str]]:
@@ -48,6 +49,24 @@ async def test_only_the_winner_of_a_drawn_gift_can_claim_and_only_once_it_is_dra
     assert await db.claims.count_documents({"status": "claimed"}) == 0
     claimed = await give_address(claims, gifts, gift["_id"], winner)
     assert claimed["status"] == "claimed" and claimed["address"] == ADDRESS
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_winners_claim_met_before_the_finish_opens_soon_after_it_not_a_lease_later(db, gifts, drawer, claims):
+    gift = await make_gift(gifts, "full", joiners=2, items=1, open_number=2)
+    await make_due(db, gift["_id"])
+    # A draw that stops just before its finish: the follow-ups' records are written, the gift is
+    # still drawing, and the claims sweep (a 60 s lease) takes its record meanwhile.
+    stalled = asyncio.ensure_future(drawer(stall="before_finish", lease=timedelta(seconds=1)).sweep())
+    await until(lambda: db.outbox.find_one({"_id": f"claims:{gift['_id']}"}))
+    assert await claims.sweep() == 0
+    assert (await db.outbox.find_one({"_id": f"claims:{gift['_id']}"}))["status"] == "taken"
+    stalled.cancel()
+    resumed = drawer()
+    await until(resumed.sweep)  # once the stalled lease lapses, another draw finishes the gift
+    # The claim opens at a sweep seconds after the finish, not when the record's lease ends.
+    assert await until(claims.sweep, timeout=20) == 1
+    assert await db.claims.count_documents({"order_id": gift["_id"]}) == 1
 
 
 @pytest.mark.gen_test(timeout=60)
