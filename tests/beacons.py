@@ -18,9 +18,9 @@ from services import beacon_of
 TEST_PERIOD = 0.25
 
 
-def start_fake() -> FakeBeacon:
-    """Start the stand-in and point this process's environment at it."""
-    fake = FakeBeacon(period=TEST_PERIOD).start()
+def start_fake(period: float = TEST_PERIOD) -> FakeBeacon:
+    """Start the stand-in (a round every `period` seconds) and point this process's environment at it."""
+    fake = FakeBeacon(period=period).start()
     with tempfile.NamedTemporaryFile("w", prefix="beacon-chain-", suffix=".json", delete=False) as handle:
         handle.write(fake.chain_json())
     os.environ["BEACON_RELAYS"] = ",".join(fake.relay_urls)
