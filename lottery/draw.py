@@ -37,9 +37,11 @@ from lottery.storage import gifts, joins, leases, outbox, proofs, sequences
 
 log = logging.getLogger(__name__)
 
-# Outbox records written before a drawn gift's finish: its messages, the copy of its outcomes,
-# and its winners' claims.
-FOLLOW_UPS = ("gift_opened", "record_outcomes", "open_claims")
+# Outbox records written before a drawn gift's finish: its messages and its winners' claims,
+# while its beacon round is awaited (their consumers wait for the finish); the copy of its
+# outcomes once the round is there (the sweep takes an old pending copy for a stalled one).
+WHILE_AWAITING_ROUND = ("gift_opened", "open_claims")
+BEFORE_FINISH = ("record_outcomes",)
 
 
 def freeze_view(proof: dict) -> dict:
@@ -219,7 +221,12 @@ class Draws:
         frozen = await proofs.save(self.db, [self._freeze(g, numbers[g["_id"]]) for g in drawn])
         # Published (and pushed to the waiting pages) before the round it names exists.
         await gifts.publish_freezes(self.db, {o: freeze_view(p) for o, p in frozen.items()})
-        frozen = await self._complete(drawn, frozen, participants)
+        # The database is idle while the round is awaited (up to a period: 3 s with quicknet).
+        follow_ups = asyncio.ensure_future(self._record_follow_ups(drawn, WHILE_AWAITING_ROUND))
+        try:
+            frozen = await self._complete(drawn, frozen, participants)
+        finally:
+            await follow_ups
         waiting = [g["_id"] for g in drawn if g["_id"] not in frozen]
         if waiting:
             log.warning("%d gifts wait for their beacon round; a later sweep resumes them", len(waiting))
@@ -228,13 +235,11 @@ class Draws:
         taken = [g for g in taken if g["method"] == "direct" or g["_id"] in frozen]
         if not taken:
             return []
-        now = clock.utcnow()
-        # Before the finish: the outbox records of what must follow it.
-        await outbox.add(self.db, [outbox.new_record(kind, g["_id"], now, g.get("ready_request_id"))
-                                   for g in drawn for kind in FOLLOW_UPS])
+        await self._record_follow_ups(drawn, BEFORE_FINISH)
         summaries = {g["_id"]: self._summary(g, frozen[g["_id"]]["winner_member_ids"], frozen[g["_id"]])
                      for g in drawn}
         summaries.update({g["_id"]: self._summary(g, gifts.claimants(g)) for g in taken if g["method"] == "direct"})
+        now = clock.utcnow()
         finished = await self._finish(summaries, {g["_id"]: not_won(g, summaries[g["_id"]]) for g in taken})
         methods = {g["_id"]: g for g in taken}
         for order_id in finished:
@@ -250,6 +255,12 @@ class Draws:
         self.background.spawn(self.record_outcomes(
             {o: summaries[o]["winners"] for o in finished if o in frozen}, self.outcome_delay))
         return finished
+
+    async def _record_follow_ups(self, drawn: list[dict], kinds: tuple[str, ...]) -> None:
+        """The outbox records of what must follow these gifts' finish (written before it)."""
+        now = clock.utcnow()
+        await outbox.add(self.db, [outbox.new_record(kind, g["_id"], now, g.get("ready_request_id"))
+                                   for g in drawn for kind in kinds])
 
     async def _finish(self, summaries: dict[str, dict], refunds: dict[str, dict[int, int]]) -> list[str]:
         """The result, `draw.winners` (member ids in item order), committed with the finish, and

@@ -8,6 +8,7 @@ import pytest
 from fakes.beacon import FakeBeacon
 from lottery import clock, drand, fairness
 from lottery.beacon import Beacon
+from lottery.notifications import Notifications
 from relays.drand import relay_fetcher
 from tests.gifts import make_due, make_gift
 from tests.waiting import until
@@ -101,6 +102,31 @@ async def test_a_draw_whose_relays_are_all_down_waits_drawing_and_finishes_when_
     proof = await draws.proof(order_id)
     assert proof["beacon"]["status"] == "verified" and fairness.verify(proof, fake.chain) == []
     assert proof["beacon"]["round"] == gift["freeze"]["beacon_round"]  # the round the freeze named
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_what_follows_a_draw_is_recorded_while_its_round_is_awaited_and_happens_once_after_the_finish(
+        db, gifts, drawer, fake, claims):
+    for index in range(3):
+        fake.set_fault(index, "down")
+    order_id, draws = await drawn(gifts, db, drawer, beacon_of(fake))
+    # Its messages and its winners' claims are recorded while the round is awaited (the database
+    # is idle meanwhile); the copy of its outcomes only once the round is there.
+    records = {r["_id"]: r["status"] async for r in db.outbox.find({"order_id": order_id})}
+    assert records == {f"opened:{order_id}": "pending", f"claims:{order_id}": "pending"}
+    # Their consumers wait for the finish.
+    notifications = Notifications(db)
+    assert await claims.sweep() == 0 and await notifications.expand_opened_gifts() == 0
+    assert await db.claims.count_documents({"order_id": order_id}) == 0
+    fake.set_fault(2, None)
+    assert await draws.sweep() == 1
+    # Then each happens once, seconds after the finish (not a lease after the early look).
+    assert await until(claims.sweep, timeout=20) == 2
+    assert await until(notifications.expand_opened_gifts, timeout=20) == 1
+    assert await claims.sweep() == 0 and await notifications.expand_opened_gifts() == 0
+    assert await db.claims.count_documents({"order_id": order_id}) == 2
+    assert await db.outbox.count_documents({"order_id": order_id, "kind": {"$in": ["gift_opened", "open_claims"]},
+                                            "status": "done"}) == 2
 
 
 @pytest.mark.gen_test
