@@ -107,8 +107,8 @@ async def renew(db: AsyncDatabase, record_id_: str, owner: str, until: datetime)
 
 async def again_soon(db: AsyncDatabase, record_id_: str, owner: str, now: datetime, lease: timedelta) -> bool:
     """Let a taken record lapse within `AGAIN` (or its lease, if shorter), so it is read again
-    soon: its gift is not finished yet (the draw writes its records just before the finish),
-    and a whole lease would hold up what follows the finish."""
+    soon: its gift is not finished yet (the draw writes its records before the finish, two of
+    them while it awaits its beacon round), and a whole lease would hold up what follows."""
     return await renew(db, record_id_, owner, now + min(lease, AGAIN))
 
 
