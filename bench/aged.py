@@ -161,7 +161,7 @@ async def measure(uri: str, engine_pid: int, db_name: str, args: argparse.Namesp
         assert drained["delivered_once"], drained
         figures["notify_per_s"] = drained["steady_messages_per_second"]
         figures["idle_sweep_ms"] = round(await idle_sweep(db, uri, 50), 2)
-        late = await draw_bench.lateness(db, uri, args.due_together)
+        late = await draw_bench.lateness(db, args.due_together)
         figures["draw_200_due_lateness_p99_s"] = late["lateness_p99_s"]
         big = await draw_bench.big_draw(db, args.participants, 1000, engine_pid, queue=False)
         figures["draw_big_seconds"] = big["draw_seconds"]
