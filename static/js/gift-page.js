@@ -63,7 +63,11 @@ function render() {
   if (view === 'mine' && !page.participants) refreshParticipants();
   if (view === 'mine' && hasWinners && !page.claims) page.claims = new GiftClaims(orderId, () => page.gift);
   if (view === 'result' && page.me.state === 'won' && !page.claim) page.claim = new ClaimPanel(orderId);
+  // A field kept across the redraw (the pass phrase, the claim's address) keeps its focus too:
+  // moving it into the new view takes the focus away.
+  const focused = document.activeElement;
   ({ join: renderJoin, wait: renderWait, result: renderResult, mine: renderMine, closed: renderClosed })[view]();
+  if (focused && focused !== document.body && focused.isConnected && document.activeElement !== focused) focused.focus();
 }
 
 // A newer state of the gift (from the API or the socket). Older versions are ignored, so a
@@ -190,8 +194,11 @@ function renderJoin() {
   const button = h('button.btn-join', { type: 'button', onclick: join, 'aria-label': '参与抽奖' }, '抽');
   // A pass-phrase gift asks for the phrase before the tap; a group-only one can be joined only
   // from the WeChat group, in the mini-program.
+  // The view is drawn again on every update (others joining), so the phrase field is kept, not
+  // made anew: what the member is typing survives the update.
   const phrase = entry.pass_phrase
-    ? h('input.card__phrase', { id: 'pass-phrase', type: 'text', maxlength: '64', placeholder: '请输入口令', autocomplete: 'off' })
+    ? (document.getElementById('pass-phrase')
+      || h('input.card__phrase', { id: 'pass-phrase', type: 'text', maxlength: '64', placeholder: '请输入口令', autocomplete: 'off' }))
     : null;
   const groupNote = entry.group_only ? h('div.card__note', { id: 'group-only' }, '仅限指定微信群的成员参与，请在群聊中打开小程序') : null;
   show('join', giftCard('join', gift,

@@ -63,8 +63,8 @@ class Site:
         assert status == 201, answer
         return answer["order_id"]
 
-    def join(self, login_key: str, order_id: str) -> dict:
-        status, answer = call(self.base_url, "POST", f"/api/v1/gifts/{order_id}/join", {}, login_key)
+    def join(self, login_key: str, order_id: str, **body) -> dict:
+        status, answer = call(self.base_url, "POST", f"/api/v1/gifts/{order_id}/join", body, login_key)
         assert status == 200, answer
         return answer
 

@@ -185,3 +185,18 @@ def test_a_tiered_pass_phrase_gift_shows_its_tiers_asks_for_the_phrase_and_names
     expect(guest.page.locator(".prize__name")).to_have_text("一等奖：空气净化器")
     expect(guest.page.locator("#winners .person__item")).to_have_text(["一等奖：空气净化器"])
     guest.screenshot("result-tier")
+
+
+def test_a_pass_phrase_being_typed_survives_a_live_update_from_another_joiner(site, people):
+    order_id = site.create_gift(method="full", open_number=3, pass_phrase="芝麻开门")
+    guest = people(site, "打字的人").open(f"/gift/{order_id}")
+    expect(guest.page.locator("#conn")).to_have_attribute("data-state", "open")
+    guest.page.fill("#pass-phrase", "芝麻")
+    # Someone else joins meanwhile: the socket's progress redraws the join view.
+    site.join(site.sign_in("别人"), order_id, pass_phrase="芝麻开门")
+    expect(guest.page.locator(".card__items")).to_have_text("共 1 份礼物 · 已有 1 人参与")
+    expect(guest.page.locator("#pass-phrase")).to_have_value("芝麻")
+    expect(guest.page.locator("#pass-phrase")).to_be_focused()
+    guest.page.locator("#pass-phrase").press_sequentially("开门")
+    guest.page.click(".btn-join")
+    expect(guest.page).to_have_url(re.compile(f"/gift/{order_id}/wait$"))
