@@ -41,8 +41,8 @@ fi
 wait "$pip_pid"
 wait "$apt_pid"
 [ -z "${npm_pid:-}" ] || wait "$npm_pid"
-# Both suites at once: pytest's files spread over 3 workers (most tests wait on sockets, timers
-# and child processes rather than the CPU, so 3 outrun 2 on a 2-core machine; 4 made the storm tests time out), and the
+# Both suites at once: pytest's files spread over 4 workers (most tests wait on sockets, timers
+# and child processes rather than the CPU: 4 outrun 3 on a 2-core machine, docs/testing.md), and the
 # mini-program's suite (miniprogram/): its JS type-checked against the wx API's types, then its
 # pages rendered by jest + miniprogram-simulate against a real server, packages from the committed
 # lock file. MINIPROGRAM_TESTS=0 skips it, say for a quick pytest subset; PYTEST_WORKERS=0 runs
@@ -56,7 +56,7 @@ if [ "${MINIPROGRAM_TESTS:-1}" != "0" ]; then
   js_pid=$!
 fi
 py_log=$(mktemp)
-.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-3}" --dist worksteal "$@" 2>&1 | tee "$py_log" || status=$?
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-4}" --dist worksteal "$@" 2>&1 | tee "$py_log" || status=$?
 if [ -n "${js_pid:-}" ]; then
   wait "$js_pid" || js_status=$?
   echo; echo "== mini-program (miniprogram/test) =="; cat "$js_log"
