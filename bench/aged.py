@@ -66,9 +66,9 @@ async def build_aged(db, gifts: int, joins_per_gift: int, entries_per_gift: int,
     await insert_all(db.login_keys, [{"_id": key_digest(f"key{i}"), "member_id": m,
                                       "expires_at": now + timedelta(days=30)} for i, m in enumerate(member_ids)])
     sender = {"nickname": "老用户", "avatar_url": ""}
-    counts = {"gifts": 0, "joins": 0, "notifications": 0, "outbox": 0, "proofs": 0}
+    counts = {"gifts": 0, "joins": 0, "notifications": 0, "outbox": 0, "proofs": 0, "draw_results": 0}
     for start in range(0, gifts, 1000):
-        gift_docs, join_docs, entry_docs, record_docs, proof_docs = [], [], [], [], []
+        gift_docs, join_docs, entry_docs, record_docs, proof_docs, result_docs = [], [], [], [], [], []
         for g in range(start, min(start + 1000, gifts)):
             method = METHODS[g % 3]
             created = now - timedelta(days=365) + timedelta(minutes=10 * g)
@@ -87,7 +87,8 @@ async def build_aged(db, gifts: int, joins_per_gift: int, entries_per_gift: int,
                                 "participants_hash": "aged", "algorithm": f"{fairness.ALGORITHM}/v{fairness.VERSION}"}
                 proof_docs.append({"_id": gift["_id"], "algorithm": fairness.ALGORITHM, "version": fairness.VERSION,
                                    "participants": sorted(fairness.pseudonym(gift["_id"], m) for m in joiners),
-                                   "winner_member_ids": winners, "created_at": created})
+                                   "created_at": created})
+                result_docs.append({"_id": gift["_id"], "winner_member_ids": winners})
                 record_docs += [{**outbox.new_record(kind, gift["_id"], created), "status": "done",
                                  "done_at": created} for kind in ("gift_opened", "record_outcomes")]
             gift_docs.append(gift)
@@ -104,7 +105,7 @@ async def build_aged(db, gifts: int, joins_per_gift: int, entries_per_gift: int,
                 entry.update(status="sent", attempts=1, sent_at=created, final_at=created)
                 entry_docs.append(entry)
         for collection, docs in ((db.gifts, gift_docs), (db.joins, join_docs), (db.notifications, entry_docs),
-                                 (db.outbox, record_docs), (db.proofs, proof_docs)):
+                                 (db.outbox, record_docs), (db.proofs, proof_docs), (db.draw_results, result_docs)):
             await insert_all(collection, docs)
             counts[collection.name] += len(docs)
     service = Gifts(db, Accounts(db, None), beacons.receipt_key())

@@ -165,7 +165,7 @@ async def test_the_standby_finishes_a_draw_whose_scheduler_leader_was_killed_onc
 
             async def frozen_not_finished():
                 gift = await store.gifts.find_one({"_id": order_id})
-                proof = await store.proofs.find_one({"_id": order_id, "winners": {"$exists": True}})  # drawn
+                proof = await store.draw_results.find_one({"_id": order_id})  # drawn
                 return proof if proof and gift["status"] == "drawing" else None
             proof = await until(frozen_not_finished)
             stalling.kill()  # SIGKILL, mid-draw

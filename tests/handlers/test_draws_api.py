@@ -91,7 +91,7 @@ async def test_a_draw_killed_before_its_result_is_finished_by_the_next_process_w
         engine_uri, db, db_name, wechat_fake):
     async def frozen_but_not_finished(order_id):
         gift = await db.gifts.find_one({"_id": order_id})
-        proof = await db.proofs.find_one({"_id": order_id, "winners": {"$exists": True}})  # drawn
+        proof = await db.draw_results.find_one({"_id": order_id})  # drawn
         return proof if proof and gift["status"] == "drawing" else None
 
     gift, proof = await killed_and_recovered(uri_with_db(engine_uri, db_name), wechat_fake.url, db,

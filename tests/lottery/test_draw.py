@@ -66,6 +66,37 @@ async def test_the_proof_recomputes(db, gifts, drawer):
 
 
 @pytest.mark.gen_test
+async def test_a_drawn_proofs_frozen_list_is_never_rewritten_its_result_is_stored_beside_it(db, gifts, drawer):
+    order_id = await gift_id(gifts, "timed", joiners=5, items=2)
+    await make_due(db, order_id)
+    draws = drawer()
+    await draws.open([order_id])
+    frozen = await db.proofs.find_one({"_id": order_id})
+    assert "winners" not in frozen and "signature" not in frozen["beacon"]  # as it was frozen
+    result = await db.draw_results.find_one({"_id": order_id})
+    assert result["beacon"]["round"] == frozen["beacon"]["round"] and result["beacon"]["status"] == "verified"
+    gift = await db.gifts.find_one({"_id": order_id})
+    assert result["winner_member_ids"] == gift["draw"]["winners"]
+    proof = await draws.proof(order_id)
+    assert proof["winners"] == result["winners"] and fairness.verify(proof, draws.beacon.chain) == []
+
+
+@pytest.mark.gen_test
+async def test_a_proof_completed_in_place_by_an_earlier_version_reads_whole_and_is_not_completed_again(
+        db, gifts, drawer):
+    order_id = await gift_id(gifts, "timed", joiners=5, items=2)
+    await make_due(db, order_id)
+    await drawer().open([order_id])
+    # The earlier versions' shape: the result inside the proof, no separate document.
+    result = await db.draw_results.find_one_and_delete({"_id": order_id})
+    await db.proofs.update_one({"_id": order_id}, {"$set": {f: result[f] for f in proofs.RESULT_FIELDS}})
+    stored = await proofs.get(db, order_id)
+    assert stored["winners"] == result["winners"] and stored["beacon"] == result["beacon"]
+    assert (await proofs.save(db, [{"_id": order_id, "participants": []}]))[order_id]["winners"] == result["winners"]
+    assert await db.draw_results.count_documents({}) == 0
+
+
+@pytest.mark.gen_test
 async def test_no_participants_finishes_with_every_item_returned(db, gifts, drawer):
     order_id = await gift_id(gifts, "timed", joiners=0, items=3)
     await make_due(db, order_id)
@@ -159,7 +190,7 @@ async def test_a_draw_stalled_before_its_result_is_resumed_with_the_same_winners
     await make_due(db, order_id)
     first = drawer(lease=timedelta(milliseconds=200), stall="before_finish")
     stalled = asyncio.ensure_future(first.open([order_id]))
-    proof = await until(lambda: db.proofs.find_one({"_id": order_id, "winners": {"$exists": True}}))
+    proof = await until(lambda: db.draw_results.find_one({"_id": order_id}))
     stalled_gift = await db.gifts.find_one({"_id": order_id})
     assert stalled_gift["status"] == "drawing"
     await until_past(stalled_gift["lease_until"])  # the stalled draw's lease lapses

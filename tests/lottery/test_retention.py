@@ -24,7 +24,7 @@ async def test_final_entries_and_done_records_expire_and_a_new_period_applies_in
     assert await ttl_of(db.notifications, "final_at") == 7 * 86400
     assert await ttl_of(db.outbox, "done_at") == 2 * 86400
     # Nothing that must be kept has a TTL index.
-    for name in ("gifts", "joins", "proofs", "members"):
+    for name in ("gifts", "joins", "proofs", "draw_results", "members"):
         async for index in await db[name].list_indexes():
             assert "expireAfterSeconds" not in index, (name, index)
 
