@@ -101,7 +101,7 @@ class Dashboard:
         return {
             "order_id": order_id, "gift": gift, "order": order, "status": order_status(order) if order else None,
             "joins": gift.get("joined_count", 0),
-            "proof": await proofs.get(self.db, order_id) is not None,
+            "proof": await proofs.exists(self.db, order_id),
             "claims": [claim_view(c) for c in item_claims],
             "refunds": [refund_view(r) for r in await refunds.of_order(self.db, order_id)],
             "notifications": notes,

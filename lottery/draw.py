@@ -162,8 +162,10 @@ class Draws:
         gift = await gifts.get(self.db, order_id)
         if not is_live(gift):
             raise GiftNotFound()
+        if gift["status"] != "finished":
+            raise NotOpenedYet()
         proof = await proofs.get(self.db, order_id)
-        if gift["status"] != "finished" or proof is None:
+        if proof is None:
             raise NotOpenedYet()
         view = {
             "algorithm": proof["algorithm"], "version": proof["version"], "order_id": order_id,

@@ -21,6 +21,11 @@ async def get(db: AsyncDatabase, order_id: str) -> dict | None:
     return None if proof is None else (await with_results(db, [proof]))[order_id]
 
 
+async def exists(db: AsyncDatabase, order_id: str) -> bool:
+    """Whether the gift has a frozen proof (without reading its list)."""
+    return await db.proofs.count_documents({"_id": order_id}, limit=1) == 1
+
+
 async def with_results(db: AsyncDatabase, proofs: list[dict]) -> dict[str, dict]:
     """These frozen proofs, each with its result where one is stored. By order id."""
     found = {p["_id"]: p for p in proofs}

@@ -73,6 +73,7 @@ async def test_a_drawn_proofs_frozen_list_is_never_rewritten_its_result_is_store
     await draws.open([order_id])
     frozen = await db.proofs.find_one({"_id": order_id})
     assert "winners" not in frozen and "signature" not in frozen["beacon"]  # as it was frozen
+    assert await proofs.exists(db, order_id) and not await proofs.exists(db, "no such gift")
     result = await db.draw_results.find_one({"_id": order_id})
     assert result["beacon"]["round"] == frozen["beacon"]["round"] and result["beacon"]["status"] == "verified"
     gift = await db.gifts.find_one({"_id": order_id})

@@ -183,6 +183,7 @@ def test_an_orders_story_and_a_refund_by_hand_that_only_an_owner_may_make(owner_
     owner.page.click(f"#orders a[href='/admin/orders/{order_id}']")
     expect(owner.page.locator("#order-status")).to_have_text("已支付")
     expect(owner.page.locator("#joins")).to_have_text("1")
+    expect(owner.page.locator("#proof-link")).to_have_count(0)  # a direct gift has no draw
     expect(owner.page.locator(f"#claims tr[data-claim='{claim_id}']")).to_contain_text("已填写地址")
     owner.page.click("#query-payment button")
     expect(owner.page.locator("#done")).to_have_text("已向微信支付查询")
